@@ -1,0 +1,84 @@
+"""lmbridge: typed signatures, modules and optimizers for LangChain and LlamaIndex stacks.
+
+This file is the whole public API: explicit re-exports, no logic. ``import bridge`` imports
+neither LiteLLM, LangChain, LlamaIndex, optuna nor llama.cpp.
+"""
+
+from bridge import metrics, testing
+from bridge.errors import (
+    AuthenticationError,
+    BridgeError,
+    ConfigurationError,
+    ContextWindowError,
+    EvaluationError,
+    InputError,
+    LMError,
+    LMTimeoutError,
+    MissingDependencyError,
+    ParseError,
+    RateLimitError,
+    SignatureError,
+    StateError,
+    ToolError,
+)
+from bridge.evaluate import Evaluate, EvaluationResult, EvaluationRow
+from bridge.formats import ChatFormat, JSONFormat, PromptFormat
+from bridge.lm import LM, BaseLM, Completion, inspect_history
+from bridge.module import Module
+from bridge.predict import ChainOfThought, Predict
+from bridge.settings import Settings, configure, context, context_executor, current
+from bridge.signature import Field, InputField, OutputField, Signature, make_signature
+from bridge.tracking import trace, track_usage
+from bridge.types import Example, Message, Passage, Prediction, Usage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LM",
+    "AuthenticationError",
+    "BaseLM",
+    "BridgeError",
+    "ChainOfThought",
+    "ChatFormat",
+    "Completion",
+    "ConfigurationError",
+    "ContextWindowError",
+    "Evaluate",
+    "EvaluationError",
+    "EvaluationResult",
+    "EvaluationRow",
+    "Example",
+    "Field",
+    "InputError",
+    "InputField",
+    "JSONFormat",
+    "LMError",
+    "LMTimeoutError",
+    "Message",
+    "MissingDependencyError",
+    "Module",
+    "OutputField",
+    "ParseError",
+    "Passage",
+    "Predict",
+    "Prediction",
+    "PromptFormat",
+    "RateLimitError",
+    "Settings",
+    "Signature",
+    "SignatureError",
+    "StateError",
+    "ToolError",
+    "Usage",
+    "__version__",
+    "configure",
+    "context",
+    "context_executor",
+    "current",
+    "inspect_history",
+    "make_signature",
+    "metrics",
+    "testing",
+    "trace",
+    "track_usage",
+]

@@ -1,0 +1,160 @@
+"""The exceptions lmbridge raises.
+
+Every error a user can meet derives from ``BridgeError``; no third-party class (LiteLLM,
+llama.cpp, a tool's own exception) escapes. Errors that wrap another one are raised ``from`` it,
+so the original stays on ``__cause__``.
+
+    BridgeError
+    ├── SignatureError        a signature is malformed or names an unknown type
+    ├── InputError            a call passed missing or unknown input fields
+    ├── ConfigurationError    no LM is configured, or a setting has the wrong type
+    ├── MissingDependencyError  an optional dependency is not installed (also an ImportError)
+    ├── ParseError            a completion did not parse, even after one re-ask
+    ├── StateError            a saved program does not fit the program loading it
+    ├── ToolError             a tool failed, timed out, or got arguments it cannot take
+    ├── EvaluationError       evaluate or compile passed its maximum error count
+    └── LMError               the language model call failed (after retries)
+        ├── RateLimitError        HTTP 429 or provider quota
+        ├── ContextWindowError    the prompt does not fit the model's context window
+        ├── AuthenticationError   the provider refused the credentials
+        └── LMTimeoutError        the request timed out
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bridge.types import Usage
+
+
+class BridgeError(Exception):
+    """Base class of every lmbridge error."""
+
+
+class SignatureError(BridgeError, ValueError):
+    """Raised when a signature is malformed: a bad string form, a field declared twice, an unknown
+    type name, or a field that is neither an input nor an output."""
+
+
+class InputError(BridgeError, TypeError):
+    """Raised when a module is called with missing input fields or with names the signature does
+    not declare. Control arguments never travel with the inputs."""
+
+
+class ConfigurationError(BridgeError):
+    """Raised when a call needs a setting that is not there, most often an LM."""
+
+
+class MissingDependencyError(BridgeError, ImportError):
+    """Raised when an optional dependency is missing. The message names the pip extra."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"{package} is not installed; it is needed here. Install it with: pip install 'lmbridge[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra
+
+
+class ParseError(BridgeError, ValueError):
+    """Raised when a completion cannot be turned into the signature's output fields.
+
+    Predict re-asks once with the error shown to the model; this is raised when the answer to the
+    re-ask fails too. ``completion`` holds the last raw text, ``signature`` the signature's string
+    form, ``attempts`` how many completions were tried and ``usage`` what they cost.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        completion: str = "",
+        signature: str = "",
+        field: str | None = None,
+        attempts: int = 1,
+        usage: Usage | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.completion = completion
+        self.signature = signature
+        self.field = field
+        self.attempts = attempts
+        self.usage = usage
+
+    def __str__(self) -> str:
+        if not self.completion and not self.signature:
+            return self.message
+        shown = self.completion if len(self.completion) <= 300 else self.completion[:300] + "..."
+        return f"{self.message} [signature: {self.signature}; attempts: {self.attempts}; completion: {shown!r}]"
+
+
+class StateError(BridgeError, ValueError):
+    """Raised when a saved program cannot be loaded into the program at hand: a wrong file
+    format or version, a predictor the program lacks, or fields that do not match."""
+
+
+class ToolError(BridgeError):
+    """Raised when a tool cannot be called: it raised, timed out, or its arguments failed validation.
+    ReAct catches it and shows it to the model as an observation."""
+
+
+class EvaluationError(BridgeError):
+    """Raised when evaluate or compile passes the ``max_errors`` the caller set."""
+
+
+class LMError(BridgeError):
+    """Raised when a language-model call fails after its retries. ``status_code`` is the HTTP status
+    when there was one; ``attempts`` counts the tries made; ``retry_after`` is the server's
+    Retry-After, in seconds, when it sent one."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, attempts: int = 1, model: str = "",
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.attempts = attempts
+        self.model = model
+
+
+class RateLimitError(LMError):
+    """Raised on HTTP 429 or a provider quota error, once the retries are spent."""
+
+
+class ContextWindowError(LMError):
+    """Raised when the prompt does not fit the model's context window. Not retried."""
+
+
+class AuthenticationError(LMError):
+    """Raised when the provider refuses the credentials. Not retried."""
+
+
+class LMTimeoutError(LMError):
+    """Raised when a request times out, once the retries are spent."""
+
+
+def describe(exc: BaseException) -> str:
+    """One line naming an exception, for reports and observations."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+__all__ = [
+    "AuthenticationError",
+    "BridgeError",
+    "ConfigurationError",
+    "ContextWindowError",
+    "EvaluationError",
+    "InputError",
+    "LMError",
+    "LMTimeoutError",
+    "MissingDependencyError",
+    "ParseError",
+    "RateLimitError",
+    "SignatureError",
+    "StateError",
+    "ToolError",
+    "describe",
+]
+

@@ -1,0 +1,297 @@
+"""Prompt formats: a signature, demos and inputs become chat messages; completion text becomes typed
+values. Pure functions of their arguments: no I/O, no model, testable in microseconds.
+
+``ChatFormat`` (the default) writes fields as ``Label: value`` lines and ends the request with the
+label of the first output field, so that a small model only has to continue the text. It was chosen
+by measurement on SmolLM2-135M (see docs/formats.md): field-marker formats such as DSPy's
+``[[ ## field ## ]]`` score near zero on such models.
+
+``JSONFormat`` asks for one JSON object and requests the provider's JSON mode when the LM supports it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any, Literal
+
+from bridge.errors import ParseError
+from bridge.signature import Field, Signature
+from bridge.types import Message
+from bridge.values import coerce, describe_type, json_schema, render, render_input, to_jsonable, validate
+
+DemoPlacement = Literal["turns", "inline"]
+InstructionRole = Literal["user", "system"]
+
+
+class PromptFormat:
+    """Base class of the formats. A subclass implements ``format``, ``parse`` and ``render_outputs``."""
+
+    name: str = "base"
+
+    def format(self, signature: type[Signature], demos: Sequence[Mapping[str, Any]],
+               inputs: Mapping[str, Any]) -> list[Message]:
+        raise NotImplementedError
+
+    def parse(self, signature: type[Signature], text: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def render_outputs(self, signature: type[Signature], values: Mapping[str, Any]) -> str:
+        """The completion a well-behaved model would write for these output values."""
+        raise NotImplementedError
+
+    def repair(self, signature: type[Signature], error: ParseError) -> str:
+        """The follow-up user message that shows the model why its answer did not parse."""
+        names = ", ".join(f.label for f in signature.output_fields.values())
+        return (f"Your answer could not be read: {error.message}. "
+                f"Answer again with only: {names}.")
+
+    def request_params(self, signature: type[Signature]) -> dict[str, Any]:
+        """Extra request parameters this format asks of the LM (for example a JSON mode)."""
+        return {}
+
+    def to_state(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.to_state() == self.to_state()
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.to_state(), sort_keys=True))
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.to_state().items() if k != "name")
+        return f"{type(self).__name__}({opts})"
+
+
+def _inputs_block(signature: type[Signature], values: Mapping[str, Any]) -> str:
+    return "\n".join(f"{f.label}: {render_input(values[n])}"
+                     for n, f in signature.input_fields.items() if n in values)
+
+
+def _field_line(f: Field) -> str:
+    kind = describe_type(f.annotation)
+    detail = "; ".join(p for p in (f.desc, kind) if p)
+    return f"{f.label}: {detail}" if detail else f.label
+
+
+@lru_cache(maxsize=512)
+def _chat_guide(signature: type[Signature]) -> str:
+    outs = list(signature.output_fields.values())
+    parts = [signature.instructions.strip()]
+    if len(outs) == 1:
+        f = outs[0]
+        kind = describe_type(f.annotation)
+        detail = ". ".join(p for p in (f.desc, f"Answer with {kind}" if kind else "") if p)
+        if detail:
+            parts.append(detail + ".")
+    else:
+        lines = "\n".join(_field_line(f) for f in outs)
+        parts.append("Reply with these fields in this order, each starting with its label:\n" + lines)
+    return "\n\n".join(p for p in parts if p)
+
+
+@lru_cache(maxsize=512)
+def _label_pattern(signature: type[Signature]) -> tuple[re.Pattern[str], dict[str, str]]:
+    names: dict[str, str] = {}
+    for n, f in {**signature.output_fields, **signature.input_fields}.items():
+        for alias in {f.label.lower(), n.lower(), n.replace("_", " ").lower()}:
+            names.setdefault(alias, n)
+    alts = "|".join(sorted((re.escape(a) for a in names), key=len, reverse=True))
+    pattern = re.compile(rf"^[ \t]*(?:#+[ \t]*)?[*_]*({alts})[*_]*[ \t]*:[*_]*[ \t]*", re.I | re.M)
+    return pattern, names
+
+
+class ChatFormat(PromptFormat):
+    """``Label: value`` lines. ``demos`` puts demonstrations as user/assistant turns or inline in one
+    message; ``instructions`` puts the instructions in the first user message or a system message."""
+
+    name = "chat"
+
+    def __init__(self, demos: DemoPlacement = "turns", instructions: InstructionRole = "user") -> None:
+        if demos not in ("turns", "inline"):
+            raise ValueError(f"demos must be 'turns' or 'inline', not {demos!r}")
+        if instructions not in ("user", "system"):
+            raise ValueError(f"instructions must be 'user' or 'system', not {instructions!r}")
+        self.demos: DemoPlacement = demos
+        self.instructions: InstructionRole = instructions
+
+    def to_state(self) -> dict[str, Any]:
+        return {"name": self.name, "demos": self.demos, "instructions": self.instructions}
+
+    def _request(self, signature: type[Signature], values: Mapping[str, Any]) -> str:
+        first = next(iter(signature.output_fields.values()))
+        return f"{_inputs_block(signature, values)}\n{first.label}:"
+
+    def format(self, signature: type[Signature], demos: Sequence[Mapping[str, Any]],
+               inputs: Mapping[str, Any]) -> list[Message]:
+        guide = _chat_guide(signature)
+        usable = [d for d in demos if all(n in d for n in signature.input_fields)]
+        messages: list[Message] = []
+        if self.instructions == "system":
+            messages.append({"role": "system", "content": guide})
+            head = ""
+        else:
+            head = guide + "\n\n"
+        if self.demos == "inline" and usable:
+            shown = "\n\n".join(
+                f"{_inputs_block(signature, d)}\n{self._labelled_outputs(signature, d)}" for d in usable)
+            messages.append({"role": "user",
+                             "content": f"{head}{shown}\n\n{self._request(signature, inputs)}"})
+            return messages
+        for d in usable:
+            messages.append({"role": "user", "content": head + self._request(signature, d)})
+            messages.append({"role": "assistant", "content": self.render_outputs(signature, d)})
+            head = ""
+        messages.append({"role": "user", "content": head + self._request(signature, inputs)})
+        return messages
+
+    def _labelled_outputs(self, signature: type[Signature], values: Mapping[str, Any]) -> str:
+        return "\n".join(f"{f.label}: {render(values[n])}"
+                         for n, f in signature.output_fields.items() if n in values)
+
+    def render_outputs(self, signature: type[Signature], values: Mapping[str, Any]) -> str:
+        lines: list[str] = []
+        for i, (n, f) in enumerate(signature.output_fields.items()):
+            if n not in values:
+                continue
+            lines.append(render(values[n]) if i == 0 else f"{f.label}: {render(values[n])}")
+        return "\n".join(lines)
+
+    def parse(self, signature: type[Signature], text: str) -> dict[str, Any]:
+        outputs = signature.output_fields
+        pattern, names = _label_pattern(signature)
+        sections: dict[str, str] = {}
+        matches = list(pattern.finditer(text))
+        for i, m in enumerate(matches):
+            name = names[m.group(1).lower()]
+            if name in signature.input_fields or name in sections:
+                break  # the model began another example: stop reading there
+            end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+            sections[name] = text[m.end():end]
+        first = next(iter(outputs))
+        if first not in sections:
+            sections[first] = text[: matches[0].start()] if matches else text
+        values: dict[str, Any] = {}
+        for n, f in outputs.items():
+            if n not in sections:
+                raise ParseError(f"the completion has no {f.label!r} field", completion=text, field=n)
+            raw = sections[n]
+            if not raw.strip() and f.annotation is not str:
+                raise ParseError(f"field {n!r} is empty", completion=text, field=n)
+            values[n] = coerce(raw, f.annotation, n)
+        return values
+
+
+class JSONFormat(PromptFormat):
+    """One JSON object with a key per output field. Asks for the provider's JSON mode when the LM
+    supports it (``response_format={"type": "json_object"}``)."""
+
+    name = "json"
+
+    def __init__(self, demos: DemoPlacement = "turns", instructions: InstructionRole = "system") -> None:
+        self.demos: DemoPlacement = demos
+        self.instructions: InstructionRole = instructions
+
+    def to_state(self) -> dict[str, Any]:
+        return {"name": self.name, "demos": self.demos, "instructions": self.instructions}
+
+    def request_params(self, signature: type[Signature]) -> dict[str, Any]:
+        return {"response_format": {"type": "json_object"}}
+
+    def _guide(self, signature: type[Signature]) -> str:
+        return _json_guide(signature)
+
+    def format(self, signature: type[Signature], demos: Sequence[Mapping[str, Any]],
+               inputs: Mapping[str, Any]) -> list[Message]:
+        guide = self._guide(signature)
+        usable = [d for d in demos if all(n in d for n in signature.input_fields)]
+        messages: list[Message] = []
+        head = ""
+        if self.instructions == "system":
+            messages.append({"role": "system", "content": guide})
+        else:
+            head = guide + "\n\n"
+        if self.demos == "inline" and usable:
+            shown = "\n\n".join(f"{_inputs_block(signature, d)}\n{self.render_outputs(signature, d)}"
+                                for d in usable)
+            messages.append({"role": "user", "content": f"{head}{shown}\n\n{_inputs_block(signature, inputs)}"})
+            return messages
+        for d in usable:
+            messages.append({"role": "user", "content": head + _inputs_block(signature, d)})
+            messages.append({"role": "assistant", "content": self.render_outputs(signature, d)})
+            head = ""
+        messages.append({"role": "user", "content": head + _inputs_block(signature, inputs)})
+        return messages
+
+    def render_outputs(self, signature: type[Signature], values: Mapping[str, Any]) -> str:
+        return json.dumps({n: to_jsonable(values[n]) for n in signature.output_fields if n in values},
+                          ensure_ascii=False)
+
+    def parse(self, signature: type[Signature], text: str) -> dict[str, Any]:
+        obj = _find_object(text)
+        lowered = {str(k).lower(): v for k, v in obj.items()}
+        values: dict[str, Any] = {}
+        for n, f in signature.output_fields.items():
+            key = n if n in obj else n.lower() if n.lower() in lowered else f.label.lower()
+            if key not in obj and key not in lowered:
+                raise ParseError(f"the JSON object has no key {n!r}", completion=text, field=n)
+            raw = obj[key] if key in obj else lowered[key]
+            if isinstance(raw, str) and f.annotation is not str:
+                values[n] = coerce(raw, f.annotation, n)
+            elif f.annotation is str and not isinstance(raw, str):
+                values[n] = render(raw)
+            else:
+                values[n] = validate(raw, f.annotation, n, text)
+        return values
+
+
+@lru_cache(maxsize=512)
+def _json_guide(signature: type[Signature]) -> str:
+    lines = []
+    for n, f in signature.output_fields.items():
+        kind = describe_type(f.annotation)
+        if kind.startswith("a JSON"):
+            kind += " matching " + json.dumps(json_schema(f.annotation), separators=(",", ":"))
+        detail = "; ".join(p for p in (f.desc, kind or "a string") if p)
+        lines.append(f'- "{n}": {detail}')
+    return (f"{signature.instructions.strip()}\n\nReply with one JSON object and nothing else, "
+            "with these keys:\n" + "\n".join(lines))
+
+
+def _find_object(text: str) -> dict[str, Any]:
+    stripped = text.strip()
+    fence = re.search(r"```(?:json)?\s*(.*?)```", stripped, re.S)
+    candidates = [stripped] + ([fence.group(1)] if fence else [])
+    start, end = stripped.find("{"), stripped.rfind("}")
+    if 0 <= start < end:
+        candidates.append(stripped[start:end + 1])
+    for c in candidates:
+        try:
+            obj = json.loads(c)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            return obj
+    if 0 <= start:
+        try:
+            obj, _ = json.JSONDecoder().raw_decode(stripped[start:])
+            if isinstance(obj, dict):
+                return obj
+        except ValueError:
+            pass
+    raise ParseError("the completion holds no JSON object", completion=text)
+
+
+FORMATS: dict[str, type[PromptFormat]] = {"chat": ChatFormat, "json": JSONFormat}
+
+
+def format_from_state(state: Mapping[str, Any]) -> PromptFormat:
+    """Rebuild a format from ``to_state()`` output. Only the known formats can be named."""
+    name = state.get("name")
+    if name not in FORMATS:
+        raise ValueError(f"unknown prompt format {name!r}; known: {sorted(FORMATS)}")
+    options = {k: v for k, v in state.items() if k != "name"}
+    return FORMATS[name](**options)

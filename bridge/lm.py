@@ -1,0 +1,363 @@
+"""Language models: ``BaseLM`` holds everything common (cache, retries, usage, bounded history);
+a subclass only says how to send one request (``_send`` / ``_asend``).
+
+``LM`` sends through LiteLLM, the only network client in lmbridge, or runs the embedded model
+for ``"local/..."`` names. LiteLLM's exceptions are mapped here, once, to ``bridge`` errors
+raised ``from`` the original. ``import bridge`` never imports LiteLLM: it is imported on the
+first request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bridge.cache import Cache, cache_key, shared_cache
+from bridge.errors import (
+    AuthenticationError,
+    ContextWindowError,
+    LMError,
+    LMTimeoutError,
+    RateLimitError,
+)
+from bridge.tracking import record_usage
+from bridge.types import Message, Usage
+
+if TYPE_CHECKING:
+    from bridge.formats import PromptFormat
+    from bridge.signature import Signature
+
+_KEY_ONLY_PARAMS = frozenset({"rollout_id"})  # part of the cache key, never sent
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One answer from a model (or the cache), with what it cost."""
+
+    text: str
+    usage: Usage
+    cached: bool = False
+
+
+@dataclass(slots=True)
+class RawResult:
+    """What a backend returns for one request."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    model: str
+    messages: list[Message]
+    completion: str
+    usage: Usage
+    cached: bool
+    timestamp: float = field(default_factory=time.time)
+
+
+class TransientError(Exception):
+    """Raised by a backend for a failure worth retrying; wraps the mapped bridge error."""
+
+    def __init__(self, error: LMError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+class BaseLM:
+    """The interface Predict talks to. Subclasses implement ``_send`` (and ``_asend`` for native
+    async); the base class adds the cache, retries with backoff, usage and history."""
+
+    model: str = "lm"
+
+    def __init__(self, model: str, *, cache: bool | Cache = True, num_retries: int = 3, backoff: float = 0.5,
+                 history_size: int = 100, **params: Any) -> None:
+        self.model = model
+        self.params = params
+        self.num_retries = num_retries
+        self.backoff = backoff
+        self._cache: Cache | None = (shared_cache() if cache is True else cache) if cache is not False else None
+        self.history: deque[HistoryEntry] = deque(maxlen=history_size)
+        self.usage = Usage()
+        self._usage_lock = threading.Lock()
+
+    # -- what a subclass provides --------------------------------------------------------------
+    def _send(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
+              fmt: PromptFormat | None) -> RawResult:
+        raise NotImplementedError
+
+    async def _asend(self, messages: list[Message], params: dict[str, Any],
+                     signature: type[Signature] | None, fmt: PromptFormat | None) -> RawResult:
+        return await asyncio.to_thread(self._send, messages, params, signature, fmt)
+
+    # -- the shared path ---------------------------------------------------------------------------
+    def _prepare(self, messages: list[Message], params: dict[str, Any] | None) -> tuple[dict[str, Any], str | None]:
+        merged = {**self.params, **params} if params else self.params
+        key = cache_key(self.model, messages, merged) if self._cache is not None else None
+        return merged, key
+
+    def _hit(self, key: str | None, messages: list[Message]) -> Completion | None:
+        if key is None or self._cache is None:
+            return None
+        record = self._cache.get(key)
+        if record is None:
+            return None
+        usage = Usage(cache_hits=1)
+        self._finish(messages, record["text"], usage, True)
+        return Completion(record["text"], usage, True)
+
+    def _store(self, key: str | None, messages: list[Message], raw: RawResult, retries: int) -> Completion:
+        usage = Usage(calls=1, prompt_tokens=raw.prompt_tokens, completion_tokens=raw.completion_tokens,
+                      cost=raw.cost, retries=retries)
+        if key is not None and self._cache is not None:
+            self._cache.set(key, {"text": raw.text, "prompt_tokens": raw.prompt_tokens,
+                                  "completion_tokens": raw.completion_tokens})
+        self._finish(messages, raw.text, usage, False)
+        return Completion(raw.text, usage, False)
+
+    def _finish(self, messages: list[Message], text: str, usage: Usage, cached: bool) -> None:
+        self.history.append(HistoryEntry(self.model, messages, text, usage, cached))
+        with self._usage_lock:
+            self.usage.add(usage)
+        record_usage(usage)
+
+    def _wait(self, attempt: int, error: TransientError) -> float:
+        if error.retry_after is not None:
+            return min(max(error.retry_after, 0.0), 60.0)
+        return min(self.backoff * (2 ** attempt) * (0.5 + random.random()), 30.0)
+
+    def _failed(self, error: TransientError, attempts: int, retries: int) -> LMError:
+        err = error.error
+        err.attempts = attempts
+        if retries:
+            record_usage(Usage(retries=retries))
+            with self._usage_lock:
+                self.usage.retries += retries
+        return err
+
+    def complete(self, messages: list[Message], params: dict[str, Any] | None = None, *,
+                 signature: type[Signature] | None = None, fmt: PromptFormat | None = None) -> Completion:
+        """Ask the model (or the cache) for one completion of ``messages``."""
+        merged, key = self._prepare(messages, params)
+        hit = self._hit(key, messages)
+        if hit is not None:
+            return hit
+        send_params = {k: v for k, v in merged.items() if k not in _KEY_ONLY_PARAMS}
+        for attempt in range(self.num_retries + 1):
+            try:
+                raw = self._send(messages, send_params, signature, fmt)
+                return self._store(key, messages, raw, attempt)
+            except TransientError as error:
+                if attempt >= self.num_retries:
+                    raise self._failed(error, attempt + 1, attempt) from error.error.__cause__
+                time.sleep(self._wait(attempt, error))
+        raise AssertionError("unreachable")
+
+    async def acomplete(self, messages: list[Message], params: dict[str, Any] | None = None, *,
+                        signature: type[Signature] | None = None, fmt: PromptFormat | None = None) -> Completion:
+        """The async twin of ``complete``; differs only in the awaits."""
+        merged, key = self._prepare(messages, params)
+        hit = self._hit(key, messages)
+        if hit is not None:
+            return hit
+        send_params = {k: v for k, v in merged.items() if k not in _KEY_ONLY_PARAMS}
+        for attempt in range(self.num_retries + 1):
+            try:
+                raw = await self._asend(messages, send_params, signature, fmt)
+                return self._store(key, messages, raw, attempt)
+            except TransientError as error:
+                if attempt >= self.num_retries:
+                    raise self._failed(error, attempt + 1, attempt) from error.error.__cause__
+                await asyncio.sleep(self._wait(attempt, error))
+        raise AssertionError("unreachable")
+
+    def __call__(self, prompt: str | list[Message], **params: Any) -> str:
+        """Convenience: ``lm("Say hi")`` or ``lm(messages)`` returns the completion text."""
+        messages: list[Message] = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+        return self.complete(messages, params).text
+
+    def supports_json_mode(self) -> bool:
+        return False
+
+    def inspect_history(self, n: int = 1) -> str:
+        """The last ``n`` prompts and completions, as text (also printed)."""
+        entries = list(self.history)[-n:]
+        blocks = []
+        for e in entries:
+            lines = [f"--- {e.model} {'(cached) ' if e.cached else ''}at {time.strftime('%H:%M:%S', time.localtime(e.timestamp))}"]
+            lines += [f"[{m['role']}]\n{m['content']}" for m in e.messages]
+            lines.append(f"[completion]\n{e.completion}")
+            blocks.append("\n".join(lines))
+        text = "\n\n".join(blocks)
+        print(text)
+        return text
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.model!r})"
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> BaseLM:
+        return self  # an LM is a shared resource, never copied with a program
+
+
+class LM(BaseLM):
+    """A language model reached through LiteLLM (any LiteLLM model string), or the embedded local
+    model for ``"local/<name>"``.
+
+    ``LM("openai/smollm2", api_base="http://127.0.0.1:8008/v1", api_key="none")`` reaches any
+    OpenAI-compatible server. ``api_key`` and ``api_base`` are sent with each request, never cached
+    and never saved.
+    """
+
+    def __init__(self, model: str, *, api_base: str | None = None, api_key: str | None = None,
+                 temperature: float | None = 0.0, max_tokens: int | None = None, cache: bool | Cache = True,
+                 num_retries: int = 3, **params: Any) -> None:
+        if not isinstance(model, str) or not model.strip():
+            raise ValueError("LM needs a model name such as 'local/smollm2' or 'openai/gpt-4o-mini'")
+        sampling = {k: v for k, v in (("temperature", temperature), ("max_tokens", max_tokens)) if v is not None}
+        super().__init__(model, cache=cache, num_retries=num_retries, **sampling, **params)
+        self._api_base = api_base
+        self._api_key = api_key
+        self._local: Any = None
+        self._price_known: bool | None = None
+        if model.startswith("local/"):
+            from bridge.local import LocalModel
+
+            self._local = LocalModel.for_name(model.removeprefix("local/"))
+
+    @property
+    def is_local(self) -> bool:
+        return self._local is not None
+
+    def supports_json_mode(self) -> bool:
+        return True
+
+    def _send(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
+              fmt: PromptFormat | None) -> RawResult:
+        if self._local is not None:
+            return self._local.chat(messages, params)  # type: ignore[no-any-return]
+        litellm = _litellm()
+        try:
+            response = litellm.completion(**self._request(messages, params))
+        except Exception as exc:
+            raise _map_error(exc, self.model) from exc
+        return self._result(response)
+
+    async def _asend(self, messages: list[Message], params: dict[str, Any],
+                     signature: type[Signature] | None, fmt: PromptFormat | None) -> RawResult:
+        if self._local is not None:
+            return await asyncio.to_thread(self._local.chat, messages, params)  # type: ignore[no-any-return]
+        litellm = _litellm()
+        try:
+            response = await litellm.acompletion(**self._request(messages, params))
+        except Exception as exc:
+            raise _map_error(exc, self.model) from exc
+        return self._result(response)
+
+    def _request(self, messages: list[Message], params: dict[str, Any]) -> dict[str, Any]:
+        request: dict[str, Any] = {"model": self.model, "messages": messages, "num_retries": 0,
+                                   "max_retries": 0, "drop_params": True, **params}
+        if self._api_base is not None:
+            request["api_base"] = self._api_base
+        if self._api_key is not None:
+            request["api_key"] = self._api_key
+        return request
+
+    def _result(self, response: Any) -> RawResult:
+        choice = response.choices[0]
+        text = getattr(choice.message, "content", None) or ""
+        usage = getattr(response, "usage", None)
+        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        return RawResult(text, prompt_tokens, completion_tokens, self._cost(response))
+
+    def _cost(self, response: Any) -> float | None:
+        if self._price_known is False:
+            return None
+        try:
+            cost = float(_litellm().completion_cost(completion_response=response))
+            self._price_known = True
+            return cost
+        except Exception:
+            self._price_known = False
+            return None
+
+
+_litellm_module: Any = None
+_litellm_lock = threading.Lock()
+
+
+def _litellm() -> Any:
+    global _litellm_module
+    if _litellm_module is None:
+        with _litellm_lock:
+            if _litellm_module is None:
+                os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no download at import
+                import litellm
+
+                litellm.suppress_debug_info = True
+                _litellm_module = litellm
+    return _litellm_module
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    for holder in (getattr(exc, "response", None), exc):
+        headers = getattr(holder, "headers", None) or getattr(holder, "litellm_response_headers", None)
+        if headers is None:
+            continue
+        try:
+            value = headers.get("retry-after") or headers.get("Retry-After")
+        except Exception:
+            continue
+        if value is not None:
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def _map_error(exc: Exception, model: str) -> Exception:
+    """Map a LiteLLM (or OpenAI SDK) exception to a bridge error; transient ones come wrapped in
+    TransientError so that the retry loop sees them."""
+    litellm = _litellm()
+    status = getattr(exc, "status_code", None)
+    message = f"{model}: {type(exc).__name__}: {str(exc)[:500]}"
+    error: LMError
+    if isinstance(exc, litellm.ContextWindowExceededError):
+        error = ContextWindowError(message, status_code=status, model=model)
+    elif isinstance(exc, litellm.AuthenticationError):
+        error = AuthenticationError(message, status_code=status, model=model)
+    elif isinstance(exc, litellm.RateLimitError):
+        error = RateLimitError(message, status_code=429, model=model)
+    elif isinstance(exc, litellm.Timeout):
+        error = LMTimeoutError(message, status_code=status, model=model)
+    else:
+        error = LMError(message, status_code=status, model=model)
+    error.__cause__ = exc
+    transient = isinstance(error, (RateLimitError, LMTimeoutError)) or (
+        type(error) is LMError and (isinstance(status, int) and status >= 500
+                                    or isinstance(exc, (litellm.APIConnectionError,
+                                                        litellm.ServiceUnavailableError,
+                                                        litellm.InternalServerError))))
+    return TransientError(error, _retry_after(exc)) if transient else error
+
+
+def inspect_history(n: int = 1, lm: BaseLM | None = None) -> str:
+    """Print the last ``n`` prompts and completions of ``lm`` (default: the configured LM)."""
+    from bridge.settings import current
+
+    target = lm or current().lm
+    if target is None:
+        print("no LM is configured, so there is no history")
+        return ""
+    return target.inspect_history(n)

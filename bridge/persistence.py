@@ -1,0 +1,151 @@
+"""Saving and loading programs as plain JSON state.
+
+A file holds, per predictor, its instructions, its field descriptions and labels, its demos and its
+prompt format, plus the compile report, a format version and the lmbridge version. It holds no code,
+no pickle, no model name, no base URL and no key. Loading validates the whole file first and changes
+nothing when it does not fit: a wrong format, a newer version, a missing or extra predictor, or
+fields that differ all raise StateError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bridge.errors import StateError
+from bridge.formats import format_from_state
+from bridge.signature import type_name
+from bridge.types import Example
+from bridge.values import to_jsonable
+
+if TYPE_CHECKING:
+    from bridge.module import Module
+    from bridge.predict import Predict
+
+FORMAT = "lmbridge.program"
+FORMAT_VERSION = 1
+
+
+def library_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lmbridge")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def predictor_state(p: Predict) -> dict[str, Any]:
+    sig = p.signature
+    return {
+        "instructions": sig.instructions,
+        "fields": {n: {"kind": f.kind, "type": type_name(f.annotation), "desc": f.desc, "prefix": f.prefix}
+                   for n, f in sig.fields().items()},
+        "demos": [{k: to_jsonable(v) for k, v in d.items()} for d in p.demos],
+        "format": p.format.to_state() if p.format is not None else None,
+    }
+
+
+def program_state(program: Module) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "lmbridge_version": library_version(),
+        "program": type(program).__name__,
+        "predictors": {name: predictor_state(p) for name, p in program.named_predictors()},
+        "report": program.report,
+    }
+
+
+def _check_predictor(name: str, p: Predict, state: Any) -> None:
+    if not isinstance(state, dict):
+        raise StateError(f"predictor {name!r}: state must be an object")
+    for key, kind in (("instructions", str), ("fields", dict), ("demos", list)):
+        if not isinstance(state.get(key), kind):
+            raise StateError(f"predictor {name!r}: {key!r} is missing or is not a {kind.__name__}")
+    fields = p.signature.fields()
+    saved = state["fields"]
+    if list(saved) != list(fields):
+        raise StateError(f"predictor {name!r}: the file has fields {list(saved)}, the program has {list(fields)}")
+    for n, f in fields.items():
+        entry = saved[n]
+        if not isinstance(entry, dict) or entry.get("kind") != f.kind:
+            raise StateError(f"predictor {name!r}: field {n!r} is an {f.kind} here but not in the file")
+        if entry.get("type", type_name(f.annotation)) != type_name(f.annotation):
+            raise StateError(f"predictor {name!r}: field {n!r} has type {type_name(f.annotation)} here, "
+                             f"{entry.get('type')} in the file")
+    for i, demo in enumerate(state["demos"]):
+        if not isinstance(demo, dict):
+            raise StateError(f"predictor {name!r}: demo {i} is not an object")
+    fmt = state.get("format")
+    if fmt is not None:
+        try:
+            format_from_state(fmt)
+        except (ValueError, TypeError) as exc:
+            raise StateError(f"predictor {name!r}: {exc}") from exc
+
+
+def apply_state(program: Module, state: Any) -> None:
+    """Validate ``state`` against ``program`` completely, then apply it."""
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise StateError(f"not an lmbridge program file (expected \"format\": \"{FORMAT}\")")
+    version = state.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise StateError(f"program file format version {version!r} is not supported by this lmbridge "
+                         f"(reads up to {FORMAT_VERSION}); upgrade lmbridge")
+    saved = state.get("predictors")
+    if not isinstance(saved, dict):
+        raise StateError("program file has no 'predictors' object")
+    mine = dict(program.named_predictors())
+    if set(saved) != set(mine):
+        missing, extra = sorted(set(mine) - set(saved)), sorted(set(saved) - set(mine))
+        raise StateError(f"program file does not fit {type(program).__name__}: "
+                         f"missing predictors {missing}, unexpected predictors {extra}")
+    for name, p in mine.items():
+        _check_predictor(name, p, saved[name])
+    for name, p in mine.items():
+        s = saved[name]
+        sig = p.signature.with_instructions(s["instructions"])
+        for n, entry in s["fields"].items():
+            sig = sig.with_updated_field(n, desc=str(entry.get("desc", "")), prefix=str(entry.get("prefix", "")))
+        p.signature = sig
+        p.demos = [Example(d) for d in s["demos"]]
+        if s.get("format") is not None:
+            p.format = format_from_state(s["format"])
+    report = state.get("report")
+    program.report = report if isinstance(report, dict) else None
+
+
+def save(program: Module, path: str | Path) -> None:
+    path = Path(path)
+    text = json.dumps(program_state(program), indent=2, ensure_ascii=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_state(path: str | Path) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise StateError(f"cannot read program file {path}: {exc}") from exc
+    try:
+        state = json.loads(text)
+    except ValueError as exc:
+        raise StateError(f"program file {path} is not valid JSON: {exc}") from exc
+    if not isinstance(state, dict):
+        raise StateError(f"program file {path} does not hold a JSON object")
+    return state
+
+
+def load(program: Module, path: str | Path) -> None:
+    apply_state(program, read_state(path))
