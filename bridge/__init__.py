@@ -5,6 +5,7 @@ neither LiteLLM, LangChain, LlamaIndex, optuna nor llama.cpp.
 """
 
 from bridge import metrics, testing
+from bridge.control import BestOfN, Parallel, Refine
 from bridge.errors import (
     AuthenticationError,
     BridgeError,
@@ -23,11 +24,20 @@ from bridge.errors import (
 )
 from bridge.evaluate import Evaluate, EvaluationResult, EvaluationRow
 from bridge.formats import ChatFormat, JSONFormat, PromptFormat
-from bridge.lm import LM, BaseLM, Completion, inspect_history
+from bridge.lm import LM, BaseLM, Completion, RawResult, inspect_history
 from bridge.module import Module
+from bridge.optimizers import (
+    BootstrapFewShot,
+    BootstrapFewShotWithRandomSearch,
+    LabeledFewShot,
+    MIPROv2,
+)
 from bridge.predict import ChainOfThought, Predict
+from bridge.react import ReAct
+from bridge.retrieval import BM25Retriever, Retrieve, Retriever
 from bridge.settings import Settings, configure, context, context_executor, current
 from bridge.signature import Field, InputField, OutputField, Signature, make_signature
+from bridge.tools import Tool
 from bridge.tracking import trace, track_usage
 from bridge.types import Example, Message, Passage, Prediction, Usage
 
@@ -36,7 +46,11 @@ __version__ = "0.1.0"
 __all__ = [
     "LM",
     "AuthenticationError",
+    "BM25Retriever",
     "BaseLM",
+    "BestOfN",
+    "BootstrapFewShot",
+    "BootstrapFewShotWithRandomSearch",
     "BridgeError",
     "ChainOfThought",
     "ChatFormat",
@@ -54,20 +68,29 @@ __all__ = [
     "JSONFormat",
     "LMError",
     "LMTimeoutError",
+    "LabeledFewShot",
+    "MIPROv2",
     "Message",
     "MissingDependencyError",
     "Module",
     "OutputField",
+    "Parallel",
     "ParseError",
     "Passage",
     "Predict",
     "Prediction",
     "PromptFormat",
     "RateLimitError",
+    "RawResult",
+    "ReAct",
+    "Refine",
+    "Retrieve",
+    "Retriever",
     "Settings",
     "Signature",
     "SignatureError",
     "StateError",
+    "Tool",
     "ToolError",
     "Usage",
     "__version__",

@@ -42,6 +42,8 @@ class DiskCache:
         self._local = threading.local()
         self.corrupt_entries = 0
         self.corrupt_files = 0
+        self.busy = 0
+        """Reads and writes skipped because the file stayed locked or unreadable (not corruption)."""
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -58,6 +60,9 @@ class DiskCache:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, value TEXT, created REAL)")
                 return conn
+            except sqlite3.OperationalError:
+                conn.close()  # locked, unreadable or out of space: not a reason to move the file
+                raise
             except sqlite3.DatabaseError:
                 conn.close()
                 if attempt:
@@ -76,6 +81,9 @@ class DiskCache:
     def get(self, key: str) -> dict[str, Any] | None:
         try:
             row = self._conn().execute("SELECT value FROM completions WHERE key = ?", (key,)).fetchone()
+        except sqlite3.OperationalError:
+            self.busy += 1
+            return None
         except sqlite3.DatabaseError:
             self._reset()
             return None
@@ -95,12 +103,16 @@ class DiskCache:
         try:
             self._conn().execute("INSERT OR REPLACE INTO completions VALUES (?, ?, ?)",
                                  (key, json.dumps(record), time.time()))
+        except sqlite3.OperationalError:
+            self.busy += 1
         except sqlite3.DatabaseError:
             self._reset()
 
     def delete(self, key: str) -> None:
         try:
             self._conn().execute("DELETE FROM completions WHERE key = ?", (key,))
+        except sqlite3.OperationalError:
+            self.busy += 1
         except sqlite3.DatabaseError:
             self._reset()
 

@@ -48,6 +48,11 @@ class PromptFormat:
         return (f"Your answer could not be read: {error.message}. "
                 f"Answer again with only: {names}.")
 
+    def merge(self, signature: type[Signature], first: str, second: str, error: ParseError) -> str | None:
+        """The text to parse when the answer to the re-ask does not parse on its own, or None.
+        A format whose re-ask asks only for the missing field joins the two answers here."""
+        return None
+
     def request_params(self, signature: type[Signature]) -> dict[str, Any]:
         """Extra request parameters this format asks of the LM (for example a JSON mode)."""
         return {}
@@ -148,6 +153,26 @@ class ChatFormat(PromptFormat):
         messages.append({"role": "user", "content": head + self._request(signature, inputs)})
         return messages
 
+    def _missing(self, signature: type[Signature], error: ParseError) -> Field | None:
+        first = next(iter(signature.output_fields))
+        if error.field in signature.output_fields and error.field != first and "has no" in error.message:
+            return signature.output_fields[error.field]
+        return None
+
+    def repair(self, signature: type[Signature], error: ParseError) -> str:
+        missing = self._missing(signature, error)
+        if missing is None:
+            return super().repair(signature, error)
+        kind = describe_type(missing.annotation)
+        detail = f" ({kind})" if kind else ""
+        return f"Now give the {missing.label}{detail}.\n{missing.label}:"
+
+    def merge(self, signature: type[Signature], first: str, second: str, error: ParseError) -> str | None:
+        missing = self._missing(signature, error)
+        if missing is None:
+            return None
+        return f"{first.rstrip()}\n{missing.label}: {second.strip()}"
+
     def _labelled_outputs(self, signature: type[Signature], values: Mapping[str, Any]) -> str:
         return "\n".join(f"{f.label}: {render(values[n])}"
                          for n, f in signature.output_fields.items() if n in values)
@@ -165,15 +190,16 @@ class ChatFormat(PromptFormat):
         pattern, names = _label_pattern(signature)
         sections: dict[str, str] = {}
         matches = list(pattern.finditer(text))
+        first = next(iter(outputs))
+        lead = text[: matches[0].start()] if matches else text  # the unlabelled first field
         for i, m in enumerate(matches):
             name = names[m.group(1).lower()]
-            if name in signature.input_fields or name in sections:
+            if name in signature.input_fields or name in sections or (name == first and i and lead.strip()):
                 break  # the model began another example: stop reading there
             end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
             sections[name] = text[m.end():end]
-        first = next(iter(outputs))
         if first not in sections:
-            sections[first] = text[: matches[0].start()] if matches else text
+            sections[first] = lead
         values: dict[str, Any] = {}
         for n, f in outputs.items():
             if n not in sections:
@@ -192,6 +218,10 @@ class JSONFormat(PromptFormat):
     name = "json"
 
     def __init__(self, demos: DemoPlacement = "turns", instructions: InstructionRole = "system") -> None:
+        if demos not in ("turns", "inline"):
+            raise ValueError(f"demos must be 'turns' or 'inline', not {demos!r}")
+        if instructions not in ("user", "system"):
+            raise ValueError(f"instructions must be 'user' or 'system', not {instructions!r}")
         self.demos: DemoPlacement = demos
         self.instructions: InstructionRole = instructions
 

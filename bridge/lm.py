@@ -335,9 +335,10 @@ def _map_error(exc: Exception, model: str) -> Exception:
     error: LMError
     if isinstance(exc, litellm.ContextWindowExceededError):
         error = ContextWindowError(message, status_code=status, model=model)
-    elif isinstance(exc, litellm.AuthenticationError):
+    elif isinstance(exc, litellm.AuthenticationError) or status in (401, 403):
+        # LiteLLM files a 401 whose body says "invalid_request_error" under BadRequestError
         error = AuthenticationError(message, status_code=status, model=model)
-    elif isinstance(exc, litellm.RateLimitError):
+    elif isinstance(exc, litellm.RateLimitError) or status == 429:
         error = RateLimitError(message, status_code=429, model=model)
     elif isinstance(exc, litellm.Timeout):
         error = LMTimeoutError(message, status_code=status, model=model)

@@ -92,10 +92,17 @@ class Predict(Module):
         return [*messages, {"role": "assistant", "content": text},
                 {"role": "user", "content": fmt.repair(self.signature, error)}]
 
-    def _second_parse(self, fmt: PromptFormat, completion: Completion, usage: Usage) -> dict[str, Any]:
+    def _second_parse(self, fmt: PromptFormat, first: str, completion: Completion, first_error: ParseError,
+                      usage: Usage) -> dict[str, Any]:
         try:
             return fmt.parse(self.signature, completion.text)
         except ParseError as error:
+            merged = fmt.merge(self.signature, first, completion.text, first_error)
+            if merged is not None:
+                try:
+                    return fmt.parse(self.signature, merged)
+                except ParseError:
+                    pass
             raise ParseError(error.message, completion=completion.text, signature=self.signature.spec(),
                              field=error.field, attempts=2, usage=usage) from error
 
@@ -117,7 +124,8 @@ class Predict(Module):
         second = lm.complete(self._repair(messages, fmt, completion.text, values), params,
                              signature=self.signature, fmt=fmt)
         usage = completion.usage + second.usage + Usage(parse_retries=1)
-        return self._finish(inputs, self._second_parse(fmt, second, usage), usage, second.text)
+        values = self._second_parse(fmt, completion.text, second, values, usage)
+        return self._finish(inputs, values, usage, second.text)
 
     async def aforward(self, **inputs: Any) -> Prediction:
         self._check(inputs)
@@ -132,7 +140,8 @@ class Predict(Module):
         second = await lm.acomplete(self._repair(messages, fmt, completion.text, values), params,
                                     signature=self.signature, fmt=fmt)
         usage = completion.usage + second.usage + Usage(parse_retries=1)
-        return self._finish(inputs, self._second_parse(fmt, second, usage), usage, second.text)
+        values = self._second_parse(fmt, completion.text, second, values, usage)
+        return self._finish(inputs, values, usage, second.text)
 
     # A Predict's own usage is exact already: skip the tracker the base class puts around forward.
     def __call__(self, **inputs: Any) -> Prediction:

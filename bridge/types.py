@@ -121,6 +121,16 @@ class Example(Mapping[str, Any]):
     def get(self, key: str, default: Any = None) -> Any:
         return self._store.get(key, default)
 
+    def __copy__(self) -> Example:
+        return self.copy()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Example:
+        import copy
+
+        new = self.copy()
+        object.__setattr__(new, "_store", copy.deepcopy(self._store, memo))
+        return new
+
     def to_dict(self) -> dict[str, Any]:
         return dict(self._store)
 

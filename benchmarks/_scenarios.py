@@ -1,0 +1,65 @@
+"""What both halves of benchmarks/overhead.py share: the inputs and canned output values of each
+scenario, and the timing and memory helpers. Standard library only: the DSPy half imports it from
+its own virtual environment, where lmbridge is not installed.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+QA_INPUTS: dict[str, Any] = {"question": "What is the capital of France?"}
+QA_OUTPUTS: dict[str, Any] = {"answer": "Paris"}
+COT_OUTPUTS: dict[str, Any] = {"reasoning": "France's capital and largest city is Paris.", "answer": "Paris"}
+TYPED_INPUTS: dict[str, Any] = {"count": 3, "price": 2.5, "category": "food"}
+TYPED_OUTPUTS: dict[str, Any] = {"total": 7.5, "verdict": "cheap", "tags": ["fresh", "small"]}
+
+
+def time_calls(call: Callable[[], Any], n: int, repeats: int, warmup: int) -> list[float]:
+    """Microseconds per call, one number per repeat of ``n`` calls, after ``warmup`` calls."""
+    for _ in range(warmup):
+        call()
+    out = []
+    for _ in range(repeats):
+        gc.collect()
+        t0 = time.perf_counter_ns()
+        for _ in range(n):
+            call()
+        out.append((time.perf_counter_ns() - t0) / n / 1000)
+    return out
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def measure_memory(call: Callable[[], Any], calls: int) -> dict[str, Any]:
+    """Memory retained over ``calls`` calls after a 200-call warm-up: the traced heap growth
+    (tracemalloc, after a full collection) sampled five times along the run, and the RSS growth over
+    the same run (which also holds tracemalloc's own bookkeeping)."""
+    for _ in range(200):
+        call()
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    rss0 = rss_bytes()
+    curve = []
+    step = max(calls // 5, 1)
+    for i in range(1, calls + 1):
+        call()
+        if i % step == 0:
+            gc.collect()
+            curve.append(tracemalloc.get_traced_memory()[0] - base)
+    rss_growth = rss_bytes() - rss0
+    tracemalloc.stop()
+    return {"calls": calls, "rss_growth": rss_growth, "traced_growth_curve": curve}
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)

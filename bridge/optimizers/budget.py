@@ -1,0 +1,136 @@
+"""Hard caps on what a compile may spend, checked before every LM call.
+
+A ``Budget`` holds the caps (``max_lm_calls``, ``max_cost``) and what has been spent. During a
+compile every LM the optimizer touches is wrapped in a ``MeteredLM``: before it sends a request it
+reserves one call from the budget, and when the budget is spent it raises ``BudgetExhausted``
+instead of sending. The optimizer catches that, stops, and returns the best program found so far.
+
+``BudgetExhausted`` derives from ``BaseException`` on purpose: a user's program or metric that
+catches ``Exception`` must not swallow it and score the example 0.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from bridge.lm import BaseLM, Completion
+
+if TYPE_CHECKING:
+    from bridge.formats import PromptFormat
+    from bridge.signature import Signature
+    from bridge.types import Message
+
+
+class BudgetExhausted(BaseException):
+    """Raised by a MeteredLM instead of sending a request once a cap is reached. Private to the
+    optimizers: ``compile`` always catches it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Budget:
+    """What a compile may spend and what it has spent. Thread-safe."""
+
+    def __init__(self, max_lm_calls: int | None = None, max_cost: float | None = None) -> None:
+        if max_lm_calls is not None and max_lm_calls < 0:
+            raise ValueError(f"max_lm_calls must be >= 0, not {max_lm_calls}")
+        if max_cost is not None and max_cost < 0:
+            raise ValueError(f"max_cost must be >= 0, not {max_cost}")
+        self.max_lm_calls = max_lm_calls
+        self.max_cost = max_cost
+        self.calls = 0
+        """Calls sent to a model (cache hits are free), including the ones in flight."""
+        self.cost = 0.0
+        self.unpriced: str | None = None
+        """The model that answered without a price, when ``max_cost`` is set."""
+        self.exhausted: str | None = None
+        """Why the budget stopped the compile, once it has."""
+        self._lock = threading.Lock()
+
+    @property
+    def limited(self) -> bool:
+        return self.max_lm_calls is not None or self.max_cost is not None
+
+    def reserve(self) -> None:
+        """Take one call from the budget, or raise BudgetExhausted."""
+        with self._lock:
+            reason = self._reason()
+            if reason is not None:
+                self.exhausted = self.exhausted or reason
+                raise BudgetExhausted(reason)
+            self.calls += 1
+
+    def _reason(self) -> str | None:
+        if self.max_lm_calls is not None and self.calls >= self.max_lm_calls:
+            return f"max_lm_calls={self.max_lm_calls} reached"
+        if self.max_cost is not None:
+            if self.unpriced is not None:
+                return (f"max_cost={self.max_cost} cannot be enforced: {self.unpriced} reports no price; "
+                        "stopped after its first call")
+            if self.cost >= self.max_cost:
+                return f"max_cost=${self.max_cost:g} reached (spent ${self.cost:.4f})"
+        return None
+
+    def settle(self, completion: Completion, model: str) -> None:
+        """Account for a finished request: a cache hit gives its call back; a cost is added."""
+        with self._lock:
+            if completion.cached:
+                self.calls -= 1
+            if completion.usage.cost is not None:
+                self.cost += completion.usage.cost
+            elif not completion.cached and self.max_cost is not None:
+                self.unpriced = model
+
+    def release(self) -> None:
+        """Give back a reserved call whose request failed before reaching the model."""
+        with self._lock:
+            self.calls -= 1
+
+    def wrap(self, lm: BaseLM | None) -> BaseLM | None:
+        """``lm`` metered against this budget (None stays None; a metered LM is re-wrapped)."""
+        if lm is None:
+            return None
+        inner = lm.inner if isinstance(lm, MeteredLM) else lm
+        return MeteredLM(inner, self)
+
+
+class MeteredLM(BaseLM):
+    """Delegates to ``inner`` after taking a call from the budget. It has no cache, history or
+    usage of its own: the inner LM records everything, so usage is never counted twice."""
+
+    def __init__(self, inner: BaseLM, budget: Budget) -> None:
+        super().__init__(inner.model, cache=False, num_retries=0)
+        self.inner = inner
+        self.budget = budget
+
+    def supports_json_mode(self) -> bool:
+        return self.inner.supports_json_mode()
+
+    def complete(self, messages: list[Message], params: dict[str, Any] | None = None, *,
+                 signature: type[Signature] | None = None, fmt: PromptFormat | None = None) -> Completion:
+        self.budget.reserve()
+        try:
+            completion = self.inner.complete(messages, params, signature=signature, fmt=fmt)
+        except Exception:
+            self.budget.release()
+            raise
+        self.budget.settle(completion, self.inner.model)
+        return completion
+
+    async def acomplete(self, messages: list[Message], params: dict[str, Any] | None = None, *,
+                        signature: type[Signature] | None = None,
+                        fmt: PromptFormat | None = None) -> Completion:
+        self.budget.reserve()
+        try:
+            completion = await self.inner.acomplete(messages, params, signature=signature, fmt=fmt)
+        except Exception:
+            self.budget.release()
+            raise
+        self.budget.settle(completion, self.inner.model)
+        return completion
+
+    def __repr__(self) -> str:
+        return f"MeteredLM({self.inner!r})"

@@ -1,0 +1,255 @@
+"""ReAct: an agent loop of thought, tool call and observation, made of two ordinary predictors.
+
+``react`` (a Predict) writes each step: a thought, the next tool's name and its arguments as a JSON
+object. The tool runs and its result (or its error) joins the trajectory as an observation. The loop
+ends when the model picks ``finish``, after ``max_iters`` steps, or when even an empty trajectory
+no longer fits the context window. ``extract`` (a ChainOfThought) then reads the trajectory and
+fills the signature's output fields. Both are plain predictors, so any optimizer can compile them.
+
+The trajectory shown to the model is trimmed from the oldest step when the model reports a context
+overflow (``ContextWindowError``) or when it passes ``max_trajectory_chars``; the Prediction always
+holds the whole trajectory, with ``finish_reason`` saying how the loop ended.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bridge.errors import ContextWindowError, InputError, ParseError, SignatureError, ToolError
+from bridge.module import Module
+from bridge.predict import ChainOfThought, Predict
+from bridge.signature import Field, InputField, Signature, SignatureLike, ensure_signature, make_signature
+from bridge.tools import Tool, ensure_tool, render_result
+from bridge.types import Prediction
+
+FinishReason = Literal["finish", "max_iters", "context_overflow"]
+FINISH = "finish"
+
+
+@dataclass
+class _Run:
+    """One run of the loop: the inputs, every step so far, and how many old steps are hidden."""
+
+    inputs: dict[str, Any]
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    start: int = 0
+    reason: FinishReason = "max_iters"
+
+    def drop_oldest(self) -> bool:
+        if self.start >= len(self.steps):
+            return False
+        self.start += 1
+        return True
+
+
+@dataclass(frozen=True)
+class _Decision:
+    thought: str
+    tool: str
+    args: Any
+    error: str | None = None
+
+
+class ReAct(Module):
+    """``ReAct(signature, tools=[...], max_iters=10)``: answer ``signature`` by calling tools.
+
+    ``tools`` are ``bridge.Tool`` objects or plain (sync or async) callables. ``predict_options``
+    (``lm=``, ``format=``, sampling parameters) go to both predictors.
+    """
+
+    def __init__(self, signature: SignatureLike, tools: Sequence[Tool | Callable[..., Any]],
+                 max_iters: int = 10, *, max_trajectory_chars: int | None = None,
+                 **predict_options: Any) -> None:
+        self.signature: type[Signature] = ensure_signature(signature)
+        if "trajectory" in self.signature.fields():
+            raise SignatureError("ReAct adds a 'trajectory' input field: rename the signature's own field")
+        wrapped = [ensure_tool(t) for t in tools]
+        self.tools: dict[str, Tool] = {t.name: t for t in wrapped}
+        if FINISH in self.tools or len(self.tools) != len(wrapped):
+            raise ValueError(f"tool names must be unique and not {FINISH!r}: {[t.name for t in wrapped]}")
+        if max_iters < 1:
+            raise ValueError("max_iters must be at least 1")
+        self.max_iters = max_iters
+        self.max_trajectory_chars = max_trajectory_chars
+        self.react = Predict(self._step_signature(), **predict_options)
+        trajectory = InputField(desc="the tool calls made so far and their results")
+        self.extract = ChainOfThought(self.signature.append("trajectory", trajectory), **predict_options)
+
+    def _step_signature(self) -> type[Signature]:
+        names = [*self.tools, FINISH]
+        lines = [f"({i}) {t.describe()}" for i, t in enumerate(self.tools.values(), 1)]
+        lines.append(f"({len(lines) + 1}) {FINISH}: the answer is known, stop calling tools. Args: {{}}")
+        outputs = ", ".join(f"`{n}`" for n in self.signature.output_fields)
+        instructions = (
+            f"{self.signature.instructions}\n\nYou work step by step to find {outputs}. In each step write a "
+            "Thought, then choose a Tool and give its Args as a JSON object. The tool's result is added to "
+            f"the trajectory. When you know enough, choose {FINISH}.\n\nTools:\n" + "\n".join(lines))
+        fields = {
+            **self.signature.input_fields,
+            "trajectory": Field("trajectory", "input", str, "your steps so far, with each tool's result"),
+            "next_thought": Field("next_thought", "output", str, "what to do next, and why", "Thought"),
+            "next_tool_name": Field("next_tool_name", "output", Literal.__getitem__(tuple(names)),
+                                    "the tool to call", "Tool"),
+            "next_tool_args": Field("next_tool_args", "output", dict[str, Any],
+                                    "the tool's arguments", "Args"),
+        }
+        return make_signature(fields, instructions, name="ReActStep")
+
+    # -- pure pieces, shared by the sync and async loops ----------------------------------------
+    def _check(self, inputs: dict[str, Any]) -> None:
+        expected = set(self.signature.input_fields)
+        if set(inputs) != expected:
+            raise InputError(f"ReAct({self.signature.spec()}): expected inputs {sorted(expected)}, "
+                             f"got {sorted(inputs)}")
+
+    def _with_trajectory(self, run: _Run) -> dict[str, Any]:
+        shown = run.steps[run.start:]
+        text = render_trajectory(shown, skipped=run.start)
+        budget = self.max_trajectory_chars
+        while budget is not None and len(text) > budget and len(shown) > 1:
+            shown = shown[1:]
+            text = render_trajectory(shown, skipped=len(run.steps) - len(shown))
+        return {**run.inputs, "trajectory": text}
+
+    def _decide(self, pred: Prediction) -> _Decision:
+        return _Decision(str(pred.next_thought), str(pred.next_tool_name), pred.next_tool_args)
+
+    def _salvage(self, error: ParseError) -> _Decision:
+        """Read what can be read from a step that did not parse (small models often garble one field)."""
+        text = error.completion or ""
+        named = _field_line(text, r"(?:next[ _])?tool(?:[ _]name)?")
+        mentioned = [n for n in [*self.tools, FINISH]
+                     if re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text, re.I)]
+        tool = named if named is not None else mentioned[0] if len(mentioned) == 1 else None
+        first_line = text.strip().splitlines()[0] if text.strip() else ""
+        thought = _field_line(text, r"(?:next[ _])?thought") or first_line
+        if tool is None:
+            return _Decision(thought, "", {}, f"the step could not be read ({error.message}). "
+                             "Write a Thought, a Tool and its Args.")
+        return _Decision(thought, tool.strip("`'\" "), _read_args(text))
+
+    def _record(self, run: _Run, decision: _Decision, observation: str, failed: bool) -> None:
+        run.steps.append({"thought": decision.thought, "tool_name": decision.tool, "tool_args": decision.args,
+                          "observation": observation, "error": failed})
+
+    def _tool_for(self, decision: _Decision) -> Tool | str:
+        if decision.error is not None:
+            return f"Error: {decision.error}"
+        tool = self.tools.get(decision.tool)
+        if tool is None:
+            known = ", ".join([*self.tools, FINISH])
+            return f"Error: there is no tool {decision.tool!r}; the tools are: {known}."
+        return tool
+
+    def _result(self, run: _Run, extracted: Prediction) -> Prediction:
+        values = {k: v for k, v in extracted.items() if k != "trajectory"}
+        return Prediction(values, trajectory=run.steps, finish_reason=run.reason)
+
+    # -- the sync loop -------------------------------------------------------------------------
+    def forward(self, **inputs: Any) -> Prediction:
+        self._check(inputs)
+        run = _Run(dict(inputs))
+        for _ in range(self.max_iters):
+            decision = self._next(run)
+            if decision is None:
+                run.reason = "context_overflow"
+                break
+            if decision.tool == FINISH and decision.error is None:
+                self._record(run, decision, "done", False)
+                run.reason = "finish"
+                break
+            tool = self._tool_for(decision)
+            if isinstance(tool, str):
+                self._record(run, decision, tool, True)
+                continue
+            try:
+                self._record(run, decision, render_result(tool.call_with(decision.args)), False)
+            except ToolError as error:
+                self._record(run, decision, f"Error: {error}", True)
+        while True:
+            try:
+                return self._result(run, self.extract(**self._with_trajectory(run)))
+            except ContextWindowError:
+                if not run.drop_oldest():
+                    raise
+
+    def _next(self, run: _Run) -> _Decision | None:
+        while True:
+            try:
+                return self._decide(self.react(**self._with_trajectory(run)))
+            except ContextWindowError:
+                if not run.drop_oldest():
+                    return None
+            except ParseError as error:
+                return self._salvage(error)
+
+    # -- the async loop: the same, with awaits -------------------------------------------------
+    async def aforward(self, **inputs: Any) -> Prediction:
+        self._check(inputs)
+        run = _Run(dict(inputs))
+        for _ in range(self.max_iters):
+            decision = await self._anext(run)
+            if decision is None:
+                run.reason = "context_overflow"
+                break
+            if decision.tool == FINISH and decision.error is None:
+                self._record(run, decision, "done", False)
+                run.reason = "finish"
+                break
+            tool = self._tool_for(decision)
+            if isinstance(tool, str):
+                self._record(run, decision, tool, True)
+                continue
+            try:
+                self._record(run, decision, render_result(await tool.acall_with(decision.args)), False)
+            except ToolError as error:
+                self._record(run, decision, f"Error: {error}", True)
+        while True:
+            try:
+                return self._result(run, await self.extract.acall(**self._with_trajectory(run)))
+            except ContextWindowError:
+                if not run.drop_oldest():
+                    raise
+
+    async def _anext(self, run: _Run) -> _Decision | None:
+        while True:
+            try:
+                return self._decide(await self.react.acall(**self._with_trajectory(run)))
+            except ContextWindowError:
+                if not run.drop_oldest():
+                    return None
+            except ParseError as error:
+                return self._salvage(error)
+
+
+def render_trajectory(steps: Sequence[dict[str, Any]], skipped: int = 0) -> str:
+    """The trajectory as the model reads it, in the same labels it writes a step with."""
+    blocks = [f"({skipped} earlier steps left out)"] if skipped else []
+    for s in steps:
+        args = json.dumps(s["tool_args"], ensure_ascii=False, default=str)
+        blocks.append(f"Thought: {s['thought']}\nTool: {s['tool_name']}\nArgs: {args}\n"
+                      f"Observation: {s['observation']}")
+    return "\n" + "\n\n".join(blocks) if blocks else "(no steps yet)"
+
+
+def _field_line(text: str, label: str) -> str | None:
+    match = re.search(rf"^[ \t*#]*{label}[ \t*]*:[ \t*]*(.*)$", text, re.I | re.M)
+    return match.group(1).strip() if match and match.group(1).strip() else None
+
+
+def _read_args(text: str) -> Any:
+    start, end = text.find("{"), text.rfind("}")
+    if 0 <= start < end:
+        try:
+            return json.loads(text[start:end + 1])
+        except ValueError:
+            pass
+    bare = _field_line(text, r"(?:next[ _])?(?:tool[ _])?args")
+    return bare if bare is not None else {}
+
+
+__all__ = ["FINISH", "FinishReason", "ReAct", "render_trajectory"]

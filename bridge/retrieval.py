@@ -1,0 +1,187 @@
+"""Retrieval: the retriever protocol, the ``Retrieve`` module, and a BM25 retriever.
+
+A retriever is any callable ``retriever(query, k)`` that returns (or, when async, resolves to) a
+list of ``bridge.Passage``. Plain strings and mappings with a ``"text"`` key are accepted too and
+turned into Passages, so a three-line function over a search index is already a retriever.
+``BM25Retriever`` ranks an in-memory corpus with the ``bm25s`` library (``pip install
+'lmbridge[retrieval]'``), imported on first use.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from bridge.errors import MissingDependencyError
+from bridge.module import Module
+from bridge.tools import run_sync
+from bridge.types import Passage, Prediction
+
+PassageLike = Passage | str | Mapping[str, Any]
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    """The sync retriever protocol: the ``k`` best passages for ``query``, best first."""
+
+    def __call__(self, query: str, k: int) -> Sequence[PassageLike]: ...
+
+
+@runtime_checkable
+class AsyncRetriever(Protocol):
+    """The async form of the protocol."""
+
+    def __call__(self, query: str, k: int) -> Awaitable[Sequence[PassageLike]]: ...
+
+
+RetrieverLike = Callable[[str, int], Any]
+
+
+def to_passage(item: PassageLike | Any) -> Passage:
+    """One retrieved item as a Passage: a Passage as is, a string as its text, a mapping by its
+    ``"text"`` (or ``"content"``) key with ``"score"`` and the other keys as metadata."""
+    if isinstance(item, Passage):
+        return item
+    if isinstance(item, str):
+        return Passage(item)
+    if isinstance(item, Mapping):
+        key = next((k for k in ("text", "content", "long_text", "page_content") if k in item), None)
+        if key is None:
+            raise TypeError(f"a retrieved mapping needs a 'text' key, got keys {sorted(item)}")
+        score = item.get("score", 0.0)
+        meta = {k: v for k, v in item.items() if k not in (key, "score")}
+        return Passage(str(item[key]), float(score) if score is not None else 0.0, meta)
+    text = getattr(item, "text", None) or getattr(item, "page_content", None)
+    if isinstance(text, str):
+        score = float(getattr(item, "score", 0.0) or 0.0)
+        return Passage(text, score, dict(getattr(item, "metadata", {}) or {}))
+    raise TypeError(f"a retriever must return passages, strings or mappings, got {type(item).__name__}")
+
+
+def to_passages(items: Iterable[PassageLike | Any] | None) -> list[Passage]:
+    return [to_passage(i) for i in items or ()]
+
+
+def retrieve(retriever: RetrieverLike, query: str, k: int) -> list[Passage]:
+    """Call a sync or async retriever from sync code and normalise its answer."""
+    result = retriever(query, k)
+    if inspect.isawaitable(result):
+        result = run_sync(_awaited(result))
+    return to_passages(result)[:k]
+
+
+async def aretrieve(retriever: RetrieverLike, query: str, k: int) -> list[Passage]:
+    """Call a sync or async retriever from async code and normalise its answer."""
+    if _is_async(retriever):
+        result = await retriever(query, k)
+    else:
+        import asyncio
+
+        result = await asyncio.to_thread(retriever, query, k)
+        if inspect.isawaitable(result):
+            result = await result
+    return to_passages(result)[:k]
+
+
+async def _awaited(result: Awaitable[Any]) -> Any:
+    return await result
+
+
+def _is_async(func: Any) -> bool:
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))  # noqa: B004
+
+
+class Retrieve(Module):
+    """``Retrieve(retriever, k=3)``: a module whose call ``retrieve(query)`` returns
+    ``Prediction(passages=[text, ...], passage_objects=[Passage, ...])``.
+
+    It has no predictor and nothing to learn; ``k`` may be given per call.
+    """
+
+    def __init__(self, retriever: RetrieverLike, k: int = 3) -> None:
+        if not callable(retriever):
+            raise TypeError(f"a retriever is called as retriever(query, k); got {type(retriever).__name__}")
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        self.retriever = retriever
+        self.k = k
+
+    def __repr__(self) -> str:
+        return f"Retrieve({self.retriever!r}, k={self.k})"
+
+    def _prediction(self, passages: list[Passage]) -> Prediction:
+        return Prediction(passages=[p.text for p in passages], passage_objects=passages)
+
+    def forward(self, query: str, k: int | None = None) -> Prediction:  # type: ignore[override]
+        return self._prediction(retrieve(self.retriever, query, k or self.k))
+
+    async def aforward(self, query: str, k: int | None = None) -> Prediction:  # type: ignore[override]
+        return self._prediction(await aretrieve(self.retriever, query, k or self.k))
+
+    def __call__(self, query: str, k: int | None = None) -> Prediction:  # type: ignore[override]
+        return self.forward(query, k)
+
+    async def acall(self, query: str, k: int | None = None) -> Prediction:  # type: ignore[override]
+        return await self.aforward(query, k)
+
+
+class BM25Retriever:
+    """BM25 over an in-memory corpus, ranked by the ``bm25s`` library.
+
+    ``BM25Retriever(texts, metadata=None)`` takes strings (with an optional metadata mapping per
+    text) or Passages. It is a retriever: ``bm25(query, k)`` returns the k best Passages, with the
+    BM25 score and the metadata (plus ``"index"``, the position in the corpus).
+    """
+
+    def __init__(self, corpus: Sequence[str | Passage], metadata: Sequence[Mapping[str, Any]] | None = None,
+                 *, stopwords: str | list[str] | None = "en", k1: float = 1.5, b: float = 0.75,
+                 stemmer: Callable[[str], str] | None = None) -> None:
+        passages = [c if isinstance(c, Passage) else Passage(str(c)) for c in corpus]
+        if metadata is not None:
+            if len(metadata) != len(passages):
+                raise ValueError(f"metadata has {len(metadata)} entries for {len(passages)} texts")
+            passages = [Passage(p.text, p.score, {**p.metadata, **m}) for p, m in zip(passages, metadata)]
+        if not passages:
+            raise ValueError("BM25Retriever needs a non-empty corpus")
+        self.passages: list[Passage] = passages
+        self._stopwords = stopwords
+        self._stemmer = stemmer
+        bm25s = _bm25s()
+        self._index = bm25s.BM25(k1=k1, b=b)
+        self._index.index(self._tokenize([p.text for p in passages]), show_progress=False)
+
+    def __len__(self) -> int:
+        return len(self.passages)
+
+    def __repr__(self) -> str:
+        return f"BM25Retriever({len(self.passages)} passages)"
+
+    def _tokenize(self, texts: list[str]) -> list[list[str]]:
+        tokens = _bm25s().tokenize(texts, stopwords=self._stopwords, stemmer=self._stemmer, return_ids=False,
+                                   show_progress=False)
+        return [list(t) for t in tokens]
+
+    def __call__(self, query: str, k: int = 3) -> list[Passage]:
+        k = max(1, min(k, len(self.passages)))
+        tokens = self._tokenize([query])
+        if not tokens[0]:
+            return []
+        ids, scores = self._index.retrieve(tokens, k=k, show_progress=False)
+        found = []
+        for i, score in zip(ids[0], scores[0]):
+            p = self.passages[int(i)]
+            found.append(Passage(p.text, float(score), {**p.metadata, "index": int(i)}))
+        return found
+
+
+def _bm25s() -> Any:
+    try:
+        import bm25s
+    except ImportError as exc:
+        raise MissingDependencyError("bm25s", "retrieval") from exc
+    return bm25s
+
+
+__all__ = ["AsyncRetriever", "BM25Retriever", "PassageLike", "Retrieve", "Retriever", "RetrieverLike",
+           "aretrieve", "retrieve", "to_passage", "to_passages"]

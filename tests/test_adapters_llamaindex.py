@@ -1,0 +1,210 @@
+"""The LlamaIndex adapter, against the real llama-index-core: a retriever over real SQuAD paragraphs
+feeding bridge.Retrieve, and LlamaIndex LLMs running bridge programs. No network."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import bridge
+from bridge.testing import ScriptedLM
+
+pytest.importorskip("llama_index.core")
+
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    CompletionResponse,
+    CompletionResponseGen,
+    LLMMetadata,
+)
+from llama_index.core.llms import CustomLLM, MockLLM
+from llama_index.core.retrievers import BaseRetriever
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+from adapters.llamaindex import LlamaIndexLM, from_llamaindex_retriever
+
+
+def datasets_dir() -> Path:
+    env = os.environ.get("LMBRIDGE_DATASETS")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
+
+
+def read_jsonl(path: Path, n: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if len(rows) == n:
+                break
+            if line.strip():
+                rows.append(json.loads(line))
+    return rows
+
+
+SQUAD = datasets_dir() / "squad"
+if not (SQUAD / "corpus.jsonl").is_file():
+    pytest.skip("the SQuAD dataset is not available", allow_module_level=True)
+
+STOP = frozenset(["a", "an", "the", "of", "in", "on", "at", "to", "by", "for", "and", "or", "is", "was",
+                  "were", "who", "what", "when", "where", "which", "how", "did", "do", "does", "with", "as",
+                  "from", "that", "this", "it", "its", "be", "been"])
+
+
+def words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOP}
+
+
+class OverlapRetriever(BaseRetriever):
+    """A small LlamaIndex retriever: ranks TextNodes by shared content words with the query."""
+
+    def __init__(self, nodes: Sequence[TextNode], similarity_top_k: int = 5) -> None:
+        super().__init__()
+        self.nodes = list(nodes)
+        self.similarity_top_k = similarity_top_k
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        query = words(query_bundle.query_str)
+        scored = [NodeWithScore(node=n, score=float(len(query & words(n.get_content())))) for n in self.nodes]
+        scored.sort(key=lambda s: -(s.score or 0.0))
+        return scored[: self.similarity_top_k]
+
+
+@pytest.fixture(scope="module")
+def question() -> dict[str, Any]:
+    return read_jsonl(SQUAD / "dev.jsonl", 1)[0]
+
+
+@pytest.fixture(scope="module")
+def retriever(question: dict[str, Any]) -> OverlapRetriever:
+    rows = read_jsonl(SQUAD / "corpus.jsonl", 60)
+    if question["context_id"] not in {r["id"] for r in rows}:
+        rows.append({"id": question["context_id"], "title": question["title"], "text": question["context"]})
+    nodes = [TextNode(text=r["text"], id_=r["id"], metadata={"title": r["title"]}) for r in rows]
+    return OverlapRetriever(nodes, similarity_top_k=5)
+
+
+def test_retriever_returns_passages_in_llamaindex_order(retriever: OverlapRetriever,
+                                                        question: dict[str, Any]) -> None:
+    adapted = from_llamaindex_retriever(retriever)
+    passages = adapted(question["question"], 5)
+    nodes = retriever.retrieve(question["question"])
+    assert [p.text for p in passages] == [n.node.get_content() for n in nodes]
+    assert [p.score for p in passages] == [n.score for n in nodes]
+    assert passages[0].metadata["node_id"] == question["context_id"]
+    assert passages[0].metadata["title"] == question["title"]
+    assert isinstance(adapted, bridge.Retriever)
+
+
+def test_k_truncates_and_cannot_exceed_the_fixed_top_k(retriever: OverlapRetriever,
+                                                       question: dict[str, Any]) -> None:
+    adapted = from_llamaindex_retriever(retriever)
+    assert len(adapted(question["question"], 2)) == 2
+    assert len(adapted(question["question"], 50)) == retriever.similarity_top_k
+    with pytest.raises(ValueError):
+        adapted(question["question"], 0)
+
+
+def test_llamaindex_retriever_feeds_bridge_retrieve(retriever: OverlapRetriever,
+                                                    question: dict[str, Any]) -> None:
+    retrieve = bridge.Retrieve(from_llamaindex_retriever(retriever), k=3)
+    found = retrieve(question["question"])
+    assert len(found.passages) == 3
+    assert found.passages[0] == question["context"]
+    assert found.passage_objects[0].metadata["node_id"] == question["context_id"]
+
+
+def test_async_retriever_in_sync_and_async_retrieve(retriever: OverlapRetriever,
+                                                    question: dict[str, Any]) -> None:
+    adapted = from_llamaindex_retriever(retriever, use_async=True)
+    retrieve = bridge.Retrieve(adapted, k=2)
+    by_await = asyncio.run(retrieve.acall(question["question"]))
+    by_call = retrieve(question["question"])
+    assert by_await.passages == by_call.passages
+    assert by_await.passages[0] == question["context"]
+
+
+def test_retrieved_passages_reach_a_predictor(retriever: OverlapRetriever, question: dict[str, Any]) -> None:
+    lm = ScriptedLM([{"answer": question["answers"][0]}])
+    passages = bridge.Retrieve(from_llamaindex_retriever(retriever), k=2)(question["question"]).passages
+    pred = bridge.Predict("context: list[str], question -> answer", lm=lm)(context=passages,
+                                                                            question=question["question"])
+    assert pred.answer == question["answers"][0]
+    assert question["context"][:80] in lm.calls[0][-1]["content"]
+
+
+def test_from_llamaindex_retriever_rejects_other_objects() -> None:
+    with pytest.raises(TypeError):
+        from_llamaindex_retriever(lambda q, k: [])  # type: ignore[arg-type]
+
+
+# -- LLMs ----------------------------------------------------------------------------------------------
+
+
+class ScriptedChatLLM(CustomLLM):
+    """A LlamaIndex LLM answering chats from a list, reporting token counts as OpenAI's integration does."""
+
+    replies: list[str] = []
+    seen: list[list[ChatMessage]] = []
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(model_name="scripted-chat", is_chat_model=True)
+
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        self.seen.append(list(messages))
+        return ChatResponse(message=ChatMessage(role="assistant", content=self.replies.pop(0)),
+                            additional_kwargs={"prompt_tokens": 40, "completion_tokens": 3})
+
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        raise NotImplementedError
+
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
+        raise NotImplementedError
+
+
+def test_bridge_program_on_a_llamaindex_llm(question: dict[str, Any]) -> None:
+    llm = ScriptedChatLLM(replies=[f"Answer: {question['answers'][0]}"], seen=[])
+    lm = LlamaIndexLM(llm, cache=False)
+    program = bridge.Predict("question -> answer", lm=lm, format=bridge.ChatFormat(instructions="system"))
+    with bridge.track_usage() as tracker:
+        pred = program(question=question["question"])
+    assert pred.answer == question["answers"][0]
+    assert (tracker.usage.prompt_tokens, tracker.usage.completion_tokens) == (40, 3)
+    assert [m.role.value for m in llm.seen[0]] == ["system", "user"]
+    assert question["question"] in (llm.seen[0][-1].content or "")
+    assert lm.model == "llamaindex/ScriptedChatLLM/scripted-chat"
+
+
+def test_llamaindex_lm_async() -> None:
+    llm = ScriptedChatLLM(replies=["Answer: Lima"], seen=[])
+    program = bridge.Predict("question -> answer", lm=LlamaIndexLM(llm, cache=False))
+    assert asyncio.run(program.acall(question="Capital of Peru?")).answer == "Lima"
+
+
+def test_mock_llm_sees_the_prompt() -> None:
+    lm = LlamaIndexLM(MockLLM(), cache=False)
+    assert "Where was Super Bowl 50 played?" in lm("Where was Super Bowl 50 played?")
+
+
+def test_llamaindex_lm_failure_is_an_lm_error() -> None:
+    class Broken(ScriptedChatLLM):
+        def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+            raise ConnectionError("server gone")
+
+    with pytest.raises(bridge.LMError) as info:
+        LlamaIndexLM(Broken(), cache=False)("hi")
+    assert isinstance(info.value.__cause__, ConnectionError)
+
+
+def test_missing_llamaindex_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "llama_index.core", None)
+    with pytest.raises(bridge.MissingDependencyError, match=r"lmbridge\[llamaindex\]"):
+        from_llamaindex_retriever(object())  # type: ignore[arg-type]

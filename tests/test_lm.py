@@ -1,0 +1,187 @@
+"""BaseLM behaviour over ScriptedLM: retries and backoff, errors, usage, history, the cache path."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+import bridge
+import bridge.lm
+from bridge.cache import Cache
+from bridge.testing import ScriptedLM
+
+MESSAGES: list[bridge.Message] = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the backoff sleeps instead of sleeping."""
+    recorded: list[float] = []
+    monkeypatch.setattr(bridge.lm.time, "sleep", recorded.append)
+
+    async def fake_async_sleep(seconds: float) -> None:
+        recorded.append(seconds)
+
+    monkeypatch.setattr(bridge.lm.asyncio, "sleep", fake_async_sleep)
+    return recorded
+
+
+def test_transient_errors_are_retried_and_counted(waits: list[float]) -> None:
+    lm = ScriptedLM([bridge.RateLimitError("slow down", retry_after=1.5),
+                     bridge.LMError("server error", status_code=503),
+                     bridge.LMTimeoutError("timeout"),
+                     "finally"], backoff=0.01)
+    with bridge.track_usage() as tracker:
+        completion = lm.complete(MESSAGES)
+    assert completion.text == "finally"
+    assert completion.usage.retries == 3
+    assert completion.usage.calls == 1
+    assert tracker.usage.retries == 3
+    assert lm.usage.retries == 3
+    assert len(lm.calls) == 4
+    assert waits[0] == 1.5  # Retry-After honoured
+    assert all(0 < w < 1 for w in waits[1:])  # exponential backoff from 0.01 s
+
+
+def test_backoff_grows(waits: list[float]) -> None:
+    lm = ScriptedLM([bridge.LMError("e", status_code=500)] * 4 + ["ok"], num_retries=4, backoff=1.0)
+    lm.complete(MESSAGES)
+    assert len(waits) == 4
+    # each wait is backoff * 2**attempt * a jitter in [0.5, 1.5)
+    for attempt, w in enumerate(waits):
+        assert 0.5 * 2**attempt <= w < 1.5 * 2**attempt
+
+
+def test_retries_spent_raise_the_last_error(waits: list[float]) -> None:
+    lm = ScriptedLM([bridge.RateLimitError("429")] * 3, num_retries=2)
+    with bridge.track_usage() as tracker, pytest.raises(bridge.RateLimitError) as info:
+        lm.complete(MESSAGES)
+    assert info.value.attempts == 3
+    assert len(lm.calls) == 3
+    assert tracker.usage.retries == 2
+    assert tracker.usage.calls == 0
+
+
+@pytest.mark.parametrize("error", [bridge.AuthenticationError("bad key", status_code=401),
+                                   bridge.ContextWindowError("too long", status_code=400),
+                                   bridge.LMError("bad request", status_code=400)])
+def test_non_retryable_errors_are_not_retried(error: bridge.LMError, waits: list[float]) -> None:
+    lm = ScriptedLM([error, "never"])
+    with pytest.raises(type(error)):
+        lm.complete(MESSAGES)
+    assert len(lm.calls) == 1
+    assert waits == []
+    assert lm.remaining == 1
+
+
+def test_async_complete_retries_too(waits: list[float]) -> None:
+    lm = ScriptedLM([bridge.RateLimitError("429", retry_after=0.25), "ok"])
+    completion = asyncio.run(lm.acomplete(MESSAGES))
+    assert completion.text == "ok"
+    assert completion.usage.retries == 1
+    assert waits == [0.25]
+
+
+def test_retry_after_is_capped(waits: list[float]) -> None:
+    lm = ScriptedLM([bridge.RateLimitError("429", retry_after=3600), "ok"])
+    lm.complete(MESSAGES)
+    assert waits == [60.0]
+
+
+def test_usage_accumulates_on_the_lm() -> None:
+    lm = ScriptedLM(["one answer", "two answers"])
+    long: list[bridge.Message] = [{"role": "user", "content": "a prompt long enough to count"}]
+    lm.complete(long)
+    lm.complete(long, {"temperature": 0.5})
+    assert lm.usage.calls == 2
+    assert lm.usage.prompt_tokens > 0
+    assert lm.usage.completion_tokens > 0
+
+
+def test_history_is_bounded() -> None:
+    lm = ScriptedLM(lambda m: m[-1]["content"].upper(), history_size=3)
+    for i in range(10):
+        lm.complete([{"role": "user", "content": f"prompt {i}"}])
+    assert len(lm.history) == 3
+    assert [h.completion for h in lm.history] == ["PROMPT 7", "PROMPT 8", "PROMPT 9"]
+
+
+def test_inspect_history_prints_the_last_prompts(capsys: pytest.CaptureFixture[str]) -> None:
+    lm = ScriptedLM(lambda m: "answer to " + m[-1]["content"])
+    bridge.configure(lm=lm)
+    for i in range(3):
+        lm.complete([{"role": "user", "content": f"prompt {i}"}])
+    text = bridge.inspect_history(2)
+    out = capsys.readouterr().out
+    assert "prompt 1" in out and "prompt 2" in out and "prompt 0" not in out
+    assert "answer to prompt 2" in out
+    assert text.strip() == out.strip()
+
+
+def test_inspect_history_without_lm(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bridge.inspect_history() == ""
+    assert "no LM" in capsys.readouterr().out
+
+
+def test_call_shortcut() -> None:
+    lm = ScriptedLM(lambda m: f"{len(m)}:{m[-1]['content']}")
+    assert lm("hello") == "1:hello"
+
+
+def test_cache_hit_does_not_call_the_backend(tmp_path: Path) -> None:
+    lm = ScriptedLM(["first", "second"], cache=Cache(tmp_path))
+    assert lm.complete(MESSAGES).text == "first"
+    again = lm.complete(MESSAGES)
+    assert again.text == "first"
+    assert again.cached
+    assert again.usage.cache_hits == 1 and again.usage.calls == 0
+    assert len(lm.calls) == 1
+    assert lm.complete(MESSAGES, {"temperature": 0.9}).text == "second"  # other params, other key
+
+
+def test_rollout_id_busts_the_cache_without_being_sent(tmp_path: Path) -> None:
+    sent: list[dict[str, object]] = []
+
+    class Recording(ScriptedLM):
+        def _send(self, messages, params, signature, fmt):  # type: ignore[no-untyped-def]
+            sent.append(dict(params))
+            return super()._send(messages, params, signature, fmt)
+
+    lm = Recording(lambda m: f"call {len(sent)}", cache=Cache(tmp_path))
+    a = lm.complete(MESSAGES, {"rollout_id": 1})
+    b = lm.complete(MESSAGES, {"rollout_id": 2})
+    c = lm.complete(MESSAGES, {"rollout_id": 1})
+    assert a.text != b.text
+    assert c.text == a.text and c.cached
+    assert all("rollout_id" not in p for p in sent)
+
+
+def test_cache_is_shared_between_lm_objects_with_the_same_model(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    ScriptedLM(["from first"], cache=cache).complete(MESSAGES)
+    second = ScriptedLM(["never"], cache=cache)
+    assert second.complete(MESSAGES).text == "from first"
+    assert second.calls == []
+    other_model = ScriptedLM(["other"], model="other", cache=cache)
+    assert other_model.complete(MESSAGES).text == "other"
+
+
+def test_failed_calls_are_not_cached(tmp_path: Path, waits: list[float]) -> None:
+    lm = ScriptedLM([bridge.AuthenticationError("no"), "ok"], cache=Cache(tmp_path))
+    with pytest.raises(bridge.AuthenticationError):
+        lm.complete(MESSAGES)
+    assert lm.complete(MESSAGES).text == "ok"
+
+
+def test_usage_arithmetic() -> None:
+    a = bridge.Usage(calls=1, prompt_tokens=10, completion_tokens=2, cost=None, retries=1)
+    b = bridge.Usage(calls=2, cache_hits=1, prompt_tokens=5, cost=0.5, parse_retries=1)
+    total = a + b
+    assert (total.calls, total.cache_hits, total.prompt_tokens, total.completion_tokens) == (3, 1, 15, 2)
+    assert total.cost == 0.5 and total.retries == 1 and total.parse_retries == 1
+    assert total.total_tokens == 17
+    assert (bridge.Usage() + bridge.Usage()).cost is None
+    a.add(b)
+    assert a == total

@@ -1,0 +1,236 @@
+"""bridge.LM through the real LiteLLM against a scripted OpenAI-compatible server on 127.0.0.1.
+
+The fake server counts every request it receives, so these tests also show that neither LiteLLM nor
+the OpenAI SDK retries on its own: every retry is bridge's, and it is counted in Usage.retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fake_openai import FakeOpenAI, Reply, fail, ok, slow
+
+import bridge
+import bridge.lm
+from bridge.cache import Cache
+
+MESSAGES: list[bridge.Message] = [{"role": "user", "content": "Say hi"}]
+CONTEXT_MESSAGE = ("This model's maximum context length is 8192 tokens. However, your messages resulted in "
+                   "9000 tokens. Please reduce the length of the messages.")
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    recorded: list[float] = []
+    monkeypatch.setattr(bridge.lm.time, "sleep", recorded.append)
+
+    async def fake_async_sleep(seconds: float) -> None:
+        recorded.append(seconds)
+
+    monkeypatch.setattr(bridge.lm.asyncio, "sleep", fake_async_sleep)
+    return recorded
+
+
+@pytest.fixture(scope="module")
+def _shared_server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as s:
+        yield s
+
+
+@pytest.fixture
+def server(_shared_server: FakeOpenAI) -> FakeOpenAI:
+    _shared_server.reset([ok()])
+    return _shared_server
+
+
+def make_lm(server: FakeOpenAI, **options: object) -> bridge.LM:
+    options.setdefault("cache", False)
+    return bridge.LM("openai/fake", api_base=server.base_url, api_key="none", backoff=0.01, **options)  # type: ignore[arg-type]
+
+
+def script(server: FakeOpenAI, *replies: Reply) -> None:
+    server.reset(list(replies))
+
+
+def litellm_exception(exc: BaseException) -> BaseException:
+    cause = exc.__cause__
+    assert cause is not None, f"{type(exc).__name__} was not raised from the original error"
+    origin = f"{type(cause).__module__}.{type(cause).__name__}"
+    assert origin.startswith("litellm."), f"cause is {origin}"
+    return cause
+
+
+def test_success_returns_text_and_token_usage(server: FakeOpenAI) -> None:
+    script(server, ok("Hello there"))
+    completion = make_lm(server).complete(MESSAGES)
+    assert completion.text == "Hello there"
+    usage = completion.usage
+    assert (usage.calls, usage.prompt_tokens, usage.completion_tokens) == (1, 7, 3)
+    assert server.count == 1
+    body = server.requests[0]
+    assert body["messages"] == MESSAGES
+    assert body["temperature"] == 0.0
+
+
+def test_429_is_retried_honouring_retry_after(server: FakeOpenAI, waits: list[float]) -> None:
+    script(server, fail(429, "Rate limit reached", Retry_After="0.2"), fail(429, Retry_After="0"), ok("done"))
+    completion = make_lm(server).complete(MESSAGES)
+    assert completion.text == "done"
+    assert completion.usage.retries == 2
+    assert server.count == 3
+    assert waits == [pytest.approx(0.2), 0.0]
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_5xx_is_retried_with_backoff(server: FakeOpenAI, waits: list[float], status: int) -> None:
+    script(server, fail(status, "overloaded"), fail(status, "overloaded"), ok("done"))
+    lm = make_lm(server)
+    with bridge.track_usage() as tracker:
+        assert lm.complete(MESSAGES).text == "done"
+    assert server.count == 3
+    assert tracker.usage.retries == 2
+    assert len(waits) == 2 and all(0 < w < 0.1 for w in waits)  # backoff=0.01, doubled, with jitter
+
+
+def test_503_retry_after_is_honoured(server: FakeOpenAI, waits: list[float]) -> None:
+    script(server, fail(503, "maintenance", Retry_After="0.3"), ok("back"))
+    assert make_lm(server).complete(MESSAGES).text == "back"
+    assert waits == [pytest.approx(0.3)]
+
+
+def test_timeout_is_retried(server: FakeOpenAI, waits: list[float]) -> None:
+    script(server, slow(1.5), ok("in time"))
+    completion = make_lm(server, timeout=0.3).complete(MESSAGES)
+    assert completion.text == "in time"
+    assert completion.usage.retries == 1
+    assert server.count == 2
+
+
+def test_timeouts_spent_raise_lm_timeout_error(server: FakeOpenAI, waits: list[float]) -> None:
+    script(server, slow(1.0))
+    with pytest.raises(bridge.LMTimeoutError) as info:
+        make_lm(server, timeout=0.2, num_retries=1).complete(MESSAGES)
+    assert info.value.attempts == 2
+    assert server.count == 2
+    litellm_exception(info.value)
+
+
+def test_rate_limit_retries_spent_raise_rate_limit_error(server: FakeOpenAI, waits: list[float]) -> None:
+    script(server, fail(429, "quota", Retry_After="0"))
+    lm = make_lm(server, num_retries=2)
+    with bridge.track_usage() as tracker, pytest.raises(bridge.RateLimitError) as info:
+        lm.complete(MESSAGES)
+    assert server.count == 3
+    assert info.value.attempts == 3
+    assert info.value.status_code == 429
+    assert tracker.usage.retries == 2
+    assert isinstance(info.value, bridge.LMError)
+    litellm_exception(info.value)
+
+
+@pytest.mark.parametrize("reply", [fail(401, "Invalid API Key"),
+                                   fail(401, "bad key", error_type="invalid_request_error"),
+                                   fail(403, "forbidden")])
+def test_auth_errors_are_not_retried(server: FakeOpenAI, waits: list[float], reply: Reply) -> None:
+    script(server, reply, ok("never"))
+    with pytest.raises(bridge.AuthenticationError) as info:
+        make_lm(server).complete(MESSAGES)
+    assert server.count == 1
+    assert waits == []
+    assert info.value.status_code == reply.status
+    litellm_exception(info.value)
+
+
+def test_context_window_error_is_not_retried(server: FakeOpenAI, waits: list[float]) -> None:
+    script(server, fail(400, CONTEXT_MESSAGE), ok("never"))
+    with pytest.raises(bridge.ContextWindowError) as info:
+        make_lm(server).complete(MESSAGES)
+    assert server.count == 1
+    assert waits == []
+    assert "maximum context length" in str(info.value)
+    litellm_exception(info.value)
+
+
+@pytest.mark.parametrize("status", [400, 404, 422])
+def test_other_client_errors_are_lm_errors_not_retried(server: FakeOpenAI, waits: list[float],
+                                                        status: int) -> None:
+    script(server, fail(status, "nope"), ok("never"))
+    with pytest.raises(bridge.LMError) as info:
+        make_lm(server).complete(MESSAGES)
+    assert type(info.value) is bridge.LMError
+    assert info.value.status_code == status
+    assert server.count == 1
+    litellm_exception(info.value)
+
+
+def test_unreachable_server_is_an_lm_error(waits: list[float]) -> None:
+    with socket.socket() as s:  # a loopback port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    lm = bridge.LM("openai/fake", api_base=f"http://127.0.0.1:{port}/v1", api_key="none", cache=False,
+                   num_retries=1, backoff=0.01)
+    with pytest.raises(bridge.LMError) as info:
+        lm.complete(MESSAGES)
+    assert info.value.attempts == 2  # a connection error is transient
+    litellm_exception(info.value)
+
+
+def test_async_path_retries_and_maps_errors(server: FakeOpenAI, waits: list[float]) -> None:
+    script(server, fail(503), ok("async ok"), fail(401, "Invalid API Key"))
+    lm = make_lm(server)
+    completion = asyncio.run(lm.acomplete(MESSAGES))
+    assert completion.text == "async ok"
+    assert completion.usage.retries == 1
+    with pytest.raises(bridge.AuthenticationError) as info:
+        asyncio.run(lm.acomplete(MESSAGES))
+    litellm_exception(info.value)
+    assert server.count == 3
+
+
+def test_predict_over_http_with_json_mode(server: FakeOpenAI) -> None:
+    script(server, ok('{"answer": 42}'))
+    predict = bridge.Predict("question -> answer: int", lm=make_lm(server), format=bridge.JSONFormat())
+    assert predict(question="6*7?").answer == 42
+    assert server.requests[0]["response_format"] == {"type": "json_object"}
+
+
+def test_cache_hit_skips_the_server_and_keys_hold_no_secrets(server: FakeOpenAI, tmp_path: Path) -> None:
+    script(server, ok("cached answer"))
+    first = make_lm(server, cache=Cache(tmp_path))
+    assert first.complete(MESSAGES).text == "cached answer"
+    other_key = bridge.LM("openai/fake", api_base=server.base_url, api_key="a-different-key",
+                          cache=Cache(tmp_path), backoff=0.01)
+    again = other_key.complete(MESSAGES)
+    assert again.cached and again.text == "cached answer"
+    assert server.count == 1
+    assert b"a-different-key" not in (tmp_path / "completions.sqlite").read_bytes()
+
+
+def test_network_beyond_loopback_is_blocked_in_tests() -> None:
+    with socket.socket() as s, pytest.raises(RuntimeError, match="tests may not reach the network"):
+        s.connect(("93.184.216.34", 80))
+    with socket.socket(socket.AF_INET6) as s, pytest.raises(RuntimeError, match="blocked"):
+        s.connect_ex(("2606:2800:220:1::", 443, 0, 0))
+
+
+def test_network_guard_stops_litellm_too(waits: list[float]) -> None:
+    lm = bridge.LM("openai/gpt-4o-mini", api_base="http://10.255.255.1:9/v1", api_key="sk-test", cache=False,
+                   num_retries=0)
+    with pytest.raises(bridge.LMError) as info:
+        lm.complete(MESSAGES)
+    assert "tests may not reach the network" in repr(_root_cause(info.value))
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        nxt = exc.__cause__ or exc.__context__
+        if nxt is None:
+            return exc
+        exc = nxt
+    return exc

@@ -1,0 +1,257 @@
+"""MIPROv2 with scripted models: the search finds what the scripted model rewards (instructions,
+demos, prompt format), the seed, the budget cap, bad input, and a compile really killed with
+SIGKILL that resumes without paying for finished trials again; two workers sharing one study."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_optimizers_support import SIG, last_text, metric, program_state, sentiment_rows, truth
+
+import bridge
+from bridge import MIPROv2
+from bridge.testing import ScriptedLM
+
+pytest.importorskip("optuna")
+HERE = Path(__file__).resolve().parent
+
+
+def is_proposer(messages: list[Any]) -> bool:
+    first = str(messages[0]["content"])
+    return "Write a better instruction" in first or "Look at these examples" in first
+
+
+def instruction_model(messages: list[Any]) -> Any:
+    """Right only when the instruction says "carefully", as the proposed instruction does."""
+    if is_proposer(messages):
+        return {"summary": "Reviews."} if "Look at these" in messages[0]["content"] else {
+            "instruction": "Read the review carefully, then answer."}
+    if "carefully" in messages[0]["content"]:
+        return {"label": truth(last_text(messages))}
+    return {"label": "positive"}
+
+
+def system_model(messages: list[Any]) -> Any:
+    """Right only when the instructions come as a system message."""
+    if is_proposer(messages):
+        return {"summary": "Reviews."} if "Look at these" in messages[0]["content"] else {
+            "instruction": "Tell the sentiment of the review."}
+    if messages[0]["role"] == "system":
+        return {"label": truth(last_text(messages))}
+    return {"label": "positive"}
+
+
+def compile_zero_shot(model: Any, **options: Any) -> bridge.Module:
+    student = bridge.Predict(SIG, lm=ScriptedLM(model))
+    opt = MIPROv2(metric, max_bootstrapped_demos=0, max_labeled_demos=0, num_threads=1,
+                  **{k: v for k, v in options.items() if k in ("max_lm_calls", "formats", "seed")})
+    compile_options = {k: v for k, v in options.items() if k in ("minibatch_size", "num_trials")}
+    compile_options.setdefault("minibatch_size", 4)
+    return opt.compile(student, trainset=sentiment_rows(6), valset=sentiment_rows(12, offset=6),
+                       **compile_options)
+
+
+def test_mipro_finds_the_instruction_the_model_needs_and_leaves_the_student_alone() -> None:
+    student = bridge.Predict(SIG, lm=ScriptedLM(instruction_model))
+    opt = MIPROv2(metric, auto=None, num_candidates=3, max_bootstrapped_demos=0, max_labeled_demos=0,
+                  num_threads=1, formats=[])
+    compiled = opt.compile(student, trainset=sentiment_rows(6), valset=sentiment_rows(12, offset=6),
+                           num_trials=8, minibatch_size=4)
+    assert compiled.instructions == "Read the review carefully, then answer."
+    assert "carefully" not in student.instructions
+    report = compiled.report
+    assert report is not None
+    assert report["baseline_score"] == 50.0 and report["best_score"] == 100.0
+    kinds = [t["kind"] for t in report["trials"]]
+    assert kinds.count("minibatch") == report["num_trials"] == 8
+    assert "full_evaluation" in kinds
+    assert report["lm_calls"] > 0 and report["stopped_early"] is None
+
+
+def test_mipro_searches_the_prompt_format_and_the_format_is_saved(tmp_path: Path) -> None:
+    compiled = compile_zero_shot(system_model)
+    assert isinstance(compiled, bridge.Predict)
+    assert compiled.format is not None and compiled.format.to_state()["instructions"] == "system"
+    compiled.save(tmp_path / "p.json")
+    loaded = bridge.Predict(SIG).load(tmp_path / "p.json")
+    assert loaded.format == compiled.format
+
+
+def test_mipro_picks_a_demo_set_when_demos_are_what_helps() -> None:
+    def needs_demos(messages: list[Any]) -> Any:
+        if is_proposer(messages):
+            return instruction_model(messages)
+        return {"label": truth(last_text(messages)) if len(messages) > 1 else "positive"}
+
+    student = bridge.Predict(SIG, lm=ScriptedLM(needs_demos))
+    opt = MIPROv2(metric, auto=None, num_candidates=4, max_bootstrapped_demos=2, max_labeled_demos=2,
+                  num_threads=1, formats=[])
+    compiled = opt.compile(student, trainset=sentiment_rows(8), valset=sentiment_rows(8, offset=8),
+                           num_trials=6, minibatch_size=4)
+    assert compiled.demos
+    assert compiled.report is not None and compiled.report["best_score"] == 100.0
+
+
+def test_mipro_same_seed_same_program() -> None:
+    a = compile_zero_shot(instruction_model, seed=3)
+    b = compile_zero_shot(instruction_model, seed=3)
+    assert program_state(a) == program_state(b)
+    assert a.format == b.format
+
+
+def test_mipro_budget_cap_returns_the_best_so_far() -> None:
+    calls = []
+
+    def counted(messages: list[Any]) -> Any:
+        calls.append(1)
+        return instruction_model(messages)
+
+    compiled = compile_zero_shot(counted, max_lm_calls=20)
+    assert len(calls) == 20
+    assert compiled.report is not None and "max_lm_calls=20" in compiled.report["stopped_early"]
+    assert compiled.report["baseline_score"] == 50.0  # the baseline was scored before the cap
+
+
+def test_mipro_estimate_bounds_the_calls_without_calling() -> None:
+    calls = []
+
+    def counted(messages: list[Any]) -> Any:
+        calls.append(1)
+        return instruction_model(messages)
+
+    student = bridge.Predict(SIG, lm=ScriptedLM(counted))
+    opt = MIPROv2(metric, auto=None, num_candidates=4, max_bootstrapped_demos=2, max_labeled_demos=2,
+                  num_threads=1)
+    train, val = sentiment_rows(8), sentiment_rows(8, offset=8)
+    estimate = opt.estimate(student, trainset=train, valset=val, num_trials=5, minibatch_size=4)
+    assert calls == []
+    compiled = opt.compile(student, trainset=train, valset=val, num_trials=5, minibatch_size=4)
+    assert compiled.report is not None
+    assert 0 < compiled.report["lm_calls"] <= estimate.lm_calls
+
+
+def test_mipro_bad_arguments_are_clear() -> None:
+    student = bridge.Predict(SIG, lm=ScriptedLM(instruction_model))
+    with pytest.raises(ValueError, match="at least 2"):
+        MIPROv2(metric).compile(student, trainset=sentiment_rows(1))
+    with pytest.raises(ValueError, match="num_candidates"):
+        MIPROv2(metric, auto=None)
+    with pytest.raises(ValueError, match="auto must be"):
+        MIPROv2(metric, auto="huge")  # type: ignore[arg-type]
+
+
+def test_mipro_without_optuna_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    student = bridge.Predict(SIG, lm=ScriptedLM(instruction_model))
+    with pytest.raises(bridge.MissingDependencyError, match=r"lmbridge\[optuna\]"):
+        MIPROv2(metric).compile(student, trainset=sentiment_rows(4))
+
+
+# -- killed for real, then resumed -----------------------------------------------------------------
+
+SCRIPT = textwrap.dedent("""
+    import json, os, sys, time
+    sys.path.insert(0, {tests!r})
+    import bridge
+    from bridge.testing import ScriptedLM
+    from test_optimizers_support import SIG, metric, sentiment_rows
+    from test_optimizers_mipro import instruction_model
+
+    log = open(sys.argv[2], "a")
+
+    def model(messages):
+        log.write(("proposer" if "Write a better" in messages[0]["content"] else "task") + "\\n")
+        log.flush()
+        time.sleep(float(os.environ.get("CALL_DELAY", "0.05")))
+        return instruction_model(messages)
+
+    student = bridge.Predict(SIG, lm=ScriptedLM(model))
+    opt = bridge.MIPROv2(metric, auto=None, num_candidates=3, max_bootstrapped_demos=1, max_labeled_demos=1,
+                         num_threads=1, display_progress=False)
+    compiled = opt.compile(student, trainset=sentiment_rows(4), valset=sentiment_rows(6, offset=4),
+                           num_trials=8, minibatch_size=3, minibatch_full_eval_steps=3,
+                           checkpoint=sys.argv[1])
+    print(json.dumps({{"pid": os.getpid(), "report": compiled.report}}))
+""")
+
+
+def complete_trials(db: Path) -> dict[int, float]:
+    if not db.exists():
+        return {}
+    with sqlite3.connect(db, timeout=30) as conn:
+        try:
+            rows = conn.execute("SELECT t.number, v.value FROM trials t JOIN trial_values v "
+                                "ON v.trial_id = t.trial_id WHERE t.state = 'COMPLETE'").fetchall()
+        except sqlite3.OperationalError:
+            return {}
+    return {int(n): float(v) for n, v in rows}
+
+
+def full_evaluations_by(db: Path, pid: int) -> int:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT key, value_json FROM study_user_attributes "
+                            "WHERE key LIKE 'full:%'").fetchall()
+    return sum(1 for _, value in rows if json.loads(value)["worker"].endswith(f":{pid}"))
+
+
+def test_a_killed_mipro_compile_resumes_without_rerunning_finished_trials(tmp_path: Path) -> None:
+    script = tmp_path / "run.py"
+    script.write_text(SCRIPT.format(tests=str(HERE)))
+    db, log1, log2 = tmp_path / "study.db", tmp_path / "calls1.log", tmp_path / "calls2.log"
+    env = {**os.environ, "CALL_DELAY": "0.1"}
+    child = subprocess.Popen([sys.executable, str(script), str(db), str(log1)], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while len(complete_trials(db)) < 2 and child.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert child.poll() is None, "the compile finished before it could be killed"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    finished = complete_trials(db)
+    assert 2 <= len(finished) < 8
+
+    done = subprocess.run([sys.executable, str(script), str(db), str(log2)], env={**env, "CALL_DELAY": "0"},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    second = log2.read_text().split()
+    assert "proposer" in log1.read_text().split()
+    assert "proposer" not in second  # the setup (demo sets, proposals) was not redone
+    after = complete_trials(db)
+    assert len(after) == 8
+    assert all(after[n] == v for n, v in finished.items())  # finished trials kept as they were
+    new_trials = 8 - len(finished)
+    fulls = full_evaluations_by(db, result["pid"])
+    assert len(second) == 3 * new_trials + 6 * fulls  # minibatches of 3, full evaluations of 6
+    assert result["report"]["resumed"] is True
+    assert result["report"]["best_score"] == 100.0
+
+
+def test_two_workers_share_one_study(tmp_path: Path) -> None:
+    script = tmp_path / "run.py"
+    script.write_text(SCRIPT.format(tests=str(HERE)))
+    db = tmp_path / "study.db"
+    env = {**os.environ, "CALL_DELAY": "0.15"}
+    first = subprocess.Popen([sys.executable, str(script), str(db), str(tmp_path / "w1.log")], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    second = subprocess.Popen([sys.executable, str(script), str(db), str(tmp_path / "w2.log")], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    outs = [p.communicate(timeout=300) for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, outs
+    reports = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    workers = {t["worker"] for t in reports[1]["report"]["trials"] if t["kind"] == "minibatch"}
+    assert len(workers) == 2  # both processes ran trials of the one study
+    assert 8 <= len(complete_trials(db)) <= 10  # each worker may overshoot by its one trial in flight
+    made_setup = ["proposer" in (tmp_path / f"w{i}.log").read_text().split() for i in (1, 2)]
+    assert made_setup.count(True) == 1  # one worker made the candidates, the other waited for them

@@ -1,0 +1,263 @@
+"""Predict and ChainOfThought over ScriptedLM: the call path, the re-ask, errors, settings, async."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Literal
+
+import pytest
+
+import bridge
+from bridge.testing import ScriptedLM
+
+
+class Sentiment(bridge.Signature):
+    """Classify the sentiment."""
+
+    text: str = bridge.InputField()
+    label: Literal["positive", "negative"] = bridge.OutputField()
+
+
+def test_predict_returns_typed_values_and_usage() -> None:
+    lm = ScriptedLM([{"answer": 42}])
+    predict = bridge.Predict("question -> answer: int", lm=lm)
+    pred = predict(question="6 times 7?")
+    assert pred.answer == 42
+    assert pred["answer"] == 42
+    assert pred.usage.calls == 1
+    assert pred.usage.parse_retries == 0
+    assert pred.completion == "42"
+    assert "Question: 6 times 7?" in lm.calls[0][-1]["content"]
+
+
+def test_messages_shows_the_request_without_calling_a_model() -> None:
+    predict = bridge.Predict("question -> answer", demos=[{"question": "q1", "answer": "a1"}])
+    messages = predict.messages(question="q2")
+    assert messages[-1]["content"].endswith("Question: q2\nAnswer:")
+    assert messages[1] == {"role": "assistant", "content": "a1"}
+
+
+def test_unparseable_completion_is_reasked_once_with_the_error() -> None:
+    lm = ScriptedLM(["I am not sure", {"label": "positive"}])
+    predict = bridge.Predict(Sentiment, lm=lm)
+    pred = predict(text="great film")
+    assert pred.label == "positive"
+    assert len(lm.calls) == 2
+    second = lm.calls[1]
+    assert second[: len(lm.calls[0])] == lm.calls[0]  # the first request, then the repair
+    assert second[-2] == {"role": "assistant", "content": "I am not sure"}
+    assert second[-1]["role"] == "user"
+    assert "expected exactly one of [positive, negative]" in second[-1]["content"]
+    assert pred.usage.calls == 2
+    assert pred.usage.parse_retries == 1
+
+
+def test_second_failure_raises_parse_error_with_completion_and_signature() -> None:
+    lm = ScriptedLM(["maybe", "still not sure"])
+    predict = bridge.Predict(Sentiment, lm=lm)
+    with bridge.track_usage() as tracker, pytest.raises(bridge.ParseError) as info:
+        predict(text="meh")
+    error = info.value
+    assert error.completion == "still not sure"
+    assert error.signature == Sentiment.spec()
+    assert error.attempts == 2
+    assert error.field == "label"
+    assert error.usage is not None and error.usage.calls == 2 and error.usage.parse_retries == 1
+    assert isinstance(error.__cause__, bridge.ParseError)
+    assert tracker.usage.calls == 2
+    assert tracker.usage.parse_retries == 1
+    assert len(lm.calls) == 2  # re-asked once, not more
+
+
+def test_missing_and_unknown_inputs_raise_input_error() -> None:
+    lm = ScriptedLM([{"answer": "x"}])
+    predict = bridge.Predict("question, context -> answer", lm=lm)
+    with pytest.raises(bridge.InputError, match=r"missing.*'context'"):
+        predict(question="q")
+    with pytest.raises(bridge.InputError, match=r"unknown.*'config'"):
+        predict(question="q", context="c", config="x")
+    with pytest.raises(TypeError):  # InputError is also a TypeError
+        predict()
+    assert lm.calls == []
+
+
+def test_no_lm_configured_raises_configuration_error() -> None:
+    with pytest.raises(bridge.ConfigurationError, match="no LM"):
+        bridge.Predict("question -> answer")(question="q")
+
+
+def test_configure_rejects_non_lms_and_unknown_settings() -> None:
+    with pytest.raises(bridge.ConfigurationError):
+        bridge.configure(lm="openai/gpt-4o")
+    with pytest.raises(bridge.ConfigurationError, match="unknown"):
+        bridge.configure(temperature=0.5)
+
+
+def test_chain_of_thought_returns_reasoning() -> None:
+    lm = ScriptedLM([{"reasoning": "6*7 is 42", "answer": 42}])
+    cot = bridge.ChainOfThought("question -> answer: int", lm=lm)
+    pred = cot(question="6 times 7?")
+    assert pred.reasoning == "6*7 is 42"
+    assert pred.answer == 42
+    assert list(cot.predict.signature.output_fields) == ["reasoning", "answer"]
+    assert [name for name, _ in cot.named_predictors()] == ["predict"]
+    assert lm.calls[0][-1]["content"].endswith("Reasoning:")
+
+
+def test_async_acall_uses_the_native_async_path() -> None:
+    main_thread = threading.get_ident()
+    seen: list[int] = []
+
+    class NativeAsyncLM(ScriptedLM):
+        async def _asend(self, messages, params, signature, fmt):  # type: ignore[no-untyped-def]
+            seen.append(threading.get_ident())
+            return self._send(messages, params, signature, fmt)
+
+    lm = NativeAsyncLM(["maybe", {"label": "negative"}])
+    predict = bridge.Predict(Sentiment, lm=lm)
+    pred = asyncio.run(predict.acall(text="awful"))
+    assert pred.label == "negative"
+    assert pred.usage.calls == 2 and pred.usage.parse_retries == 1
+    assert seen == [main_thread, main_thread]  # no worker thread was needed
+
+
+def test_async_chain_of_thought_and_gather() -> None:
+    def echo(messages: list[bridge.Message]) -> dict[str, str]:
+        return {"reasoning": "r", "answer": messages[-1]["content"].split("Question: ")[1].split("\n")[0]}
+
+    lm = ScriptedLM(echo)
+    cot = bridge.ChainOfThought("question -> answer", lm=lm)
+
+    async def main() -> list[bridge.Prediction]:
+        return await asyncio.gather(*(cot.acall(question=f"q{i}") for i in range(5)))
+
+    preds = asyncio.run(main())
+    assert [p.answer for p in preds] == [f"q{i}" for i in range(5)]
+
+
+def test_precedence_explicit_then_context_then_configure() -> None:
+    configured = ScriptedLM(lambda m: {"answer": "configured"})
+    contextual = ScriptedLM(lambda m: {"answer": "context"})
+    explicit = ScriptedLM(lambda m: {"answer": "explicit"})
+    bridge.configure(lm=configured)
+    plain = bridge.Predict("question -> answer")
+    pinned = bridge.Predict("question -> answer", lm=explicit)
+    assert plain(question="q").answer == "configured"
+    with bridge.context(lm=contextual):
+        assert plain(question="q").answer == "context"
+        assert pinned(question="q").answer == "explicit"
+        with bridge.context(lm=configured):
+            assert plain(question="q").answer == "configured"
+        assert plain(question="q").answer == "context"
+    assert plain(question="q").answer == "configured"
+
+
+def test_format_precedence() -> None:
+    lm = ScriptedLM(lambda m: '{"answer": "json"}' if "JSON" in m[0]["content"] else "chat")
+    plain = bridge.Predict("question -> answer", lm=lm)
+    assert plain(question="q").answer == "chat"
+    with bridge.context(format=bridge.JSONFormat()):
+        assert plain(question="q").answer == "json"
+        pinned = bridge.Predict("question -> answer", lm=lm, format=bridge.ChatFormat())
+        assert pinned(question="q").answer == "chat"
+
+
+def test_json_format_asks_for_json_mode_only_when_the_lm_supports_it() -> None:
+    seen: list[dict[str, object]] = []
+
+    class JsonModeLM(ScriptedLM):
+        def supports_json_mode(self) -> bool:
+            return True
+
+        def _send(self, messages, params, signature, fmt):  # type: ignore[no-untyped-def]
+            seen.append(dict(params))
+            return super()._send(messages, params, signature, fmt)
+
+    bridge.Predict("q -> a", lm=JsonModeLM([{"a": "x"}]), format=bridge.JSONFormat(), temperature=0.3)(q="1")
+    assert seen == [{"response_format": {"type": "json_object"}, "temperature": 0.3}]
+
+
+def test_context_executor_workers_inherit_the_context() -> None:
+    lm = ScriptedLM(lambda m: {"answer": "from context"})
+    predict = bridge.Predict("question -> answer")
+    with bridge.context(lm=lm), bridge.context_executor(3) as pool:
+        answers = list(pool.map(lambda i: predict(question=str(i)).answer, range(6)))
+    assert answers == ["from context"] * 6
+
+
+def test_contexts_in_two_threads_stay_apart() -> None:
+    barrier = threading.Barrier(2)
+    results: dict[str, list[str]] = {}
+    predict = bridge.Predict("question -> answer")
+
+    def worker(name: str) -> None:
+        lm = ScriptedLM(lambda m: {"answer": name})
+        with bridge.context(lm=lm):
+            barrier.wait()  # both contexts are now open at once
+            got = [predict(question="q").answer for _ in range(20)]
+            barrier.wait()
+        results[name] = got
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in ("left", "right")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {"left": ["left"] * 20, "right": ["right"] * 20}
+    assert bridge.current().lm is None
+
+
+def test_plain_threads_do_not_see_a_context_but_do_see_configure() -> None:
+    lm = ScriptedLM(lambda m: {"answer": "x"})
+    seen: list[object] = []
+    with bridge.context(lm=lm):
+        t = threading.Thread(target=lambda: seen.append(bridge.current().lm))
+        t.start()
+        t.join()
+    assert seen == [None]
+    bridge.configure(lm=lm)
+    t = threading.Thread(target=lambda: seen.append(bridge.current().lm))
+    t.start()
+    t.join()
+    assert seen[-1] is lm
+
+
+def test_trace_records_each_predict_call() -> None:
+    lm = ScriptedLM(lambda m: {"answer": "a"})
+
+    class TwoStep(bridge.Module):
+        def __init__(self) -> None:
+            self.first = bridge.Predict("question -> answer", lm=lm)
+            self.second = bridge.Predict("question -> answer", lm=lm)
+
+        def forward(self, question: str) -> bridge.Prediction:
+            return self.second(question=self.first(question=question).answer)
+
+    program = TwoStep()
+    with bridge.trace() as steps:
+        pred = program(question="q")
+    assert [s[0] for s in steps] == [program.first, program.second]
+    assert steps[0][1] == {"question": "q"}
+    assert steps[1][2] is pred
+    assert pred.usage.calls == 2  # the module's prediction carries both calls
+
+
+def test_instructions_property_replaces_the_signature() -> None:
+    predict = bridge.Predict(Sentiment)
+    predict.instructions = "Label it."
+    assert predict.signature.instructions == "Label it."
+    assert Sentiment.instructions == "Classify the sentiment."
+
+
+def test_deepcopy_and_reset_copy_share_the_lm_but_not_demos() -> None:
+    lm = ScriptedLM(lambda m: {"answer": "a"})
+    predict = bridge.Predict("question -> answer", lm=lm, demos=[{"question": "q", "answer": "a"}])
+    copy = predict.deepcopy()
+    assert isinstance(copy, bridge.Predict)
+    assert copy.lm is lm
+    copy.demos.append(bridge.Example(question="q2", answer="a2"))
+    assert len(predict.demos) == 1
+    reset = predict.reset_copy()
+    assert isinstance(reset, bridge.Predict)
+    assert reset.demos == [] and len(predict.demos) == 1

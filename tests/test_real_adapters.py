@@ -1,0 +1,111 @@
+"""The adapters on the embedded model (SmolLM2-135M through llama.cpp): a bridge program inside a
+LangChain LCEL chain, and a LlamaIndex retriever over real SQuAD paragraphs feeding a bridge RAG
+program. Answer quality of a 135M model is not asserted; what a user relies on is."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import bridge
+
+pytest.importorskip("langchain_core")
+pytest.importorskip("llama_index.core")
+
+from langchain_core.runnables import Runnable, RunnableLambda
+from llama_index.core.retrievers import BaseRetriever
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+from adapters.langchain import to_runnable
+from adapters.llamaindex import from_llamaindex_retriever
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from examples.data import load_jsonl
+
+pytestmark = pytest.mark.real_model
+
+STOP = frozenset(["a", "an", "the", "of", "in", "on", "at", "to", "by", "for", "and", "or", "is", "was",
+                  "were", "who", "what", "when", "where", "which", "how", "did", "do", "does", "with", "as",
+                  "from", "that", "this", "it", "its", "be", "been"])
+
+
+def words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOP}
+
+
+class OverlapRetriever(BaseRetriever):
+    """A LlamaIndex retriever ranking TextNodes by the content words they share with the query."""
+
+    def __init__(self, nodes: Sequence[TextNode], similarity_top_k: int = 4) -> None:
+        super().__init__()
+        self.nodes = list(nodes)
+        self.similarity_top_k = similarity_top_k
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        query = words(query_bundle.query_str)
+        scored = [NodeWithScore(node=n, score=float(len(query & words(n.get_content())))) for n in self.nodes]
+        scored.sort(key=lambda s: -(s.score or 0.0))
+        return scored[: self.similarity_top_k]
+
+
+class RAG(bridge.Module):
+    def __init__(self, retriever: Any, k: int = 2) -> None:
+        self.retrieve = bridge.Retrieve(retriever, k=k)
+        self.answer = bridge.Predict("context: list[str], question -> answer")
+
+    def forward(self, question: str) -> bridge.Prediction:  # type: ignore[override]
+        passages = self.retrieve(question).passages
+        return self.answer(context=passages, question=question)
+
+
+@pytest.fixture
+def lm(tmp_path: Path) -> bridge.LM:
+    return bridge.LM("local/smollm2", cache=bridge.cache.Cache(tmp_path), max_tokens=32)
+
+
+@pytest.fixture(scope="module")
+def questions() -> list[dict[str, Any]]:
+    return load_jsonl("squad", "dev")[:2]
+
+
+def test_program_runs_inside_an_lcel_chain(lm: bridge.LM, questions: list[dict[str, Any]]) -> None:
+    program = bridge.Predict("context, question -> answer", lm=lm)
+    chain: Runnable[Any, Any] = (
+        RunnableLambda(lambda row: {"context": row["context"], "question": row["question"]})
+        | to_runnable(program)
+        | RunnableLambda(lambda out: out["answer"]))
+    answers = chain.batch(questions)
+    assert len(answers) == len(questions)
+    assert all(isinstance(a, str) and a.strip() for a in answers)
+    assert lm.usage.calls >= len(questions)
+    # the chain is the program: calling it directly gives the same answers, now from the cache
+    hits = lm.usage.cache_hits
+    direct = [program(context=q["context"], question=q["question"]).answer for q in questions]
+    assert direct == answers
+    assert lm.usage.cache_hits - hits >= len(questions)
+    assert asyncio.run(chain.ainvoke(questions[0])) == answers[0]
+
+
+def test_llamaindex_retriever_feeds_a_rag_program_in_a_chain(lm: bridge.LM,
+                                                             questions: list[dict[str, Any]]) -> None:
+    rows = load_jsonl("squad", "corpus")[:60]
+    known = {r["id"] for r in rows}
+    rows += [{"id": q["context_id"], "title": q["title"], "text": q["context"]}
+             for q in questions if q["context_id"] not in known]
+    nodes = [TextNode(text=r["text"], id_=r["id"], metadata={"title": r["title"]}) for r in rows]
+    rag = RAG(from_llamaindex_retriever(OverlapRetriever(nodes)), k=2)
+    runnable = to_runnable(rag, input_key="question", output_key="answer")
+    with bridge.context(lm=lm), bridge.trace() as steps:
+        answers = [runnable.invoke(q["question"]) for q in questions]
+    assert all(isinstance(a, str) and a.strip() for a in answers)
+    # the gold paragraph, found by the LlamaIndex retriever, was in the prompt of each answer
+    prompts = [step[1]["context"] for step in steps]
+    assert len(prompts) == len(questions)
+    for q, context in zip(questions, prompts):
+        assert q["context"] in context

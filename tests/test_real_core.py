@@ -1,0 +1,120 @@
+"""The core on the embedded model (SmolLM2-135M through llama.cpp), on real SST-2 and TREC rows.
+
+These assert what a user relies on from a tiny real model: answers come back typed and parsed,
+failures are counted rather than raised, usage and the cache work. Accuracy itself is recorded by
+benchmarks/format_accuracy.py, not asserted here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+import bridge
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from examples.data import labels_of, load_classification  # noqa: E402
+
+pytestmark = pytest.mark.real_model
+
+TREC_LABELS = tuple(labels_of("trec"))
+
+
+class Sentiment(bridge.Signature):
+    """Classify the sentiment of the movie review as negative or positive."""
+
+    text: str = bridge.InputField(prefix="Review")
+    label: Literal["negative", "positive"] = bridge.OutputField(prefix="Sentiment")
+
+
+def trec_signature() -> type[bridge.Signature]:
+    options = ", ".join(repr(label) for label in TREC_LABELS)
+    return bridge.make_signature(
+        f"text -> label: Literal[{options}]",
+        "Classify what kind of answer the question asks for.",
+    )
+
+
+@pytest.fixture
+def lm(tmp_path: Path) -> bridge.LM:
+    return bridge.LM("local/smollm2", cache=bridge.cache.Cache(tmp_path), max_tokens=64)
+
+
+def test_predict_on_sst2_returns_typed_labels_and_counts_usage(lm: bridge.LM) -> None:
+    program = bridge.Predict(Sentiment, lm=lm)
+    devset = load_classification("sst2", "test", 12)
+    result = bridge.Evaluate(devset=devset, metric=bridge.metrics.exact_match("label"),
+                             num_threads=1, display_progress=False)(program)
+    parsed = [row for row in result.results if row.prediction is not None]
+    assert len(result.results) == 12
+    assert len(parsed) >= 9, [row.error for row in result.results]
+    assert all(row.prediction.label in ("negative", "positive") for row in parsed)
+    assert result.usage.calls >= 12 and result.usage.prompt_tokens > 0
+    assert 0.0 <= result.score <= 100.0
+    assert result.errors == 12 - len(parsed)
+
+
+def test_evaluate_second_run_is_served_from_cache_with_same_scores(lm: bridge.LM) -> None:
+    program = bridge.Predict(trec_signature(), lm=lm)
+    devset = load_classification("trec", "test", 8)
+    evaluate = bridge.Evaluate(devset=devset, metric=bridge.metrics.exact_match("label"),
+                               num_threads=2, display_progress=False)
+    first = evaluate(program)
+    second = evaluate(program)
+    assert first.usage.calls >= 8
+    assert second.usage.calls == 0 and second.usage.cache_hits >= 8
+    assert [r.score for r in first.results] == [r.score for r in second.results]
+
+
+def test_chain_of_thought_on_trec_returns_reasoning_and_a_label(lm: bridge.LM) -> None:
+    cot = bridge.ChainOfThought(trec_signature(), lm=lm)
+    predictions = []
+    for example in load_classification("trec", "test", 5):
+        try:
+            predictions.append(cot(text=example.text))
+        except bridge.ParseError as error:
+            assert error.completion is not None and error.attempts == 2
+    assert predictions, "no chain-of-thought answer parsed out of 5"
+    for p in predictions:
+        assert isinstance(p.reasoning, str)
+        assert p.label in TREC_LABELS
+
+
+def test_json_format_on_local_model_parses(lm: bridge.LM) -> None:
+    program = bridge.Predict(Sentiment, lm=lm, format=bridge.JSONFormat())
+    ok = 0
+    for example in load_classification("sst2", "test", 5):
+        try:
+            p = program(text=example.text)
+        except bridge.ParseError:
+            continue
+        assert p.label in ("negative", "positive")
+        ok += 1
+    assert ok >= 3
+
+
+def test_async_call_on_local_model(lm: bridge.LM) -> None:
+    program = bridge.Predict(Sentiment, lm=lm)
+
+    async def run() -> list[bridge.Prediction | BaseException]:
+        texts = [e.text for e in load_classification("sst2", "test", 3)]
+        return await asyncio.gather(*(program.acall(text=t) for t in texts), return_exceptions=True)
+
+    outcomes = asyncio.run(run())
+    predictions = [p for p in outcomes if isinstance(p, bridge.Prediction)]
+    assert all(isinstance(p, (bridge.Prediction, bridge.ParseError)) for p in outcomes), outcomes
+    assert len(predictions) >= 2
+    assert all(p.label in ("negative", "positive") and p.usage.calls >= 1 for p in predictions)
+
+
+def test_quickstart_main_job_runs_and_saves(tmp_path: Path) -> None:
+    from examples import quickstart
+
+    out = tmp_path / "program.json"
+    score = quickstart.main(["--test", "6", "--out", str(out)])
+    assert 0.0 <= score <= 100.0
+    assert out.is_file() and '"format": "lmbridge.program"' in out.read_text()
