@@ -166,7 +166,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
     lm = make_lm(args)
     optimizer = make_optimizer(args, metric)
     with context(lm=lm):
-        estimate = optimizer.estimate(program, trainset=train, valset=val)
+        options = compile_kwargs(args, args.optimizer)
+        sizes = {k: v for k, v in options.items() if k in ("num_trials", "minibatch_size")}
+        estimate = optimizer.estimate(program, trainset=train, valset=val, **sizes)
         print(f"estimate: {estimate}", file=sys.stderr)
         if args.estimate_only:
             print(json.dumps(estimate.to_dict()))
@@ -174,7 +176,6 @@ def cmd_compile(args: argparse.Namespace) -> int:
         if args.checkpoint and args.optimizer not in ("bootstrap", "random-search", "mipro"):
             print(f"note: --checkpoint is not used by {args.optimizer}", file=sys.stderr)
         valset = {"valset": val} if val is not None and args.optimizer != "labeled" else {}
-        options = compile_kwargs(args, args.optimizer)
         compiled = optimizer.compile(program, trainset=train, **valset, **options)
     compiled.save(args.out)
     print(report_table(compiled.report or {}, saved=args.out))

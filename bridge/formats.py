@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from typing import Any, Literal
+from weakref import WeakKeyDictionary
 
 from bridge.errors import ParseError
 from bridge.signature import Field, Signature
@@ -82,8 +82,19 @@ def _field_line(f: Field) -> str:
     return f"{f.label}: {detail}" if detail else f.label
 
 
-@lru_cache(maxsize=512)
+_guides: WeakKeyDictionary[type[Signature], str] = WeakKeyDictionary()
+_json_guides: WeakKeyDictionary[type[Signature], str] = WeakKeyDictionary()
+_patterns: WeakKeyDictionary[type[Signature], tuple[re.Pattern[str], dict[str, str]]] = WeakKeyDictionary()
+
+
 def _chat_guide(signature: type[Signature]) -> str:
+    guide = _guides.get(signature)
+    if guide is None:
+        guide = _guides[signature] = _build_chat_guide(signature)
+    return guide
+
+
+def _build_chat_guide(signature: type[Signature]) -> str:
     outs = list(signature.output_fields.values())
     parts = [signature.instructions.strip()]
     if len(outs) == 1:
@@ -98,8 +109,14 @@ def _chat_guide(signature: type[Signature]) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
-@lru_cache(maxsize=512)
 def _label_pattern(signature: type[Signature]) -> tuple[re.Pattern[str], dict[str, str]]:
+    found = _patterns.get(signature)
+    if found is None:
+        found = _patterns[signature] = _build_label_pattern(signature)
+    return found
+
+
+def _build_label_pattern(signature: type[Signature]) -> tuple[re.Pattern[str], dict[str, str]]:
     names: dict[str, str] = {}
     for n, f in {**signature.output_fields, **signature.input_fields}.items():
         for alias in {f.label.lower(), n.lower(), n.replace("_", " ").lower()}:
@@ -278,8 +295,14 @@ class JSONFormat(PromptFormat):
         return values
 
 
-@lru_cache(maxsize=512)
 def _json_guide(signature: type[Signature]) -> str:
+    guide = _json_guides.get(signature)
+    if guide is None:
+        guide = _json_guides[signature] = _build_json_guide(signature)
+    return guide
+
+
+def _build_json_guide(signature: type[Signature]) -> str:
     lines = []
     for n, f in signature.output_fields.items():
         kind = describe_type(f.annotation)
@@ -305,7 +328,7 @@ def _find_object(text: str) -> dict[str, Any]:
             continue
         if isinstance(obj, dict):
             return obj
-    if 0 <= start:
+    if start >= 0:
         try:
             obj, _ = json.JSONDecoder().raw_decode(stripped[start:])
             if isinstance(obj, dict):

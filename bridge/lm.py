@@ -134,7 +134,8 @@ class BaseLM:
     def _wait(self, attempt: int, error: TransientError) -> float:
         if error.retry_after is not None:
             return min(max(error.retry_after, 0.0), 60.0)
-        return min(self.backoff * (2 ** attempt) * (0.5 + random.random()), 30.0)
+        wait: float = self.backoff * (2 ** attempt) * (0.5 + random.random())
+        return min(wait, 30.0)
 
     def _failed(self, error: TransientError, attempts: int, retries: int) -> LMError:
         err = error.error
@@ -194,7 +195,8 @@ class BaseLM:
         entries = list(self.history)[-n:]
         blocks = []
         for e in entries:
-            lines = [f"--- {e.model} {'(cached) ' if e.cached else ''}at {time.strftime('%H:%M:%S', time.localtime(e.timestamp))}"]
+            when = time.strftime("%H:%M:%S", time.localtime(e.timestamp))
+            lines = [f"--- {e.model} {'(cached) ' if e.cached else ''}at {when}"]
             lines += [f"[{m['role']}]\n{m['content']}" for m in e.messages]
             lines.append(f"[completion]\n{e.completion}")
             blocks.append("\n".join(lines))
@@ -223,7 +225,8 @@ class LM(BaseLM):
                  num_retries: int = 3, **params: Any) -> None:
         if not isinstance(model, str) or not model.strip():
             raise ValueError("LM needs a model name such as 'local/smollm2' or 'openai/gpt-4o-mini'")
-        sampling = {k: v for k, v in (("temperature", temperature), ("max_tokens", max_tokens)) if v is not None}
+        pairs = (("temperature", temperature), ("max_tokens", max_tokens))
+        sampling: dict[str, Any] = {k: v for k, v in pairs if v is not None}
         super().__init__(model, cache=cache, num_retries=num_retries, **sampling, **params)
         self._api_base = api_base
         self._api_key = api_key
@@ -255,7 +258,8 @@ class LM(BaseLM):
     async def _asend(self, messages: list[Message], params: dict[str, Any],
                      signature: type[Signature] | None, fmt: PromptFormat | None) -> RawResult:
         if self._local is not None:
-            return await asyncio.to_thread(self._local.chat, messages, params)  # type: ignore[no-any-return]
+            result: RawResult = await asyncio.to_thread(self._local.chat, messages, params)
+            return result
         litellm = _litellm()
         try:
             response = await litellm.acompletion(**self._request(messages, params))
@@ -273,7 +277,10 @@ class LM(BaseLM):
         return request
 
     def _result(self, response: Any) -> RawResult:
-        choice = response.choices[0]
+        choices = getattr(response, "choices", None)
+        if not choices:
+            raise LMError(f"{self.model}: the response holds no choices", model=self.model)
+        choice = choices[0]
         text = getattr(choice.message, "content", None) or ""
         usage = getattr(response, "usage", None)
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
@@ -284,7 +291,7 @@ class LM(BaseLM):
         if self._price_known is False:
             return None
         try:
-            cost = float(_litellm().completion_cost(completion_response=response))
+            cost: float = float(_litellm().completion_cost(completion_response=response))
             self._price_known = True
             return cost
         except Exception:
@@ -346,7 +353,7 @@ def _map_error(exc: Exception, model: str) -> Exception:
         error = LMError(message, status_code=status, model=model)
     error.__cause__ = exc
     transient = isinstance(error, (RateLimitError, LMTimeoutError)) or (
-        type(error) is LMError and (isinstance(status, int) and status >= 500
+        type(error) is LMError and ((isinstance(status, int) and status >= 500)
                                     or isinstance(exc, (litellm.APIConnectionError,
                                                         litellm.ServiceUnavailableError,
                                                         litellm.InternalServerError))))

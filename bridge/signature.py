@@ -60,12 +60,12 @@ class _FieldSpec:
         return f"{'InputField' if self.kind == 'input' else 'OutputField'}(desc={self.desc!r})"
 
 
-def InputField(*, desc: str = "", prefix: str = "") -> Any:  # noqa: N802 - DSPy's name
+def InputField(*, desc: str = "", prefix: str = "") -> Any:
     """Declare an input field of a class-form signature."""
     return _FieldSpec("input", desc, prefix)
 
 
-def OutputField(*, desc: str = "", prefix: str = "") -> Any:  # noqa: N802 - DSPy's name
+def OutputField(*, desc: str = "", prefix: str = "") -> Any:
     """Declare an output field of a class-form signature."""
     return _FieldSpec("output", desc, prefix)
 
@@ -270,7 +270,9 @@ def parse_spec(spec: str, custom_types: Mapping[str, Any] | None = None) -> dict
 
 
 def _split_top(text: str) -> list[str]:
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         if ch in "[(":
             depth += 1

@@ -92,7 +92,7 @@ class Example(Mapping[str, Any]):
     def __setattr__(self, name: str, value: Any) -> None:
         self._store[name] = value
 
-    def __getitem__(self, key: str) -> Any:  # type: ignore[override]
+    def __getitem__(self, key: str) -> Any:
         return self._store[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
@@ -146,7 +146,8 @@ class Example(Mapping[str, Any]):
 
     @property
     def input_keys(self) -> tuple[str, ...] | None:
-        return self._input_keys
+        keys: tuple[str, ...] | None = self._input_keys
+        return keys
 
     def inputs(self) -> Example:
         """The input fields alone. Raises if ``with_inputs`` was never called."""

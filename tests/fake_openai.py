@@ -30,6 +30,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     """Seconds to wait before answering."""
+    body: str | None = None
+    """A raw response body sent instead of the JSON one (to test malformed answers)."""
 
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error",
@@ -44,6 +46,10 @@ def fail(status: int, error: str = "scripted error", *, error_type: str = "", **
     """An error answer; keyword arguments become headers (``Retry_After="0"`` -> ``Retry-After: 0``)."""
     return Reply(status, error=error, error_type=error_type,
                  headers={k.replace("_", "-"): v for k, v in headers.items()})
+
+
+def raw(body: str, status: int = 200) -> Reply:
+    return Reply(status, body=body)
 
 
 def slow(seconds: float, content: str = "late") -> Reply:
@@ -127,7 +133,9 @@ def _handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             reply = server._next(body)
             if reply.delay:
                 threading.Event().wait(reply.delay)  # not time.sleep: tests patch that to record backoff
-            if reply.status == 200:
+            if reply.body is not None:
+                self._send_bytes(reply.status, reply.body.encode(), reply.headers)
+            elif reply.status == 200:
                 self._send(200, _completion(body, reply.content), reply.headers)
             else:
                 kind = reply.error_type or _TYPES.get(reply.status, "server_error")
@@ -136,7 +144,9 @@ def _handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 self._send(reply.status, {"error": error}, reply.headers)
 
         def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
-            data = json.dumps(payload).encode()
+            self._send_bytes(status, json.dumps(payload).encode(), headers)
+
+        def _send_bytes(self, status: int, data: bytes, headers: dict[str, str]) -> None:
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

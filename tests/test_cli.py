@@ -47,12 +47,12 @@ def task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return name
 
 
-def test_compile_saves_a_program_with_its_report_and_prints_a_table(task: str, tmp_path: Path,
-                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_compile_saves_a_program_with_its_report_and_prints_a_table(
+        task: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["compile", f"{task}:program", "--trainset", "train.jsonl", "--valset", "dev.jsonl",
                  "--metric", f"{task}:metric", "--optimizer", "random-search", "--num-candidates", "1",
-                 "--max-bootstrapped-demos", "2", "--max-labeled-demos", "2", "--lm-factory", f"{task}:lm",
-                 "--out", "compiled.json"])
+                 "--max-bootstrapped-demos", "2", "--max-labeled-demos", "2",
+                 "--lm-factory", f"{task}:lm", "--out", "compiled.json"])
     out = capsys.readouterr()
     assert code == 0, out.err
     saved = json.loads((tmp_path / "compiled.json").read_text())
@@ -78,7 +78,8 @@ def test_compile_with_mipro_and_the_builtin_metric(task: str, tmp_path: Path) ->
 
 def test_estimate_only_spends_nothing(task: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["compile", f"{task}:program", "--trainset", "train.jsonl", "--metric", f"{task}:metric",
-                 "--optimizer", "bootstrap", "--lm-factory", f"{task}:lm", "--out", "x.json", "--estimate-only"])
+                 "--optimizer", "bootstrap", "--lm-factory", f"{task}:lm", "--out", "x.json",
+                 "--estimate-only"])
     assert code == 0
     assert json.loads(capsys.readouterr().out)["lm_calls"] == 8
     assert not (tmp_path / "x.json").exists()
@@ -128,8 +129,8 @@ def test_inspect_renders_the_messages_without_running_a_model(task: str,
 
 
 def test_mistakes_are_reported_without_a_traceback(task: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["compile", "nosuchmodule:program", "--trainset", "train.jsonl", "--metric", "exact_match:label",
-                 "--out", "x.json"]) == 2
+    assert main(["compile", "nosuchmodule:program", "--trainset", "train.jsonl",
+                 "--metric", "exact_match:label", "--out", "x.json"]) == 2
     assert "cannot import 'nosuchmodule'" in capsys.readouterr().err
     assert main(["compile", f"{task}:program", "--trainset", "train.jsonl", "--input-fields", "question",
                  "--metric", "exact_match:label", "--out", "x.json"]) == 2

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI, Reply, fail, ok, slow
+from fake_openai import FakeOpenAI, Reply, fail, ok, raw, slow
 
 import bridge
 import bridge.lm
@@ -165,6 +165,19 @@ def test_other_client_errors_are_lm_errors_not_retried(server: FakeOpenAI, waits
     assert info.value.status_code == status
     assert server.count == 1
     litellm_exception(info.value)
+
+
+@pytest.mark.parametrize("body", ['{"choices": []}', "not json", '{"id": "no choices key"}', ""])
+def test_malformed_responses_are_lm_errors(server: FakeOpenAI, waits: list[float], body: str) -> None:
+    script(server, raw(body))
+    with pytest.raises(bridge.LMError):
+        make_lm(server, num_retries=1).complete(MESSAGES)
+
+
+def test_null_content_is_an_empty_completion(server: FakeOpenAI) -> None:
+    message = '{"role": "assistant", "content": null}'
+    script(server, raw(f'{{"choices": [{{"index": 0, "message": {message}, "finish_reason": "stop"}}]}}'))
+    assert make_lm(server).complete(MESSAGES).text == ""
 
 
 def test_unreachable_server_is_an_lm_error(waits: list[float]) -> None:

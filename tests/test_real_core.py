@@ -17,7 +17,7 @@ import pytest
 import bridge
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from examples.data import labels_of, load_classification  # noqa: E402
+from examples.data import labels_of, load_classification
 
 pytestmark = pytest.mark.real_model
 
