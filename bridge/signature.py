@@ -101,7 +101,9 @@ class Signature:
         try:
             hints = typing.get_type_hints(cls, include_extras=True) if raw else {}
         except Exception as exc:
-            raise SignatureError(f"signature {cls.__name__}: cannot resolve a field type: {exc}") from exc
+            if any(isinstance(a, str) for a in raw.values()):
+                raise SignatureError(f"signature {cls.__name__}: cannot resolve a field type: {exc}") from exc
+            hints = dict(raw)  # real types, in a module get_type_hints cannot see (exec, notebooks)
         for name in raw:
             if name.startswith("_") or name in ("instructions", "input_fields", "output_fields"):
                 continue

@@ -48,6 +48,10 @@ class ScriptedLM(BaseLM):
                 raise LMError(f"ScriptedLM ran out of responses after {len(self.calls)} calls")
             return self._script.pop(0)
 
+    async def _asend(self, messages: list[Message], params: dict[str, Any],
+                     signature: type[Signature] | None, fmt: PromptFormat | None) -> RawResult:
+        return self._send(messages, params, signature, fmt)  # a script needs no worker thread
+
     def _send(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
               fmt: PromptFormat | None) -> RawResult:
         with self._lock:

@@ -9,6 +9,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import bridge
 from bridge.cache import Cache, cache_key, default_cache_dir, shared_cache
 from bridge.testing import ScriptedLM

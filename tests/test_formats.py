@@ -336,3 +336,11 @@ def test_fuzz_chat_str_round_trip(sig: type[bridge.Signature], text: str) -> Non
         return
     if ":" not in line:
         assert parsed == values
+
+
+@pytest.mark.parametrize("cls", [bridge.ChatFormat, bridge.JSONFormat])
+def test_format_options_are_checked(cls: type[bridge.ChatFormat] | type[bridge.JSONFormat]) -> None:
+    with pytest.raises(ValueError, match="demos"):
+        cls(demos="sideways")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="instructions"):
+        cls(instructions="assistant")  # type: ignore[arg-type]

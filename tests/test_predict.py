@@ -109,17 +109,16 @@ def test_async_acall_uses_the_native_async_path() -> None:
     main_thread = threading.get_ident()
     seen: list[int] = []
 
-    class NativeAsyncLM(ScriptedLM):
-        async def _asend(self, messages, params, signature, fmt):  # type: ignore[no-untyped-def]
-            seen.append(threading.get_ident())
-            return self._send(messages, params, signature, fmt)
+    def answer(messages: list[bridge.Message]) -> object:
+        seen.append(threading.get_ident())
+        return "maybe" if len(seen) == 1 else {"label": "negative"}
 
-    lm = NativeAsyncLM(["maybe", {"label": "negative"}])
+    lm = ScriptedLM(answer)
     predict = bridge.Predict(Sentiment, lm=lm)
     pred = asyncio.run(predict.acall(text="awful"))
     assert pred.label == "negative"
     assert pred.usage.calls == 2 and pred.usage.parse_retries == 1
-    assert seen == [main_thread, main_thread]  # no worker thread was needed
+    assert seen == [main_thread, main_thread]  # awaited in the event loop, no worker thread
 
 
 def test_async_chain_of_thought_and_gather() -> None:
@@ -261,3 +260,27 @@ def test_deepcopy_and_reset_copy_share_the_lm_but_not_demos() -> None:
     reset = predict.reset_copy()
     assert isinstance(reset, bridge.Predict)
     assert reset.demos == [] and len(predict.demos) == 1
+
+
+def test_missing_later_field_is_reasked_by_continuation() -> None:
+    lm = ScriptedLM(["6 times 7 makes forty-two", " 42"])
+    predict = bridge.Predict("question -> reasoning, answer: int", lm=lm)
+    pred = predict(question="6*7?")
+    assert (pred.reasoning, pred.answer) == ("6 times 7 makes forty-two", 42)
+    repair = lm.calls[1][-1]["content"]
+    assert repair.endswith("Answer:")
+    assert "integer" in repair
+    assert pred.usage.parse_retries == 1 and pred.usage.calls == 2
+
+
+def test_async_reask_matches_sync() -> None:
+    sync_lm = ScriptedLM(["no answer here", "still none"])
+    async_lm = ScriptedLM(["no answer here", "still none"])
+    sig = "question -> reasoning, answer: int"
+    with pytest.raises(bridge.ParseError) as sync_error:
+        bridge.Predict(sig, lm=sync_lm)(question="q")
+    with pytest.raises(bridge.ParseError) as async_error:
+        asyncio.run(bridge.Predict(sig, lm=async_lm).acall(question="q"))
+    assert sync_lm.calls == async_lm.calls
+    assert sync_error.value.completion == async_error.value.completion == "still none"
+    assert str(sync_error.value) == str(async_error.value)

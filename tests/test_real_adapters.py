@@ -99,7 +99,7 @@ def test_llamaindex_retriever_feeds_a_rag_program_in_a_chain(lm: bridge.LM,
     rows += [{"id": q["context_id"], "title": q["title"], "text": q["context"]}
              for q in questions if q["context_id"] not in known]
     nodes = [TextNode(text=r["text"], id_=r["id"], metadata={"title": r["title"]}) for r in rows]
-    rag = RAG(from_llamaindex_retriever(OverlapRetriever(nodes)), k=2)
+    rag = RAG(from_llamaindex_retriever(OverlapRetriever(nodes)), k=1)
     runnable = to_runnable(rag, input_key="question", output_key="answer")
     with bridge.context(lm=lm), bridge.trace() as steps:
         answers = [runnable.invoke(q["question"]) for q in questions]
