@@ -27,8 +27,13 @@ from bridge.formats import ChatFormat, JSONFormat, PromptFormat
 from bridge.lm import LM, BaseLM, Completion, RawResult, inspect_history
 from bridge.module import Module
 from bridge.optimizers import (
+    COPRO,
+    GEPA,
+    SIMBA,
     BootstrapFewShot,
     BootstrapFewShotWithRandomSearch,
+    Ensemble,
+    KNNFewShot,
     LabeledFewShot,
     MIPROv2,
 )
@@ -44,7 +49,10 @@ from bridge.types import Example, Message, Passage, Prediction, Usage
 __version__ = "0.1.0"
 
 __all__ = [
+    "COPRO",
+    "GEPA",
     "LM",
+    "SIMBA",
     "AuthenticationError",
     "BM25Retriever",
     "BaseLM",
@@ -57,6 +65,7 @@ __all__ = [
     "Completion",
     "ConfigurationError",
     "ContextWindowError",
+    "Ensemble",
     "Evaluate",
     "EvaluationError",
     "EvaluationResult",
@@ -66,6 +75,7 @@ __all__ = [
     "InputError",
     "InputField",
     "JSONFormat",
+    "KNNFewShot",
     "LMError",
     "LMTimeoutError",
     "LabeledFewShot",

@@ -49,8 +49,7 @@ class RAG(bridge.Module):
     def forward(self, question: str) -> bridge.Prediction:  # type: ignore[override]
         passages = self.retrieve(question)
         pred = self.generate(context=passages.passages, question=question)
-        return bridge.Prediction(answer=pred.answer, reasoning=pred.reasoning,
-                                 context_ids=[p.metadata["id"] for p in passages.passage_objects])
+        return pred.copy(context_ids=[p.metadata["id"] for p in passages.passage_objects])
 
 
 def main(argv: list[str] | None = None) -> float:

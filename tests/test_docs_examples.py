@@ -23,5 +23,5 @@ def test_page_code_runs_in_order(page: str, tmp_path: Path, monkeypatch: pytest.
     monkeypatch.syspath_prepend(str(ROOT))
     namespace: dict[str, object] = {"__name__": "__docs__"}
     for block in blocks:
-        exec(compile(block, f"{page}:example", "exec", dont_inherit=True), namespace)  # noqa: S102 - our own docs
+        exec(compile(block, f"{page}:example", "exec", dont_inherit=True), namespace)
     assert any(p.suffix == ".json" for p in tmp_path.iterdir()), "the example should have saved a program"

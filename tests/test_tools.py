@@ -155,7 +155,7 @@ def test_sync_tool_times_out() -> None:
 
     tool = bridge.Tool(slow, timeout=0.05)
     try:
-        with pytest.raises(bridge.ToolError, match="timed out after 0.05"):
+        with pytest.raises(bridge.ToolError, match=r"timed out after 0\.05"):
             tool()
     finally:
         release.set()

@@ -1,0 +1,153 @@
+"""KNNFewShot: demos chosen per input, the ``k`` training examples nearest to it.
+
+``KNNFewShot(k, trainset, embedder)`` embeds the trainset once at compile time. The compiled
+program embeds each call's inputs and runs the student with the nearest examples as demos (plain
+labeled demos; pass BootstrapFewShot arguments, such as ``metric=``, to bootstrap them instead).
+
+An embedder is any callable ``list[str] -> list of vectors``. ``LiteLLMEmbedder`` reaches any
+LiteLLM embedding model; ``HashingEmbedder`` is a small bag-of-words embedder that needs nothing,
+for tests and offline use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bridge.module import Module
+from bridge.optimizers.base import CompileRun, Estimate, Optimizer
+from bridge.optimizers.evaluation import check_examples
+from bridge.optimizers.fewshot import BootstrapFewShot
+from bridge.types import Example, Prediction
+
+Embedder = Callable[[list[str]], Sequence[Sequence[float]]]
+
+
+class HashingEmbedder:
+    """Bag-of-words vectors by feature hashing: no model, no network, deterministic."""
+
+    def __init__(self, dimensions: int = 512) -> None:
+        self.dimensions = dimensions
+
+    def __call__(self, texts: list[str]) -> list[list[float]]:
+        out = []
+        for text in texts:
+            vector = [0.0] * self.dimensions
+            for word in re.findall(r"\w+", text.lower()):
+                digest = int(hashlib.md5(word.encode()).hexdigest()[:8], 16)
+                vector[digest % self.dimensions] += 1.0
+            out.append(vector)
+        return out
+
+
+class LiteLLMEmbedder:
+    """Embeddings from any LiteLLM embedding model, e.g. ``"openai/text-embedding-3-small"``."""
+
+    def __init__(self, model: str, *, api_base: str | None = None, api_key: str | None = None,
+                 batch_size: int = 128) -> None:
+        self.model = model
+        self._api_base = api_base
+        self._api_key = api_key
+        self.batch_size = batch_size
+
+    def __call__(self, texts: list[str]) -> list[list[float]]:
+        from bridge.lm import _litellm, _map_error
+
+        litellm = _litellm()
+        out: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            request: dict[str, Any] = {"model": self.model, "input": texts[start:start + self.batch_size]}
+            if self._api_base is not None:
+                request["api_base"] = self._api_base
+            if self._api_key is not None:
+                request["api_key"] = self._api_key
+            try:
+                response = litellm.embedding(**request)
+            except Exception as exc:
+                raise _map_error(exc, self.model) from exc
+            out.extend([list(map(float, item["embedding"])) for item in response.data])
+        return out
+
+
+def _normalize(vector: Sequence[float]) -> list[float]:
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]
+
+
+def _text(example: Example | dict[str, Any], keys: Sequence[str]) -> str:
+    return " | ".join(f"{k}: {example[k]}" for k in keys if k in example)
+
+
+class KNNProgram(Module):
+    """The student, run with the ``k`` training examples nearest to each call's inputs as demos."""
+
+    def __init__(self, program: Module, trainset: Sequence[Example], vectors: Sequence[Sequence[float]], k: int,
+                 embedder: Embedder, bootstrap_args: dict[str, Any]) -> None:
+        self.program = program
+        self._trainset = list(trainset)
+        self._vectors = [_normalize(v) for v in vectors]
+        self._k = k
+        self._embedder = embedder
+        self._bootstrap_args = bootstrap_args
+
+    def nearest(self, **inputs: Any) -> list[Example]:
+        keys = list(inputs)
+        query = _normalize(list(self._embedder([_text(inputs, keys)])[0]))
+        scored = sorted(range(len(self._vectors)),
+                        key=lambda i: -sum(a * b for a, b in zip(query, self._vectors[i])))
+        return [self._trainset[i] for i in scored[:self._k]]
+
+    def _with_demos(self, inputs: dict[str, Any]) -> Module:
+        near = self.nearest(**inputs)
+        if self._bootstrap_args:
+            opt = BootstrapFewShot(**{"display_progress": False, **self._bootstrap_args})
+            return opt.compile(self.program, trainset=near)
+        program = self.program.deepcopy()
+        for p in program.predictors():
+            p.demos = [e for e in near if all(n in e for n in p.signature.input_fields)]
+        return program
+
+    def forward(self, **inputs: Any) -> Prediction:
+        return self._with_demos(inputs)(**inputs)
+
+    async def aforward(self, **inputs: Any) -> Prediction:
+        return await self._with_demos(inputs).acall(**inputs)
+
+
+class KNNFewShot(Optimizer):
+    """Per-input demos: the ``k`` nearest training examples under ``embedder``."""
+
+    def __init__(self, k: int, trainset: Sequence[Example], embedder: Embedder,
+                 **few_shot_bootstrap_args: Any) -> None:
+        super().__init__(display_progress=bool(few_shot_bootstrap_args.get("display_progress", False)))
+        if k < 1:
+            raise ValueError(f"k must be >= 1, not {k}")
+        self.k = k
+        self.trainset = check_examples(trainset, "trainset")
+        self.embedder = embedder
+        self.few_shot_bootstrap_args = dict(few_shot_bootstrap_args)
+
+    def compile(self, student: Module, *, trainset: Sequence[Example] | None = None,
+                valset: Sequence[Example] | None = None, teacher: Module | None = None) -> Module:
+        rows = check_examples(trainset, "trainset") if trainset is not None else self.trainset
+        with CompileRun(self, student, rows, valset, total=1, unit="steps") as run:
+            keys = list(rows[0].inputs())
+            vectors = list(self.embedder([_text(r, keys) for r in rows]))
+            if len(vectors) != len(rows):
+                raise ValueError(f"the embedder returned {len(vectors)} vectors for {len(rows)} texts")
+            run.step()
+        program = KNNProgram(student.deepcopy(), rows, vectors, self.k, self.embedder,
+                             self.few_shot_bootstrap_args)
+        program.report = run.report()
+        return program
+
+    def estimate(self, student: Module, *, trainset: Sequence[Example] | None = None,
+                 valset: Sequence[Example] | None = None) -> Estimate:
+        return Estimate(0, 0.0, {"per call": 0 if not self.few_shot_bootstrap_args else self.k})
+
+    def settings(self) -> dict[str, Any]:
+        return {"k": self.k, "embedder": type(self.embedder).__name__,
+                "bootstrap": sorted(self.few_shot_bootstrap_args)}
