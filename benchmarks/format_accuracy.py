@@ -1,6 +1,6 @@
 """Zero-shot accuracy of each prompt format with the embedded model, on real classification data.
 
-    .venv/bin/python benchmarks/format_accuracy.py               # 60 rows per dataset
+    .venv/bin/python benchmarks/format_accuracy.py               # 40 rows per dataset
     .venv/bin/python benchmarks/format_accuracy.py --n 20        # a quicker look
 
 The model is ``bridge.LM("local/smollm2")`` (SmolLM2-135M-Instruct, in-process, greedy decoding)
@@ -120,9 +120,9 @@ def signature_for(dataset: str) -> type[bridge.Signature]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=60, help="test rows per dataset")
+    parser.add_argument("--n", type=int, default=40, help="test rows per dataset")
     parser.add_argument("--datasets", default="sst2,trec")
-    parser.add_argument("--max-tokens", type=int, default=48, help="completion budget per call, every format")
+    parser.add_argument("--max-tokens", type=int, default=32, help="completion budget per call, every format")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "format_accuracy.txt")
     args = parser.parse_args()
 
@@ -132,6 +132,16 @@ def main() -> None:
     header = (f"{'dataset':<8}{'format':<36}{'accuracy':>9}{'re-asked':>10}{'failed':>8}{'calls':>7}"
               f"{'s/row':>7}")
     samples: list[str] = []
+    legend = ["re-asked: first answers that did not parse (Predict re-asks once with the error shown);",
+              "failed: answers that still did not parse (a ParseError, scored 0).", "",
+              "The first parsed completion and the first failure per dataset and format:"]
+
+    def save(done: bool) -> str:
+        text = "\n".join([*lines, *([] if done else ["(run in progress)", ""]), *legend, *samples])
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+        return text
+
     for dataset in args.datasets.split(","):
         devset = load_classification(dataset, "test", args.n)
         signature = signature_for(dataset)
@@ -151,15 +161,13 @@ def main() -> None:
             print(row, flush=True)
             first = next((r for r in result.results if r.prediction is not None), None)
             if first is not None:
-                samples.append(f"{dataset} / {title}: {first.prediction.completion[:160]!r}")
+                samples.append(f"{dataset} / {title}: parsed {first.prediction.completion[:120]!r}")
+            failure = next((r.error for r in result.results if r.error is not None), None)
+            if failure is not None:
+                samples.append(f"{dataset} / {title}: failed {failure[:300]}")
+            save(done=False)
         lines.append("")
-    lines += ["re-asked: first answers that did not parse (Predict re-asks once with the error shown);",
-              "failed: answers that still did not parse (a ParseError, scored 0).", "",
-              "A first completion per dataset and format:", *samples]
-    text = "\n".join(lines)
-    print("\n" + text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
+    print("\n" + save(done=True))
 
 
 if __name__ == "__main__":

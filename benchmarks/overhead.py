@@ -272,6 +272,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text + "\n")
     print(f"\nsaved to {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    if any(r["litellm"] for r in imports["bridge"]):
+        raise SystemExit("FAILED: import bridge imported litellm")
 
 
 if __name__ == "__main__":

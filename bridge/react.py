@@ -119,18 +119,21 @@ class ReAct(Module):
         return _Decision(str(pred.next_thought), str(pred.next_tool_name), pred.next_tool_args)
 
     def _salvage(self, error: ParseError) -> _Decision:
-        """Read what can be read from a step that did not parse (small models often garble one field)."""
+        """Read what can be read from a step that did not parse (small models often garble one field):
+        a ``Tool:`` line, else the tool named first; a JSON object, else an ``Args:`` line."""
         text = error.completion or ""
         named = _field_line(text, r"(?:next[ _])?tool(?:[ _]name)?")
-        mentioned = [n for n in [*self.tools, FINISH]
-                     if re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text, re.I)]
-        tool = named if named is not None else mentioned[0] if len(mentioned) == 1 else None
+        mentions = [(m.start(), n) for n in [*self.tools, FINISH]
+                    for m in [re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text, re.I)] if m]
+        tool = named if named is not None else min(mentions)[1] if mentions else None
         first_line = text.strip().splitlines()[0] if text.strip() else ""
         thought = _field_line(text, r"(?:next[ _])?thought") or first_line
         if tool is None:
             return _Decision(thought, "", {}, f"the step could not be read ({error.message}). "
                              "Write a Thought, a Tool and its Args.")
-        return _Decision(thought, tool.strip("`'\" "), _read_args(text))
+        tool = tool.strip("`'\" .,;")
+        known = {n.lower(): n for n in [*self.tools, FINISH]}
+        return _Decision(thought, known.get(tool.lower(), tool), _read_args(text))
 
     def _record(self, run: _Run, decision: _Decision, observation: str, failed: bool) -> None:
         run.steps.append({"thought": decision.thought, "tool_name": decision.tool, "tool_args": decision.args,

@@ -5,7 +5,8 @@ Reading is deliberately forgiving of what small models do, and every rule is sta
 
 * ``str``: the text, stripped.
 * ``Literal`` / ``Enum``: an exact option (case and surrounding punctuation ignored); otherwise the
-  one option that appears as a whole word. Zero or several options is a ParseError.
+  one option that appears as a whole word (bounded by anything but ASCII letters, digits, ``_`` and
+  ``-``). Zero or several options is a ParseError.
 * ``bool``: a leading yes/no/true/false.
 * ``int`` / ``float``: the number itself; otherwise the single number in the text. Zero or several
   numbers is a ParseError.
@@ -177,7 +178,8 @@ def _read_option(text: str, options: tuple[Any, ...], field: str) -> Any:
         if cleaned == str(o).lower():
             return o
     lowered = text.lower()
-    found = [o for o in options if re.search(r"(?<![\w-])" + re.escape(str(o).lower()) + r"(?![\w-])", lowered)]
+    found = [o for o in options
+             if re.search(r"(?<![a-z0-9_-])" + re.escape(str(o).lower()) + r"(?![a-z0-9_-])", lowered)]
     if len(found) == 1:
         return found[0]
     shown = ", ".join(str(o) for o in options)

@@ -245,3 +245,18 @@ def test_compiled_program_saves_and_loads_its_report(tmp_path: Path) -> None:
     loaded = bridge.Predict(SIG).load(tmp_path / "p.json")
     assert loaded.report == json.loads(json.dumps(compiled.report))
     assert [d.to_dict() for d in loaded.predictors()[0].demos] == [d.to_dict() for d in compiled.demos]
+
+
+def test_a_compile_stopped_by_its_budget_resumes_under_a_larger_one(tmp_path: Path) -> None:
+    rows = sentiment_rows(8)
+    ck = tmp_path / "boot.json"
+    first = CountingModel(needs_demos=False)
+    capped = BootstrapFewShot(metric=metric, max_bootstrapped_demos=4, max_labeled_demos=4, max_lm_calls=2,
+                              num_threads=1)
+    stopped = capped.compile(bridge.Predict(SIG, lm=ScriptedLM(first)), trainset=rows, checkpoint=ck)
+    assert stopped.report is not None and stopped.report["stopped_early"]
+    rest = CountingModel(needs_demos=False)
+    full = BootstrapFewShot(metric=metric, max_bootstrapped_demos=4, max_labeled_demos=4, num_threads=1)
+    done = full.compile(bridge.Predict(SIG, lm=ScriptedLM(rest)), trainset=rows, checkpoint=ck)
+    assert first.calls == 2 and rest.calls == 2  # the two finished attempts were not paid for again
+    assert done.report is not None and done.report["bootstrapped"] == {"self": 4}

@@ -119,8 +119,8 @@ def test_an_unreadable_step_is_recorded_and_the_loop_continues() -> None:
     assert pred.finish_reason == "finish"
 
 
-def test_a_garbled_step_that_names_one_tool_is_still_used() -> None:
-    garbled = 'I should add the numbers with add {"a": 4, "b": 5}'
+def test_a_garbled_step_that_names_a_tool_is_still_used() -> None:
+    garbled = 'I should add the numbers with add, not lookup {"a": 4, "b": 5}'
     lm = ScriptedLM([garbled, garbled, step("done", "finish"), answer("9")])
     pred = bridge.ReAct("question -> answer", tools=[add, lookup], lm=lm)(question="4+5?")
     assert pred.trajectory[0]["tool_name"] == "add"
@@ -248,3 +248,17 @@ def test_render_trajectory_uses_the_step_labels() -> None:
     assert "(3 earlier steps left out)" in text
     assert 'Thought: t\nTool: add\nArgs: {"a": 1}\nObservation: 2' in text
     assert render_trajectory([]) == "(no steps yet)"
+
+
+def test_the_docs_page_examples_run() -> None:
+    import re
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "tools-react.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) >= 3
+    namespace: dict[str, Any] = {"__name__": "__docs__"}
+    for block in blocks:
+        exec(compile(block, str(page), "exec"), namespace)
+    assert isinstance(namespace["agent"], bridge.ReAct)
+    assert namespace["agent"].react.demos[0]["next_tool_name"] == "calculator"

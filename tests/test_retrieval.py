@@ -146,3 +146,17 @@ def test_a_rag_program_shows_the_passages_to_the_model() -> None:
     prompt = lm.calls[0][-1]["content"]
     assert f"[1] {CORPUS[2]}" in prompt
     assert [n for n, _ in program.named_predictors()] == ["answer.predict"]
+
+
+def test_the_docs_page_examples_run() -> None:
+    import re
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "retrieval-rag.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) >= 3
+    namespace: dict[str, Any] = {"__name__": "__docs__"}
+    for block in blocks:
+        exec(compile(block, str(page), "exec"), namespace)
+    assert namespace["best"].metadata["id"] == "sb50"
+    assert issubclass(namespace["RAG"], bridge.Module)

@@ -37,8 +37,11 @@ class Checkpoint(Protocol):
 
 def fingerprint(optimizer: str, settings: Mapping[str, Any], program: Module,
                 trainset: Sequence[Example], valset: Sequence[Example] | None) -> str:
-    """A hash of everything that decides what a compile computes."""
+    """A hash of everything that decides what a compile computes. The budget caps are left out, so
+    a compile stopped by ``max_lm_calls`` resumes under a larger cap."""
     from bridge.persistence import program_state
+
+    settings = {k: v for k, v in settings.items() if k not in ("max_lm_calls", "max_cost")}
 
     state = program_state(program)
     state.pop("lmbridge_version", None)

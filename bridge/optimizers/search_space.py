@@ -127,7 +127,7 @@ def open_study(storage: str | None, name: str, seed: int) -> tuple[Any, bool]:
         kwargs: dict[str, Any] = {}
         if storage.startswith("sqlite"):
             kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
-        rdb = optuna.storages.RDBStorage(storage, **kwargs)
+        rdb = _storage(optuna, storage, kwargs)
     try:
         study = optuna.create_study(storage=rdb, study_name=name, direction="maximize", load_if_exists=False)
         created = True
@@ -140,3 +140,18 @@ def open_study(storage: str | None, name: str, seed: int) -> tuple[Any, bool]:
         warnings.simplefilter("ignore")
         study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials), multivariate=True)
     return study, created
+
+
+def _storage(optuna: Any, url: str, kwargs: dict[str, Any]) -> Any:
+    """The RDB storage; two workers creating a new database at once may collide on its schema, so
+    the loser tries again once the winner has made it."""
+    import time
+
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except Exception:
+            if attempt == 4:
+                raise
+            time.sleep(0.5 + attempt)
+    raise AssertionError("unreachable")

@@ -1,0 +1,214 @@
+"""Compile quality: lmbridge against DSPy 3.4.1 on TREC and SST-2, same model, same splits, same seeds.
+
+    .venv/bin/python benchmarks/compile_quality.py [--tasks trec,sst2] [--train 12] [--val 8] [--test 24]
+        [--systems lmbridge,dspy] [--optimizers zero-shot,labeled,bootstrap,mipro,gepa]
+
+For each task and each system: the zero-shot program, then LabeledFewShot, BootstrapFewShot,
+MIPROv2 (auto="light") and GEPA, each compiled on the same train/val rows with the same arguments
+and scored on the same test rows. The model is SmolLM2-135M-Instruct on both sides: in-process for
+lmbridge (``LM("local/smollm2")``), through ../shared/local-lm's OpenAI-compatible server for DSPy
+(started here on its own port and stopped at the end). Each configuration starts with an empty
+cache on both sides; LM calls are the requests that reached the model (compile + test).
+
+Printed and saved to benchmarks/results/compile_quality.txt. The defaults take roughly 20-30
+minutes on two idle cores; use --train/--val/--test to trade time for precision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+INSTRUCTIONS = {"trec": "Classify what kind of answer the question asks for.",
+                "sst2": "Classify the sentiment of the movie review."}
+OPTIMIZERS = ["zero-shot", "labeled", "bootstrap", "mipro", "gepa"]
+
+
+def make_splits(task: str, args: argparse.Namespace) -> dict[str, Any]:
+    from examples.data import load_jsonl
+
+    rng = random.Random(args.seed)
+    train_rows = load_jsonl(task, "train")
+    rng.shuffle(train_rows)
+    test_rows = load_jsonl(task, "test")
+    rng.shuffle(test_rows)
+    pick = lambda rows: [{"text": r["text"], "label": r["label"]} for r in rows]  # noqa: E731
+    return {"task": task, "seed": args.seed, "instructions": INSTRUCTIONS[task],
+            "labels": sorted({r["label"] for r in train_rows}),
+            "train": pick(train_rows[:args.train]), "val": pick(train_rows[args.train:args.train + args.val]),
+            "test": pick(test_rows[:args.test]),
+            "sizes": {"k": args.k, "gepa_metric_calls": args.gepa_metric_calls}}
+
+
+def run_lmbridge(splits: dict[str, Any], optimizers: list[str]) -> list[dict[str, Any]]:
+    import bridge
+    from bridge.cache import Cache
+
+    labels = tuple(splits["labels"])
+    sig = bridge.make_signature(f"text -> label: Literal[{', '.join(repr(x) for x in labels)}]",
+                                splits["instructions"])
+    metric = bridge.metrics.exact_match("label")
+
+    def rows(name: str) -> list[bridge.Example]:
+        return [bridge.Example(**r).with_inputs("text") for r in splits[name]]
+
+    train, val, test = rows("train"), rows("val"), rows("test")
+    size, seed = splits["sizes"], splits["seed"]
+    out = []
+    for name in optimizers:
+        lm = bridge.LM("local/smollm2", max_tokens=64, cache=Cache(Path(tempfile.mkdtemp(prefix="lmb-quality-"))))
+        student = bridge.Predict(sig)
+        with bridge.context(lm=lm), bridge.track_usage() as compile_usage:
+            start = time.perf_counter()
+            if name == "zero-shot":
+                program: bridge.Module = student
+            elif name == "labeled":
+                program = bridge.LabeledFewShot(k=size["k"], seed=seed).compile(student, trainset=train)
+            elif name == "bootstrap":
+                program = bridge.BootstrapFewShot(metric=metric, max_bootstrapped_demos=4, max_labeled_demos=size["k"],
+                                                  seed=seed, num_threads=1).compile(student, trainset=train)
+            elif name == "mipro":
+                program = bridge.MIPROv2(metric, auto="light", seed=seed, num_threads=1).compile(
+                    student, trainset=train, valset=val)
+            else:
+                program = bridge.GEPA(metric, max_metric_calls=size["gepa_metric_calls"], seed=seed,
+                                      num_threads=1).compile(student, trainset=train, valset=val)
+            compile_seconds = time.perf_counter() - start
+        result = bridge.Evaluate(devset=test, metric=metric, num_threads=1, display_progress=False)
+        with bridge.context(lm=lm):
+            scored = result(program)
+        chosen = _describe(program)
+        out.append({"system": "lmbridge", "task": splits["task"], "optimizer": name, "test_accuracy": scored.score,
+                    "compile_lm_calls": compile_usage.usage.calls, "compile_seconds": round(compile_seconds, 1),
+                    "eval_lm_calls": scored.usage.calls, "eval_seconds": round(scored.elapsed, 1),
+                    "error": None, "program": chosen})
+        print(json.dumps(out[-1]), file=sys.stderr, flush=True)
+    return out
+
+
+def _describe(program: Any) -> str:
+    p = program.predictors()[0]
+    fmt = p.format.to_state() if p.format is not None else "default"
+    return f"{len(p.demos)} demos, format {fmt}, instructions {p.instructions[:80]!r}"
+
+
+def run_dspy(splits: dict[str, Any], optimizers: list[str], port: int, workdir: Path) -> list[dict[str, Any]]:
+    configs = [o for o in optimizers]
+    path = workdir / f"splits-{splits['task']}.json"
+    path.write_text(json.dumps(splits))
+    python = ROOT / ".venv-dspy" / "bin" / "python"
+    done = subprocess.run([str(python), str(HERE / "_dspy_compile_quality.py"), "--splits", str(path),
+                           "--api-base", f"http://127.0.0.1:{port}/v1", "--configs", ",".join(configs)],
+                          capture_output=True, text=True)
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or len(rows) != len(configs):
+        rows.append({"system": "dspy", "task": splits["task"], "optimizer": "(run)", "test_accuracy": None,
+                     "error": f"exit {done.returncode}: {done.stderr[-500:]}"})
+    return rows
+
+
+def start_server(port: int, workdir: Path) -> dict[str, str]:
+    serve = ROOT.parent / "shared" / "local-lm" / "serve.sh"
+    env = {**os.environ, "LM_VENV": str(ROOT / ".venv-lm"), "LM_RUN_DIR": str(workdir / "local-lm")}
+    done = subprocess.run([str(serve), "--port", str(port)], capture_output=True, text=True, env=env, timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"serve.sh failed: {done.stderr[-1000:]}")
+    return dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+
+
+def stop_server(port: int, workdir: Path) -> None:
+    stop = ROOT.parent / "shared" / "local-lm" / "stop.sh"
+    subprocess.run([str(stop), "--port", str(port), "--run-dir", str(workdir / "local-lm")], capture_output=True)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = f"{'task':<6} {'system':<9} {'optimizer':<10} {'test acc':>8} {'LM calls':>9} {'compile':>8} " \
+           f"{'test':>6} {'wall s':>7}  note"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        acc = "-" if r.get("test_accuracy") is None else f"{r['test_accuracy']:.1f}%"
+        total = (r.get("compile_lm_calls") or 0) + (r.get("eval_lm_calls") or 0)
+        wall = (r.get("compile_seconds") or 0) + (r.get("eval_seconds") or 0)
+        note = r.get("error") or ""
+        lines.append(f"{r['task']:<6} {r['system']:<9} {r['optimizer']:<10} {acc:>8} {total:>9} "
+                     f"{r.get('compile_lm_calls') or 0:>8} {r.get('eval_lm_calls') or 0:>6} {wall:>7.0f}  {note}")
+    return "\n".join(lines)
+
+
+def goals(rows: list[dict[str, Any]]) -> str:
+    out = []
+    for task in sorted({r["task"] for r in rows}):
+        get = {(r["system"], r["optimizer"]): r for r in rows if r["task"] == task}
+        zero = get.get(("lmbridge", "zero-shot"), {}).get("test_accuracy")
+        for name in OPTIMIZERS[1:]:
+            ours, theirs = get.get(("lmbridge", name)), get.get(("dspy", name))
+            if not ours or ours.get("test_accuracy") is None:
+                continue
+            parts = [f"{task} {name}:"]
+            if zero is not None:
+                parts.append(f"{ours['test_accuracy'] - zero:+.1f} pts over lmbridge zero-shot (goal +20)")
+            if theirs and theirs.get("test_accuracy") is not None:
+                calls = lambda r: (r.get("compile_lm_calls") or 0) + (r.get("eval_lm_calls") or 0)  # noqa: E731
+                parts.append(f"{ours['test_accuracy'] - theirs['test_accuracy']:+.1f} pts over DSPy (goal +10)")
+                ratio = calls(ours) / max(calls(theirs), 1)
+                parts.append(f"LM calls {ratio:.2f}x DSPy's (goal <= 0.5)")
+            out.append("  ".join(parts))
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--tasks", default="trec,sst2")
+    parser.add_argument("--systems", default="lmbridge,dspy")
+    parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
+    parser.add_argument("--train", type=int, default=12)
+    parser.add_argument("--val", type=int, default=8)
+    parser.add_argument("--test", type=int, default=24)
+    parser.add_argument("--k", type=int, default=6, help="labeled demos (LabeledFewShot k, max_labeled_demos)")
+    parser.add_argument("--gepa-metric-calls", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--port", type=int, default=8011)
+    parser.add_argument("--out", default=str(HERE / "results" / "compile_quality.txt"))
+    args = parser.parse_args()
+
+    tasks, systems = args.tasks.split(","), args.systems.split(",")
+    optimizers = [o for o in args.optimizers.split(",") if o]
+    workdir = Path(tempfile.mkdtemp(prefix="compile-quality-"))
+    splits = {task: make_splits(task, args) for task in tasks}
+    rows: list[dict[str, Any]] = []
+    start = time.time()
+    if "lmbridge" in systems:
+        for task in tasks:
+            rows += run_lmbridge(splits[task], optimizers)
+    if "dspy" in systems:
+        start_server(args.port, workdir)
+        try:
+            for task in tasks:
+                rows += run_dspy(splits[task], optimizers, args.port, workdir)
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        finally:
+            stop_server(args.port, workdir)
+    text = (f"compile_quality: SmolLM2-135M-Instruct (Q4_1), seed {args.seed}, train {args.train}, val {args.val}, "
+            f"test {args.test}, k {args.k}, GEPA max_metric_calls {args.gepa_metric_calls}; "
+            f"total wall {time.time() - start:.0f} s\n"
+            f"command: {' '.join(sys.argv)}\n\n{table(rows)}\n\n{goals(rows)}\n\n"
+            + "\n".join(json.dumps(r) for r in rows) + "\n")
+    print(text)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""ReAct, RAG and multi-hop on the embedded model (SmolLM2-135M) over the real SQuAD corpus.
+
+The model is tiny and often answers wrongly: these tests assert the structure a user relies on
+(a trajectory of real tool calls with their observations, a valid finish reason, the output
+field), not that the answers are right.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import bridge
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from examples.rag_squad import RAG, load_corpus, load_questions  # noqa: E402
+from examples.react_tools import build_agent, calculator  # noqa: E402
+
+pytestmark = pytest.mark.real_model
+
+
+@pytest.fixture(scope="module")
+def corpus() -> bridge.BM25Retriever:
+    return load_corpus()
+
+
+@pytest.fixture(scope="module")
+def lm() -> bridge.LM:
+    return bridge.LM("local/smollm2")
+
+
+def _check_trajectory(agent: bridge.ReAct, pred: bridge.Prediction) -> None:
+    assert isinstance(pred, bridge.Prediction)
+    assert isinstance(pred.answer, str)
+    assert pred.finish_reason in ("finish", "max_iters", "context_overflow")
+    assert 1 <= len(pred.trajectory) <= agent.max_iters
+    if pred.finish_reason == "finish":
+        assert pred.trajectory[-1]["tool_name"] == "finish"
+    for step in pred.trajectory:
+        assert set(step) == {"thought", "tool_name", "tool_args", "observation", "error"}
+        assert isinstance(step["observation"], str) and step["observation"]
+        tool = agent.tools.get(step["tool_name"])
+        if tool is not None and not step["error"]:
+            # the observation is what the real tool returns for those arguments
+            assert step["observation"] == str(tool.call_with(step["tool_args"]))
+
+
+def test_react_calls_real_tools_and_records_the_trajectory(corpus: bridge.BM25Retriever, lm: bridge.LM) -> None:
+    agent = build_agent(corpus, max_iters=3, lm=lm, max_tokens=96)
+    pred = agent(question="What is 17 * 23?")
+    print("\n", pred.trajectory, "\n", pred.finish_reason, repr(pred.answer))
+    _check_trajectory(agent, pred)
+    used = pred.usage.calls + pred.usage.cache_hits
+    assert used >= len(pred.trajectory) + 1, "one completion per step at least, plus the extraction"
+
+
+def test_react_search_tool_over_squad(corpus: bridge.BM25Retriever, lm: bridge.LM) -> None:
+    agent = build_agent(corpus, max_iters=2, lm=lm, max_tokens=96)
+    pred = agent(question="Which NFL team won Super Bowl 50?")
+    print("\n", pred.trajectory, "\n", pred.finish_reason, repr(pred.answer))
+    _check_trajectory(agent, pred)
+
+
+def test_react_async_run_has_the_same_shape(corpus: bridge.BM25Retriever, lm: bridge.LM) -> None:
+    import asyncio
+
+    agent = build_agent(corpus, max_iters=2, lm=lm, max_tokens=96)
+    pred = asyncio.run(agent.acall(question="What is 1200 divided by 16?"))
+    _check_trajectory(agent, pred)
+
+
+def test_calculator_tool() -> None:
+    assert calculator("17*23") == "391"
+    assert calculator("2^10") == "1024"
+    with pytest.raises(ValueError):
+        calculator("__import__('os')")
+
+
+def test_rag_retrieves_the_gold_paragraph_and_answers(corpus: bridge.BM25Retriever, lm: bridge.LM) -> None:
+    question = load_questions("dev", 1)[0]
+    program = RAG(corpus, k=3)
+    with bridge.context(lm=lm):
+        pred = program(question=question.question)
+    assert question.context_id in pred.context_ids
+    assert isinstance(pred.answer, str) and pred.answer.strip()
+    assert isinstance(pred.reasoning, str)
+
+
+@pytest.mark.parametrize("script, args", [
+    ("rag_squad.py", ["--n", "1"]),
+    ("multihop_squad.py", ["--n", "1", "--hops", "1"]),
+    ("react_tools.py", ["--n", "1", "--max-iters", "2"]),
+])
+def test_examples_run_as_scripts(script: str, args: list[str], tmp_path: Any) -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / script), *args], capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Q: " in done.stdout

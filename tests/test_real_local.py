@@ -1,0 +1,53 @@
+"""The embedded models themselves: both run in-process, and the split gemma3 file is joined once."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+import bridge
+from bridge.local import KNOWN, model_path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from examples.data import load_classification
+
+pytestmark = pytest.mark.real_model
+
+
+class Sentiment(bridge.Signature):
+    """Classify the sentiment of the movie review as negative or positive."""
+
+    text: str = bridge.InputField(prefix="Review")
+    label: Literal["negative", "positive"] = bridge.OutputField(prefix="Sentiment")
+
+
+def test_gemma3_parts_are_joined_once_into_the_cache() -> None:
+    first = model_path("gemma3")
+    stamp = first.stat().st_mtime_ns
+    again = model_path("gemma3")
+    assert first == again and again.stat().st_mtime_ns == stamp
+    assert first.stat().st_size > 200_000_000 and first.name == KNOWN["gemma3"].filename
+
+
+def test_gemma3_base_model_follows_demonstrations(tmp_path: Path) -> None:
+    lm = bridge.LM("local/gemma3", max_tokens=8, cache=bridge.cache.Cache(tmp_path))
+    demos = load_classification("sst2", "train", 6)
+    program = bridge.Predict(Sentiment, lm=lm, demos=demos)
+    answers = []
+    for example in load_classification("sst2", "test", 4):
+        try:
+            answers.append(program(text=example.text).label)
+        except bridge.ParseError as error:
+            assert error.attempts == 2
+    assert len(answers) >= 3
+    assert set(answers) <= {"negative", "positive"}
+    history = lm.history[-1]
+    assert history.messages[1]["role"] == "assistant"  # demos went as chat turns through the template
+
+
+def test_unknown_local_model_names_the_known_ones() -> None:
+    with pytest.raises(bridge.LMError, match="smollm2"):
+        bridge.LM("local/no-such-model")
