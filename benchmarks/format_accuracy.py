@@ -134,7 +134,7 @@ def main() -> None:
     samples: list[str] = []
     legend = ["re-asked: first answers that did not parse (Predict re-asks once with the error shown);",
               "failed: answers that still did not parse (a ParseError, scored 0).", "",
-              "The first parsed completion and the first failure per dataset and format:"]
+              "Per dataset and format: the labels predicted, the first parsed completion and the first failure:"]
 
     def save(done: bool) -> str:
         text = "\n".join([*lines, *([] if done else ["(run in progress)", ""]), *legend, *samples])
@@ -159,6 +159,8 @@ def main() -> None:
                    f"{result.usage.calls:>7}{result.elapsed / len(devset):>7.2f}")
             lines.append(row + (f"  ({other} other errors)" if other else ""))
             print(row, flush=True)
+            predicted = Counter(str(r.prediction.label) for r in result.results if r.prediction is not None)
+            samples.append(f"{dataset} / {title}: predicted {dict(predicted.most_common())}")
             first = next((r for r in result.results if r.prediction is not None), None)
             if first is not None:
                 samples.append(f"{dataset} / {title}: parsed {first.prediction.completion[:120]!r}")
