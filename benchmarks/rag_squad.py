@@ -9,9 +9,11 @@ answer comes from is among the k passages retrieved; it needs no model and uses 
 
 Answers come from ``bridge.LM("local/smollm2")`` (SmolLM2-135M-Instruct, in-process, greedy
 decoding, cache off) on the first ``n`` dev questions, through two programs that share the
-retriever (k passages): ``RAG`` from examples/rag_squad.py (ChainOfThought over the passages) and
-the same program with a plain Predict in place of the ChainOfThought. EM and F1 are SQuAD's (after
-normalisation, best over all gold answers); a question whose answer did not parse scores 0.
+retriever (k passages): ``RAG`` from examples/rag_squad.py (ChainOfThought over the passages), the
+same program with a plain Predict in place of the ChainOfThought, and that Predict with 3
+demonstrations (as LabeledFewShot would set them) from the train split: short-answer questions
+shown with their gold paragraph. EM and F1 are SQuAD's (after normalisation, best over all gold
+answers); a question whose answer did not parse scores 0.
 Results are printed and saved to benchmarks/results/rag_squad.txt.
 """
 
@@ -27,7 +29,14 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 import bridge  # noqa: E402 - after the path set-up above, so that the checkout is imported
+from examples.data import load_jsonl  # noqa: E402
 from examples.rag_squad import RAG, AnswerFromContext, load_corpus, load_questions  # noqa: E402
+
+
+def train_demos(n: int) -> list[bridge.Example]:
+    """The first n train questions with a short answer (at most 4 words) and a short paragraph."""
+    rows = [r for r in load_jsonl("squad", "train") if len(r["answers"][0].split()) <= 4 and len(r["context"]) <= 700]
+    return [bridge.Example(context=[r["context"]], question=r["question"], answer=r["answers"][0]) for r in rows[:n]]
 
 
 def recall_at(retriever: bridge.BM25Retriever, questions: list[bridge.Example], ks: list[int]) -> dict[int, float]:
@@ -71,11 +80,14 @@ def main(argv: list[str] | None = None) -> None:
     cot = RAG(retriever, k=args.k)
     plain = RAG(retriever, k=args.k)
     plain.generate = bridge.Predict(AnswerFromContext)  # same prompt, no reasoning field
+    shown = RAG(retriever, k=args.k)
+    shown.generate = bridge.Predict(AnswerFromContext, demos=train_demos(3))
     lines += ["", f"answers on the first {len(questions)} dev questions, k={args.k} passages:",
               f"{'program':<28} {'EM':>6} {'F1':>6} {'failed':>7} {'calls':>6} {'seconds':>8}"]
     print("\n".join(lines[-2:]), flush=True)
     with bridge.context(lm=lm):
-        for name, program in (("RAG (ChainOfThought)", cot), ("RAG (Predict)", plain)):
+        for name, program in (("RAG (ChainOfThought)", cot), ("RAG (Predict)", plain),
+                              ("RAG (Predict, 3 demos)", shown)):
             s = answer_scores(program, questions)
             lines.append(f"{name:<28} {s['em']:>6.1f} {s['f1']:>6.1f} {int(s['failed']):>7} {int(s['calls']):>6} "
                          f"{s['seconds']:>8.0f}")

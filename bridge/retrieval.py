@@ -110,6 +110,9 @@ class Retrieve(Module):
     def __repr__(self) -> str:
         return f"Retrieve({self.retriever!r}, k={self.k})"
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Retrieve:
+        return Retrieve(self.retriever, self.k)  # a copied program shares its retriever and index
+
     def _prediction(self, passages: list[Passage]) -> Prediction:
         return Prediction(passages=[p.text for p in passages], passage_objects=passages)
 
@@ -156,6 +159,9 @@ class BM25Retriever:
 
     def __repr__(self) -> str:
         return f"BM25Retriever({len(self.passages)} passages)"
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> BM25Retriever:
+        return self  # read-only once built: shared by every copy of a program
 
     def _tokenize(self, texts: list[str]) -> list[list[str]]:
         tokens = _bm25s().tokenize(texts, stopwords=self._stopwords, stemmer=self._stemmer, return_ids=False,

@@ -17,6 +17,7 @@ import threading
 import typing
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
 from bridge.errors import ToolError, describe
@@ -46,6 +47,9 @@ class Tool:
 
     def __repr__(self) -> str:
         return f"Tool({self.name!r}, args={list(self.args)})"
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Tool:
+        return self  # a tool is shared by every copy of a program, like an LM
 
     # -- description ---------------------------------------------------------------------------
     def json_schema(self) -> dict[str, Any]:
@@ -163,7 +167,7 @@ def run_in_thread(work: Callable[[], T], timeout: float | None, *, what: str = "
     threading.Thread(target=target, name=f"bridge-{what}", daemon=True).start()
     try:
         return future.result(timeout)
-    except TimeoutError as exc:
+    except FutureTimeout as exc:  # the builtin TimeoutError only from Python 3.11 on
         raise ToolError(f"{what} timed out after {timeout} s") from exc
 
 

@@ -137,3 +137,13 @@ def test_mistakes_are_reported_without_a_traceback(task: str, capsys: pytest.Cap
     assert "lacks the input field(s) ['question']" in capsys.readouterr().err
     assert main(["inspect", "missing.json"]) == 1
     assert "StateError" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("optimizer", ["copro", "simba", "gepa", "bootstrap"])
+def test_every_optimizer_runs_from_the_command_line(task: str, tmp_path: Path, optimizer: str) -> None:
+    code = main(["compile", f"{task}:program", "--trainset", "train.jsonl", "--valset", "dev.jsonl",
+                 "--metric", f"{task}:metric", "--optimizer", optimizer, "--lm-factory", f"{task}:lm",
+                 "--max-lm-calls", "120", "--quiet", "--out", f"{optimizer}.json"])
+    assert code == 0
+    report = json.loads((tmp_path / f"{optimizer}.json").read_text())["report"]
+    assert 0 < report["lm_calls"] <= 120

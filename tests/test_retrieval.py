@@ -160,3 +160,13 @@ def test_the_docs_page_examples_run() -> None:
         exec(compile(block, str(page), "exec"), namespace)
     assert namespace["best"].metadata["id"] == "sb50"
     assert issubclass(namespace["RAG"], bridge.Module)
+
+
+def test_copies_of_a_program_share_the_retriever() -> None:
+    bm25 = bridge.BM25Retriever(CORPUS)
+    program = RAG(bm25)
+    copy = program.deepcopy()
+    assert isinstance(copy, RAG)
+    assert copy.retrieve is not program.retrieve
+    assert copy.retrieve.retriever is bm25
+    assert copy.answer.predict is not program.answer.predict

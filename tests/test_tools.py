@@ -215,3 +215,11 @@ def test_no_timeout_runs_in_the_calling_thread() -> None:
 
     bridge.Tool(where, timeout=None)()
     assert ident == [threading.get_ident()]
+
+
+def test_copies_of_an_agent_share_their_tools() -> None:
+    agent = bridge.ReAct("question -> answer", tools=[add])
+    copy = agent.deepcopy()
+    assert isinstance(copy, bridge.ReAct)
+    assert copy.tools["add"] is agent.tools["add"]
+    assert copy.react is not agent.react
