@@ -52,7 +52,7 @@ def make_splits(task: str, args: argparse.Namespace) -> dict[str, Any]:
             "sizes": {"k": args.k, "gepa_metric_calls": args.gepa_metric_calls}}
 
 
-def run_lmbridge(splits: dict[str, Any], optimizers: list[str]) -> list[dict[str, Any]]:
+def run_lmbridge(splits: dict[str, Any], optimizers: list[str], keep: Any) -> list[dict[str, Any]]:
     import bridge
     from bridge.cache import Cache
 
@@ -94,7 +94,7 @@ def run_lmbridge(splits: dict[str, Any], optimizers: list[str]) -> list[dict[str
                     "compile_lm_calls": compile_usage.usage.calls, "compile_seconds": round(compile_seconds, 1),
                     "eval_lm_calls": scored.usage.calls, "eval_seconds": round(scored.elapsed, 1),
                     "error": None, "program": chosen})
-        print(json.dumps(out[-1]), file=sys.stderr, flush=True)
+        keep(out[-1])
     return out
 
 
@@ -104,18 +104,26 @@ def _describe(program: Any) -> str:
     return f"{len(p.demos)} demos, format {fmt}, instructions {p.instructions[:80]!r}"
 
 
-def run_dspy(splits: dict[str, Any], optimizers: list[str], port: int, workdir: Path) -> list[dict[str, Any]]:
-    configs = [o for o in optimizers]
+def run_dspy(splits: dict[str, Any], optimizers: list[str], port: int, workdir: Path,
+             keep: Any) -> list[dict[str, Any]]:
     path = workdir / f"splits-{splits['task']}.json"
     path.write_text(json.dumps(splits))
     python = ROOT / ".venv-dspy" / "bin" / "python"
-    done = subprocess.run([str(python), str(HERE / "_dspy_compile_quality.py"), "--splits", str(path),
-                           "--api-base", f"http://127.0.0.1:{port}/v1", "--configs", ",".join(configs)],
-                          capture_output=True, text=True)
-    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or len(rows) != len(configs):
+    errors = workdir / f"dspy-{splits['task']}.err"
+    with errors.open("w") as err:
+        child = subprocess.Popen([str(python), str(HERE / "_dspy_compile_quality.py"), "--splits", str(path),
+                                  "--api-base", f"http://127.0.0.1:{port}/v1", "--configs", ",".join(optimizers)],
+                                 stdout=subprocess.PIPE, stderr=err, text=True)
+        rows = []
+        assert child.stdout is not None
+        for line in child.stdout:  # one row per configuration, kept as soon as it is done
+            if line.startswith("{"):
+                rows.append(json.loads(line))
+                keep(rows[-1])
+        child.wait()
+    if child.returncode != 0 or len(rows) != len(optimizers):
         rows.append({"system": "dspy", "task": splits["task"], "optimizer": "(run)", "test_accuracy": None,
-                     "error": f"exit {done.returncode}: {done.stderr[-500:]}"})
+                     "error": f"exit {child.returncode}: {errors.read_text()[-500:]}"})
     return rows
 
 
@@ -181,28 +189,55 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--port", type=int, default=8011)
     parser.add_argument("--out", default=str(HERE / "results" / "compile_quality.txt"))
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows already in the .jsonl next to --out and run only the missing ones")
     args = parser.parse_args()
 
     tasks, systems = args.tasks.split(","), args.systems.split(",")
     optimizers = [o for o in args.optimizers.split(",") if o]
     workdir = Path(tempfile.mkdtemp(prefix="compile-quality-"))
     splits = {task: make_splits(task, args) for task in tasks}
+    rows_path = Path(args.out).with_suffix(".jsonl")
     rows: list[dict[str, Any]] = []
+    if args.resume and rows_path.exists():
+        rows = [json.loads(line) for line in rows_path.read_text().splitlines() if line.startswith("{")]
+    elif rows_path.exists():
+        rows_path.unlink()
+    done = {(r["system"], r["task"], r["optimizer"]) for r in rows}
+
+    def keep(row: dict[str, Any]) -> None:
+        if row not in rows:
+            rows.append(row)
+        with rows_path.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        print(json.dumps(row), file=sys.stderr, flush=True)
+
+    def todo(system: str, task: str) -> list[str]:
+        return [o for o in optimizers if (system, task, o) not in done]
+
     start = time.time()
+    rows_path.parent.mkdir(parents=True, exist_ok=True)
     if "lmbridge" in systems:
         for task in tasks:
-            rows += run_lmbridge(splits[task], optimizers)
-    if "dspy" in systems:
+            if todo("lmbridge", task):
+                run_lmbridge(splits[task], todo("lmbridge", task), keep)
+    if "dspy" in systems and any(todo("dspy", task) for task in tasks):
         start_server(args.port, workdir)
         try:
             for task in tasks:
-                rows += run_dspy(splits[task], optimizers, args.port, workdir)
-                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+                if todo("dspy", task):
+                    for row in run_dspy(splits[task], todo("dspy", task), args.port, workdir, keep):
+                        if row["optimizer"] == "(run)":
+                            keep(row)
         finally:
             stop_server(args.port, workdir)
+    order = {(s, t, o): i for i, (t, s, o) in enumerate(
+        (t, s, o) for t in tasks for s in ("lmbridge", "dspy") for o in [*optimizers, "(run)"])}
+    rows = sorted({(r["system"], r["task"], r["optimizer"]): r for r in rows}.values(),
+                  key=lambda r: order.get((r["system"], r["task"], r["optimizer"]), 10 ** 6))
     text = (f"compile_quality: SmolLM2-135M-Instruct (Q4_1), seed {args.seed}, train {args.train}, val {args.val}, "
             f"test {args.test}, k {args.k}, GEPA max_metric_calls {args.gepa_metric_calls}; "
-            f"total wall {time.time() - start:.0f} s\n"
+            f"wall time of this invocation {time.time() - start:.0f} s\n"
             f"command: {' '.join(sys.argv)}\n\n{table(rows)}\n\n{goals(rows)}\n\n"
             + "\n".join(json.dumps(r) for r in rows) + "\n")
     print(text)

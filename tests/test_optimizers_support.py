@@ -122,3 +122,35 @@ def test_build_copies_the_student_and_never_touches_it() -> None:
     assert student.demos == [] and student.instructions != "Be careful."
     assert program.instructions == "Be careful." and program.demos == [demo]
     assert copy.deepcopy(program).demos == [demo]
+
+
+class PricedLM(ScriptedLM):
+    """A scripted LM whose every answer costs ``price`` dollars (None: no price known)."""
+
+    def __init__(self, responses: Any, price: float | None) -> None:
+        super().__init__(responses)
+        self.price = price
+
+    def _send(self, *args: Any, **kwargs: Any) -> Any:
+        raw = super()._send(*args, **kwargs)
+        raw.cost = self.price
+        return raw
+
+
+def test_max_cost_stops_the_compile_when_the_spend_reaches_it() -> None:
+    model = CountingModel(needs_demos=False)
+    student = bridge.Predict(SIG, lm=PricedLM(model, price=0.01))
+    compiled = bridge.BootstrapFewShot(metric=metric, max_bootstrapped_demos=8, max_cost=0.03,
+                                       num_threads=1).compile(student, trainset=sentiment_rows(8))
+    assert model.calls == 3
+    assert compiled.report is not None and "max_cost" in compiled.report["stopped_early"]
+    assert compiled.report["cost"] == pytest.approx(0.03)
+
+
+def test_max_cost_with_an_unpriced_model_stops_instead_of_spending_blind() -> None:
+    model = CountingModel(needs_demos=False)
+    student = bridge.Predict(SIG, lm=PricedLM(model, price=None))
+    compiled = bridge.BootstrapFewShot(metric=metric, max_cost=1.0, num_threads=1).compile(
+        student, trainset=sentiment_rows(4))
+    assert model.calls == 1
+    assert compiled.report is not None and "reports no price" in compiled.report["stopped_early"]
