@@ -1,7 +1,7 @@
 """Zero-shot accuracy of each prompt format with the embedded model, on real classification data.
 
-    .venv/bin/python benchmarks/format_accuracy.py               # 40 rows per dataset
-    .venv/bin/python benchmarks/format_accuracy.py --n 20        # a quicker look
+    .venv/bin/python benchmarks/format_accuracy.py               # 20 rows per dataset
+    .venv/bin/python benchmarks/format_accuracy.py --n 40        # the slice of the saved sst2 numbers
 
 The model is ``bridge.LM("local/smollm2")`` (SmolLM2-135M-Instruct, in-process, greedy decoding)
 with its cache off. Each dataset is the first ``n`` rows of its test split in ../shared/datasets,
@@ -120,7 +120,7 @@ def signature_for(dataset: str) -> type[bridge.Signature]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=40, help="test rows per dataset")
+    parser.add_argument("--n", type=int, default=20, help="test rows per dataset")
     parser.add_argument("--datasets", default="sst2,trec")
     parser.add_argument("--max-tokens", type=int, default=32, help="completion budget per call, every format")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "format_accuracy.txt")
