@@ -111,10 +111,12 @@ def test_async_call_on_local_model(lm: bridge.LM) -> None:
     assert all(p.label in ("negative", "positive") and p.usage.calls >= 1 for p in predictions)
 
 
-def test_quickstart_main_job_runs_and_saves(tmp_path: Path) -> None:
+def test_quickstart_main_job_compiles_saves_and_reloads(tmp_path: Path) -> None:
     from examples import quickstart
 
     out = tmp_path / "program.json"
-    score = quickstart.main(["--test", "6", "--out", str(out)])
-    assert 0.0 <= score <= 100.0
-    assert out.is_file() and '"format": "lmbridge.program"' in out.read_text()
+    before, after = quickstart.main(["--train", "8", "--test", "6", "--out", str(out)])
+    assert 0.0 <= before <= 100.0 and 0.0 <= after <= 100.0
+    saved = out.read_text()
+    assert '"format": "lmbridge.program"' in saved and '"report"' in saved
+    assert bridge.Predict(Sentiment).load(out).demos, "the compiled program should carry demos"
