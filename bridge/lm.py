@@ -9,7 +9,6 @@ first request.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import threading
@@ -98,6 +97,8 @@ class BaseLM:
 
     async def _asend(self, messages: list[Message], params: dict[str, Any],
                      signature: type[Signature] | None, fmt: PromptFormat | None) -> RawResult:
+        import asyncio
+
         return await asyncio.to_thread(self._send, messages, params, signature, fmt)
 
     # -- the shared path ---------------------------------------------------------------------------
@@ -179,7 +180,7 @@ class BaseLM:
             except TransientError as error:
                 if attempt >= self.num_retries:
                     raise self._failed(error, attempt + 1, attempt) from error.error.__cause__
-                await asyncio.sleep(self._wait(attempt, error))
+                await _sleep_async(self._wait(attempt, error))
         raise AssertionError("unreachable")
 
     def __call__(self, prompt: str | list[Message], **params: Any) -> str:
@@ -258,6 +259,8 @@ class LM(BaseLM):
     async def _asend(self, messages: list[Message], params: dict[str, Any],
                      signature: type[Signature] | None, fmt: PromptFormat | None) -> RawResult:
         if self._local is not None:
+            import asyncio
+
             result: RawResult = await asyncio.to_thread(self._local.chat, messages, params)
             return result
         litellm = _litellm()
@@ -297,6 +300,12 @@ class LM(BaseLM):
         except Exception:
             self._price_known = False
             return None
+
+
+async def _sleep_async(seconds: float) -> None:
+    import asyncio  # imported here: `import bridge` stays fast, and sync users never pay for asyncio
+
+    await asyncio.sleep(seconds)
 
 
 _litellm_module: Any = None

@@ -7,7 +7,6 @@ saves and loads its state, and gives each call's Prediction the usage of everyth
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +30,8 @@ class Module:
 
     async def aforward(self, **inputs: Any) -> Prediction:
         """Default async path: ``forward`` on a worker thread (which sees this task's settings)."""
+        import asyncio
+
         return await asyncio.to_thread(self.forward, **inputs)
 
     def __call__(self, **inputs: Any) -> Prediction:

@@ -9,7 +9,6 @@ raised from the original exception, so that an agent can show it to the model an
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import inspect
 import json
@@ -113,6 +112,8 @@ class Tool:
 
     async def acall_with(self, args: Any) -> Any:
         """``acall`` with the arguments as one object (or a bare value, see ``validate``)."""
+        import asyncio
+
         values = self.validate(args)
         if self.is_async:
             work: Awaitable[Any] = self._ainvoke(values)
@@ -132,6 +133,8 @@ class Tool:
             raise ToolError(f"tool {self.name!r} failed: {describe(exc)}") from exc
 
     def _invoke_blocking(self, values: dict[str, Any]) -> Any:
+        import asyncio
+
         if self.is_async:
             return asyncio.run(self._ainvoke(values))
         return self._invoke(values)
@@ -173,6 +176,8 @@ def run_in_thread(work: Callable[[], T], timeout: float | None, *, what: str = "
 
 def run_sync(awaitable: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion from sync code, also when this thread runs an event loop."""
+    import asyncio
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -31,7 +31,7 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     async def fake_async_sleep(seconds: float) -> None:
         recorded.append(seconds)
 
-    monkeypatch.setattr(bridge.lm.asyncio, "sleep", fake_async_sleep)
+    monkeypatch.setattr(bridge.lm, "_sleep_async", fake_async_sleep)
     return recorded
 
 
