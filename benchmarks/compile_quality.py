@@ -155,6 +155,19 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| task | system | optimizer | test accuracy | LM calls (compile + test) | wall time (s) | note |",
+             "| --- | --- | --- | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        acc = "-" if r.get("test_accuracy") is None else f"{r['test_accuracy']:.1f}%"
+        compile_calls, test_calls = r.get("compile_lm_calls") or 0, r.get("eval_lm_calls") or 0
+        wall = (r.get("compile_seconds") or 0) + (r.get("eval_seconds") or 0)
+        note = (r.get("error") or "").replace("|", "/").replace("\n", " ")[:120]
+        lines.append(f"| {r['task']} | {r['system']} | {r['optimizer']} | {acc} | "
+                     f"{compile_calls + test_calls} ({compile_calls} + {test_calls}) | {wall:.0f} | {note} |")
+    return "\n".join(lines)
+
+
 def goals(rows: list[dict[str, Any]]) -> str:
     out = []
     for task in sorted({r["task"] for r in rows}):
@@ -189,6 +202,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--port", type=int, default=8011)
     parser.add_argument("--out", default=str(HERE / "results" / "compile_quality.txt"))
+    parser.add_argument("--markdown", help="also write the table, as markdown, to this file")
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows already in the .jsonl next to --out and run only the missing ones")
     args = parser.parse_args()
@@ -243,6 +257,8 @@ def main() -> None:
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
+    if args.markdown:
+        Path(args.markdown).write_text(markdown_table(rows) + "\n")
 
 
 if __name__ == "__main__":
