@@ -149,10 +149,19 @@ def table(rows: list[dict[str, Any]]) -> str:
         acc = "-" if r.get("test_accuracy") is None else f"{r['test_accuracy']:.1f}%"
         total = (r.get("compile_lm_calls") or 0) + (r.get("eval_lm_calls") or 0)
         wall = (r.get("compile_seconds") or 0) + (r.get("eval_seconds") or 0)
-        note = r.get("error") or ""
+        note = _one_line(r.get("error"))
         lines.append(f"{r['task']:<6} {r['system']:<9} {r['optimizer']:<10} {acc:>8} {total:>9} "
                      f"{r.get('compile_lm_calls') or 0:>8} {r.get('eval_lm_calls') or 0:>6} {wall:>7.0f}  {note}")
     return "\n".join(lines)
+
+
+def _one_line(error: str | None) -> str:
+    """An error as a table note: its first line, shortened; the full text stays in the JSON rows."""
+    if not error:
+        return ""
+    first = error.strip().splitlines()[0]
+    note = first if len(first) <= 90 else first[:87] + "..."
+    return f"compile failed ({note}); the uncompiled program was scored"
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
@@ -162,7 +171,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         acc = "-" if r.get("test_accuracy") is None else f"{r['test_accuracy']:.1f}%"
         compile_calls, test_calls = r.get("compile_lm_calls") or 0, r.get("eval_lm_calls") or 0
         wall = (r.get("compile_seconds") or 0) + (r.get("eval_seconds") or 0)
-        note = (r.get("error") or "").replace("|", "/").replace("\n", " ")[:120]
+        note = _one_line(r.get("error")).replace("|", "/")
         lines.append(f"| {r['task']} | {r['system']} | {r['optimizer']} | {acc} | "
                      f"{compile_calls + test_calls} ({compile_calls} + {test_calls}) | {wall:.0f} | {note} |")
     return "\n".join(lines)

@@ -178,6 +178,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         valset = {"valset": val} if val is not None and args.optimizer != "labeled" else {}
         compiled = optimizer.compile(program, trainset=train, **valset, **options)
     compiled.save(args.out)
+    for warning in (compiled.report or {}).get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     print(report_table(compiled.report or {}, saved=args.out))
     return 0
 

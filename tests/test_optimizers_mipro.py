@@ -76,6 +76,7 @@ def test_mipro_finds_the_instruction_the_model_needs_and_leaves_the_student_alon
     assert kinds.count("minibatch") == report["num_trials"] == 8
     assert "full_evaluation" in kinds
     assert report["lm_calls"] > 0 and report["stopped_early"] is None
+    assert "one row moves a score by 8.3 points" in report["warnings"][0]  # 12 valset rows
 
 
 def test_mipro_searches_the_prompt_format_and_the_format_is_saved(tmp_path: Path) -> None:

@@ -53,6 +53,8 @@ from bridge.types import Example
 
 AUTO_RUN_SETTINGS = {"light": {"n": 6, "val_size": 100}, "medium": {"n": 12, "val_size": 300},
                      "heavy": {"n": 18, "val_size": 1000}}
+SMALL_VALSET = 30
+"""Below this many valset rows the report warns that the selection is noisy."""
 SETUP_STALE_AFTER = 90.0
 """Seconds without a setup heartbeat after which another worker takes the setup over."""
 
@@ -169,6 +171,10 @@ class MIPROv2(Optimizer):
             run.notes.update({"resumed": store.resumed or not created, "num_trials": trials,
                               "minibatch_size": batch,
                               "study": study.study_name, "worker": WORKER})
+            if len(val) < SMALL_VALSET:
+                run.notes["warnings"] = [
+                    f"the valset has {len(val)} rows: one row moves a score by {100 / len(val):.1f} points, so "
+                    f"the search can pick a candidate by chance; {SMALL_VALSET} rows or more are advised"]
             task = run.budget.wrap(self.task_model)
             with context(lm=task) if task is not None else context():
                 own = next((p.lm for p in student.predictors() if p.lm is not None), None)
