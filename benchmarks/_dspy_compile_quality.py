@@ -2,8 +2,8 @@
 
 Reads the splits written by the lmbridge half, compiles the same program with DSPy's optimizer of
 the same name and the same arguments, and scores it on the same test rows. The model is the same
-SmolLM2-135M, served by ../shared/local-lm over its OpenAI-compatible API and reached with
-``dspy.LM("openai/smollm2", engine="litellm", max_tokens=64)`` (the local-lm README's DSPy notes).
+model (SmolLM2-135M or Gemma 3 270M), served by ../shared/local-lm over its OpenAI-compatible API and reached with
+``dspy.LM("openai/<model>", engine="litellm", max_tokens=64)`` (the local-lm README's DSPy notes).
 LM calls are counted at ``litellm.completion``, below DSPy's cache, so they are the requests that
 reached the model. Each configuration gets a fresh DSPy cache.
 
@@ -58,7 +58,8 @@ def main() -> None:
 
     def lm(**extra: Any) -> Any:
         options = {"max_tokens": 64, "temperature": 0.0, **extra}
-        return dspy.LM("openai/smollm2", api_base=args.api_base, api_key="none", engine="litellm", **options)
+        return dspy.LM(f"openai/{splits.get('model', 'smollm2')}", api_base=args.api_base, api_key="none",
+                       engine="litellm", **options)
 
     size = splits["sizes"]
     for config in args.configs.split(","):

@@ -5,9 +5,10 @@
 
 For each task and each system: the zero-shot program, then LabeledFewShot, BootstrapFewShot,
 MIPROv2 (auto="light") and GEPA, each compiled on the same train/val rows with the same arguments
-and scored on the same test rows. The model is SmolLM2-135M-Instruct on both sides: in-process for
-lmbridge (``LM("local/smollm2")``), through ../shared/local-lm's OpenAI-compatible server for DSPy
-(started here on its own port and stopped at the end). Each configuration starts with an empty
+and scored on the same test rows. The model is the same on both sides (``--model smollm2``, the
+default, SmolLM2-135M-Instruct; or ``--model gemma3``, Gemma 3 270M base): in-process for lmbridge
+(``LM("local/<model>")``), through ../shared/local-lm's OpenAI-compatible server for DSPy (started
+here on its own port and stopped at the end). Each configuration starts with an empty
 cache on both sides; LM calls are the requests that reached the model (compile + test).
 
 Printed and saved to benchmarks/results/compile_quality.txt. The defaults take roughly 20-30
@@ -34,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 INSTRUCTIONS = {"trec": "Classify what kind of answer the question asks for.",
                 "sst2": "Classify the sentiment of the movie review."}
 OPTIMIZERS = ["zero-shot", "labeled", "bootstrap", "mipro", "gepa"]
+MODELS = {"smollm2": "SmolLM2-135M-Instruct (Q4_1)", "gemma3": "Gemma 3 270M base (Q4_K_M)"}
 
 
 def make_splits(task: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -49,7 +51,7 @@ def make_splits(task: str, args: argparse.Namespace) -> dict[str, Any]:
             "labels": sorted({r["label"] for r in train_rows}),
             "train": pick(train_rows[:args.train]), "val": pick(train_rows[args.train:args.train + args.val]),
             "test": pick(test_rows[:args.test]),
-            "sizes": {"k": args.k, "gepa_metric_calls": args.gepa_metric_calls}}
+            "sizes": {"k": args.k, "gepa_metric_calls": args.gepa_metric_calls}, "model": args.model}
 
 
 def run_lmbridge(splits: dict[str, Any], optimizers: list[str], keep: Any) -> list[dict[str, Any]]:
@@ -68,7 +70,8 @@ def run_lmbridge(splits: dict[str, Any], optimizers: list[str], keep: Any) -> li
     size, seed = splits["sizes"], splits["seed"]
     out = []
     for name in optimizers:
-        lm = bridge.LM("local/smollm2", max_tokens=64, cache=Cache(Path(tempfile.mkdtemp(prefix="lmb-quality-"))))
+        cache = Cache(Path(tempfile.mkdtemp(prefix="lmb-quality-")))
+        lm = bridge.LM(f"local/{splits['model']}", max_tokens=64, cache=cache)
         student = bridge.Predict(sig)
         with bridge.context(lm=lm), bridge.track_usage() as compile_usage:
             start = time.perf_counter()
@@ -127,10 +130,11 @@ def run_dspy(splits: dict[str, Any], optimizers: list[str], port: int, workdir: 
     return rows
 
 
-def start_server(port: int, workdir: Path) -> dict[str, str]:
+def start_server(port: int, workdir: Path, model: str) -> dict[str, str]:
     serve = ROOT.parent / "shared" / "local-lm" / "serve.sh"
     env = {**os.environ, "LM_VENV": str(ROOT / ".venv-lm"), "LM_RUN_DIR": str(workdir / "local-lm")}
-    done = subprocess.run([str(serve), "--port", str(port)], capture_output=True, text=True, env=env, timeout=1800)
+    done = subprocess.run([str(serve), "--port", str(port), "--model", model], capture_output=True, text=True,
+                          env=env, timeout=1800)
     if done.returncode != 0:
         raise RuntimeError(f"serve.sh failed: {done.stderr[-1000:]}")
     return dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
@@ -201,6 +205,7 @@ def goals(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--tasks", default="trec,sst2")
+    parser.add_argument("--model", default="smollm2", choices=sorted(MODELS), help="the embedded model, both sides")
     parser.add_argument("--systems", default="lmbridge,dspy")
     parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
     parser.add_argument("--train", type=int, default=12)
@@ -245,7 +250,7 @@ def main() -> None:
             if todo("lmbridge", task):
                 run_lmbridge(splits[task], todo("lmbridge", task), keep)
     if "dspy" in systems and any(todo("dspy", task) for task in tasks):
-        start_server(args.port, workdir)
+        start_server(args.port, workdir, args.model)
         try:
             for task in tasks:
                 if todo("dspy", task):
@@ -258,7 +263,7 @@ def main() -> None:
         (t, s, o) for t in tasks for s in ("lmbridge", "dspy") for o in [*optimizers, "(run)"])}
     rows = sorted({(r["system"], r["task"], r["optimizer"]): r for r in rows}.values(),
                   key=lambda r: order.get((r["system"], r["task"], r["optimizer"]), 10 ** 6))
-    text = (f"compile_quality: SmolLM2-135M-Instruct (Q4_1), seed {args.seed}, train {args.train}, val {args.val}, "
+    text = (f"compile_quality: {MODELS[args.model]}, seed {args.seed}, train {args.train}, val {args.val}, "
             f"test {args.test}, k {args.k}, GEPA max_metric_calls {args.gepa_metric_calls}; "
             f"wall time of this invocation {time.time() - start:.0f} s\n"
             f"command: {' '.join(sys.argv)}\n\n{table(rows)}\n\n{goals(rows)}\n\n"

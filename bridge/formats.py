@@ -126,13 +126,10 @@ def _build_label_pattern(signature: type[Signature]) -> tuple[re.Pattern[str], d
     return pattern, names
 
 
-class ChatFormat(PromptFormat):
-    """``Label: value`` lines. ``demos`` puts demonstrations as user/assistant turns or inline in one
-    message; ``instructions`` puts the instructions in the first user message or a system message."""
+class _PlacedFormat(PromptFormat):
+    """A format with the two placement choices the optimizers search: where demos and instructions go."""
 
-    name = "chat"
-
-    def __init__(self, demos: DemoPlacement = "turns", instructions: InstructionRole = "user") -> None:
+    def __init__(self, demos: DemoPlacement, instructions: InstructionRole) -> None:
         if demos not in ("turns", "inline"):
             raise ValueError(f"demos must be 'turns' or 'inline', not {demos!r}")
         if instructions not in ("user", "system"):
@@ -142,6 +139,16 @@ class ChatFormat(PromptFormat):
 
     def to_state(self) -> dict[str, Any]:
         return {"name": self.name, "demos": self.demos, "instructions": self.instructions}
+
+
+class ChatFormat(_PlacedFormat):
+    """``Label: value`` lines. ``demos`` puts demonstrations as user/assistant turns or inline in one
+    message; ``instructions`` puts the instructions in the first user message or a system message."""
+
+    name = "chat"
+
+    def __init__(self, demos: DemoPlacement = "turns", instructions: InstructionRole = "user") -> None:
+        super().__init__(demos, instructions)
 
     def _request(self, signature: type[Signature], values: Mapping[str, Any]) -> str:
         first = next(iter(signature.output_fields.values()))
@@ -228,22 +235,14 @@ class ChatFormat(PromptFormat):
         return values
 
 
-class JSONFormat(PromptFormat):
+class JSONFormat(_PlacedFormat):
     """One JSON object with a key per output field. Asks for the provider's JSON mode when the LM
     supports it (``response_format={"type": "json_object"}``)."""
 
     name = "json"
 
     def __init__(self, demos: DemoPlacement = "turns", instructions: InstructionRole = "system") -> None:
-        if demos not in ("turns", "inline"):
-            raise ValueError(f"demos must be 'turns' or 'inline', not {demos!r}")
-        if instructions not in ("user", "system"):
-            raise ValueError(f"instructions must be 'user' or 'system', not {instructions!r}")
-        self.demos: DemoPlacement = demos
-        self.instructions: InstructionRole = instructions
-
-    def to_state(self) -> dict[str, Any]:
-        return {"name": self.name, "demos": self.demos, "instructions": self.instructions}
+        super().__init__(demos, instructions)
 
     def request_params(self, signature: type[Signature]) -> dict[str, Any]:
         return {"response_format": {"type": "json_object"}}
