@@ -2,14 +2,13 @@
 a subclass only says how to send one request (``_send`` / ``_asend``).
 
 ``LM`` sends through LiteLLM, the only network client in lmbridge, or runs the embedded model
-for ``"local/..."`` names. LiteLLM's exceptions are mapped here, once, to ``bridge`` errors
-raised ``from`` the original. ``import bridge`` never imports LiteLLM: it is imported on the
-first request.
+for ``"local/..."`` names. LiteLLM's exceptions are mapped once (in ``bridge.lm_litellm``) to
+``bridge`` errors raised ``from`` the original. ``import bridge`` never imports LiteLLM: it is
+imported on the first request.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -18,13 +17,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bridge.cache import Cache, cache_key, shared_cache
-from bridge.errors import (
-    AuthenticationError,
-    ContextWindowError,
-    LMError,
-    LMTimeoutError,
-    RateLimitError,
-)
+from bridge.errors import LMError
+from bridge.lm_litellm import _litellm as _litellm
+from bridge.lm_litellm import _map_error as _map_error
+from bridge.lm_litellm import tool_request_flags
+from bridge.toolcalls import ToolCall, read_tool_calls
 from bridge.tracking import record_usage
 from bridge.types import Message, Usage
 
@@ -42,6 +39,8 @@ class Completion:
     text: str
     usage: Usage
     cached: bool = False
+    tool_calls: tuple[ToolCall, ...] = ()
+    """The tools the model called, when the request offered tools (``params["tools"]``)."""
 
 
 @dataclass(slots=True)
@@ -52,6 +51,7 @@ class RawResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,7 @@ class HistoryEntry:
     usage: Usage
     cached: bool
     timestamp: float = field(default_factory=time.time)
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 class TransientError(Exception):
@@ -75,7 +76,13 @@ class TransientError(Exception):
 
 class BaseLM:
     """The interface Predict talks to. Subclasses implement ``_send`` (and ``_asend`` for native
-    async); the base class adds the cache, retries with backoff, usage and history."""
+    async); the base class adds the cache, retries with backoff, usage and history.
+
+    A request may offer the model tools: ``params["tools"]`` (OpenAI function specs) and
+    ``params["tool_choice"]``. Being parameters, they are part of the cache key; the model's calls
+    come back as ``RawResult.tool_calls`` / ``Completion.tool_calls`` and are cached and recorded
+    in the history with the text. A subclass that sends them says so in ``supports_function_calling``.
+    """
 
     model: str = "lm"
 
@@ -114,20 +121,25 @@ class BaseLM:
         if record is None:
             return None
         usage = Usage(cache_hits=1)
-        self._finish(messages, record["text"], usage, True)
-        return Completion(record["text"], usage, True)
+        calls = tuple(ToolCall.from_record(c) for c in record["tool_calls"]) if "tool_calls" in record else ()
+        self._finish(messages, record["text"], usage, True, calls)
+        return Completion(record["text"], usage, True, calls)
 
     def _store(self, key: str | None, messages: list[Message], raw: RawResult, retries: int) -> Completion:
         usage = Usage(calls=1, prompt_tokens=raw.prompt_tokens, completion_tokens=raw.completion_tokens,
                       cost=raw.cost, retries=retries)
         if key is not None and self._cache is not None:
-            self._cache.set(key, {"text": raw.text, "prompt_tokens": raw.prompt_tokens,
-                                  "completion_tokens": raw.completion_tokens})
-        self._finish(messages, raw.text, usage, False)
-        return Completion(raw.text, usage, False)
+            record: dict[str, Any] = {"text": raw.text, "prompt_tokens": raw.prompt_tokens,
+                                      "completion_tokens": raw.completion_tokens}
+            if raw.tool_calls:
+                record["tool_calls"] = [c.to_record() for c in raw.tool_calls]
+            self._cache.set(key, record)
+        self._finish(messages, raw.text, usage, False, raw.tool_calls)
+        return Completion(raw.text, usage, False, raw.tool_calls)
 
-    def _finish(self, messages: list[Message], text: str, usage: Usage, cached: bool) -> None:
-        self.history.append(HistoryEntry(self.model, messages, text, usage, cached))
+    def _finish(self, messages: list[Message], text: str, usage: Usage, cached: bool,
+                tool_calls: tuple[ToolCall, ...] = ()) -> None:
+        self.history.append(HistoryEntry(self.model, messages, text, usage, cached, tool_calls=tool_calls))
         with self._usage_lock:
             self.usage.add(usage)
         record_usage(usage)
@@ -149,7 +161,11 @@ class BaseLM:
 
     def complete(self, messages: list[Message], params: dict[str, Any] | None = None, *,
                  signature: type[Signature] | None = None, fmt: PromptFormat | None = None) -> Completion:
-        """Ask the model (or the cache) for one completion of ``messages``."""
+        """Ask the model (or the cache) for one completion of ``messages``.
+
+        ``params={"tools": [...], "tool_choice": "auto"}`` offers the model tools (OpenAI function
+        specs, such as ``Tool.to_function_spec()``); its calls come back in ``tool_calls``.
+        """
         merged, key = self._prepare(messages, params)
         hit = self._hit(key, messages)
         if hit is not None:
@@ -191,6 +207,10 @@ class BaseLM:
     def supports_json_mode(self) -> bool:
         return False
 
+    def supports_function_calling(self) -> bool:
+        """Whether a request with ``params["tools"]`` gets native tool calls back (ReAct's ``"auto"`` asks)."""
+        return False
+
     def inspect_history(self, n: int = 1) -> str:
         """The last ``n`` prompts and completions, as text (also printed)."""
         entries = list(self.history)[-n:]
@@ -200,6 +220,7 @@ class BaseLM:
             lines = [f"--- {e.model} {'(cached) ' if e.cached else ''}at {when}"]
             lines += [f"[{m['role']}]\n{m['content']}" for m in e.messages]
             lines.append(f"[completion]\n{e.completion}")
+            lines += [f"[tool call] {c.name}({c.raw})" for c in e.tool_calls]
             blocks.append("\n".join(lines))
         text = "\n\n".join(blocks)
         print(text)
@@ -218,12 +239,13 @@ class LM(BaseLM):
 
     ``LM("openai/smollm2", api_base="http://127.0.0.1:8008/v1", api_key="none")`` reaches any
     OpenAI-compatible server. ``api_key`` and ``api_base`` are sent with each request, never cached
-    and never saved.
+    and never saved. ``function_calling`` says whether the model calls tools natively; None (the
+    default) asks LiteLLM's model map, or the embedded model's chat template.
     """
 
     def __init__(self, model: str, *, api_base: str | None = None, api_key: str | None = None,
                  temperature: float | None = 0.0, max_tokens: int | None = None, cache: bool | Cache = True,
-                 num_retries: int = 3, **params: Any) -> None:
+                 num_retries: int = 3, function_calling: bool | None = None, **params: Any) -> None:
         if not isinstance(model, str) or not model.strip():
             raise ValueError("LM needs a model name such as 'local/smollm2' or 'openai/gpt-4o-mini'")
         pairs = (("temperature", temperature), ("max_tokens", max_tokens))
@@ -233,6 +255,7 @@ class LM(BaseLM):
         self._api_key = api_key
         self._local: Any = None
         self._price_known: bool | None = None
+        self._function_calling = function_calling
         if model.startswith("local/"):
             from bridge.local import LocalModel
 
@@ -244,6 +267,17 @@ class LM(BaseLM):
 
     def supports_json_mode(self) -> bool:
         return True
+
+    def supports_function_calling(self) -> bool:
+        if self._function_calling is None:
+            if self._local is not None:
+                self._function_calling = bool(self._local.supports_tools())
+            else:
+                try:
+                    self._function_calling = bool(_litellm().supports_function_calling(model=self.model))
+                except Exception:  # an unknown model or provider: no native tools
+                    self._function_calling = False
+        return self._function_calling
 
     def _send(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
               fmt: PromptFormat | None) -> RawResult:
@@ -277,18 +311,22 @@ class LM(BaseLM):
             request["api_base"] = self._api_base
         if self._api_key is not None:
             request["api_key"] = self._api_key
+        if "tools" in params:
+            request.update(tool_request_flags())
         return request
 
     def _result(self, response: Any) -> RawResult:
         choices = getattr(response, "choices", None)
         if not choices:
             raise LMError(f"{self.model}: the response holds no choices", model=self.model)
-        choice = choices[0]
-        text = getattr(choice.message, "content", None) or ""
+        message = choices[0].message
+        text = getattr(message, "content", None) or ""
         usage = getattr(response, "usage", None)
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-        return RawResult(text, prompt_tokens, completion_tokens, self._cost(response))
+        calls = getattr(message, "tool_calls", None)
+        return RawResult(text, prompt_tokens, completion_tokens, self._cost(response),
+                         read_tool_calls(calls) if calls else ())
 
     def _cost(self, response: Any) -> float | None:
         if self._price_known is False:
@@ -306,67 +344,6 @@ async def _sleep_async(seconds: float) -> None:
     import asyncio  # imported here: `import bridge` stays fast, and sync users never pay for asyncio
 
     await asyncio.sleep(seconds)
-
-
-_litellm_module: Any = None
-_litellm_lock = threading.Lock()
-
-
-def _litellm() -> Any:
-    global _litellm_module
-    if _litellm_module is None:
-        with _litellm_lock:
-            if _litellm_module is None:
-                os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no download at import
-                import litellm
-
-                litellm.suppress_debug_info = True
-                _litellm_module = litellm
-    return _litellm_module
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    for holder in (getattr(exc, "response", None), exc):
-        headers = getattr(holder, "headers", None) or getattr(holder, "litellm_response_headers", None)
-        if headers is None:
-            continue
-        try:
-            value = headers.get("retry-after") or headers.get("Retry-After")
-        except Exception:
-            continue
-        if value is not None:
-            try:
-                return float(value)
-            except (TypeError, ValueError):
-                return None
-    return None
-
-
-def _map_error(exc: Exception, model: str) -> Exception:
-    """Map a LiteLLM (or OpenAI SDK) exception to a bridge error; transient ones come wrapped in
-    TransientError so that the retry loop sees them."""
-    litellm = _litellm()
-    status = getattr(exc, "status_code", None)
-    message = f"{model}: {type(exc).__name__}: {str(exc)[:500]}"
-    error: LMError
-    if isinstance(exc, litellm.ContextWindowExceededError):
-        error = ContextWindowError(message, status_code=status, model=model)
-    elif isinstance(exc, litellm.AuthenticationError) or status in (401, 403):
-        # LiteLLM files a 401 whose body says "invalid_request_error" under BadRequestError
-        error = AuthenticationError(message, status_code=status, model=model)
-    elif isinstance(exc, litellm.RateLimitError) or status == 429:
-        error = RateLimitError(message, status_code=429, model=model)
-    elif isinstance(exc, litellm.Timeout):
-        error = LMTimeoutError(message, status_code=status, model=model)
-    else:
-        error = LMError(message, status_code=status, model=model)
-    error.__cause__ = exc
-    transient = isinstance(error, (RateLimitError, LMTimeoutError)) or (
-        type(error) is LMError and ((isinstance(status, int) and status >= 500)
-                                    or isinstance(exc, (litellm.APIConnectionError,
-                                                        litellm.ServiceUnavailableError,
-                                                        litellm.InternalServerError))))
-    return TransientError(error, _retry_after(exc)) if transient else error
 
 
 def inspect_history(n: int = 1, lm: BaseLM | None = None) -> str:

@@ -6,6 +6,12 @@ the default. ``LM("local/gemma3")`` runs Gemma 3 270M base (Q4_K_M, from four ``
 packages, joined once into the cache directory).
 ``LM("local//path/to/model.gguf")`` runs any GGUF file. A model is loaded once per process and
 shared; calls to it are serialized with a lock, so threads may share it safely.
+
+A request that offers tools (``params["tools"]``) goes through llama.cpp's ``chatml-function-calling``
+handler, called on the loaded model for that one request (plain requests keep the model's own chat
+template). The handler constrains the output with a grammar: first the choice between a tool and a
+plain message, then the arguments by the tool's JSON schema, so even a 135M model writes arguments
+that parse. It writes ChatML, so only models whose own template is ChatML (SmolLM2) report support.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import hashlib
 import importlib.util
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,6 +28,7 @@ from typing import Any, ClassVar
 from bridge.cache import default_cache_dir
 from bridge.errors import ContextWindowError, LMError, MissingDependencyError
 from bridge.lm import RawResult
+from bridge.toolcalls import read_tool_calls
 from bridge.types import Message
 
 
@@ -143,7 +151,7 @@ class LocalModel:
                 from llama_cpp import Llama
             except ImportError as exc:
                 raise MissingDependencyError("llama-cpp-python", "local") from exc
-            threads = os.cpu_count() or 2
+            threads = int(os.environ.get("LMBRIDGE_LOCAL_THREADS", "0")) or os.cpu_count() or 2
             extra: dict[str, Any] = {}
             if self.spec is not None and self.spec.chat_template is not None:
                 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -163,6 +171,15 @@ class LocalModel:
             )
         return self._llama
 
+    def supports_tools(self) -> bool:
+        """Whether tool requests work: the function-calling handler writes ChatML, so the model's own
+        chat template must be ChatML as well."""
+        if self.spec is not None and self.spec.chat_template is not None:
+            return False
+        with self._lock:
+            template = self._load().metadata.get("tokenizer.chat_template") or ""
+        return "<|im_start|>" in str(template)
+
     def chat(self, messages: list[Message], params: dict[str, Any]) -> RawResult:
         """One chat completion, serialized with every other call to this model."""
         options: dict[str, Any] = {
@@ -172,16 +189,12 @@ class LocalModel:
         for name in ("top_p", "top_k", "stop", "seed", "response_format", "repeat_penalty"):
             if name in params:
                 options[name] = params[name]
+        tools = params.get("tools")
+        if tools and params.get("tool_choice") != "none":
+            return self._chat_with_tools(messages, options, tools, params.get("tool_choice"))
         with self._lock:
             llama = self._load()
-            try:
-                response = llama.create_chat_completion(messages=list(messages), **options)
-            except ValueError as exc:
-                if "context window" in str(exc) or "exceed" in str(exc):
-                    raise ContextWindowError(f"local/{self.path.stem}: {exc}", model=str(self.path)) from exc
-                raise LMError(f"local/{self.path.stem}: {exc}", model=str(self.path)) from exc
-            except Exception as exc:
-                raise LMError(f"local/{self.path.stem}: {type(exc).__name__}: {exc}", model=str(self.path)) from exc
+            response = self._guarded(lambda: llama.create_chat_completion(messages=list(messages), **options))
         choice = response["choices"][0]
         usage = response.get("usage") or {}
         return RawResult(
@@ -190,3 +203,69 @@ class LocalModel:
             completion_tokens=int(usage.get("completion_tokens", 0)),
             cost=0.0,
         )
+
+    def _chat_with_tools(self, messages: list[Message], options: dict[str, Any], tools: list[Any],
+                         tool_choice: Any) -> RawResult:
+        # The handler lists the tools inside the system message, so there must be one. It knows
+        # "auto" and a named function; "required" is read as "auto" (its grammar already allows only
+        # a tool call or a message).
+        sent: list[Any] = list(messages) if messages and messages[0]["role"] == "system" else [
+            {"role": "system", "content": ""}, *messages]
+        choice = tool_choice if isinstance(tool_choice, dict) else "auto"
+        options = {k: v for k, v in options.items() if k not in ("seed", "response_format")}
+        with self._lock:
+            meter = _MeteredLlama(self._load(), options["max_tokens"])
+            from llama_cpp.llama_chat_format import chatml_function_calling
+
+            response = self._guarded(lambda: chatml_function_calling(
+                llama=meter, messages=sent, tools=tools, tool_choice=choice, **options))
+        message = response["choices"][0]["message"]
+        return RawResult(text=message.get("content") or "", prompt_tokens=meter.prompt_tokens,
+                         completion_tokens=meter.completion_tokens, cost=0.0,
+                         tool_calls=read_tool_calls(message.get("tool_calls")))
+
+    def _guarded(self, call: Callable[[], Any]) -> Any:
+        """Run one llama.cpp call, mapping its failures to bridge errors."""
+        try:
+            return call()
+        except ValueError as exc:
+            if "context window" in str(exc) or "exceed" in str(exc):
+                raise ContextWindowError(f"local/{self.path.stem}: {exc}", model=str(self.path)) from exc
+            raise LMError(f"local/{self.path.stem}: {exc}", model=str(self.path)) from exc
+        except Exception as exc:
+            raise LMError(f"local/{self.path.stem}: {type(exc).__name__}: {exc}", model=str(self.path)) from exc
+
+
+class _MeteredLlama:
+    """Stands in for the Llama given to the function-calling handler. The handler makes several
+    completions per request and leaves some of them unbounded: each is capped at ``max_tokens``
+    here, and the tokens of all are summed.
+
+    With ``tool_choice="auto"`` the handler (llama-cpp-python 0.3) completes the tool's name (its
+    first completion, which stops at ``":"``), then the arguments, then asks the model whether more
+    calls follow. It reads that last answer with its trailing colon, so no name ever matches and the
+    answer is dropped; we answer "no more calls" ourselves and save the model that completion.
+    """
+
+    def __init__(self, llama: Any, max_tokens: int) -> None:
+        self._llama = llama
+        self.verbose: bool = llama.verbose
+        self.max_tokens = max_tokens
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self._count = 0
+        self._picks_name = False
+
+    def create_completion(self, **kwargs: Any) -> Any:
+        self._count += 1
+        if self._count == 1:
+            self._picks_name = kwargs.get("stop") == [":"]
+        elif self._count == 3 and self._picks_name:
+            return {"choices": [{"text": "", "index": 0, "logprobs": None, "finish_reason": "stop"}]}
+        limit = kwargs.get("max_tokens")
+        kwargs["max_tokens"] = self.max_tokens if limit is None else min(limit, self.max_tokens)
+        response = self._llama.create_completion(**kwargs)
+        usage = (response.get("usage") or {}) if isinstance(response, dict) else {}
+        self.prompt_tokens += int(usage.get("prompt_tokens", 0))
+        self.completion_tokens += int(usage.get("completion_tokens", 0))
+        return response

@@ -9,6 +9,12 @@ fills the signature's output fields. Both are plain predictors, so any optimizer
 The trajectory shown to the model is trimmed from the oldest step when the model reports a context
 overflow (``ContextWindowError``) or when it passes ``max_trajectory_chars``; the Prediction always
 holds the whole trajectory, with ``finish_reason`` saying how the loop ended.
+
+Steps are written in one of two ways. The text protocol above works with every model. When the LM
+calls tools natively (``function_calling``: ``"auto"`` asks ``lm.supports_function_calling()``), a
+step is instead a request that offers the tools' JSON schemas and ``finish`` (see
+``bridge.react_native``), and the model's tool calls are the step. The trajectory, the loop and
+``extract`` are the same in both modes.
 """
 
 from __future__ import annotations
@@ -20,14 +26,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bridge.errors import ContextWindowError, InputError, ParseError, SignatureError, ToolError
+from bridge.lm import BaseLM, Completion
 from bridge.module import Module
 from bridge.predict import ChainOfThought, Predict
+from bridge.react_native import FINISH, NO_CALL_NOTE, native_messages, reask_messages, tool_specs
 from bridge.signature import Field, InputField, Signature, SignatureLike, ensure_signature, make_signature
 from bridge.tools import Tool, ensure_tool, render_result
-from bridge.types import Prediction
+from bridge.tracking import record_step, record_usage
+from bridge.types import Message, Prediction, Usage
 
 FinishReason = Literal["finish", "max_iters", "context_overflow"]
-FINISH = "finish"
+FunctionCalling = Literal["auto"] | bool
 
 
 @dataclass
@@ -52,18 +61,22 @@ class _Decision:
     tool: str
     args: Any
     error: str | None = None
+    note: str = "done"
+    """The observation recorded when this decision is a finish."""
 
 
 class ReAct(Module):
     """``ReAct(signature, tools=[...], max_iters=10)``: answer ``signature`` by calling tools.
 
     ``tools`` are ``bridge.Tool`` objects or plain (sync or async) callables. ``predict_options``
-    (``lm=``, ``format=``, sampling parameters) go to both predictors.
+    (``lm=``, ``format=``, sampling parameters) go to both predictors. ``function_calling`` picks
+    how steps are written: ``"auto"`` (native tool calls when the LM supports them, else the text
+    protocol), ``True`` (always native) or ``False`` (always text).
     """
 
     def __init__(self, signature: SignatureLike, tools: Sequence[Tool | Callable[..., Any]],
                  max_iters: int = 10, *, max_trajectory_chars: int | None = None,
-                 **predict_options: Any) -> None:
+                 function_calling: FunctionCalling = "auto", **predict_options: Any) -> None:
         self.signature: type[Signature] = ensure_signature(signature)
         if "trajectory" in self.signature.fields():
             raise SignatureError("ReAct adds a 'trajectory' input field: rename the signature's own field")
@@ -73,6 +86,9 @@ class ReAct(Module):
             raise ValueError(f"tool names must be unique and not {FINISH!r}: {[t.name for t in wrapped]}")
         if max_iters < 1:
             raise ValueError("max_iters must be at least 1")
+        if not (isinstance(function_calling, bool) or function_calling == "auto"):
+            raise ValueError(f"function_calling must be 'auto', True or False, not {function_calling!r}")
+        self.function_calling: FunctionCalling = function_calling
         self.max_iters = max_iters
         self.max_trajectory_chars = max_trajectory_chars
         self.react = Predict(self._step_signature(), **predict_options)
@@ -115,25 +131,72 @@ class ReAct(Module):
             text = render_trajectory(shown, skipped=len(run.steps) - len(shown))
         return {**run.inputs, "trajectory": text}
 
-    def _decide(self, pred: Prediction) -> _Decision:
-        return _Decision(str(pred.next_thought), str(pred.next_tool_name), pred.next_tool_args)
+    def _decide(self, pred: Prediction) -> list[_Decision]:
+        return [_Decision(str(pred.next_thought), str(pred.next_tool_name), pred.next_tool_args)]
 
-    def _salvage(self, error: ParseError) -> _Decision:
+    def _named(self, text: str, thought: str) -> _Decision | None:
+        """The step a ``Tool:`` line names, with the JSON object in ``text`` as its arguments."""
+        named = _field_line(text, r"(?:next[ _])?tool(?:[ _]name)?")
+        return None if named is None else self._decision_for(thought, named, _read_args(text))
+
+    def _decision_for(self, thought: str, tool: str, args: Any) -> _Decision:
+        tool = tool.strip("`'\" .,;")
+        known = {n.lower(): n for n in [*self.tools, FINISH]}
+        return _Decision(thought, known.get(tool.lower(), tool), args)
+
+    def _salvage(self, error: ParseError) -> list[_Decision]:
         """Read what can be read from a step that did not parse (small models often garble one field):
         a ``Tool:`` line, else the tool named first; a JSON object, else an ``Args:`` line."""
         text = error.completion or ""
-        named = _field_line(text, r"(?:next[ _])?tool(?:[ _]name)?")
-        mentions = [(m.start(), n) for n in [*self.tools, FINISH]
-                    for m in [re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text, re.I)] if m]
-        tool = named if named is not None else min(mentions)[1] if mentions else None
         first_line = text.strip().splitlines()[0] if text.strip() else ""
         thought = _field_line(text, r"(?:next[ _])?thought") or first_line
-        if tool is None:
-            return _Decision(thought, "", {}, f"the step could not be read ({error.message}). "
-                             "Write a Thought, a Tool and its Args.")
-        tool = tool.strip("`'\" .,;")
-        known = {n.lower(): n for n in [*self.tools, FINISH]}
-        return _Decision(thought, known.get(tool.lower(), tool), _read_args(text))
+        named = self._named(text, thought)
+        if named is not None:
+            return [named]
+        mentions = [(m.start(), n) for n in [*self.tools, FINISH]
+                    for m in [re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text, re.I)] if m]
+        if not mentions:
+            return [_Decision(thought, "", {}, f"the step could not be read ({error.message}). "
+                              "Write a Thought, a Tool and its Args.")]
+        return [self._decision_for(thought, min(mentions)[1], _read_args(text))]
+
+    # -- native steps: pure pieces -----------------------------------------------------------------
+    def _native(self) -> bool:
+        if self.function_calling == "auto":
+            return self.react._resolve()[0].supports_function_calling()
+        return bool(self.function_calling)
+
+    def _native_request(self, run: _Run) -> tuple[BaseLM, dict[str, Any], dict[str, Any], list[Message]]:
+        lm = self.react._resolve()[0]
+        params = {**self.react.lm_params, "tools": tool_specs(self.tools), "tool_choice": "auto"}
+        shown = self._with_trajectory(run)
+        return lm, params, shown, native_messages(self.react, shown)
+
+    def _native_decisions(self, shown: dict[str, Any], completion: Completion) -> list[_Decision]:
+        """The step(s) of a native reply: its tool calls; else a ``Tool:`` line in its text; else a
+        finish (the model answered instead of calling a tool, even when asked again)."""
+        thought = completion.text.strip()
+        if not completion.tool_calls:
+            named = self._named(thought, _field_line(thought, r"(?:next[ _])?thought") or "")
+            return [named or _Decision(thought, FINISH, {}, note=NO_CALL_NOTE)]
+        decisions = []
+        for i, call in enumerate(completion.tool_calls):
+            text = thought if i == 0 else ""
+            if call.error is not None and call.name != FINISH:
+                decisions.append(_Decision(text, call.name, call.raw, f"tool {call.name!r}: {call.error}"))
+            else:
+                decisions.append(_Decision(text, call.name, call.args if call.error is None else {}))
+        first = decisions[0]
+        if first.error is None and (first.tool in self.tools or first.tool == FINISH):
+            values = {"next_thought": first.thought, "next_tool_name": first.tool, "next_tool_args": first.args}
+            record_step(self.react, shown, Prediction.from_values(values, completion.usage, completion.text))
+        return decisions
+
+    def _needs_reask(self, completion: Completion) -> bool:
+        if completion.tool_calls or self._named(completion.text, "") is not None:
+            return False
+        record_usage(Usage(parse_retries=1))
+        return True
 
     def _record(self, run: _Run, decision: _Decision, observation: str, failed: bool) -> None:
         run.steps.append({"thought": decision.thought, "tool_name": decision.tool, "tool_args": decision.args,
@@ -148,6 +211,24 @@ class ReAct(Module):
             return f"Error: there is no tool {decision.tool!r}; the tools are: {known}."
         return tool
 
+    def _settle(self, run: _Run, decision: _Decision) -> Tool | None:
+        """Record a step that runs no tool (a finish, an error) and return None; else the tool to run."""
+        if decision.tool == FINISH and decision.error is None:
+            self._record(run, decision, decision.note, False)
+            run.reason = "finish"
+            return None
+        tool = self._tool_for(decision)
+        if isinstance(tool, str):
+            self._record(run, decision, tool, True)
+            return None
+        return tool
+
+    def _room(self, run: _Run, decisions: list[_Decision]) -> list[_Decision]:
+        return decisions[:self.max_iters - len(run.steps)]
+
+    def _over(self, run: _Run) -> bool:
+        return run.reason != "max_iters" or len(run.steps) >= self.max_iters
+
     def _result(self, run: _Run, extracted: Prediction) -> Prediction:
         values = {k: v for k, v in extracted.items() if k != "trajectory"}
         return Prediction(values, trajectory=run.steps, finish_reason=run.reason)
@@ -156,23 +237,23 @@ class ReAct(Module):
     def forward(self, **inputs: Any) -> Prediction:
         self._check(inputs)
         run = _Run(dict(inputs))
+        native = self._native()
         for _ in range(self.max_iters):
-            decision = self._next(run)
-            if decision is None:
+            decisions = self._native_next(run) if native else self._next(run)
+            if decisions is None:
                 run.reason = "context_overflow"
                 break
-            if decision.tool == FINISH and decision.error is None:
-                self._record(run, decision, "done", False)
-                run.reason = "finish"
+            for decision in self._room(run, decisions):
+                tool = self._settle(run, decision)
+                if tool is not None:
+                    try:
+                        self._record(run, decision, render_result(tool.call_with(decision.args)), False)
+                    except ToolError as error:
+                        self._record(run, decision, f"Error: {error}", True)
+                if run.reason == "finish":
+                    break
+            if self._over(run):
                 break
-            tool = self._tool_for(decision)
-            if isinstance(tool, str):
-                self._record(run, decision, tool, True)
-                continue
-            try:
-                self._record(run, decision, render_result(tool.call_with(decision.args)), False)
-            except ToolError as error:
-                self._record(run, decision, f"Error: {error}", True)
         while True:
             try:
                 return self._result(run, self.extract(**self._with_trajectory(run)))
@@ -180,7 +261,7 @@ class ReAct(Module):
                 if not run.drop_oldest():
                     raise
 
-    def _next(self, run: _Run) -> _Decision | None:
+    def _next(self, run: _Run) -> list[_Decision] | None:
         while True:
             try:
                 return self._decide(self.react(**self._with_trajectory(run)))
@@ -190,27 +271,40 @@ class ReAct(Module):
             except ParseError as error:
                 return self._salvage(error)
 
+    def _native_next(self, run: _Run) -> list[_Decision] | None:
+        while True:
+            lm, params, shown, messages = self._native_request(run)
+            try:
+                completion = lm.complete(messages, params)
+                if self._needs_reask(completion):
+                    completion = lm.complete(reask_messages(messages, completion.text), params)
+            except ContextWindowError:
+                if not run.drop_oldest():
+                    return None
+                continue
+            return self._native_decisions(shown, completion)
+
     # -- the async loop: the same, with awaits -------------------------------------------------
     async def aforward(self, **inputs: Any) -> Prediction:
         self._check(inputs)
         run = _Run(dict(inputs))
+        native = self._native()
         for _ in range(self.max_iters):
-            decision = await self._anext(run)
-            if decision is None:
+            decisions = await (self._anative_next(run) if native else self._anext(run))
+            if decisions is None:
                 run.reason = "context_overflow"
                 break
-            if decision.tool == FINISH and decision.error is None:
-                self._record(run, decision, "done", False)
-                run.reason = "finish"
+            for decision in self._room(run, decisions):
+                tool = self._settle(run, decision)
+                if tool is not None:
+                    try:
+                        self._record(run, decision, render_result(await tool.acall_with(decision.args)), False)
+                    except ToolError as error:
+                        self._record(run, decision, f"Error: {error}", True)
+                if run.reason == "finish":
+                    break
+            if self._over(run):
                 break
-            tool = self._tool_for(decision)
-            if isinstance(tool, str):
-                self._record(run, decision, tool, True)
-                continue
-            try:
-                self._record(run, decision, render_result(await tool.acall_with(decision.args)), False)
-            except ToolError as error:
-                self._record(run, decision, f"Error: {error}", True)
         while True:
             try:
                 return self._result(run, await self.extract.acall(**self._with_trajectory(run)))
@@ -218,7 +312,7 @@ class ReAct(Module):
                 if not run.drop_oldest():
                     raise
 
-    async def _anext(self, run: _Run) -> _Decision | None:
+    async def _anext(self, run: _Run) -> list[_Decision] | None:
         while True:
             try:
                 return self._decide(await self.react.acall(**self._with_trajectory(run)))
@@ -228,14 +322,28 @@ class ReAct(Module):
             except ParseError as error:
                 return self._salvage(error)
 
+    async def _anative_next(self, run: _Run) -> list[_Decision] | None:
+        while True:
+            lm, params, shown, messages = self._native_request(run)
+            try:
+                completion = await lm.acomplete(messages, params)
+                if self._needs_reask(completion):
+                    completion = await lm.acomplete(reask_messages(messages, completion.text), params)
+            except ContextWindowError:
+                if not run.drop_oldest():
+                    return None
+                continue
+            return self._native_decisions(shown, completion)
+
 
 def render_trajectory(steps: Sequence[dict[str, Any]], skipped: int = 0) -> str:
-    """The trajectory as the model reads it, in the same labels it writes a step with."""
+    """The trajectory as the model reads it, in the same labels it writes a step with (a step without
+    a thought, as native tool calls often are, has no ``Thought:`` line)."""
     blocks = [f"({skipped} earlier steps left out)"] if skipped else []
     for s in steps:
         args = json.dumps(s["tool_args"], ensure_ascii=False, default=str)
-        blocks.append(f"Thought: {s['thought']}\nTool: {s['tool_name']}\nArgs: {args}\n"
-                      f"Observation: {s['observation']}")
+        thought = f"Thought: {s['thought']}\n" if s["thought"] else ""
+        blocks.append(f"{thought}Tool: {s['tool_name']}\nArgs: {args}\nObservation: {s['observation']}")
     return "\n" + "\n\n".join(blocks) if blocks else "(no steps yet)"
 
 
@@ -255,4 +363,4 @@ def _read_args(text: str) -> Any:
     return bare if bare is not None else {}
 
 
-__all__ = ["FINISH", "FinishReason", "ReAct", "render_trajectory"]
+__all__ = ["FINISH", "FinishReason", "FunctionCalling", "ReAct", "render_trajectory"]

@@ -3,7 +3,8 @@
 ``FakeOpenAI`` serves ``POST /v1/chat/completions``. Each request takes the next ``Reply`` from
 the script (the last one repeats when the script runs out). A reply can be a success, an error
 status with a JSON error body and optional headers, or a delay before answering (to trip the
-client's timeout). Every request body is recorded in ``requests``.
+client's timeout), or native tool calls in OpenAI's shape (``calls``). Every request body is
+recorded in ``requests``, so a test can check what was sent (``tools`` among it).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class Reply:
     """Seconds to wait before answering."""
     body: str | None = None
     """A raw response body sent instead of the JSON one (to test malformed answers)."""
+    tool_calls: list[tuple[str, str]] = field(default_factory=list)
+    """Tool calls of a 200 answer, as (name, arguments text) pairs."""
 
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error",
@@ -54,6 +57,12 @@ def raw(body: str, status: int = 200) -> Reply:
 
 def slow(seconds: float, content: str = "late") -> Reply:
     return Reply(200, content, delay=seconds)
+
+
+def calls(*pairs: tuple[str, Any], content: str = "") -> Reply:
+    """A 200 answer that calls tools: ``calls(("add", {"a": 1}))``; a str is sent as the raw arguments."""
+    return Reply(200, content, tool_calls=[(name, args if isinstance(args, str) else json.dumps(args))
+                                           for name, args in pairs])
 
 
 class FakeOpenAI:
@@ -101,14 +110,21 @@ class FakeOpenAI:
         self._thread.join(timeout=5)
 
 
-def _completion(body: dict[str, Any], content: str) -> dict[str, Any]:
+def _completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": reply.content or None}
+    if reply.tool_calls:
+        message["tool_calls"] = [{"id": f"call_{i}", "type": "function",
+                                  "function": {"name": name, "arguments": arguments}}
+                                 for i, (name, arguments) in enumerate(reply.tool_calls)]
+    else:
+        message["content"] = reply.content
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", "fake"),
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": content}}],
+        "choices": [{"index": 0, "finish_reason": "tool_calls" if reply.tool_calls else "stop",
+                     "message": message}],
         "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
     }
 
@@ -136,7 +152,7 @@ def _handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             if reply.body is not None:
                 self._send_bytes(reply.status, reply.body.encode(), reply.headers)
             elif reply.status == 200:
-                self._send(200, _completion(body, reply.content), reply.headers)
+                self._send(200, _completion(body, reply), reply.headers)
             else:
                 kind = reply.error_type or _TYPES.get(reply.status, "server_error")
                 error = {"message": reply.error, "type": kind,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -185,3 +186,123 @@ def test_usage_arithmetic() -> None:
     assert (bridge.Usage() + bridge.Usage()).cost is None
     a.add(b)
     assert a == total
+
+
+def test_function_calling_support_comes_from_litellm_unless_given() -> None:
+    assert bridge.BaseLM("x").supports_function_calling() is False
+    assert bridge.LM("openai/gpt-4o-mini").supports_function_calling() is True
+    assert bridge.LM("openai/my-own-server-model").supports_function_calling() is False
+    assert bridge.LM("openai/my-own-server-model", function_calling=True).supports_function_calling() is True
+    assert bridge.LM("openai/gpt-4o-mini", function_calling=False).supports_function_calling() is False
+
+
+def test_a_failing_support_lookup_means_no_native_tools(monkeypatch: pytest.MonkeyPatch) -> None:
+    litellm = bridge.lm._litellm()
+
+    def broken(model: str) -> bool:
+        raise RuntimeError("unknown provider")
+
+    monkeypatch.setattr(litellm, "supports_function_calling", broken)
+    assert bridge.LM("openai/gpt-4o-mini").supports_function_calling() is False
+
+
+def test_function_calling_is_not_sent_as_a_request_parameter() -> None:
+    lm = bridge.LM("openai/gpt-4o-mini", function_calling=True)
+    assert "function_calling" not in lm.params
+
+
+def test_tool_call_reading() -> None:
+    from bridge.toolcalls import ToolCall, read_tool_calls
+
+    built = ToolCall("add", {"a": 1})
+    assert built.raw == '{"a": 1}' and built.error is None
+    assert ToolCall.parse("finish", "").args == {} and ToolCall.parse("finish", None).args == {}
+    assert ToolCall.parse("add", {"a": 1}).raw == '{"a": 1}'
+    broken = ToolCall.parse("add", "{oops")
+    assert broken.args is None and broken.raw == "{oops" and broken.error
+    assert ToolCall.from_record(broken.to_record()) == broken
+    calls = read_tool_calls([{"id": "c1", "function": {"name": "add", "arguments": '{"a": 2}'}},
+                             {"function": {"name": ""}}])
+    assert calls == (ToolCall("add", {"a": 2}, '{"a": 2}', "c1"),)
+    assert read_tool_calls(None) == ()
+
+
+# -- the embedded model's tool requests, through llama.cpp's real handler on a stand-in Llama ----
+
+class FakeLlama:
+    """Answers create_completion from a script and records each request; no model is loaded."""
+
+    verbose = False
+
+    def __init__(self, texts: list[str], template: str = "{{ '<|im_start|>' + m }}") -> None:
+        self.texts = list(texts)
+        self.requests: list[dict[str, object]] = []
+        self.metadata = {"tokenizer.chat_template": template}
+
+    def create_completion(self, **kwargs: object) -> dict[str, object]:
+        self.requests.append(kwargs)
+        return {"id": "cmpl-1", "object": "text_completion", "created": 0, "model": "fake",
+                "choices": [{"text": self.texts.pop(0), "index": 0, "logprobs": None, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}}
+
+    def create_chat_completion(self, **kwargs: object) -> dict[str, object]:
+        self.requests.append(kwargs)
+        return {"choices": [{"message": {"role": "assistant", "content": self.texts.pop(0)}}],
+                "usage": {"prompt_tokens": 4, "completion_tokens": 1}}
+
+
+def local_model(llama: FakeLlama, spec: Any = None) -> Any:
+    pytest.importorskip("llama_cpp")
+    from bridge.local import LocalModel
+
+    model = LocalModel(Path("/nowhere/fake.gguf"), spec)
+    model._llama = llama
+    return model
+
+
+def add_spec() -> dict[str, object]:
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    return bridge.Tool(add).to_function_spec()
+
+
+def test_local_tool_request_goes_through_the_function_calling_handler() -> None:
+    llama = FakeLlama(["functions.add", '{"a": 1, "b": 2}'])
+    model = local_model(llama)
+    raw = model.chat(MESSAGES, {"tools": [add_spec()], "tool_choice": "required", "max_tokens": 50})
+    (call,) = raw.tool_calls
+    assert (call.name, call.args) == ("add", {"a": 1, "b": 2})
+    assert len(llama.requests) == 2, "the name, the arguments; the 'more calls?' completion is not run"
+    assert [r["max_tokens"] for r in llama.requests] == [50, 50], "the handler's unbounded completions are capped"
+    prompt = str(llama.requests[0]["prompt"])
+    assert prompt.startswith("<|im_start|>system") and "functions.add:" in prompt, "a system turn lists the tools"
+    assert (raw.prompt_tokens, raw.completion_tokens) == (20, 4), "tokens of every completion are summed"
+
+
+def test_local_tool_request_with_a_message_reply_and_with_a_named_tool() -> None:
+    llama = FakeLlama(["message", ""])
+    raw = local_model(llama).chat(MESSAGES, {"tools": [add_spec()]})
+    assert raw.tool_calls == ()
+    llama = FakeLlama(['{"a": 3, "b": 4}'])
+    named = {"type": "function", "function": {"name": "add"}}
+    raw = local_model(llama).chat(MESSAGES, {"tools": [add_spec()], "tool_choice": named})
+    assert raw.tool_calls[0].args == {"a": 3, "b": 4} and len(llama.requests) == 1
+    assert str(llama.requests[0]["prompt"]).endswith("functions.add:\n")
+
+
+def test_local_plain_requests_keep_the_models_own_chat_template() -> None:
+    llama = FakeLlama(["hello"])
+    raw = local_model(llama).chat(MESSAGES, {"tools": [add_spec()], "tool_choice": "none"})
+    assert raw.text == "hello" and raw.tool_calls == ()
+    assert "messages" in llama.requests[0] and "tools" not in llama.requests[0]
+
+
+def test_local_support_needs_a_chatml_template() -> None:
+    pytest.importorskip("llama_cpp")
+    from bridge.local import KNOWN
+
+    assert local_model(FakeLlama([])).supports_tools() is True
+    assert local_model(FakeLlama([], template="{{ bos_token }}<start_of_turn>")).supports_tools() is False
+    assert local_model(FakeLlama([]), KNOWN["gemma3"]).supports_tools() is False

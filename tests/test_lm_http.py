@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI, Reply, fail, ok, raw, slow
+from fake_openai import FakeOpenAI, Reply, calls, fail, ok, raw, slow
 
 import bridge
 import bridge.lm
@@ -247,3 +247,59 @@ def _root_cause(exc: BaseException) -> BaseException:
             return exc
         exc = nxt
     return exc
+
+
+# -- native tool calls ---------------------------------------------------------------------------
+
+ADD_SPEC = {"type": "function", "function": {"name": "add", "description": "Add two integers.", "parameters": {
+    "type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]}}}
+TOOLS = {"tools": [ADD_SPEC], "tool_choice": "auto"}
+
+
+def test_tools_are_sent_and_tool_calls_come_back_parsed(server: FakeOpenAI) -> None:
+    script(server, calls(("add", {"a": 2, "b": 3}), ("add", '{"a": 1,'), content="Let me add."))
+    completion = make_lm(server).complete(MESSAGES, TOOLS)
+    body = server.requests[0]
+    assert body["tools"] == [ADD_SPEC] and body["tool_choice"] == "auto"
+    assert not any(k.startswith("_") for k in body), "no LiteLLM-internal flag reaches the server"
+    good, bad = completion.tool_calls
+    assert (good.name, good.args, good.raw, good.id, good.error) == ("add", {"a": 2, "b": 3}, '{"a": 2, "b": 3}',
+                                                                     "call_0", None)
+    assert bad.args is None and bad.raw == '{"a": 1,' and "not valid JSON" in (bad.error or "")
+    assert completion.text == "Let me add."
+    assert (completion.usage.calls, completion.usage.prompt_tokens) == (1, 7)
+
+
+def test_a_plain_reply_to_a_tool_request_has_no_tool_calls(server: FakeOpenAI) -> None:
+    script(server, ok("no tools needed"))
+    completion = make_lm(server).complete(MESSAGES, TOOLS)
+    assert completion.tool_calls == () and completion.text == "no tools needed"
+
+
+def test_tool_requests_are_retried_and_mapped_like_plain_ones(server: FakeOpenAI, waits: list[float]) -> None:
+    script(server, fail(503), calls(("add", {"a": 1, "b": 1})))
+    completion = make_lm(server).complete(MESSAGES, TOOLS)
+    assert completion.tool_calls[0].args == {"a": 1, "b": 1}
+    assert completion.usage.retries == 1 and server.count == 2
+    assert all(r["tools"] == [ADD_SPEC] for r in server.requests)
+    script(server, fail(401, "bad key"))
+    with pytest.raises(bridge.AuthenticationError):
+        make_lm(server).complete(MESSAGES, TOOLS)
+
+
+def test_async_tool_request(server: FakeOpenAI) -> None:
+    script(server, calls(("add", {"a": 5, "b": 6})))
+    completion = asyncio.run(make_lm(server).acomplete(MESSAGES, TOOLS))
+    assert completion.tool_calls[0].args == {"a": 5, "b": 6}
+    assert server.requests[0]["tools"] == [ADD_SPEC]
+
+
+def test_tool_calls_are_cached_under_a_key_that_includes_the_tools(server: FakeOpenAI, tmp_path: Path) -> None:
+    script(server, calls(("add", {"a": 2, "b": 2})), ok("plain"))
+    lm = make_lm(server, cache=Cache(tmp_path))
+    first = lm.complete(MESSAGES, TOOLS)
+    again = make_lm(server, cache=Cache(tmp_path)).complete(MESSAGES, TOOLS)  # the disk copy
+    assert again.cached and again.tool_calls == first.tool_calls and server.count == 1
+    plain = lm.complete(MESSAGES)
+    assert not plain.cached and plain.text == "plain" and server.count == 2
+    assert "[tool call] add(" in lm.inspect_history(2)

@@ -262,3 +262,5 @@ def test_the_docs_page_examples_run() -> None:
         exec(compile(block, str(page), "exec"), namespace)
     assert isinstance(namespace["agent"], bridge.ReAct)
     assert namespace["agent"].react.demos[0]["next_tool_name"] == "calculator"
+    assert namespace["native_pred"].trajectory[0]["observation"] == "5"
+    assert [c.name for c in namespace["completion"].tool_calls] == ["add"]

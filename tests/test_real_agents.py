@@ -101,3 +101,36 @@ def test_examples_run_as_scripts(script: str, args: list[str], tmp_path: Any) ->
                           timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Q: " in done.stdout
+
+
+def test_native_tool_calls_on_the_embedded_model(lm: bridge.LM) -> None:
+    """SmolLM2 calls tools natively: llama.cpp's grammar makes its arguments valid JSON for the schema."""
+    assert lm.supports_function_calling()
+    agent = bridge.ReAct("question -> answer", tools=[calculator], max_iters=2, lm=lm, max_tokens=64)
+    pred = agent(question="What is 17 * 23? Use the calculator.")
+    print("\n", pred.trajectory, "\n", pred.finish_reason, repr(pred.answer))
+    _check_trajectory(agent, pred)
+    assert any(c.name == "calculator" for e in lm.history for c in e.tool_calls), "a native call, not text"
+    called = [s for s in pred.trajectory if s["tool_name"] == "calculator"]
+    assert called, "the model should call the calculator"
+    args = called[0]["tool_args"]
+    assert isinstance(args, dict) and isinstance(args.get("expression"), str), args
+    assert "invalid arguments" not in called[0]["observation"] and "not valid JSON" not in called[0]["observation"]
+    assert called[0]["observation"], "the observation is recorded"
+
+
+def test_a_named_tool_choice_gives_arguments_that_fit_the_schema(lm: bridge.LM) -> None:
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    tool = bridge.Tool(add)
+    messages: list[bridge.Message] = [{"role": "system", "content": "You add numbers with the add tool."},
+                                      {"role": "user", "content": "What is 40 plus 2?"}]
+    completion = lm.complete(messages, {"tools": [tool.to_function_spec()],
+                                        "tool_choice": {"type": "function", "function": {"name": "add"}}})
+    (call,) = completion.tool_calls
+    assert call.name == "add" and call.error is None
+    values = tool.validate(call.args)  # raises if the arguments do not fit the schema
+    assert isinstance(values["a"], int) and isinstance(values["b"], int)
+    assert completion.usage.calls == 1 and completion.usage.completion_tokens > 0

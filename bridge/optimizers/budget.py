@@ -109,6 +109,9 @@ class MeteredLM(BaseLM):
     def supports_json_mode(self) -> bool:
         return self.inner.supports_json_mode()
 
+    def supports_function_calling(self) -> bool:
+        return self.inner.supports_function_calling()
+
     def complete(self, messages: list[Message], params: dict[str, Any] | None = None, *,
                  signature: type[Signature] | None = None, fmt: PromptFormat | None = None) -> Completion:
         self.budget.reserve()
