@@ -1,11 +1,12 @@
 """lmbridge: typed signatures, modules and optimizers for LangChain and LlamaIndex stacks.
 
 This file is the whole public API: explicit re-exports, no logic. ``import bridge`` imports
-neither LiteLLM, LangChain, LlamaIndex, optuna nor llama.cpp.
+neither LiteLLM, LangChain, LlamaIndex, optuna, llama.cpp, torch nor sentence-transformers.
 """
 
 from bridge import metrics, testing
 from bridge.control import BestOfN, Parallel, Refine
+from bridge.embedders import SentenceTransformerEmbedder
 from bridge.errors import (
     AuthenticationError,
     BridgeError,
@@ -42,6 +43,7 @@ from bridge.react import ReAct
 from bridge.retrieval import BM25Retriever, Retrieve, Retriever
 from bridge.settings import Settings, configure, context, context_executor, current
 from bridge.signature import Field, InputField, OutputField, Signature, make_signature
+from bridge.toolcalls import ToolCall
 from bridge.tools import Tool
 from bridge.tracking import trace, track_usage
 from bridge.types import Example, Message, Passage, Prediction, Usage
@@ -96,11 +98,13 @@ __all__ = [
     "Refine",
     "Retrieve",
     "Retriever",
+    "SentenceTransformerEmbedder",
     "Settings",
     "Signature",
     "SignatureError",
     "StateError",
     "Tool",
+    "ToolCall",
     "ToolError",
     "Usage",
     "__version__",

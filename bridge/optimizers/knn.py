@@ -4,72 +4,28 @@
 program embeds each call's inputs and runs the student with the nearest examples as demos (plain
 labeled demos; pass BootstrapFewShot arguments, such as ``metric=``, to bootstrap them instead).
 
-An embedder is any callable ``list[str] -> list of vectors``. ``LiteLLMEmbedder`` reaches any
-LiteLLM embedding model; ``HashingEmbedder`` is a small bag-of-words embedder that needs nothing,
-for tests and offline use.
+An embedder is any callable ``list[str] -> list of vectors`` (see ``bridge/embedders.py``):
+``SentenceTransformerEmbedder`` runs a local model (all-MiniLM-L6-v2 by default, no network),
+``LiteLLMEmbedder`` reaches any LiteLLM embedding model, and ``HashingEmbedder`` is a small
+bag-of-words embedder that needs nothing, for tests. Only the embedder's class name is recorded in
+the compile report; a saved program holds no vectors and no model.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from bridge.embedders import Embedder, HashingEmbedder, LiteLLMEmbedder, SentenceTransformerEmbedder
 from bridge.module import Module
 from bridge.optimizers.base import CompileRun, Estimate, Optimizer
 from bridge.optimizers.evaluation import check_examples
 from bridge.optimizers.fewshot import BootstrapFewShot
 from bridge.types import Example, Prediction
 
-Embedder = Callable[[list[str]], Sequence[Sequence[float]]]
-
-
-class HashingEmbedder:
-    """Bag-of-words vectors by feature hashing: no model, no network, deterministic."""
-
-    def __init__(self, dimensions: int = 512) -> None:
-        self.dimensions = dimensions
-
-    def __call__(self, texts: list[str]) -> list[list[float]]:
-        out = []
-        for text in texts:
-            vector = [0.0] * self.dimensions
-            for word in re.findall(r"\w+", text.lower()):
-                digest = int(hashlib.md5(word.encode()).hexdigest()[:8], 16)
-                vector[digest % self.dimensions] += 1.0
-            out.append(vector)
-        return out
-
-
-class LiteLLMEmbedder:
-    """Embeddings from any LiteLLM embedding model, e.g. ``"openai/text-embedding-3-small"``."""
-
-    def __init__(self, model: str, *, api_base: str | None = None, api_key: str | None = None,
-                 batch_size: int = 128) -> None:
-        self.model = model
-        self._api_base = api_base
-        self._api_key = api_key
-        self.batch_size = batch_size
-
-    def __call__(self, texts: list[str]) -> list[list[float]]:
-        from bridge.lm import _litellm, _map_error
-
-        litellm = _litellm()
-        out: list[list[float]] = []
-        for start in range(0, len(texts), self.batch_size):
-            request: dict[str, Any] = {"model": self.model, "input": texts[start:start + self.batch_size]}
-            if self._api_base is not None:
-                request["api_base"] = self._api_base
-            if self._api_key is not None:
-                request["api_key"] = self._api_key
-            try:
-                response = litellm.embedding(**request)
-            except Exception as exc:
-                raise _map_error(exc, self.model) from exc
-            out.extend([list(map(float, item["embedding"])) for item in response.data])
-        return out
+__all__ = ["Embedder", "HashingEmbedder", "KNNFewShot", "KNNProgram", "LiteLLMEmbedder",
+           "SentenceTransformerEmbedder"]
 
 
 def _normalize(vector: Sequence[float]) -> list[float]:

