@@ -73,21 +73,14 @@ def run_lmbridge(splits: dict[str, Any], optimizers: list[str], keep: Any) -> li
         cache = Cache(Path(tempfile.mkdtemp(prefix="lmb-quality-")))
         lm = bridge.LM(f"local/{splits['model']}", max_tokens=64, cache=cache)
         student = bridge.Predict(sig)
+        error = None
+        program: bridge.Module = student
         with bridge.context(lm=lm), bridge.track_usage() as compile_usage:
             start = time.perf_counter()
-            if name == "zero-shot":
-                program: bridge.Module = student
-            elif name == "labeled":
-                program = bridge.LabeledFewShot(k=size["k"], seed=seed).compile(student, trainset=train)
-            elif name == "bootstrap":
-                program = bridge.BootstrapFewShot(metric=metric, max_bootstrapped_demos=4, max_labeled_demos=size["k"],
-                                                  seed=seed, num_threads=1).compile(student, trainset=train)
-            elif name == "mipro":
-                program = bridge.MIPROv2(metric, auto="light", seed=seed, num_threads=1).compile(
-                    student, trainset=train, valset=val)
-            else:
-                program = bridge.GEPA(metric, max_metric_calls=size["gepa_metric_calls"], seed=seed,
-                                      num_threads=1).compile(student, trainset=train, valset=val)
+            try:
+                program = _compile(name, student, train, val, metric, size, seed)
+            except bridge.BridgeError as exc:  # recorded as a result, the same as on the DSPy side
+                error = f"{type(exc).__name__}: {str(exc)[:200]}"
             compile_seconds = time.perf_counter() - start
         result = bridge.Evaluate(devset=test, metric=metric, num_threads=1, display_progress=False)
         with bridge.context(lm=lm):
@@ -96,9 +89,27 @@ def run_lmbridge(splits: dict[str, Any], optimizers: list[str], keep: Any) -> li
         out.append({"system": "lmbridge", "task": splits["task"], "optimizer": name, "test_accuracy": scored.score,
                     "compile_lm_calls": compile_usage.usage.calls, "compile_seconds": round(compile_seconds, 1),
                     "eval_lm_calls": scored.usage.calls, "eval_seconds": round(scored.elapsed, 1),
-                    "error": None, "program": chosen})
+                    "error": error, "program": chosen})
         keep(out[-1])
     return out
+
+
+def _compile(name: str, student: Any, train: list[Any], val: list[Any], metric: Any, size: dict[str, Any],
+             seed: int) -> Any:
+    import bridge
+
+    if name == "zero-shot":
+        return student
+    if name == "labeled":
+        return bridge.LabeledFewShot(k=size["k"], seed=seed).compile(student, trainset=train)
+    if name == "bootstrap":
+        return bridge.BootstrapFewShot(metric=metric, max_bootstrapped_demos=4, max_labeled_demos=size["k"],
+                                       seed=seed, num_threads=1).compile(student, trainset=train)
+    if name == "mipro":
+        return bridge.MIPROv2(metric, auto="light", seed=seed, num_threads=1).compile(
+            student, trainset=train, valset=val)
+    return bridge.GEPA(metric, max_metric_calls=size["gepa_metric_calls"], seed=seed,
+                       num_threads=1).compile(student, trainset=train, valset=val)
 
 
 def _describe(program: Any) -> str:
