@@ -210,6 +210,19 @@ class ChatFormat(_PlacedFormat):
         return "\n".join(lines)
 
     def parse(self, signature: type[Signature], text: str) -> dict[str, Any]:
+        try:
+            return self._read(signature, text, lead_wins=False)
+        except ParseError as error:
+            # The prompt ends with the first output label, so text before any label is that field's
+            # value. A chatty model may write a preamble there and then the label with the answer
+            # (read above); a base model may answer there and then start another example with the
+            # same label (read here). The first reading's error is the one reported.
+            try:
+                return self._read(signature, text, lead_wins=True)
+            except ParseError:
+                raise error from None
+
+    def _read(self, signature: type[Signature], text: str, *, lead_wins: bool) -> dict[str, Any]:
         outputs = signature.output_fields
         pattern, names = _label_pattern(signature)
         sections: dict[str, str] = {}
@@ -218,7 +231,8 @@ class ChatFormat(_PlacedFormat):
         lead = text[: matches[0].start()] if matches else text  # the unlabelled first field
         for i, m in enumerate(matches):
             name = names[m.group(1).lower()]
-            if name in signature.input_fields or name in sections or (name == first and i and lead.strip()):
+            if name in signature.input_fields or name in sections or (name == first and (i or lead_wins)
+                                                                      and lead.strip()):
                 break  # the model began another example: stop reading there
             end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
             sections[name] = text[m.end():end]

@@ -6,7 +6,8 @@ Reading is deliberately forgiving of what small models do, and every rule is sta
 * ``str``: the text, stripped.
 * ``Literal`` / ``Enum``: an exact option (case and surrounding punctuation ignored); otherwise the
   one option that appears as a whole word (bounded by anything but ASCII letters, digits, ``_`` and
-  ``-``). Zero or several options is a ParseError.
+  ``-``). When several appear, the first non-empty line decides if it names exactly one (a model
+  that answers and then rambles on). Zero or several options is a ParseError.
 * ``bool``: a leading yes/no/true/false.
 * ``int`` / ``float``: the number itself; otherwise the single number in the text. Zero or several
   numbers is a ParseError.
@@ -177,15 +178,24 @@ def _read_option(text: str, options: tuple[Any, ...], field: str) -> Any:
     for o in options:
         if cleaned == str(o).lower():
             return o
-    lowered = text.lower()
-    found = [o for o in options
-             if re.search(r"(?<![a-z0-9_-])" + re.escape(str(o).lower()) + r"(?![a-z0-9_-])", lowered)]
+    found = _options_in(text, options)
     if len(found) == 1:
         return found[0]
+    if len(found) > 1:
+        first_line = next((line for line in text.splitlines() if line.strip()), "")
+        on_first_line = _options_in(first_line, options)
+        if len(on_first_line) == 1:
+            return on_first_line[0]
     shown = ", ".join(str(o) for o in options)
     why = "several of" if found else "none of"
     raise ParseError(f"field {field!r}: expected exactly one of [{shown}], found {why} them in {text[:80]!r}",
                      completion=text, field=field)
+
+
+def _options_in(text: str, options: tuple[Any, ...]) -> list[Any]:
+    lowered = text.lower()
+    return [o for o in options
+            if re.search(r"(?<![a-z0-9_-])" + re.escape(str(o).lower()) + r"(?![a-z0-9_-])", lowered)]
 
 
 def _read_number(text: str, kind: type, field: str) -> Any:

@@ -92,6 +92,17 @@ def test_literal_does_not_match_inside_other_words() -> None:
         coerce("non-negative", Label, "f")
 
 
+def test_literal_answer_on_the_first_line_wins_over_rambling_after_it() -> None:
+    # A base model answers, then goes on echoing the prompt, which lists every option.
+    rambling = "negative\nClassify the review.\nAnswer with exactly one of: negative, positive."
+    assert coerce(rambling, Label, "f") == "negative"
+    # A first line naming both options (or none) is still ambiguous.
+    with pytest.raises(bridge.ParseError, match="several"):
+        coerce("positive or negative?\nnegative", Label, "f")
+    with pytest.raises(bridge.ParseError, match="several"):
+        coerce("Hmm.\nnegative, positive", Label, "f")
+
+
 def test_literal_with_numbers_and_bools() -> None:
     assert coerce("2", Literal[1, 2, 3], "f") == 2
     assert coerce("choice 3", Literal[1, 2, 3], "f") == 3
