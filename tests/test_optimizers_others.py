@@ -39,6 +39,21 @@ def test_copro_rewrites_the_instruction_and_scores_each_candidate() -> None:
     assert all(t["kind"] == "candidate" for t in report["trials"])
 
 
+def test_copro_keeps_the_instruction_after_a_lead_in_line() -> None:
+    """Small prompt models often announce the instruction ("Here is the new instruction:") and give
+    it in the next paragraph; the candidate must be that instruction, not the announcement."""
+    def model(messages: list[Any]) -> Any:
+        if "You write instructions" in str(messages[0]["content"]):
+            return {"proposed_instruction": 'Here is the new instruction:\n\n"Read the review carefully and '
+                                            'answer."\n\nThis instruction will help the model.'}
+        return rewriting_model(messages)
+
+    student = bridge.Predict(SIG, lm=ScriptedLM(model))
+    compiled = COPRO(metric=metric, breadth=2, depth=1).compile(student, trainset=sentiment_rows(8))
+    assert compiled.instructions == "Read the review carefully and answer."
+    assert compiled.report is not None and compiled.report["best_score"] == 100.0
+
+
 def test_copro_needs_a_metric() -> None:
     with pytest.raises(ValueError, match="metric"):
         COPRO()
@@ -66,6 +81,20 @@ def test_gepa_evolves_the_instruction_from_feedback() -> None:
     assert compiled.report is not None and compiled.report["best_score"] == 100.0
     assert compiled.report["baseline_score"] == 50.0
     assert seen and "wrong: the review is negative" in seen[0]  # the metric's feedback reached reflection
+
+
+def test_gepa_starts_only_proposals_the_budget_can_keep() -> None:
+    """A proposal costs two minibatches and, when the child wins, a valset evaluation. With one
+    example too few for all of it, GEPA must not pay for a reflection whose winner it could not keep."""
+    train = [r for r in sentiment_rows(8) if r.label == "negative"]  # the student is wrong on all
+    val = sentiment_rows(4, offset=8)
+    for budget, reflections, best in ((4 + 2 * 2 + 4 - 1, 0, 50.0), (4 + 2 * 2 + 4, 1, 100.0)):
+        lm = ScriptedLM(rewriting_model)
+        compiled = GEPA(metric, max_metric_calls=budget, reflection_minibatch_size=2).compile(
+            bridge.Predict(SIG, lm=lm), trainset=train, valset=val)
+        assert sum("You improve the instruction" in str(m[0]["content"]) for m in lm.calls) == reflections
+        assert compiled.report is not None and compiled.report["best_score"] == best
+        assert compiled.report["examples_run"] <= budget
 
 
 def test_gepa_budget_arguments_are_exclusive() -> None:

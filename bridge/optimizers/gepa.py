@@ -153,9 +153,12 @@ class _Evolution:
         self._add(self.start, self._run(self.start, self.val), None)
         self.run.baseline_score = self.run.best_score
         iteration = 0
-        while self.used + 2 * self.opt.reflection_minibatch_size <= self.budget:
+        size = min(self.opt.reflection_minibatch_size, len(self.train))
+        # A proposal starts only when the budget can pay for all of it: both minibatches and, should
+        # the child win, its valset evaluation. A winner with no budget left to score it is wasted.
+        while self.used + 2 * size + len(self.val) <= self.budget:
             parent = self._select()
-            batch = self.rng.sample(self.train, min(self.opt.reflection_minibatch_size, len(self.train)))
+            batch = self.rng.sample(self.train, size)
             before = self._run(self.pool[parent], batch, traced=True)
             name = self.names[iteration % len(self.names)]
             iteration += 1
@@ -169,7 +172,7 @@ class _Evolution:
             self.run.record("minibatch", 100.0 * sum(o.score for o in after) / len(after), len(after),
                             parent=parent, predictor=name, before=sum(o.score for o in before),
                             instruction=text[:200])
-            if sum(o.score for o in after) > sum(o.score for o in before) and self.used + len(self.val) <= self.budget:
+            if sum(o.score for o in after) > sum(o.score for o in before):
                 self._add(child, self._run(child, self.val), parent)
 
     def _select(self) -> int:

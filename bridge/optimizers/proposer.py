@@ -101,12 +101,20 @@ def signature_templates(sig: type[Signature]) -> list[str]:
     return out
 
 
+_LEAD_IN = re.compile(r"(?:here(?:'s| is)\b|[^\n]*\binstructions?\b)[^\n]*:", re.I)
+
+
 def clean_instruction(text: str) -> str | None:
     """A proposal as a usable instruction, or None when it is empty or clearly broken."""
     text = re.sub(r"^(?:new |proposed |improved )?instruction\s*:\s*", "", text.strip(), flags=re.I)
+    paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
+    # A lead-in such as "Here is the new instruction:" announces the instruction in the next paragraph;
+    # alone, it is no instruction.
+    while len(paragraphs) > 1 and _LEAD_IN.fullmatch(paragraphs[0]):
+        paragraphs.pop(0)
+    text = paragraphs[0] if paragraphs else ""
     text = text.strip().strip('"').strip("'").strip()
-    text = text.split("\n\n")[0].strip()
-    if len(text) < 12 or len(text) > 800 or not re.search(r"[A-Za-z]{3}", text):
+    if _LEAD_IN.fullmatch(text) or len(text) < 12 or len(text) > 800 or not re.search(r"[A-Za-z]{3}", text):
         return None
     return text
 
