@@ -183,3 +183,13 @@ def test_ensemble_without_reduce_returns_every_prediction_and_size_samples() -> 
     assert isinstance(outputs, list) and len(outputs) == 2
     with pytest.raises(ValueError):
         Ensemble().compile([])
+
+
+def test_a_proposal_that_echoes_the_proposer_prompt_is_dropped() -> None:
+    # A base model asked for an instruction may copy the request back; that is no candidate.
+    from bridge.optimizers.proposer import ProposeInstruction, clean_instruction
+
+    own = ProposeInstruction.instructions
+    assert clean_instruction(own[:80], prompt=own) is None
+    assert clean_instruction("Classify the review as negative or positive.", prompt=own) == \
+        "Classify the review as negative or positive."

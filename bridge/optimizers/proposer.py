@@ -104,8 +104,13 @@ def signature_templates(sig: type[Signature]) -> list[str]:
 _LEAD_IN = re.compile(r"(?:here(?:'s| is)\b|[^\n]*\binstructions?\b)[^\n]*:", re.I)
 
 
-def clean_instruction(text: str) -> str | None:
-    """A proposal as a usable instruction, or None when it is empty or clearly broken."""
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z]+", text.lower()))
+
+
+def clean_instruction(text: str, *, prompt: str = "") -> str | None:
+    """A proposal as a usable instruction, or None when it is empty or clearly broken. ``prompt`` is
+    the proposer's own instruction: a base model that echoes it back has proposed nothing."""
     text = re.sub(r"^(?:new |proposed |improved )?instruction\s*:\s*", "", text.strip(), flags=re.I)
     paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
     # A lead-in such as "Here is the new instruction:" announces the instruction in the next paragraph;
@@ -115,6 +120,8 @@ def clean_instruction(text: str) -> str | None:
     text = paragraphs[0] if paragraphs else ""
     text = text.strip().strip('"').strip("'").strip()
     if _LEAD_IN.fullmatch(text) or len(text) < 12 or len(text) > 800 or not re.search(r"[A-Za-z]{3}", text):
+        return None
+    if prompt and _words(text)[:40] and _words(text)[:40] in _words(prompt):
         return None
     return text
 
@@ -211,4 +218,4 @@ class GroundedProposer:
                 current_instruction=sig.instructions, tip=tip or "(none)")
         except (LMError, ParseError):
             return None
-        return clean_instruction(str(result.instruction))
+        return clean_instruction(str(result.instruction), prompt=ProposeInstruction.instructions)
