@@ -109,6 +109,10 @@ class BaseLM:
         return await asyncio.to_thread(self._send, messages, params, signature, fmt)
 
     # -- the shared path ---------------------------------------------------------------------------
+    def _outgoing(self, messages: list[Message], merged: dict[str, Any]) -> dict[str, Any]:
+        """The parameters sent with a request: the merged ones less those only for the cache key."""
+        return {k: v for k, v in merged.items() if k not in _KEY_ONLY_PARAMS}
+
     def _prepare(self, messages: list[Message], params: dict[str, Any] | None) -> tuple[dict[str, Any], str | None]:
         merged = {**self.params, **params} if params else self.params
         key = cache_key(self.model, messages, merged) if self._cache is not None else None
@@ -170,7 +174,7 @@ class BaseLM:
         hit = self._hit(key, messages)
         if hit is not None:
             return hit
-        send_params = {k: v for k, v in merged.items() if k not in _KEY_ONLY_PARAMS}
+        send_params = self._outgoing(messages, merged)
         for attempt in range(self.num_retries + 1):
             try:
                 raw = self._send(messages, send_params, signature, fmt)
@@ -188,7 +192,7 @@ class BaseLM:
         hit = self._hit(key, messages)
         if hit is not None:
             return hit
-        send_params = {k: v for k, v in merged.items() if k not in _KEY_ONLY_PARAMS}
+        send_params = self._outgoing(messages, merged)
         for attempt in range(self.num_retries + 1):
             try:
                 raw = await self._asend(messages, send_params, signature, fmt)
@@ -278,6 +282,15 @@ class LM(BaseLM):
                 except Exception:  # an unknown model or provider: no native tools
                     self._function_calling = False
         return self._function_calling
+
+    def _outgoing(self, messages: list[Message], merged: dict[str, Any]) -> dict[str, Any]:
+        params = super()._outgoing(messages, merged)
+        if self._local is not None and "seed" not in params and (params.get("temperature") or 0.0) > 0:
+            # The embedded model has one random state, moved by every sampled call before this one.
+            # A seed drawn from the request itself (messages, parameters, rollout_id) makes a sample
+            # depend on what was asked only, like a cache entry: a compile that samples repeats.
+            params["seed"] = int(cache_key(self.model, messages, merged)[:8], 16)
+        return params
 
     def _send(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
               fmt: PromptFormat | None) -> RawResult:

@@ -123,3 +123,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if os.environ.get("LMBRIDGE_REQUIRE_REAL") == "1":
         pytest.fail(f"LMBRIDGE_REQUIRE_REAL=1 but this real_model test {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the LM's backoff sleeps instead of sleeping."""
+    recorded: list[float] = []
+    monkeypatch.setattr(bridge.lm.time, "sleep", recorded.append)
+
+    async def fake_async_sleep(seconds: float) -> None:
+        recorded.append(seconds)
+
+    monkeypatch.setattr(bridge.lm, "_sleep_async", fake_async_sleep)
+    return recorded

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,8 +26,8 @@ from llama_index.core.base.llms.types import (
     LLMMetadata,
 )
 from llama_index.core.llms import CustomLLM, MockLLM
-from llama_index.core.retrievers import BaseRetriever
-from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+from llama_index.core.schema import TextNode
+from overlap_retriever import OverlapRetriever
 
 from adapters.llamaindex import LlamaIndexLM, from_llamaindex_retriever
 
@@ -53,28 +52,6 @@ SQUAD = datasets_dir() / "squad"
 if not (SQUAD / "corpus.jsonl").is_file():
     pytest.skip("the SQuAD dataset is not available", allow_module_level=True)
 
-STOP = frozenset(["a", "an", "the", "of", "in", "on", "at", "to", "by", "for", "and", "or", "is", "was",
-                  "were", "who", "what", "when", "where", "which", "how", "did", "do", "does", "with", "as",
-                  "from", "that", "this", "it", "its", "be", "been"])
-
-
-def words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOP}
-
-
-class OverlapRetriever(BaseRetriever):
-    """A small LlamaIndex retriever: ranks TextNodes by shared content words with the query."""
-
-    def __init__(self, nodes: Sequence[TextNode], similarity_top_k: int = 5) -> None:
-        super().__init__()
-        self.nodes = list(nodes)
-        self.similarity_top_k = similarity_top_k
-
-    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        query = words(query_bundle.query_str)
-        scored = [NodeWithScore(node=n, score=float(len(query & words(n.get_content())))) for n in self.nodes]
-        scored.sort(key=lambda s: -(s.score or 0.0))
-        return scored[: self.similarity_top_k]
 
 
 @pytest.fixture(scope="module")

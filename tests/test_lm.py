@@ -16,19 +16,6 @@ from bridge.testing import ScriptedLM
 MESSAGES: list[bridge.Message] = [{"role": "user", "content": "hi"}]
 
 
-@pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the backoff sleeps instead of sleeping."""
-    recorded: list[float] = []
-    monkeypatch.setattr(bridge.lm.time, "sleep", recorded.append)
-
-    async def fake_async_sleep(seconds: float) -> None:
-        recorded.append(seconds)
-
-    monkeypatch.setattr(bridge.lm, "_sleep_async", fake_async_sleep)
-    return recorded
-
-
 def test_transient_errors_are_retried_and_counted(waits: list[float]) -> None:
     lm = ScriptedLM([bridge.RateLimitError("slow down", retry_after=1.5),
                      bridge.LMError("server error", status_code=503),

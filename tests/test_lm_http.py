@@ -23,18 +23,6 @@ CONTEXT_MESSAGE = ("This model's maximum context length is 8192 tokens. However,
                    "9000 tokens. Please reduce the length of the messages.")
 
 
-@pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    recorded: list[float] = []
-    monkeypatch.setattr(bridge.lm.time, "sleep", recorded.append)
-
-    async def fake_async_sleep(seconds: float) -> None:
-        recorded.append(seconds)
-
-    monkeypatch.setattr(bridge.lm, "_sleep_async", fake_async_sleep)
-    return recorded
-
-
 @pytest.fixture(scope="module")
 def _shared_server() -> Iterator[FakeOpenAI]:
     with FakeOpenAI() as s:

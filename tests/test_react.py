@@ -6,24 +6,12 @@ import asyncio
 from typing import Any
 
 import pytest
+from sample_tools import add, lookup
 
 import bridge
 from bridge.react import render_trajectory
 from bridge.testing import ScriptedLM
 from bridge.types import Message
-
-
-def add(a: int, b: int) -> int:
-    """Add two integers."""
-    return a + b
-
-
-def lookup(key: str) -> str:
-    """Look up a key."""
-    table = {"capital of france": "Paris"}
-    if key not in table:
-        raise LookupError(f"no entry for {key!r}")
-    return table[key]
 
 
 def step(thought: str, tool: str, args: dict[str, Any] | None = None) -> dict[str, Any]:

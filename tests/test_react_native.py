@@ -9,25 +9,13 @@ from typing import Any
 
 import pytest
 from fake_openai import FakeOpenAI, calls, ok
+from sample_tools import add, lookup
 
 import bridge
 from bridge.cache import Cache
 from bridge.optimizers.budget import Budget
 from bridge.react_native import NO_CALL_NOTE, REASK
 from bridge.testing import ScriptedLM, ToolCall, ToolReply
-
-
-def add(a: int, b: int) -> int:
-    """Add two integers."""
-    return a + b
-
-
-def lookup(key: str) -> str:
-    """Look up a key."""
-    table = {"capital of france": "Paris"}
-    if key not in table:
-        raise LookupError(f"no entry for {key!r}")
-    return table[key]
 
 
 def answer(text: str) -> dict[str, Any]:

@@ -5,9 +5,7 @@ program. Answer quality of a 135M model is not asserted; what a user relies on i
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +17,8 @@ pytest.importorskip("langchain_core")
 pytest.importorskip("llama_index.core")
 
 from langchain_core.runnables import Runnable, RunnableLambda
-from llama_index.core.retrievers import BaseRetriever
-from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+from llama_index.core.schema import TextNode
+from overlap_retriever import OverlapRetriever
 
 from adapters.langchain import to_runnable
 from adapters.llamaindex import from_llamaindex_retriever
@@ -30,28 +28,6 @@ from examples.data import load_jsonl
 
 pytestmark = pytest.mark.real_model
 
-STOP = frozenset(["a", "an", "the", "of", "in", "on", "at", "to", "by", "for", "and", "or", "is", "was",
-                  "were", "who", "what", "when", "where", "which", "how", "did", "do", "does", "with", "as",
-                  "from", "that", "this", "it", "its", "be", "been"])
-
-
-def words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOP}
-
-
-class OverlapRetriever(BaseRetriever):
-    """A LlamaIndex retriever ranking TextNodes by the content words they share with the query."""
-
-    def __init__(self, nodes: Sequence[TextNode], similarity_top_k: int = 4) -> None:
-        super().__init__()
-        self.nodes = list(nodes)
-        self.similarity_top_k = similarity_top_k
-
-    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        query = words(query_bundle.query_str)
-        scored = [NodeWithScore(node=n, score=float(len(query & words(n.get_content())))) for n in self.nodes]
-        scored.sort(key=lambda s: -(s.score or 0.0))
-        return scored[: self.similarity_top_k]
 
 
 class RAG(bridge.Module):
@@ -99,7 +75,7 @@ def test_llamaindex_retriever_feeds_a_rag_program_in_a_chain(lm: bridge.LM,
     rows += [{"id": q["context_id"], "title": q["title"], "text": q["context"]}
              for q in questions if q["context_id"] not in known]
     nodes = [TextNode(text=r["text"], id_=r["id"], metadata={"title": r["title"]}) for r in rows]
-    rag = RAG(from_llamaindex_retriever(OverlapRetriever(nodes)), k=1)
+    rag = RAG(from_llamaindex_retriever(OverlapRetriever(nodes, similarity_top_k=4)), k=1)
     runnable = to_runnable(rag, input_key="question", output_key="answer")
     with bridge.context(lm=lm), bridge.trace() as steps:
         answers = [runnable.invoke(q["question"]) for q in questions]

@@ -11,26 +11,16 @@ import os
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Literal
 
 import pytest
 
 import bridge
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from examples.compile_trec import QuestionType
 from examples.data import load_classification
 
 pytestmark = pytest.mark.real_model
-
-Kind = Literal["abbreviation", "description", "entity", "human", "location", "numeric"]
-
-
-class QuestionType(bridge.Signature):
-    """Classify what kind of answer the question asks for."""
-
-    text: str = bridge.InputField(prefix="Question")
-    label: Kind = bridge.OutputField(prefix="Answer type")
-
 
 metric = bridge.metrics.exact_match("label")
 

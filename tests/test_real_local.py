@@ -51,3 +51,16 @@ def test_gemma3_base_model_follows_demonstrations(tmp_path: Path) -> None:
 def test_unknown_local_model_names_the_known_ones() -> None:
     with pytest.raises(bridge.LMError, match="smollm2"):
         bridge.LM("local/no-such-model")
+
+
+def test_sampled_answers_depend_on_the_request_not_on_earlier_calls() -> None:
+    # What makes a sampling compile (SIMBA, COPRO with a temperature) repeat: the embedded model's
+    # random state is seeded from each request, so the calls that ran before do not move a sample.
+    ask = [{"role": "user", "content": "Write a four-word name for a cat."}]
+    fresh = bridge.LM("local/smollm2", temperature=1.0, max_tokens=12, cache=False)
+    first = fresh.complete(ask, {"rollout_id": 1}).text
+    for n in range(3):  # move the model's own random state
+        fresh.complete([{"role": "user", "content": f"Count to {n + 2}."}])
+    assert fresh.complete(ask, {"rollout_id": 1}).text == first
+    samples = {fresh.complete(ask, {"rollout_id": r}).text for r in range(2, 6)}
+    assert len(samples | {first}) > 1  # another rollout_id is another sample

@@ -164,7 +164,7 @@ class _Evolution:
             iteration += 1
             if self.opt.skip_perfect_score and all(o.score >= self.opt.perfect_score for o in before):
                 continue
-            text = self._reflect(self.pool[parent], name, before)
+            text = self._reflect(self.pool[parent], name, before, iteration)
             if text is None or text == self.pool[parent][name].signature.instructions:
                 continue
             child = {**self.pool[parent], name: self.pool[parent][name].with_instructions(text)}
@@ -187,7 +187,7 @@ class _Evolution:
         return self.rng.choices(range(len(self.pool)), weights=[w or 0.0 for w in wins])[0] \
             if any(wins) else 0
 
-    def _reflect(self, state: ProgramState, name: str, outcomes: list[Outcome]) -> str | None:
+    def _reflect(self, state: ProgramState, name: str, outcomes: list[Outcome], iteration: int) -> str | None:
         blocks = []
         for i, o in enumerate(outcomes, 1):
             steps = [(inputs, pred) for n, inputs, pred in o.steps if n == name]
@@ -196,13 +196,16 @@ class _Evolution:
             feedback = o.feedback or o.error or self._expected(o)
             blocks.append(f"Example {i}\nInputs: {dict(inputs)}\nAnswer: {dict(pred) if pred else '(failed)'}\n"
                           f"Score: {o.score}\nFeedback: {feedback}")
-        predict = Predict(ReflectOnFeedback, lm=self.reflection_lm, max_tokens=200)
+        # A rollout_id per iteration: a reflection LM that samples (temperature > 0) writes a new
+        # proposal each time, even when a minibatch repeats; the seed makes the whole run repeat.
+        predict = Predict(ReflectOnFeedback, lm=self.reflection_lm, max_tokens=200,
+                          rollout_id=f"gepa-{self.opt.seed}-{iteration}")
         try:
             result = predict(current_instruction=state[name].signature.instructions,
                              examples_with_feedback="\n\n".join(blocks))
         except (LMError, ParseError):
             return None
-        return clean_instruction(str(result.new_instruction))
+        return clean_instruction(str(result.new_instruction), prompt=ReflectOnFeedback.instructions)
 
     def _expected(self, outcome: Outcome) -> str:
         labels = dict(outcome.example.labels())
