@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from bridge.errors import StateError
 from bridge.formats import format_from_state
-from bridge.signature import type_name
+from bridge.signature_spec import type_name
 from bridge.types import Example
 from bridge.values import to_jsonable
 
