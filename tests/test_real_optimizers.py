@@ -145,3 +145,31 @@ def test_simba_improves_sst2(lm: bridge.LM) -> None:
         assert report is not None and report["lm_calls"] <= 120
         assert report["best_score"] > report["baseline_score"]
         assert score(compiled, test) > score(student, test)
+
+
+def test_gepa_reads_feedback_and_keeps_only_proposals_that_win(lm: bridge.LM) -> None:
+    # No improvement is asserted here, because none happens: SmolLM2 as its own reflection model
+    # writes instructions that drop the task ("You are a helpful AI assistant..."), and every one
+    # of them loses on its minibatch (see docs/optimizers/gepa.md). What a user relies on, on the
+    # real model: the metric's feedback reaches the reflection, each proposal is scored, and the
+    # compiled program is the best one seen on the valset, never worse than the student.
+    def sentiment_feedback(gold: bridge.Example, pred: bridge.Prediction, trace: object = None) -> dict[str, object]:
+        right = pred.label == gold.label
+        return {"score": float(right),
+                "feedback": "Correct." if right else f"Wrong: the review is {gold.label}, the answer said {pred.label}."}
+
+    train = load_classification("sst2", "train", 12)
+    val = load_classification("sst2", "dev", 8)
+    reflection = bridge.LM("local/smollm2", temperature=1.0, max_tokens=160)
+    with bridge.context(lm=lm):
+        student = bridge.Predict(Sentiment)
+        opt = bridge.GEPA(sentiment_feedback, max_metric_calls=48, reflection_minibatch_size=4,
+                          reflection_lm=reflection, max_lm_calls=90, display_progress=False)
+        compiled = opt.compile(student, trainset=train, valset=val)
+        report = compiled.report
+        assert report is not None and report["lm_calls"] <= 90
+        proposals = [t for t in report["trials"] if t["kind"] == "minibatch"]
+        assert len(proposals) >= 3
+        asked = " ".join(m["content"] for h in reflection.history for m in h.messages)
+        assert "Wrong: the review is negative, the answer said positive." in asked
+        assert score(compiled, val) == report["best_score"] >= report["baseline_score"]
