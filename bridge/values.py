@@ -7,7 +7,9 @@ Reading is deliberately forgiving of what small models do, and every rule is sta
 * ``Literal`` / ``Enum``: an exact option (case and surrounding punctuation ignored); otherwise the
   one option that appears as a whole word (bounded by anything but ASCII letters, digits, ``_`` and
   ``-``). When several appear, the first non-empty line decides if it names exactly one (a model
-  that answers and then rambles on). Zero or several options is a ParseError.
+  that answers and then rambles on). With none as a whole word, an answer that begins with exactly
+  one option glued to more letters counts as that option (a base model that runs on after the
+  label: ``negativeattended``). Zero or several options is a ParseError.
 * ``bool``: a leading yes/no/true/false.
 * ``int`` / ``float``: the number itself; otherwise the single number in the text. Zero or several
   numbers is a ParseError.
@@ -181,6 +183,10 @@ def _read_option(text: str, options: tuple[Any, ...], field: str) -> Any:
     found = _options_in(text, options)
     if len(found) == 1:
         return found[0]
+    if not found:
+        glued = [o for o in options if cleaned.startswith(str(o).lower())]
+        if len(glued) == 1:
+            return glued[0]
     if len(found) > 1:
         first_line = next((line for line in text.splitlines() if line.strip()), "")
         on_first_line = _options_in(first_line, options)

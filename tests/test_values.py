@@ -92,6 +92,16 @@ def test_literal_does_not_match_inside_other_words() -> None:
         coerce("non-negative", Label, "f")
 
 
+def test_literal_glued_to_run_on_text_at_the_start_is_read() -> None:
+    # Gemma 3 base answers "negative" and runs straight on into another token: "negativeattended".
+    assert coerce("negativeattended\n subtreemodel", Label, "f") == "negative"
+    assert coerce("Positively", Label, "f") == "positive"
+    # Only at the very start, and only when no option stands as a whole word anywhere.
+    with pytest.raises(bridge.ParseError):
+        coerce("unnegativeattended", Label, "f")
+    assert coerce("positivenot\nnegative", Label, "f") == "negative"
+
+
 def test_literal_answer_on_the_first_line_wins_over_rambling_after_it() -> None:
     # A base model answers, then goes on echoing the prompt, which lists every option.
     rambling = "negative\nClassify the review.\nAnswer with exactly one of: negative, positive."
