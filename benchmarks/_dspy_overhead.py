@@ -29,6 +29,7 @@ from _scenarios import (
     QA_OUTPUTS,
     TYPED_INPUTS,
     TYPED_OUTPUTS,
+    CannedCompletion,
     measure_memory,
     time_calls,
 )
@@ -67,21 +68,8 @@ def main() -> None:
         verdict: Literal["cheap", "expensive"] = dspy.OutputField()
         tags: list[str] = dspy.OutputField(desc="two or three short tags")
 
-    current = {"text": ""}
-    responses: dict[str, Any] = {}
-
-    def fake_completion(*_: Any, **__: Any) -> Any:
-        return responses[current["text"]]
-
-    def canned(text: str) -> None:
-        if text not in responses:
-            responses[text] = litellm.ModelResponse(
-                model="x", choices=[{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": text}}],
-                usage={"prompt_tokens": 50, "completion_tokens": 10, "total_tokens": 60})
-        current["text"] = text
-
-    litellm.completion = fake_completion
+    canned = CannedCompletion(litellm)
+    litellm.completion = canned
 
     def lm(cache: bool) -> Any:
         return dspy.LM("openai/x", api_key="none", cache=cache, engine="litellm", num_retries=0)
@@ -100,7 +88,7 @@ def main() -> None:
 
     result: dict[str, Any] = {"per_call": {}, "memory": {}}
     for name, (call, text, model, expected) in scenarios.items():
-        canned(text)
+        canned.answer(text)
         with dspy.context(lm=model):
             got = call()  # also warms the cache in the cache_hit scenario
             for key, value in expected.items():
@@ -108,7 +96,7 @@ def main() -> None:
             result["per_call"][name] = time_calls(call, args.n, args.repeats, args.warmup)
 
     if args.mem_calls:
-        canned(chat_adapter_text(QA_OUTPUTS))
+        canned.answer(chat_adapter_text(QA_OUTPUTS))
         with dspy.context(lm=lm(False)):
             result["memory"] = measure_memory(lambda: qa(**QA_INPUTS), args.mem_calls)
     json.dump(result, sys.stdout)

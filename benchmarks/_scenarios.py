@@ -1,6 +1,7 @@
 """What both halves of benchmarks/overhead.py share: the inputs and canned output values of each
-scenario, and the timing and memory helpers. Standard library only: the DSPy half imports it from
-its own virtual environment, where lmbridge is not installed.
+scenario, the stand-in for ``litellm.completion``, and the timing and memory helpers. Standard
+library only (the stand-in is handed the ``litellm`` module): the DSPy half imports this from its
+own virtual environment, where lmbridge is not installed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,29 @@ QA_OUTPUTS: dict[str, Any] = {"answer": "Paris"}
 COT_OUTPUTS: dict[str, Any] = {"reasoning": "France's capital and largest city is Paris.", "answer": "Paris"}
 TYPED_INPUTS: dict[str, Any] = {"count": 3, "price": 2.5, "category": "food"}
 TYPED_OUTPUTS: dict[str, Any] = {"total": 7.5, "verdict": "cheap", "tags": ["fresh", "small"]}
+
+
+class CannedCompletion:
+    """Stands in for ``litellm.completion`` on both sides: answers every request with the response
+    prepared for the text set last, each response built once, so that the "model" costs neither
+    framework anything and what is timed is the framework alone."""
+
+    def __init__(self, litellm: Any) -> None:
+        self._litellm = litellm
+        self._responses: dict[str, Any] = {}
+        self._text = ""
+
+    def answer(self, text: str) -> None:
+        """Make ``text`` the completion of every request from now on."""
+        if text not in self._responses:
+            self._responses[text] = self._litellm.ModelResponse(
+                model="x", choices=[{"index": 0, "finish_reason": "stop",
+                                     "message": {"role": "assistant", "content": text}}],
+                usage={"prompt_tokens": 50, "completion_tokens": 10, "total_tokens": 60})
+        self._text = text
+
+    def __call__(self, *_: Any, **__: Any) -> Any:
+        return self._responses[self._text]
 
 
 def time_calls(call: Callable[[], Any], n: int, repeats: int, warmup: int) -> list[float]:

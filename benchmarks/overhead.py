@@ -46,6 +46,7 @@ from _scenarios import (  # noqa: E402 - the shared scenario data sits beside th
     QA_OUTPUTS,
     TYPED_INPUTS,
     TYPED_OUTPUTS,
+    CannedCompletion,
     measure_memory,
     median,
     time_calls,
@@ -81,21 +82,8 @@ def bridge_worker(args: argparse.Namespace) -> None:
         verdict: Literal["cheap", "expensive"] = bridge.OutputField()
         tags: list[str] = bridge.OutputField(desc="two or three short tags")
 
-    current = {"text": ""}
-    responses: dict[str, Any] = {}
-
-    def fake_completion(*_: Any, **__: Any) -> Any:
-        return responses[current["text"]]
-
-    def canned(text: str) -> None:
-        if text not in responses:
-            responses[text] = litellm.ModelResponse(
-                model="x", choices=[{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": text}}],
-                usage={"prompt_tokens": 50, "completion_tokens": 10, "total_tokens": 60})
-        current["text"] = text
-
-    litellm.completion = fake_completion
+    canned = CannedCompletion(litellm)
+    litellm.completion = canned
     fmt = bridge.ChatFormat()
 
     def lm(cache: bool) -> bridge.LM:
@@ -113,13 +101,13 @@ def bridge_worker(args: argparse.Namespace) -> None:
     }
     result: dict[str, Any] = {"per_call": {}, "memory": {}}
     for name, (call, sig, expected) in scenarios.items():
-        canned(fmt.render_outputs(sig, expected))
+        canned.answer(fmt.render_outputs(sig, expected))
         got = call()  # also warms the cache in the cache_hit scenario
         for key, value in expected.items():
             assert got[key] == value, (name, key, got[key], value)
         result["per_call"][name] = time_calls(call, args.n, args.repeats, args.warmup)
     if args.mem_calls:
-        canned(fmt.render_outputs(qa.signature, QA_OUTPUTS))
+        canned.answer(fmt.render_outputs(qa.signature, QA_OUTPUTS))
         result["memory"] = measure_memory(lambda: qa(**QA_INPUTS), args.mem_calls)
     json.dump(result, sys.stdout)
 
