@@ -18,7 +18,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from adapters.langchain_prompts import _require_langchain, from_prompt_template
+from adapters.langchain_prompts import from_prompt_template, require_langchain
 from bridge import (
     AuthenticationError,
     BaseLM,
@@ -58,7 +58,7 @@ def from_langchain_tool(tool: BaseTool, *, timeout: float | None = 30.0) -> Tool
     validated before the call. A call goes through ``tool.invoke(args)``, or ``tool.ainvoke(args)``
     when the tool has a native coroutine; a failure comes out as ``bridge.ToolError``.
     """
-    _require_langchain()
+    require_langchain()
     from langchain_core.tools import BaseTool as LCBaseTool
 
     if not isinstance(tool, LCBaseTool):
@@ -115,7 +115,7 @@ def to_runnable(program: Module, *, input_key: str | None = None, output_key: st
     returned (handy before a string parser). Bridge settings (``bridge.context``) reach the
     program, including in ``batch``, whose LangChain workers copy the caller's context.
     """
-    _require_langchain()
+    require_langchain()
     from langchain_core.runnables import RunnableLambda
 
     if not isinstance(program, Module):
@@ -163,7 +163,7 @@ class LangChainLM(BaseLM):
 
     def __init__(self, chat_model: BaseChatModel, *, model: str | None = None, cache: bool | Cache = True,
                  **params: Any) -> None:
-        _require_langchain()
+        require_langchain()
         from langchain_core.language_models import BaseChatModel as LCChatModel
 
         if not isinstance(chat_model, LCChatModel):

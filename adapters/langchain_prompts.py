@@ -2,8 +2,9 @@
 
 ``from_prompt_template`` reads the template's text, turns its variables into input fields (keeping a
 hand-written label as the field's prefix), drops the lines the prompt format writes itself, and keeps
-the rest as instructions. It is re-exported by ``adapters.langchain``, which also takes
-``_require_langchain`` from here. langchain-core is imported when the function is called.
+the rest as instructions. It is re-exported by ``adapters.langchain``, which shares
+``require_langchain``, the check that langchain-core is installed (with a pip hint when it is not).
+langchain-core is imported when a function is called, never by importing this module.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ if TYPE_CHECKING:
     from langchain_core.prompts import BasePromptTemplate
 
 
-def _require_langchain() -> None:
+def require_langchain() -> None:
+    """Raise MissingDependencyError, naming the ``langchain`` extra, when langchain-core is missing."""
     try:
         import langchain_core  # noqa: F401
     except ImportError as exc:
@@ -51,7 +53,7 @@ def from_prompt_template(template: BasePromptTemplate[Any], *, output_fields: st
     left out (give them as demos instead); a required ``MessagesPlaceholder`` becomes a
     ``list[str]`` input, an optional one is dropped. Partial variables are filled in.
     """
-    _require_langchain()
+    require_langchain()
     partials = {k: (v() if callable(v) else v) for k, v in (template.partial_variables or {}).items()}
     order: list[str] = []
     labels: dict[str, str] = {}
