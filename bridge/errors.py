@@ -18,6 +18,17 @@ so the original stays on ``__cause__``.
         ├── ContextWindowError    the prompt does not fit the model's context window
         ├── AuthenticationError   the provider refused the credentials
         └── LMTimeoutError        the request timed out
+
+The contract each entry point keeps (held by the property tests in ``tests/test_properties_*.py``):
+
+* **Parsing** (``PromptFormat.parse``, ``bridge.values.coerce`` and the parse inside a Predict call)
+  raises only ``ParseError``, whatever the completion holds: malformed or deeply nested JSON, odd
+  Unicode labels, numbers in locale forms. It never returns a value the text does not state.
+* **Loading** a saved program raises only ``StateError``.
+* **The LM** raises only ``LMError`` and its subclasses; no provider or HTTP class escapes.
+* **Making** a signature raises only ``SignatureError`` (bad types are refused here, not at call
+  time); **building** a ``Tool`` raises only ``ToolError`` (a ``TypeError`` when it is given no
+  callable at all); **calling** a module with inputs it cannot take raises ``InputError``.
 """
 
 from __future__ import annotations
@@ -34,12 +45,14 @@ class BridgeError(Exception):
 
 class SignatureError(BridgeError, ValueError):
     """Raised when a signature is malformed: a bad string form, a field declared twice, an unknown
-    type name, or a field that is neither an input nor an output."""
+    or incomplete type (bare ``Optional``, ``dict[str]``), a reserved field name such as
+    ``instructions``, or a field that is neither an input nor an output."""
 
 
 class InputError(BridgeError, TypeError):
-    """Raised when a module is called with missing input fields or with names the signature does
-    not declare. Control arguments never travel with the inputs."""
+    """Raised when a module is called with missing input fields, with names the signature does
+    not declare, or with a value that cannot be written into a prompt (a set, bytes). Control
+    arguments never travel with the inputs."""
 
 
 class ConfigurationError(BridgeError):
@@ -97,7 +110,9 @@ class StateError(BridgeError, ValueError):
 
 class ToolError(BridgeError):
     """Raised when a tool cannot be called: it raised, timed out, or its arguments failed validation.
-    ReAct catches it and shows it to the model as an observation."""
+    ReAct catches it and shows it to the model as an observation. Also raised when a ``Tool`` is
+    built from a function it cannot describe: a name providers reject, a type hint that does not
+    resolve, or an argument type with no JSON schema."""
 
 
 class EvaluationError(BridgeError):

@@ -20,7 +20,17 @@ from weakref import WeakKeyDictionary
 from bridge.errors import ParseError
 from bridge.signature import Field, Signature
 from bridge.types import Message
-from bridge.values import coerce, describe_type, json_schema, render, render_input, to_jsonable, validate
+from bridge.values import (
+    coerce,
+    describe_type,
+    json_schema,
+    read_json,
+    read_json_prefix,
+    render,
+    render_input,
+    to_jsonable,
+    validate,
+)
 
 DemoPlacement = Literal["turns", "inline"]
 InstructionRole = Literal["user", "system"]
@@ -114,6 +124,18 @@ def _label_pattern(signature: type[Signature]) -> tuple[re.Pattern[str], dict[st
     if found is None:
         found = _patterns[signature] = _build_label_pattern(signature)
     return found
+
+
+def _label_name(names: dict[str, str], written: str) -> str:
+    """The field a matched label names. The pattern matches case-insensitively, and Unicode case
+    folding can match a label whose ``lower()`` is not the alias (``REASON\u0130NG``, long s ``\u017f`` for ``s``)."""
+    found = names.get(written.lower())
+    if found is not None:
+        return found
+    for alias, name in names.items():
+        if re.fullmatch(re.escape(alias), written, re.I):
+            return name
+    raise ParseError(f"cannot tell which field the label {written!r} names")
 
 
 def _build_label_pattern(signature: type[Signature]) -> tuple[re.Pattern[str], dict[str, str]]:
@@ -230,7 +252,7 @@ class ChatFormat(_PlacedFormat):
         first = next(iter(outputs))
         lead = text[: matches[0].start()] if matches else text  # the unlabelled first field
         for i, m in enumerate(matches):
-            name = names[m.group(1).lower()]
+            name = _label_name(names, m.group(1))
             if name in signature.input_fields or name in sections or (name == first and (i or lead_wins)
                                                                       and lead.strip()):
                 break  # the model began another example: stop reading there
@@ -302,10 +324,18 @@ class JSONFormat(_PlacedFormat):
             if isinstance(raw, str) and f.annotation is not str:
                 values[n] = coerce(raw, f.annotation, n)
             elif f.annotation is str and not isinstance(raw, str):
-                values[n] = render(raw)
+                values[n] = _as_text(raw, n, text)
             else:
                 values[n] = validate(raw, f.annotation, n, text)
         return values
+
+
+def _as_text(raw: Any, field: str, text: str) -> str:
+    """A JSON value other than a string given for a text field: the JSON the model wrote (``12``,
+    ``true``, ``["a"]``). ``null`` states no text, so it is a ParseError, not the string "null"."""
+    if raw is None:
+        raise ParseError(f"field {field!r}: expected text, got null", completion=text, field=field)
+    return json.dumps(raw, ensure_ascii=False)
 
 
 def _json_guide(signature: type[Signature]) -> str:
@@ -336,14 +366,14 @@ def _find_object(text: str) -> dict[str, Any]:
         candidates.append(stripped[start:end + 1])
     for c in candidates:
         try:
-            obj = json.loads(c)
+            obj = read_json(c)
         except ValueError:
             continue
         if isinstance(obj, dict):
             return obj
     if start >= 0:
         try:
-            obj, _ = json.JSONDecoder().raw_decode(stripped[start:])
+            obj, _ = read_json_prefix(stripped[start:])
             if isinstance(obj, dict):
                 return obj
         except ValueError:

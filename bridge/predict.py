@@ -18,8 +18,10 @@ from bridge.settings import current
 from bridge.signature import Signature, SignatureLike, ensure_signature
 from bridge.tracking import record_step, record_usage
 from bridge.types import Example, Message, Prediction, Usage
+from bridge.values import render_input
 
 DEFAULT_FORMAT: PromptFormat = ChatFormat()
+_PLAIN = (str, int, float, bool, type(None))
 
 
 class Predict(Module):
@@ -69,6 +71,20 @@ class Predict(Module):
             if unknown:
                 parts.append(f"unknown field(s) {unknown}")
             raise InputError(f"{self.signature.__name__} ({self.signature.spec()}): {'; '.join(parts)}")
+        for name, value in inputs.items():
+            if not isinstance(value, _PLAIN):
+                self._check_renderable(name, value)
+
+    def _check_renderable(self, name: str, value: Any) -> None:
+        """An input is written into the prompt as text or JSON (a date or time as ISO 8601); a value
+        with no such form (a set, bytes, an arbitrary object) is an InputError naming the field."""
+        try:
+            render_input(value)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise InputError(
+                f"{self.signature.__name__}: input field {name!r} is a {type(value).__name__}, which cannot be "
+                f"written into a prompt ({exc}); pass text, a number, a list, a dict or a pydantic model "
+                "(for a set: sorted(...); for bytes: .decode())") from exc
 
     def messages(self, **inputs: Any) -> list[Message]:
         """The exact messages this predictor would send for ``inputs``, without calling any model."""

@@ -81,9 +81,9 @@ class Signature:
                 raise SignatureError(f"signature {cls.__name__}: cannot resolve a field type: {exc}") from exc
             hints = dict(raw)  # real types, in a module get_type_hints cannot see (exec, notebooks)
         for name in raw:
-            if name.startswith("_") or name in ("instructions", "input_fields", "output_fields"):
-                continue
             spec = own.get(name)
+            if name.startswith("_") or (name in RESERVED_NAMES and not isinstance(spec, _FieldSpec)):
+                continue  # a class attribute such as ``instructions: ClassVar[str]``, not a field
             if not isinstance(spec, _FieldSpec):
                 raise SignatureError(
                     f"signature {cls.__name__}: field {name!r} must be declared with InputField() or OutputField()"
@@ -179,12 +179,20 @@ def default_instructions(inputs: Mapping[str, Field], outputs: Mapping[str, Fiel
     return f"Given {ins}, produce {outs}." if ins else f"Produce {outs}."
 
 
+RESERVED_NAMES = ("instructions", "input_fields", "output_fields")
+"""Names a field cannot have: the Signature class keeps its own data under them."""
+
+
 def _validate(cls: type[Signature]) -> None:
     if not cls.output_fields:
         raise SignatureError(f"signature {cls.__name__} has no output field")
-    for name in cls.fields():
+    for name, f in cls.fields().items():
         if not name.isidentifier() or name.startswith("_"):
             raise SignatureError(f"signature {cls.__name__}: {name!r} is not a usable field name")
+        if name in RESERVED_NAMES:
+            raise SignatureError(f"signature {cls.__name__}: a field cannot be named {name!r} (the signature "
+                                 f"keeps its own data under that name); rename it, e.g. to 'task_{name}'")
+        check_type(f.annotation, f"signature {cls.__name__}: field {name!r}")
 
 
 def make_signature(

@@ -104,6 +104,7 @@ def _parse_side(text: str, kind: FieldKind, table: Mapping[str, Any], spec: str)
         if name in out:
             raise SignatureError(f"signature {spec!r}: field {name!r} is declared twice")
         annotation = parse_type(type_text.strip(), table, spec) if type_text.strip() else str
+        check_type(annotation, f"signature {spec!r}: field {name!r}")
         out[name] = Field(name, kind, annotation)
     return out
 
@@ -113,12 +114,27 @@ def parse_type(text: str, table: Mapping[str, Any], spec: str = "") -> Any:
     where = f"signature {spec!r}: " if spec else ""
     try:
         node = ast.parse(text, mode="eval").body
-    except SyntaxError as exc:
-        raise SignatureError(f"{where}cannot read the type {text!r}") from exc
-    return _type_from_node(node, table, where, text)
+        return _type_from_node(node, table, where, text, 0)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:  # ValueError: a NUL byte
+        if isinstance(exc, SignatureError):
+            raise
+        raise SignatureError(f"{where}cannot read the type {text[:200]!r}") from exc
 
 
-def _type_from_node(node: ast.expr, table: Mapping[str, Any], where: str, text: str) -> Any:
+def _union_members(node: ast.BinOp) -> list[ast.expr]:
+    """The operands of ``a | b | c``, read without recursion (the tree leans left, one level per ``|``)."""
+    members: list[ast.expr] = []
+    current: ast.expr = node
+    while isinstance(current, ast.BinOp) and isinstance(current.op, ast.BitOr):
+        members.append(current.right)
+        current = current.left
+    members.append(current)
+    return members[::-1]
+
+
+def _type_from_node(node: ast.expr, table: Mapping[str, Any], where: str, text: str, depth: int) -> Any:
+    if depth > MAX_TYPE_DEPTH:
+        raise SignatureError(f"{where}the type {text[:80]!r} is nested more than {MAX_TYPE_DEPTH} deep")
     if isinstance(node, ast.Name):
         if node.id not in table:
             raise SignatureError(f"{where}unknown type {node.id!r} in {text!r}; "
@@ -127,11 +143,10 @@ def _type_from_node(node: ast.expr, table: Mapping[str, Any], where: str, text: 
     if isinstance(node, ast.Constant) and node.value is None:
         return type(None)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-        left = _type_from_node(node.left, table, where, text)
-        right = _type_from_node(node.right, table, where, text)
-        return Union[left, right]
+        members = tuple(_type_from_node(m, table, where, text, depth + 1) for m in _union_members(node))
+        return Union[members]
     if isinstance(node, ast.Subscript):
-        origin = _type_from_node(node.value, table, where, text)
+        origin = _type_from_node(node.value, table, where, text, depth + 1)
         args_node = node.slice
         arg_nodes = list(args_node.elts) if isinstance(args_node, ast.Tuple) else [args_node]
         if origin is Literal:
@@ -141,10 +156,10 @@ def _type_from_node(node: ast.expr, table: Mapping[str, Any], where: str, text: 
                     raise SignatureError(f"{where}Literal takes strings, numbers or booleans, in {text!r}")
                 values.append(a.value)
             return Literal[tuple(values)]
-        args = tuple(_type_from_node(a, table, where, text) for a in arg_nodes)
+        args = tuple(_type_from_node(a, table, where, text, depth + 1) for a in arg_nodes)
         try:
             return origin[args if len(args) > 1 else args[0]]
-        except TypeError as exc:
+        except Exception as exc:  # TypeError mostly: int[str], Optional[int, str]
             raise SignatureError(f"{where}{text!r} is not a valid type: {exc}") from exc
     raise SignatureError(f"{where}cannot read the type {text!r}")
 
@@ -152,10 +167,20 @@ def _type_from_node(node: ast.expr, table: Mapping[str, Any], where: str, text: 
 # -- type checks and names ------------------------------------------------------------------------
 
 _SCALARS = (str, int, float, bool, type(None))
+MAX_TYPE_DEPTH = 20
+"""How deeply a field type may nest (``list[list[...]]``); deeper types are a SignatureError."""
+_ARITY = {list: (1,), dict: (2,)}  # how many arguments a parametrised container takes
 
 
-def check_type(annotation: Any, where: str) -> None:
-    """Raise SignatureError when a field type is not one lmbridge can prompt for and validate."""
+def check_type(annotation: Any, where: str, depth: int = 0) -> None:
+    """Raise SignatureError when a field type is not one lmbridge can prompt for and validate.
+
+    Bare ``Literal``, ``Optional`` and ``Union`` (no arguments), ``dict[str]`` and other containers
+    with the wrong number of arguments, and types nested deeper than ``MAX_TYPE_DEPTH`` are refused
+    here, when the signature is made, rather than failing at call time.
+    """
+    if depth > MAX_TYPE_DEPTH:
+        raise SignatureError(f"{where}: the field type is nested more than {MAX_TYPE_DEPTH} deep")
     if annotation in _SCALARS or annotation is Any:
         return
     if isinstance(annotation, type):
@@ -163,17 +188,25 @@ def check_type(annotation: Any, where: str) -> None:
             return
         raise SignatureError(f"{where}: unsupported field type {annotation.__name__!r}")
     origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
     if origin is Literal:
+        if not args or any(not isinstance(a, (str, int, bool, enum.Enum, type(None))) for a in args):
+            raise SignatureError(f"{where}: Literal takes strings, numbers or booleans, got {annotation!r}")
         return
     if origin is typing.Annotated:
-        check_type(typing.get_args(annotation)[0], where)
+        check_type(args[0], where, depth + 1)
         return
+    if origin in _ARITY and len(args) not in _ARITY[origin]:
+        raise SignatureError(f"{where}: {type_name(origin)}[...] takes {_ARITY[origin][0]} type argument(s), "
+                             f"got {annotation!r}")
     if origin in (list, dict, tuple, Union) or _is_union_type(annotation):
-        for arg in typing.get_args(annotation):
+        for arg in args:
             if arg is not Ellipsis:
-                check_type(arg, where)
+                check_type(arg, where, depth + 1)
         return
-    raise SignatureError(f"{where}: unsupported field type {annotation!r}")
+    shown = getattr(annotation, "_name", None) or repr(annotation)
+    raise SignatureError(f"{where}: unsupported field type {shown!r} (a bare Literal, Optional or Union "
+                         "needs its arguments, e.g. Optional[int])")
 
 
 def _is_union_type(annotation: Any) -> bool:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextvars
 import inspect
 import json
+import re
 import threading
+import types
 import typing
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import Future
@@ -24,6 +26,7 @@ from bridge.errors import ToolError, describe
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 30.0
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what OpenAI, Anthropic and Gemini accept as a function name
 
 
 class Tool:
@@ -39,6 +42,9 @@ class Tool:
             raise TypeError(f"Tool needs a callable, got {type(func).__name__}")
         self.func = func
         self.name: str = name or getattr(func, "__name__", None) or type(func).__name__
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
+            raise ToolError(f"tool name {self.name!r} is not one that model providers accept (1 to 64 letters, "
+                            "digits, '_' or '-'); pass Tool(func, name='a_name')")
         self.desc: str = desc if desc is not None else _first_paragraph(inspect.getdoc(func) or "")
         self.timeout = timeout
         self.is_async: bool = _is_async(func)
@@ -207,6 +213,8 @@ def _first_paragraph(doc: str) -> str:
 
 
 def _args_model(func: Callable[..., Any], name: str) -> tuple[Any, bool]:
+    """The pydantic model of the arguments. Every parameter's hint must resolve and have a JSON
+    schema: a ToolError here, when the tool is built, names the parameter that does not."""
     from pydantic import ConfigDict, create_model
 
     target = func if inspect.isfunction(func) or inspect.ismethod(func) else getattr(func, "__call__", func)  # noqa: B004
@@ -214,10 +222,7 @@ def _args_model(func: Callable[..., Any], name: str) -> tuple[Any, bool]:
         sig = inspect.signature(func)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"tool {name!r}: cannot read the parameters of {func!r}") from exc
-    try:
-        hints = typing.get_type_hints(target)
-    except Exception:
-        hints = {}
+    hints = _parameter_hints(target, list(sig.parameters), name)
     fields: dict[str, Any] = {}
     extra = False
     for pname, param in sig.parameters.items():
@@ -229,9 +234,49 @@ def _args_model(func: Callable[..., Any], name: str) -> tuple[Any, bool]:
         annotation = hints.get(pname, Any)
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[pname] = (annotation, default)
-    config = ConfigDict(extra="allow" if extra else "forbid", arbitrary_types_allowed=True)
-    model = create_model(f"{name}_args", __config__=config, **fields)
+    config = ConfigDict(extra="allow" if extra else "forbid")
+    try:
+        model = create_model(f"{name}_args", __config__=config, **fields)
+        model.model_json_schema()
+    except Exception as exc:  # pydantic's schema errors: a type with no JSON schema or no validator
+        bad = [p for p, (a, _) in fields.items() if not _has_schema(a)]
+        which = (f"argument {bad[0]!r} has type {hints.get(bad[0])!r}, which" if bad
+                 else f"its arguments ({describe(exc)})")
+        raise ToolError(f"tool {name!r}: {which} cannot be described to a model as JSON; use JSON types "
+                        "(str, int, float, bool, list, dict, Literal, Enum, a pydantic model)") from exc
     return model, extra
+
+
+def _parameter_hints(target: Any, params: list[str], name: str) -> dict[str, Any]:
+    """The resolved type hints of the parameters. A hint that cannot be resolved (a name that is
+    not importable where the function lives) is a ToolError: dropping it would let any value in."""
+    try:
+        return typing.get_type_hints(target)
+    except Exception:  # a hint does not resolve: find which, below
+        pass
+    raw = dict(getattr(target, "__annotations__", None) or {})
+    globalns = getattr(inspect.unwrap(target) if inspect.isfunction(target) else target, "__globals__", {})
+    hints: dict[str, Any] = {}
+    for pname in params:
+        if pname not in raw:
+            continue
+        holder = types.SimpleNamespace(__annotations__={pname: raw[pname]})
+        try:
+            hints.update(typing.get_type_hints(holder, globalns=globalns))
+        except Exception as exc:
+            raise ToolError(f"tool {name!r}: the type hint of argument {pname!r} ({raw[pname]!r}) cannot be "
+                            f"resolved: {describe(exc)}") from exc
+    return hints
+
+
+def _has_schema(annotation: Any) -> bool:
+    from pydantic import TypeAdapter
+
+    try:
+        TypeAdapter(annotation).json_schema()
+    except Exception:
+        return False
+    return True
 
 
 def _type_word(schema: Mapping[str, Any]) -> str:
