@@ -344,3 +344,72 @@ def test_format_options_are_checked(cls: type[bridge.ChatFormat] | type[bridge.J
         cls(demos="sideways")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="instructions"):
         cls(instructions="assistant")  # type: ignore[arg-type]
+
+
+# -- issue 9: only ParseError escapes, and no value the text does not state ---------------------------
+
+Pick = make_signature("question -> pick: Literal[1, 2, 3]")
+EVERYTHING_JSON = ('{"summary": "s", "count": 1, "ratio": 0.5, "ok": true, "kind": "beta", "mood": "sad", '
+                   '"tags": [], "scores": {"a": true}, "maybe": null, "point": {"x": 1, "y": 2}}')
+Typed = make_signature("question -> flag: bool, n: float, note: Optional[str]")
+
+
+@pytest.mark.parametrize("text", ["REASON\u0130NG: because\nAnswer: 4", "Rea\u017foning: because\nAnswer: 4"],
+                         ids=["dotted-capital-i", "long-s"])
+def test_chat_labels_with_case_folding_characters_do_not_raise_key_error(text: str) -> None:
+    # re.I matches these letters to the label, but their lower() is not the label: was a KeyError.
+    assert bridge.ChatFormat().parse(Multi, text) == {"reasoning": "because", "answer": 4}
+
+
+@pytest.mark.parametrize("fmt", [bridge.ChatFormat(), bridge.JSONFormat()], ids=["chat", "json"])
+@pytest.mark.parametrize("depth", [2000, 100_000])
+def test_deeply_nested_json_is_a_parse_error_in_both_formats(fmt: PromptFormat, depth: int) -> None:
+    nested = "[" * depth + "]" * depth
+    sig = make_signature("q -> items: list[Any]")
+    for text in (nested, '{"items": ' + nested + "}", "Items: " + nested):
+        with pytest.raises(bridge.ParseError):
+            fmt.parse(sig, text)
+
+
+@pytest.mark.parametrize(
+    ("sig", "text"),
+    [
+        (QA, '{"answer": null}'),  # was the string "null"
+        (Multi, '{"reasoning": "r", "answer": true}'),  # was 1
+        (Multi, '{"reasoning": "r", "answer": 4.0}'),  # strict: a float is not an int in JSON
+        (Pick, '{"pick": true}'),  # was 1 (pydantic's Literal compares True == 1)
+        (Pick, '{"pick": 1.0}'),
+        (Typed, '{"flag": 1, "n": 1, "note": null}'),  # was True
+        (Typed, '{"flag": true, "n": NaN, "note": null}'),  # was nan
+        (Typed, '{"flag": true, "n": Infinity, "note": null}'),
+        (Typed, '{"flag": true, "n": 1e999, "note": null}'),  # overflows to inf
+        (Everything, EVERYTHING_JSON),  # "scores": {"a": true} was {"a": 1}
+    ],
+)
+def test_json_values_are_taken_strictly(sig: type[bridge.Signature], text: str) -> None:
+    with pytest.raises(bridge.ParseError):
+        bridge.JSONFormat().parse(sig, text)
+
+
+def test_json_values_that_state_the_type_are_read() -> None:
+    fmt = bridge.JSONFormat()
+    assert fmt.parse(Typed, '{"flag": false, "n": 2, "note": null}') == {"flag": False, "n": 2.0, "note": None}
+    assert fmt.parse(Pick, '{"pick": 2}') == {"pick": 2}
+    assert fmt.parse(Pick, '{"pick": "3"}') == {"pick": 3}  # a string is read by the text rules
+    # A JSON value that is not a string, for a text field, is the JSON the model wrote.
+    assert fmt.parse(QA, '{"answer": true}') == {"answer": "true"}
+    assert fmt.parse(QA, '{"answer": ["Paris"]}') == {"answer": '["Paris"]'}
+    fixed = EVERYTHING_JSON.replace('{"a": true}', '{"a": 1}')
+    assert fmt.parse(Everything, fixed)["scores"] == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("sig", "text"),
+    [
+        (Pick, "10"), (Pick, "2.5"), (Multi, "so\nAnswer: 12abc"), (Multi, "so\nAnswer: 3,5"),
+        (Typed, "yes\nN: nan\nNote: none"), (Typed, "10\nN: 1\nNote: none"),
+    ],
+)
+def test_chat_values_not_stated_are_refused(sig: type[bridge.Signature], text: str) -> None:
+    with pytest.raises(bridge.ParseError):
+        bridge.ChatFormat().parse(sig, text)

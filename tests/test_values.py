@@ -150,3 +150,111 @@ def test_describe_type_tells_the_model_what_to_write() -> None:
     assert "integer" in describe_type(int)
     assert "JSON list" in describe_type(list[int])
     assert "none" in describe_type(Optional[int])  # noqa: UP045
+
+
+# -- a value is read only when the text states it (issue 9) -----------------------------------------
+
+Options = Literal["A", "B", "C", "D"]
+
+
+@pytest.mark.parametrize(
+    ("text", "annotation"),
+    [
+        ("10", Literal[1, 2, 3]),  # was read as 1: "1" glued to a digit
+        ("2.5", Literal[1, 2, 3]),  # was read as 2: "2" is only the integer part of 2.5
+        ("-2", Literal[1, 2, 3]),  # minus two is not two
+        ("\u22122", Literal[1, 2, 3]),  # nor with the Unicode minus
+        ("Both are wrong", Options),  # was read as B: a one-letter option is never read glued
+        ("It is a tough one", Options),  # was read as A: the article "a" is not option A
+        ("12abc", int),  # was 12: a word with letters in it is not a number
+        ("3,5", float),  # was 35.0: a decimal comma is a locale form, not a number we can read
+        ("3,5", int),
+        ("1,234", float),  # 1234.0 or 1.234 depending on the locale: refused for a float
+        ("50%", float),  # was 50.0: 50 or 0.5?
+        ("\u0663", int),  # an Arabic-Indic digit: Python's int() takes it, the number rules do not
+        ("nan", float),  # was nan
+        ("inf", float),  # was inf
+        ("-Infinity", float),
+        ("1e400", float),  # overflows to infinity
+        ("10", bool),  # was True: its first character is 1
+        ("yes or no", bool),  # was True: the first line says both
+        ("Yesterday", bool),
+    ],
+)
+def test_values_the_text_does_not_state_are_refused(text: str, annotation: Any) -> None:
+    with pytest.raises(bridge.ParseError):
+        coerce(text, annotation, "f")
+
+
+def test_the_unicode_minus_is_read_as_a_minus_never_dropped() -> None:
+    assert coerce("\u22125", int, "f") == -5  # was 5
+    assert coerce("It fell to \u22122.5 degrees", float, "f") == -2.5
+
+
+@pytest.mark.parametrize(
+    ("text", "annotation", "expected", "why"),
+    [
+        ("The answer is 42.", int, 42, "one number in a sentence; the full stop ends the sentence"),
+        ("**42**", int, 42, "markdown emphasis around the number"),
+        ("\\boxed{18}", int, 18, "LaTeX answer box: braces are not part of the number"),
+        ("$12", int, 12, "a currency sign before the number"),
+        ("1,234", int, 1234, "thousands in threes: the only integer reading of 1,234"),
+        ("1,234.5", float, 1234.5, "grouping commas with a decimal point: no locale reads it otherwise"),
+        ("8.0", int, 8, "a float token with no fraction states an integer"),
+        (".5", float, 0.5, "the leading point belongs to the number"),
+        ("1e3", float, 1000.0, "exponent form, as Python and JSON write it"),
+        ("H2O boils at 100", int, 100, "a word with digits in it (H2O) is not a number"),
+        ("B", Options, "B", "the option alone"),
+        ("b", Options, "B", "the option alone, in either case"),
+        ("The answer is B.", Options, "B", "a one-letter option standing as a word in its own case"),
+        ("choice 3.", Literal[1, 2, 3], 3, "a number option at the end of a sentence"),
+        ("Yes, it is.", bool, True, "a leading yes"),
+        ("1", bool, True, "1 alone is the usual true"),
+    ],
+)
+def test_lenient_readings_that_are_safe(text: str, annotation: Any, expected: Any, why: str) -> None:
+    assert coerce(text, annotation, "f") == expected, why
+
+
+def test_a_glued_label_is_read_only_for_word_options_of_three_letters_or_more() -> None:
+    # Safe because the option is the very start of the answer, glued to more letters, and no
+    # option stands anywhere as a word: a base model running on after its label.
+    coarse = Literal["NUM", "LOC", "HUM"]
+    assert coerce("NUMBER of people", coarse, "f") == "NUM"
+    short = Literal["no", "ok"]
+    with pytest.raises(bridge.ParseError):
+        coerce("nothing", short, "f")  # two letters: "no" glued to "thing" is a guess
+
+
+@pytest.mark.parametrize("text", ["[" * 5000 + "]" * 5000, '{"a": ' * 5000 + "1" + "}" * 5000],
+                         ids=["lists", "objects"])
+def test_deeply_nested_json_is_a_parse_error(text: str) -> None:
+    for annotation in (list[Any], dict[str, Any], Point):
+        with pytest.raises(bridge.ParseError):
+            coerce(text, annotation, "f")
+
+
+def test_json_numbers_that_are_not_finite_are_refused() -> None:
+    for text in ("[NaN]", "[Infinity]", "[1e400]", "[-Infinity]"):
+        with pytest.raises(bridge.ParseError):
+            coerce(text, list[float], "f")
+
+
+def test_structured_values_are_checked_strictly() -> None:
+    # pydantic strict mode, chosen on purpose: lax mode turns true into 1 and "3" into 3 silently.
+    with pytest.raises(bridge.ParseError):
+        coerce("[true, 2]", list[int], "f")
+    with pytest.raises(bridge.ParseError):
+        coerce('{"x": 1.5, "y": 2}', Point, "f")
+    with pytest.raises(bridge.ParseError):
+        coerce('{"x": "1", "y": 2}', Point, "f")
+    assert coerce('{"x": 1, "y": 2}', Point, "f") == Point(x=1, y=2)
+    assert coerce("[1, 2.5]", list[float], "f") == [1.0, 2.5]  # an int is a float in JSON too
+
+
+def test_render_writes_dates_as_iso_8601() -> None:
+    import datetime
+
+    assert render(datetime.date(2024, 5, 1)) == "2024-05-01"
+    assert render(datetime.datetime(2024, 5, 1, 12, 30)) == "2024-05-01T12:30:00"
+    assert render([datetime.date(2024, 5, 1)]) == '["2024-05-01"]'
