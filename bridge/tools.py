@@ -41,7 +41,7 @@ class Tool:
         if not callable(func):
             raise TypeError(f"Tool needs a callable, got {type(func).__name__}")
         self.func = func
-        self.name: str = name or getattr(func, "__name__", None) or type(func).__name__
+        self.name: str = name if name is not None else getattr(func, "__name__", None) or type(func).__name__
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
             raise ToolError(f"tool name {self.name!r} is not one that model providers accept (1 to 64 letters, "
                             "digits, '_' or '-'); pass Tool(func, name='a_name')")

@@ -268,3 +268,73 @@ def test_spec_round_trips_through_the_string_form() -> None:
     sig = make_signature("context: list[str], question -> answer: int, ok: bool")
     again = make_signature(sig.spec())
     assert again.fields() == sig.fields()
+
+
+# -- issue 9: a bad type or name is a SignatureError when the signature is made -------------------------
+
+@pytest.mark.parametrize(
+    "type_text",
+    ["Literal", "Optional", "Union", "dict[str]", "list[int, str]", "Dict[str]", "Optional[int, str]",
+     "list[Optional]"],
+)
+def test_incomplete_types_in_the_string_form_are_refused_when_made(type_text: str) -> None:
+    # These used to be accepted and fail only when the model was called.
+    with pytest.raises(bridge.SignatureError):
+        make_signature(f"question -> answer: {type_text}")
+
+
+def test_incomplete_types_in_the_class_form_and_transforms_are_refused() -> None:
+    with pytest.raises(bridge.SignatureError):
+        class Bad(bridge.Signature):
+            question: str = bridge.InputField()
+            answer: dict[str] = bridge.OutputField()  # type: ignore[type-arg]
+    qa = make_signature("question -> answer")
+    with pytest.raises(bridge.SignatureError):
+        qa.with_updated_field("answer", annotation=typing.Optional)
+    with pytest.raises(bridge.SignatureError):
+        qa.append("extra", bridge.OutputField(), typing.Union)
+
+
+def test_a_union_of_a_thousand_types_does_not_recurse() -> None:
+    spec = "question -> answer: " + " | ".join(["int", "str", "float", "bool"] * 250)
+    sig = make_signature(spec)  # was a RecursionError
+    assert set(typing.get_args(sig.output_fields["answer"].annotation)) == {int, str, float, bool}
+
+
+@pytest.mark.parametrize("depth", [25, 1000])
+def test_types_nested_too_deeply_are_refused(depth: int) -> None:
+    with pytest.raises(bridge.SignatureError, match=r"nested|cannot read"):  # Python's parser stops at 200
+        make_signature("question -> answer: " + "list[" * depth + "int" + "]" * depth)
+    deep: typing.Any = int
+    for _ in range(depth):
+        deep = list[deep]
+    with pytest.raises(bridge.SignatureError, match="nested"):
+        make_signature("question -> answer").with_updated_field("answer", annotation=deep)
+
+
+def test_a_nesting_of_ordinary_depth_is_fine() -> None:
+    sig = make_signature("question -> answer: list[dict[str, list[Optional[int]]]]")
+    assert sig.output_fields["answer"].annotation == list[dict[str, list[Optional[int]]]]  # noqa: UP045
+
+
+@pytest.mark.parametrize("name", ["instructions", "input_fields", "output_fields"])
+def test_a_field_named_like_the_signatures_own_data_is_refused(name: str) -> None:
+    namespace: dict[str, typing.Any] = {"__annotations__": {"question": str, name: str, "answer": str},
+                                        "question": bridge.InputField(), name: bridge.InputField(),
+                                        "answer": bridge.OutputField()}
+    with pytest.raises(bridge.SignatureError, match=name):
+        type("Bad", (bridge.Signature,), namespace)  # was: the field silently dropped
+    with pytest.raises(bridge.SignatureError, match=name):
+        make_signature(f"question, {name} -> answer")
+
+
+def test_instructions_annotated_as_a_class_attribute_is_not_a_field() -> None:
+    class Fine(bridge.Signature):
+        """Say hi."""
+
+        instructions: typing.ClassVar[str]
+        question: str = bridge.InputField()
+        answer: str = bridge.OutputField()
+
+    assert list(Fine.fields()) == ["question", "answer"]
+    assert Fine.instructions == "Say hi."

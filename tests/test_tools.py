@@ -223,3 +223,51 @@ def test_copies_of_an_agent_share_their_tools() -> None:
     assert isinstance(copy, bridge.ReAct)
     assert copy.tools["add"] is agent.tools["add"]
     assert copy.react is not agent.react
+
+
+# -- issue 9: a tool the provider or the validator cannot take is a ToolError when built ------------------
+
+def test_an_unresolvable_hint_is_an_error_when_built_not_a_silent_loss_of_validation() -> None:
+    def f(a: int, b: Undefined) -> int:  # type: ignore[name-defined]  # noqa: F821
+        return a
+
+    # Was: every hint dropped, so `a: int` received the string '12'.
+    with pytest.raises(bridge.ToolError, match=r"'b'.*Undefined"):
+        bridge.Tool(f)
+
+
+def test_an_unresolvable_return_hint_does_not_drop_argument_validation() -> None:
+    seen: list[object] = []
+
+    def f(a: int) -> Undefined:  # type: ignore[name-defined]  # noqa: F821
+        seen.append(a)
+
+    tool = bridge.Tool(f)
+    tool(a="12")
+    assert seen == [12]
+    with pytest.raises(bridge.ToolError, match="a"):
+        tool(a="twelve")
+
+
+@pytest.mark.parametrize("name", ["<lambda>", "my tool!", "", "x" * 65, "naïve"])
+def test_names_providers_reject_are_an_error_when_built(name: str) -> None:
+    with pytest.raises(bridge.ToolError, match="name"):
+        bridge.Tool(add, name=name)
+
+
+def test_a_lambda_needs_a_name() -> None:
+    with pytest.raises(bridge.ToolError, match="name="):
+        bridge.Tool(lambda x: x)
+    assert bridge.Tool(lambda x: x, name="echo")(x=3) == 3
+
+
+def test_an_argument_of_an_arbitrary_class_is_an_error_when_built() -> None:
+    class Connection:
+        pass
+
+    def query(conn: Connection, sql: str) -> str:
+        return sql
+
+    # Was: built, and then json_schema() raised a pydantic error on the first prompt.
+    with pytest.raises(bridge.ToolError, match=r"'conn'.*Connection"):
+        bridge.Tool(query)
