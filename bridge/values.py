@@ -48,7 +48,7 @@ from typing import Any, Literal, Union
 from bridge.errors import ParseError
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
-_NONE_WORDS = {"", "none", "null", "n/a", "na", "nothing"}
+_NONE_WORDS = {"none", "null", "n/a", "na", "nothing"}
 _TRUE = {"yes", "true", "y", "1", "correct"}
 _FALSE = {"no", "false", "n", "0", "incorrect"}
 _TRUE_WORDS = {"yes", "true", "correct"}  # the words that may lead a longer answer
@@ -252,7 +252,8 @@ def _read(text: str, annotation: Any, field: str) -> Any:
         return _read_number(text, annotation, field)
     inner = _optional_inner(annotation)
     if inner is not None:
-        return None if _clean(text).lower() in _NONE_WORDS else _read(text, inner, field)
+        said_none = not text or _clean(text).lower() in _NONE_WORDS  # "{}" or "**" is not "none"
+        return None if said_none else _read(text, inner, field)
     return validate(_read_structured(text, annotation, field), annotation, field, text)
 
 
