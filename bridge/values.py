@@ -172,7 +172,13 @@ def validate(value: Any, annotation: Any, field: str = "", text: str = "") -> An
     Strict: a JSON value is taken only as what it is (``true`` is no int, ``4.0`` no int, ``null``
     no string, ``1`` no bool). Literal and Enum options match by value and JSON type.
     """
-    if annotation is Any:
+    if annotation is Any or (annotation is str and isinstance(value, str)):
+        return value
+    if annotation is int and type(value) is int:
+        return value
+    if annotation is float and type(value) in (int, float) and math.isfinite(value):
+        return float(value)
+    if annotation is bool and type(value) is bool:
         return value
     inner = _optional_inner(annotation)
     if inner is not None:
@@ -183,8 +189,6 @@ def validate(value: Any, annotation: Any, field: str = "", text: str = "") -> An
             if type(o) is type(value) and o == value:
                 return o if typing.get_origin(annotation) is Literal else annotation(o)
         raise _error(field, f"expected exactly one of [{', '.join(map(str, options))}], got {value!r}"[:200], text)
-    if annotation is str and isinstance(value, str):
-        return value
     try:
         data = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
