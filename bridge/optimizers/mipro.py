@@ -362,7 +362,7 @@ class _Search:
         fulls = sorted(((v["at"], k.removeprefix("full:"), v["score"]) for k, v in attrs.items()
                         if k.startswith("full:") and isinstance(v, dict)))
         if fulls:  # decide from the study's record alone, so every worker of a study picks the same program
-            self.run.best_state, self.run.best_score = None, None
+            self.run.best_score = None
         for _, k, score in fulls:
             self.run.offer(self.space.state(json.loads(k)), float(score))
         for t in sorted(self._complete(), key=lambda t: t.number):
