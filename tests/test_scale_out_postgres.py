@@ -219,3 +219,55 @@ def test_max_lm_calls_holds_for_the_whole_study(tmp_path: Path, database: str) -
     assert len(task_calls) <= cap
     for r in results:
         assert "workers together" in str(r["report"].get("stopped_early"))
+
+
+CLI_TASK = """
+import time
+import bridge
+from bridge.testing import ScriptedLM
+
+def model(messages):
+    time.sleep(0.1)
+    text = messages[-1]["content"].rsplit("Text:", 1)[-1]
+    if len(messages) == 1:
+        return {"label": "positive"}
+    return {"label": "positive" if "good" in text else "negative"}
+
+def lm():
+    return ScriptedLM(model)
+
+program = bridge.Predict("text -> label: Literal['negative', 'positive']")
+"""
+
+
+@pytest.mark.services
+def test_the_cli_starts_n_workers_on_one_study(tmp_path: Path, database: str) -> None:
+    (tmp_path / "clitask_workers.py").write_text(CLI_TASK)
+    words = ["good", "bad"]
+    for split, n in (("train", 8), ("dev", 6)):
+        rows = [{"text": f"a {words[i % 2]} film {i}", "label": "positive" if i % 2 == 0 else "negative"}
+                for i in range(n)]
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])}
+    done = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "compile", "clitask_workers:program", "--trainset", "train.jsonl",
+         "--valset", "dev.jsonl", "--metric", "exact_match:label", "--optimizer", "mipro", "--auto", "none",
+         "--num-candidates", "3", "--num-trials", "12", "--minibatch-size", "3", "--quiet",
+         "--lm-factory", "clitask_workers:lm", "--out", "m.json", "--checkpoint", database, "--workers", "3"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "warning: worker" not in done.stderr
+    report = json.loads((tmp_path / "m.json").read_text())["report"]
+    assert report["optimizer"] == "MIPROv2"
+    study = the_study(database)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 12
+    assert len({t.user_attrs["worker"] for t in complete}) >= 2, "the trials were not shared"
+
+
+def test_workers_need_a_shared_mipro_checkpoint(capsys: pytest.CaptureFixture[str]) -> None:
+    from bridge.cli import main
+
+    code = main(["compile", "x:program", "--trainset", "t.jsonl", "--metric", "exact_match:label",
+                 "--out", "o.json", "--workers", "2"])
+    assert code == 2 and "--checkpoint" in capsys.readouterr().err
