@@ -178,7 +178,7 @@ def main() -> None:
         raise SystemExit("start the servers first: . .ci/services.sh (sets LMBRIDGE_TEST_POSTGRES_URL and "
                          "LMBRIDGE_TEST_REDIS_URL)")
     options = ({"train": 6, "val": 6, "trials": 8, "batch": 3, "full_every": 4} if args.quick else
-               {"train": 8, "val": 10, "trials": 32, "batch": 5, "full_every": 8})
+               {"train": 8, "val": 20, "trials": 32, "batch": 15, "full_every": 8})
     import tempfile
 
     results = []

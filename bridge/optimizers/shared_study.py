@@ -54,12 +54,6 @@ def storage_options(optuna: Any) -> dict[str, Any]:
     return {"heartbeat_interval": HEARTBEAT_INTERVAL, "grace_period": GRACE_PERIOD, name: retry}
 
 
-def retried_number(trial: Any) -> int | None:
-    """The number of the trial that ``trial`` (a FrozenTrial) retries, or None."""
-    value = trial.system_attrs.get("failed_trial")
-    return None if value is None else int(value)
-
-
 def process_alive(pid: int) -> bool:
     if pid <= 0:
         return False
@@ -89,18 +83,25 @@ def _fail(study: Any, trial: Any, optuna: Any) -> None:
         callback(study, storage.get_trial(trial._trial_id))
 
 
-def reap(study: Any, optuna: Any) -> None:
+def reap(study: Any, optuna: Any, trials: list[Any] | None = None) -> bool:
     """Fail (and so queue again) the running trials whose worker is dead: no heartbeat for the grace
-    period, or a process on this machine that no longer exists."""
+    period, or a process on this machine that no longer exists. ``trials`` is a fresh snapshot of the
+    study's trials, when the caller has one. Returns whether it failed a trial itself."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # experimental in optuna 3 and 4
         optuna.storages.fail_stale_trials(study)
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+    running = optuna.trial.TrialState.RUNNING
+    reaped = False
+    for t in study.get_trials(deepcopy=False, states=(running,)) if trials is None else trials:
+        if t.state != running:
+            continue
         claim = t.user_attrs.get("claim")
         if not isinstance(claim, dict) or claim.get("number") != t.number:
             continue  # not claimed yet (a queued retry still carries the dead claim of its original)
         if claim.get("host") == _HOST and not process_alive(int(claim.get("pid", 0))):
             _fail(study, t, optuna)
+            reaped = True
+    return reaped
 
 
 def claim_trial(study: Any, num_trials: int, optuna: Any) -> Any | None:
@@ -108,8 +109,9 @@ def claim_trial(study: Any, num_trials: int, optuna: Any) -> Any | None:
     the last trials run in other workers, since any of them may die and need a retry."""
     states = optuna.trial.TrialState
     while True:
-        reap(study, optuna)
         trials = study.get_trials(deepcopy=False)
+        if reap(study, optuna, trials):
+            trials = study.get_trials(deepcopy=False)
         if sum(t.state == states.COMPLETE for t in trials) >= num_trials:
             return None
         waiting = any(t.state == states.WAITING for t in trials)
@@ -117,14 +119,16 @@ def claim_trial(study: Any, num_trials: int, optuna: Any) -> Any | None:
         if live >= num_trials and not waiting:
             time.sleep(POLL)
             continue
-        trial = study.ask()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "heartbeat is supposed to be used with Study.optimize": we beat it
+            trial = study.ask()
+        # A retry carries the user attributes of the trial it retries, its claim and origin among them.
+        origin = trial.user_attrs.get("origin")
         trial.set_user_attr("claim", {"host": _HOST, "pid": os.getpid(), "number": trial.number})
-        frozen = {t.number: t for t in study.get_trials(deepcopy=False)}
-        mine = frozen.get(trial.number)
-        origin = None if mine is None else retried_number(mine)
-        trial.set_user_attr("origin", trial.number if origin is None else origin)
         if origin is not None:
             return trial  # a retry of a dead worker's trial always runs
+        trial.set_user_attr("origin", trial.number)
+        frozen = {t.number: t for t in study.get_trials(deepcopy=False)}
         rank = sum(1 for n, t in frozen.items() if n < trial.number and t.state != states.FAIL) + 1
         if rank <= num_trials:
             return trial
