@@ -1,7 +1,7 @@
 """Scale out: one MIPROv2 study run by 1, 2 and 4 worker processes on PostgreSQL, the LM cache in Redis.
 
     . .ci/services.sh                                  # PostgreSQL on :55432, Redis on :56379
-    .venv/bin/python benchmarks/scale_out.py           # about 2-3 minutes
+    .venv/bin/python benchmarks/scale_out.py           # about 8 minutes on 2 busy cores
     .venv/bin/python benchmarks/scale_out.py --quick   # a smoke run
 
 The model is a ``bridge.testing.ScriptedLM`` that sleeps 200 ms per call (a provider's latency) and
@@ -178,7 +178,7 @@ def main() -> None:
         raise SystemExit("start the servers first: . .ci/services.sh (sets LMBRIDGE_TEST_POSTGRES_URL and "
                          "LMBRIDGE_TEST_REDIS_URL)")
     options = ({"train": 6, "val": 6, "trials": 8, "batch": 3, "full_every": 4} if args.quick else
-               {"train": 8, "val": 20, "trials": 32, "batch": 15, "full_every": 8})
+               {"train": 8, "val": 40, "trials": 32, "batch": 35, "full_every": 8})
     import tempfile
 
     results = []

@@ -127,9 +127,13 @@ def open_study(storage: str | None, name: str, seed: int) -> tuple[Any, bool]:
         kwargs: dict[str, Any] = {}
         if storage.startswith("sqlite"):
             kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
+        import warnings
+
         from bridge.optimizers.shared_study import storage_options
 
-        rdb = _storage(optuna, storage, {**kwargs, **storage_options(optuna)})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # optuna marks the heartbeat experimental
+            rdb = _storage(optuna, storage, {**kwargs, **storage_options(optuna)})
     try:
         study = optuna.create_study(storage=rdb, study_name=name, direction="maximize", load_if_exists=False)
         created = True
