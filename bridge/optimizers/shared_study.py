@@ -122,6 +122,7 @@ def claim_trial(study: Any, num_trials: int, optuna: Any) -> Any | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "heartbeat is supposed to be used with Study.optimize": we beat it
             trial = study.ask()
+        beat_now(study, trial)  # a trial never runs without a heartbeat, so its death is always noticed
         # A retry carries the user attributes of the trial it retries, its claim and origin among them.
         origin = trial.user_attrs.get("origin")
         trial.set_user_attr("claim", {"host": _HOST, "pid": os.getpid(), "number": trial.number})
@@ -134,6 +135,15 @@ def claim_trial(study: Any, num_trials: int, optuna: Any) -> Any | None:
             return trial
         trial.set_user_attr("surplus", True)
         study.tell(trial, state=states.FAIL)
+
+
+def beat_now(study: Any, trial: Any) -> None:
+    """Record one heartbeat of ``trial`` (when the storage has heartbeats on). optuna never calls a
+    trial stale before its first beat, so the beat comes right after the trial is taken."""
+    storage = study._storage
+    interval = getattr(storage, "get_heartbeat_interval", None)
+    if interval is not None and interval():
+        storage.record_heartbeat(trial._trial_id)
 
 
 @contextmanager
