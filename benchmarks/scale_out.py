@@ -7,8 +7,9 @@
 The model is a ``bridge.testing.ScriptedLM`` that sleeps 200 ms per call (a provider's latency) and
 answers SST-2 rows (real data, /work/shared/datasets/sst2) right only under an instruction that
 says "carefully", so the search has something to find. Trials use MIPROv2's default minibatch
-(35). Each worker runs one thread: the speed-up comes from processes alone. For each worker count the study is new (a fresh PostgreSQL database)
-and so is the Redis cache (a fresh key prefix); all workers start at once.
+(35). Each worker runs one thread: the speed-up comes from processes alone. For each worker count
+the study is new (a fresh PostgreSQL database) and so is the Redis cache (a fresh key prefix); all
+workers start at once.
 
 Measured per worker count, side by side in one run:
 
