@@ -201,3 +201,35 @@ def test_the_cache_url_selects_redis_and_hides_its_password(monkeypatch: pytest.
     assert not isinstance(default_cache(), RedisCache)
     with pytest.raises(ValueError, match="redis://"):
         RedisCache("http://127.0.0.1:6379")
+
+
+# -- the embedded model ---------------------------------------------------------------------------------
+
+REAL_WORKER = textwrap.dedent("""
+    import json, sys
+    import bridge
+
+    url, prefix = sys.argv[1], sys.argv[2]
+    lm = bridge.LM("local/smollm2", max_tokens=8, cache=bridge.RedisCache(url, prefix=prefix))
+    done = lm.complete([{"role": "user", "content": "Name one colour."}])
+    print(json.dumps({"text": done.text, "cached": done.cached}))
+""")
+
+
+@pytest.mark.real_model
+@pytest.mark.services
+def test_a_second_process_reuses_the_embedded_models_answer_through_redis(tmp_path: Path, redis_url: str) -> None:
+    script = tmp_path / "real_worker.py"
+    script.write_text(REAL_WORKER)
+    prefix = f"lmbridge-test:{uuid.uuid4().hex}:"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LMBRIDGE_LOCAL_THREADS": "1"}
+    runs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, str(script), redis_url, prefix], env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert runs[0]["cached"] is False and runs[1]["cached"] is True
+    assert runs[1]["text"] == runs[0]["text"], "the hit is the first process's completion"
+    client = redis.Redis.from_url(redis_url)
+    client.delete(*client.scan_iter(match=prefix + "*"))
