@@ -5,6 +5,7 @@ neither LiteLLM, LangChain, LlamaIndex, optuna, llama.cpp, torch nor sentence-tr
 """
 
 from bridge import metrics, testing
+from bridge.cache_redis import RedisCache
 from bridge.control import BestOfN, Parallel, Refine
 from bridge.embedders import SentenceTransformerEmbedder
 from bridge.errors import (
@@ -95,6 +96,7 @@ __all__ = [
     "RateLimitError",
     "RawResult",
     "ReAct",
+    "RedisCache",
     "Refine",
     "Retrieve",
     "Retriever",

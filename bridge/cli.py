@@ -158,6 +158,8 @@ def compile_kwargs(args: argparse.Namespace, name: str) -> dict[str, Any]:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    if args.workers != 1:
+        return compile_with_workers(args)
     program = load_program(args.program)
     metric = load_metric(args.metric)
     fields = input_fields_of(program, args.input_fields)
@@ -182,6 +184,42 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     print(report_table(compiled.report or {}, saved=args.out))
     return 0
+
+
+def compile_with_workers(args: argparse.Namespace) -> int:
+    """``--workers N``: run this compile in N processes on one shared MIPROv2 study. N-1 children run
+    the same command with ``--workers 1``; this process is the Nth worker and saves the program. Every
+    worker of a study picks the same program, so the children's copies are thrown away."""
+    import os
+    import subprocess
+    import tempfile
+
+    if args.workers < 1:
+        raise UsageError(f"--workers must be 1 or more, not {args.workers}")
+    if args.optimizer != "mipro" or not args.checkpoint:
+        raise UsageError("--workers needs --optimizer mipro and a --checkpoint the workers share "
+                         "(a postgresql:// URL, or an SQLite file on this machine)")
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    with tempfile.TemporaryDirectory(prefix="lmbridge-workers-") as tmp:
+        children = []
+        for i in range(1, args.workers):
+            log = open(Path(tmp) / f"worker-{i}.log", "w+")  # noqa: SIM115 - closed below
+            command = [sys.executable, "-m", "bridge.cli", *args.argv, "--workers", "1", "--quiet",
+                       "--out", str(Path(tmp) / f"worker-{i}.json")]
+            children.append((i, log, subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)))
+        args.workers = 1
+        try:
+            code = cmd_compile(args)
+        finally:
+            for i, log, child in children:
+                if child.wait() != 0:
+                    log.seek(0)
+                    tail = log.read()[-2000:]
+                    print(f"warning: worker {i} exited with {child.returncode}; its trials went to the others:\n"
+                          f"{tail}", file=sys.stderr)
+                log.close()
+    return code
 
 
 def _pct(value: Any) -> str:
@@ -332,6 +370,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--num-trials", type=int)
     c.add_argument("--minibatch-size", type=int)
     c.add_argument("--estimate-only", action="store_true", help="print the projected LM calls and stop")
+    c.add_argument("--workers", type=int, default=1,
+                   help="worker processes on this machine sharing the --checkpoint study (mipro)")
     _lm_options(c)
     c.set_defaults(run=cmd_compile)
 
@@ -353,6 +393,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # --workers starts the same command again
     try:
         return int(args.run(args))
     except UsageError as exc:

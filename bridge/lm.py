@@ -16,7 +16,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bridge.cache import Cache, cache_key, shared_cache
+from bridge.cache import Cache, cache_key
+from bridge.cache_redis import default_cache
 from bridge.errors import LMError
 from bridge.lm_litellm import _litellm as _litellm
 from bridge.lm_litellm import _map_error as _map_error
@@ -92,7 +93,7 @@ class BaseLM:
         self.params = params
         self.num_retries = num_retries
         self.backoff = backoff
-        self._cache: Cache | None = (shared_cache() if cache is True else cache) if cache is not False else None
+        self._cache: Cache | None = (default_cache() if cache is True else cache) if cache is not False else None
         self.history: deque[HistoryEntry] = deque(maxlen=history_size)
         self.usage = Usage()
         self._usage_lock = threading.Lock()

@@ -136,3 +136,28 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
     monkeypatch.setattr(bridge.lm, "_sleep_async", fake_async_sleep)
     return recorded
+
+
+def _server_url(name: str, kind: str) -> str:
+    """The URL of a test server started by .ci/services.sh. Unset: skip with the reason, or fail when
+    ``LMBRIDGE_REQUIRE_SERVERS=1`` (set in CI, which starts the servers itself)."""
+    url = os.environ.get(name)
+    if url:
+        return url
+    reason = (f"needs a {kind} server: {name} is not set (start one with `. .ci/services.sh`, "
+              "which installs postgresql and redis-server from Debian's packages)")
+    if os.environ.get("LMBRIDGE_REQUIRE_SERVERS") == "1":
+        pytest.fail(f"LMBRIDGE_REQUIRE_SERVERS=1 but this `services` test {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """A PostgreSQL URL (marker ``services``); see ``_server_url`` for when it skips or fails."""
+    return _server_url("LMBRIDGE_TEST_POSTGRES_URL", "PostgreSQL")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A Redis URL (marker ``services``); see ``_server_url`` for when it skips or fails."""
+    return _server_url("LMBRIDGE_TEST_REDIS_URL", "Redis")

@@ -7,11 +7,17 @@ instead of sending. The optimizer catches that, stops, and returns the best prog
 
 ``BudgetExhausted`` derives from ``BaseException`` on purpose: a user's program or metric that
 catches ``Exception`` must not swallow it and score the example 0.
+
+Across workers: a budget is per process unless it is ``share``d with a ``StudyCounter``. Then the
+calls and the cost are counted in a table of the study's database (one row per study, changed by
+atomic ``UPDATE ... WHERE calls < cap`` statements), the caps hold for all the workers of the study
+together, and every worker stops when the study's cap is reached.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from bridge.lm import BaseLM, Completion
@@ -49,6 +55,12 @@ class Budget:
         self.exhausted: str | None = None
         """Why the budget stopped the compile, once it has."""
         self._lock = threading.Lock()
+        self.shared: StudyCounter | None = None
+        """When set, the caps hold for every worker of a study together (see ``share``)."""
+
+    def share(self, counter: StudyCounter) -> None:
+        """Count against ``counter``: the caps then apply to the whole study, across workers and restarts."""
+        self.shared = counter
 
     @property
     def limited(self) -> bool:
@@ -58,19 +70,22 @@ class Budget:
         """Take one call from the budget, or raise BudgetExhausted."""
         with self._lock:
             reason = self._reason()
+            if reason is None and self.shared is not None and not self.shared.reserve(self.max_lm_calls,
+                                                                                      self.max_cost):
+                reason = self.shared.reason(self.max_lm_calls, self.max_cost)
             if reason is not None:
                 self.exhausted = self.exhausted or reason
                 raise BudgetExhausted(reason)
             self.calls += 1
 
     def _reason(self) -> str | None:
-        if self.max_lm_calls is not None and self.calls >= self.max_lm_calls:
+        if self.shared is None and self.max_lm_calls is not None and self.calls >= self.max_lm_calls:
             return f"max_lm_calls={self.max_lm_calls} reached"
         if self.max_cost is not None:
             if self.unpriced is not None:
                 return (f"max_cost={self.max_cost} cannot be enforced: {self.unpriced} reports no price; "
                         "stopped after its first call")
-            if self.cost >= self.max_cost:
+            if self.shared is None and self.cost >= self.max_cost:
                 return f"max_cost=${self.max_cost:g} reached (spent ${self.cost:.4f})"
         return None
 
@@ -79,8 +94,12 @@ class Budget:
         with self._lock:
             if completion.cached:
                 self.calls -= 1
+                if self.shared is not None:
+                    self.shared.add(-1, 0.0)
             if completion.usage.cost is not None:
                 self.cost += completion.usage.cost
+                if self.shared is not None and completion.usage.cost:
+                    self.shared.add(0, completion.usage.cost)
             elif not completion.cached and self.max_cost is not None:
                 self.unpriced = model
 
@@ -88,6 +107,8 @@ class Budget:
         """Give back a reserved call whose request failed before reaching the model."""
         with self._lock:
             self.calls -= 1
+            if self.shared is not None:
+                self.shared.add(-1, 0.0)
 
     def wrap(self, lm: BaseLM | None) -> BaseLM | None:
         """``lm`` metered against this budget (None stays None; a metered LM is re-wrapped)."""
@@ -137,3 +158,71 @@ class MeteredLM(BaseLM):
 
     def __repr__(self) -> str:
         return f"MeteredLM({self.inner!r})"
+
+
+class StudyCounter:
+    """The LM calls and cost of one study, summed over its workers, in the table ``lmbridge_budget`` of
+    the study's database (any SQLAlchemy URL optuna can use). A killed worker's call in flight stays
+    counted: it may have been billed."""
+
+    def __init__(self, url: str, study: str) -> None:
+        import sqlalchemy as sa
+
+        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 120}
+        self.study = study
+        self.engine = sa.create_engine(url, **kwargs)
+        meta = sa.MetaData()
+        self.table = sa.Table("lmbridge_budget", meta,
+                              sa.Column("study", sa.String(512), primary_key=True),
+                              sa.Column("calls", sa.BigInteger, nullable=False),
+                              sa.Column("cost", sa.Float, nullable=False))
+        for attempt in range(5):  # workers starting together race to create the table and the row
+            try:
+                meta.create_all(self.engine)
+                with self.engine.begin() as conn:
+                    found = conn.execute(sa.select(self.table.c.study).where(self.table.c.study == study)).first()
+                    if found is None:
+                        conn.execute(sa.insert(self.table).values(study=study, calls=0, cost=0.0))
+                break
+            except sa.exc.SQLAlchemyError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    def reserve(self, max_calls: int | None, max_cost: float | None) -> bool:
+        """Take one call if the study is under both caps (one atomic UPDATE)."""
+        import sqlalchemy as sa
+
+        t = self.table
+        stmt = sa.update(t).where(t.c.study == self.study).values(calls=t.c.calls + 1)
+        if max_calls is not None:
+            stmt = stmt.where(t.c.calls < max_calls)
+        if max_cost is not None:
+            stmt = stmt.where(t.c.cost < max_cost)
+        with self.engine.begin() as conn:
+            return bool(conn.execute(stmt).rowcount == 1)
+
+    def add(self, calls: int, cost: float) -> None:
+        import sqlalchemy as sa
+
+        t = self.table
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(t).where(t.c.study == self.study)
+                         .values(calls=t.c.calls + calls, cost=t.c.cost + cost))
+
+    def read(self) -> tuple[int, float]:
+        """(calls, cost) spent by the study so far."""
+        import sqlalchemy as sa
+
+        t = self.table
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(t.c.calls, t.c.cost).where(t.c.study == self.study)).one()
+        return int(row[0]), float(row[1])
+
+    def reason(self, max_calls: int | None, max_cost: float | None) -> str:
+        calls, cost = self.read()
+        if max_calls is not None and calls >= max_calls:
+            return f"max_lm_calls={max_calls} reached by the study's workers together"
+        return f"max_cost=${max_cost:g} reached by the study's workers together (spent ${cost:.4f})"

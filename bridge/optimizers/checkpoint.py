@@ -129,5 +129,18 @@ def storage_url(checkpoint: str | Path) -> str:
     """An optuna RDB URL for a checkpoint: a URL is used as is, a path becomes an SQLite URL."""
     text = str(checkpoint)
     if "://" in text:
-        return text
+        return postgres_driver(text)
     return f"sqlite:///{Path(text).expanduser().resolve()}"
+
+
+def postgres_driver(url: str) -> str:
+    """A ``postgresql://`` URL names no driver, and SQLAlchemy then needs psycopg2; with only psycopg
+    (3, from ``lmbridge[postgres]``) installed, the URL is pointed at it."""
+    import importlib.util
+
+    scheme, sep, rest = url.partition("://")
+    if scheme not in ("postgresql", "postgres"):
+        return url
+    if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") is not None:
+        return f"postgresql+psycopg{sep}{rest}"
+    return url

@@ -47,6 +47,7 @@ from bridge.optimizers.search_space import (
     open_study,
     optuna_module,
 )
+from bridge.optimizers.shared_study import claim_trial, heartbeat
 from bridge.optimizers.state import snapshot
 from bridge.settings import context, current
 from bridge.types import Example
@@ -175,6 +176,10 @@ class MIPROv2(Optimizer):
                 run.notes["warnings"] = [
                     f"the valset has {len(val)} rows: one row moves a score by {100 / len(val):.1f} points, so "
                     f"the search can pick a candidate by chance; {SMALL_VALSET} rows or more are advised"]
+            if url is not None and run.budget.limited:
+                from bridge.optimizers.budget import StudyCounter
+
+                run.budget.share(StudyCounter(url, study.study_name))  # the caps hold for the whole study
             task = run.budget.wrap(self.task_model)
             with context(lm=task) if task is not None else context():
                 own = next((p.lm for p in student.predictors() if p.lm is not None), None)
@@ -302,13 +307,13 @@ class _Search:
 
     def trials(self, num_trials: int) -> None:
         dims = self.space.dims()
-        while len(self._complete()) < num_trials:
-            trial = self.study.ask()
+        while (trial := claim_trial(self.study, num_trials, self.optuna)) is not None:
             choice = {d: int(trial.suggest_categorical(d, list(range(n)))) for d, n in dims}
             trial.set_user_attr("combo", key(choice))
             trial.set_user_attr("worker", WORKER)
             try:
-                score = self._score(choice, trial.number)
+                with heartbeat(self.study, trial):  # a retry scores on its original's minibatch
+                    score = self._score(choice, int(trial.user_attrs.get("origin", trial.number)))
             except BaseException:
                 self.study.tell(trial, state=self.optuna.trial.TrialState.FAIL)
                 raise
@@ -356,6 +361,8 @@ class _Search:
         attrs = self.store.refresh()
         fulls = sorted(((v["at"], k.removeprefix("full:"), v["score"]) for k, v in attrs.items()
                         if k.startswith("full:") and isinstance(v, dict)))
+        if fulls:  # decide from the study's record alone, so every worker of a study picks the same program
+            self.run.best_score = None
         for _, k, score in fulls:
             self.run.offer(self.space.state(json.loads(k)), float(score))
         for t in sorted(self._complete(), key=lambda t: t.number):

@@ -127,7 +127,13 @@ def open_study(storage: str | None, name: str, seed: int) -> tuple[Any, bool]:
         kwargs: dict[str, Any] = {}
         if storage.startswith("sqlite"):
             kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
-        rdb = _storage(optuna, storage, kwargs)
+        import warnings
+
+        from bridge.optimizers.shared_study import storage_options
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # optuna marks the heartbeat experimental
+            rdb = _storage(optuna, storage, {**kwargs, **storage_options(optuna)})
     try:
         study = optuna.create_study(storage=rdb, study_name=name, direction="maximize", load_if_exists=False)
         created = True
@@ -138,7 +144,8 @@ def open_study(storage: str | None, name: str, seed: int) -> tuple[Any, bool]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials), multivariate=True)
+        study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials), multivariate=True,
+                                                   constant_liar=rdb is not None)
     return study, created
 
 
