@@ -20,7 +20,7 @@ import hashlib
 import importlib.util
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -203,6 +203,51 @@ class LocalModel:
             completion_tokens=int(usage.get("completion_tokens", 0)),
             cost=0.0,
         )
+
+    def chat_stream(self, messages: list[Message], params: dict[str, Any]) -> Iterator[str | RawResult]:
+        """One chat completion streamed token by token (``stream=True``): text deltas, then the
+        ``RawResult``. The model stays locked until the stream ends or is closed. A request with
+        tools is answered whole, as one chunk."""
+        tools = params.get("tools")
+        if tools and params.get("tool_choice") != "none":
+            raw = self.chat(messages, params)
+            if raw.text:
+                yield raw.text
+            yield raw
+            return
+        options: dict[str, Any] = {
+            "temperature": params.get("temperature", 0.0),
+            "max_tokens": params.get("max_tokens") or DEFAULT_MAX_TOKENS,
+        }
+        for name in ("top_p", "top_k", "stop", "seed", "response_format", "repeat_penalty"):
+            if name in params:
+                options[name] = params[name]
+        parts: list[str] = []
+        with self._lock:
+            llama = self._load()
+            chunks = self._guarded(lambda: llama.create_chat_completion(messages=list(messages), stream=True,
+                                                                        **options))
+            try:
+                while True:
+                    chunk = self._guarded(lambda: next(chunks, None))
+                    if chunk is None:
+                        break
+                    choices = chunk.get("choices") or [{}]
+                    text = (choices[0].get("delta") or {}).get("content") or ""
+                    if text:
+                        parts.append(text)
+                        yield text
+            finally:
+                chunks.close()
+            prompt_tokens, completion_tokens = self._stream_usage(llama, "".join(parts))
+        yield RawResult("".join(parts), prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost=0.0)
+
+    @staticmethod
+    def _stream_usage(llama: Any, text: str) -> tuple[int, int]:
+        """Token counts of a finished stream (llama.cpp's stream chunks carry none): the completion
+        re-tokenized, and the prompt as what the context holds besides it."""
+        completion = len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)) if text else 0
+        return max(int(llama.n_tokens) - completion, 0), completion
 
     def _chat_with_tools(self, messages: list[Message], options: dict[str, Any], tools: list[Any],
                          tool_choice: Any) -> RawResult:
