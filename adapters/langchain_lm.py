@@ -84,7 +84,7 @@ class LangChainLM(BaseLM):
               fmt: PromptFormat | None) -> RawResult:
         runnable, payload, kwargs = self._request(messages, params)
         try:
-            reply = runnable.invoke(payload, **kwargs)
+            reply = runnable.invoke(payload, _run_config(), **kwargs)
         except Exception as exc:
             raise lm_error(exc, self.model) from exc
         return read_reply(reply)
@@ -93,10 +93,17 @@ class LangChainLM(BaseLM):
                      signature: type[Signature] | None, fmt: PromptFormat | None) -> RawResult:
         runnable, payload, kwargs = self._request(messages, params)
         try:
-            reply = await runnable.ainvoke(payload, **kwargs)
+            reply = await runnable.ainvoke(payload, _run_config(), **kwargs)
         except Exception as exc:
             raise lm_error(exc, self.model) from exc
         return read_reply(reply)
+
+
+def _run_config() -> Any:
+    """Callbacks under the bridge run this call happens in, when a LangChain tracer is installed."""
+    from adapters.langchain_trace import langchain_config
+
+    return langchain_config()
 
 
 # -- the model behind the wrappers ----------------------------------------------------------------

@@ -166,15 +166,15 @@ class ProgramRunnable(RunnableSerializable[Any, Any]):
         from adapters.langchain_trace import traced
 
         inputs = self._inputs(value)
-        with traced(run_manager, config):
+        with traced(run_manager, self.program):
             return self._outputs(self._module()(**inputs))
 
     async def _ainvoke(self, value: Any, run_manager: AsyncCallbackManagerForChainRun,
                        config: RunnableConfig) -> Any:
-        from adapters.langchain_trace import atraced
+        from adapters.langchain_trace import traced
 
         inputs = self._inputs(value)
-        with atraced(run_manager, config):
+        with traced(run_manager, self.program):
             return self._outputs(await self._module().acall(**inputs))
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
