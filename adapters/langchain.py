@@ -9,7 +9,8 @@ Programs out:
 * ``to_langchain_prompt(predictor)`` / ``to_langchain_chain(predictor, chat_model)``: a compiled
   predictor as a ``ChatPromptTemplate`` that renders exactly the messages lmbridge sends, and as a
   plain ``prompt | model | parser`` chain.
-* ``LangChainCallback``: the core's tracing hook feeding LangChain callback handlers (LangSmith).
+* Callbacks: a program run as a Runnable reports its run tree to LangChain handlers (LangSmith),
+  through ``adapters.langchain_trace.LangChainCallback``.
 
 Things in:
 
@@ -76,14 +77,5 @@ def to_langchain_chain(predictor: Module, model: BaseLanguageModel[Any]) -> Runn
     return build(predictor, model)
 
 
-def __getattr__(name: str) -> Any:
-    if name == "LangChainCallback":
-        require_langchain()
-        from adapters.langchain_trace import LangChainCallback
-
-        return LangChainCallback
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = ["LangChainCallback", "LangChainLM", "from_langchain_tool", "from_prompt_template",
+__all__ = ["LangChainLM", "from_langchain_tool", "from_prompt_template",
            "to_langchain_chain", "to_langchain_prompt", "to_langchain_tool", "to_runnable"]

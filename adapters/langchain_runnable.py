@@ -187,19 +187,24 @@ class ProgramRunnable(RunnableSerializable[Any, Any]):
     def _transform(self, chunks: Iterator[Any], run_manager: CallbackManagerForChainRun,
                    config: RunnableConfig) -> Iterator[Any]:
         from adapters.langchain_stream import stream_program
+        from adapters.langchain_trace import traced
 
-        value = _last(chunks)
-        yield from stream_program(self, self._module(), self._inputs(value), run_manager, config)
+        inputs = self._inputs(_last(chunks))
+        with traced(run_manager, self.program):
+            yield from stream_program(self, self._module(), inputs)
 
     async def _atransform(self, chunks: AsyncIterator[Any], run_manager: AsyncCallbackManagerForChainRun,
                           config: RunnableConfig) -> AsyncIterator[Any]:
         from adapters.langchain_stream import astream_program
+        from adapters.langchain_trace import traced
 
         value = None
         async for value in chunks:  # noqa: B007 - the last chunk is the input
             pass
-        async for item in astream_program(self, self._module(), self._inputs(value), run_manager, config):
-            yield item
+        inputs = self._inputs(value)
+        with traced(run_manager, self.program):
+            async for item in astream_program(self, self._module(), inputs):
+                yield item
 
     def transform(self, input: Iterator[Any], config: RunnableConfig | None = None,
                   **kwargs: Any) -> Iterator[Any]:

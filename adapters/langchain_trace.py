@@ -120,7 +120,7 @@ class LangChainCallback(Callback):
                  "total_tokens": end.usage.total_tokens}
         calls = [{"name": c.name, "args": c.args if isinstance(c.args, dict) else {}, "id": c.id or f"call_{i}"}
                  for i, c in enumerate(end.tool_calls)]
-        message = AIMessage(content=end.text, tool_calls=calls, usage_metadata=usage,  # type: ignore[arg-type]
+        message = AIMessage(content=end.text, tool_calls=calls, usage_metadata=usage,
                             response_metadata={"model_name": end.model, "cached": end.cached,
                                                "retries": end.retries, "cost": end.cost})
         manager.on_llm_end(LLMResult(generations=[[ChatGeneration(message=message)]],
