@@ -3,7 +3,8 @@
 The model may be a chat model, a text model (``BaseLLM``), or either one wrapped by ``bind``,
 ``bind_tools``, ``with_retry`` or ``with_fallbacks``. Requests that offer tools go through the
 model's ``bind_tools`` and the calls come back from ``AIMessage.tool_calls``, so ``bridge.ReAct``
-runs natively on any LangChain chat model that calls tools. The cache key holds a digest of the
+runs natively on any LangChain chat model that calls tools. Streaming (``lm.stream``, ``Predict.stream``) goes through the model's own
+``stream`` / ``astream``. The cache key holds a digest of the
 model's serialized configuration (class, model name, temperature and the other settings, never a
 secret), so two differently configured models never share cache entries.
 langchain-core is imported when a ``LangChainLM`` is built, not when this module is imported.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from adapters.langchain_prompts import require_langchain
@@ -99,11 +100,45 @@ class LangChainLM(BaseLM):
         return read_reply(reply)
 
 
+    def _send_stream(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
+                     fmt: PromptFormat | None) -> Iterator[str | RawResult]:
+        runnable, payload, kwargs = self._request(messages, params)
+        total: Any = None
+        try:
+            for chunk in runnable.stream(payload, _run_config(), **kwargs):
+                total = chunk if total is None else total + chunk
+                text = _chunk_text(chunk)
+                if text:
+                    yield text
+        except Exception as exc:
+            raise lm_error(exc, self.model) from exc
+        yield read_reply(total if total is not None else "")
+
+    async def _asend_stream(self, messages: list[Message], params: dict[str, Any],
+                            signature: type[Signature] | None,
+                            fmt: PromptFormat | None) -> AsyncIterator[str | RawResult]:
+        runnable, payload, kwargs = self._request(messages, params)
+        total: Any = None
+        try:
+            async for chunk in runnable.astream(payload, _run_config(), **kwargs):
+                total = chunk if total is None else total + chunk
+                text = _chunk_text(chunk)
+                if text:
+                    yield text
+        except Exception as exc:
+            raise lm_error(exc, self.model) from exc
+        yield read_reply(total if total is not None else "")
+
+
 def _run_config() -> Any:
     """Callbacks under the bridge run this call happens in, when a LangChain tracer is installed."""
     from adapters.langchain_trace import langchain_config
 
     return langchain_config()
+
+
+def _chunk_text(chunk: Any) -> str:
+    return chunk if isinstance(chunk, str) else _text(getattr(chunk, "content", ""))
 
 
 # -- the model behind the wrappers ----------------------------------------------------------------

@@ -187,3 +187,12 @@ def test_a_failing_chat_model_gives_a_clear_error() -> None:
 
     with pytest.raises(bridge.LMError, match="ConnectionError: provider unreachable"):
         bridge.Predict("q -> a", lm=LangChainLM(Down(messages=iter([])), cache=False))(q="?")
+
+
+def test_langchain_lm_streams_through_the_model() -> None:
+    chat = GenericFakeChatModel(messages=iter(["Reasoning: Lima is the capital of Peru.\nAnswer: Lima"]))
+    program = bridge.ChainOfThought("question -> answer", lm=LangChainLM(chat, cache=False))
+    events = list(program.stream(question="Capital of Peru?"))
+    deltas = [e.delta for e in events if getattr(e, "field", None) == "reasoning" and hasattr(e, "delta")]
+    assert len(deltas) > 3 and "".join(deltas).strip() == "Lima is the capital of Peru."
+    assert events[-1].prediction.answer == "Lima"  # type: ignore[union-attr]
