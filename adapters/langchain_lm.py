@@ -3,9 +3,9 @@
 The model may be a chat model, a text model (``BaseLLM``), or either one wrapped by ``bind``,
 ``bind_tools``, ``with_retry`` or ``with_fallbacks``. Requests that offer tools go through the
 model's ``bind_tools`` and the calls come back from ``AIMessage.tool_calls``, so ``bridge.ReAct``
-runs natively on any LangChain chat model that calls tools. Streaming (``lm.stream``, ``Predict.stream``) goes through the model's own
-``stream`` / ``astream``. The cache key holds a digest of the
-model's serialized configuration (class, model name, temperature and the other settings, never a
+runs natively on any LangChain chat model that calls tools. Streaming (``lm.stream``,
+``Predict.stream``) goes through the model's own ``stream`` / ``astream``. The cache key holds a
+digest of the model's serialized configuration (class, model name, temperature and the other settings, never a
 secret), so two differently configured models never share cache entries.
 langchain-core is imported when a ``LangChainLM`` is built, not when this module is imported.
 """
