@@ -71,12 +71,18 @@ def _threaded(program: Module, inputs: dict[str, Any]) -> Iterator[StreamEvent]:
 
 
 class _Text:
-    """The pieces of one text field, whitespace at either end held back."""
+    """The pieces of one text field. Whitespace at either end is held back, and so is a start that
+    may still turn out to be a field label (a model that repeats ``Answer:`` after the prompt's cue)."""
 
-    def __init__(self) -> None:
+    def __init__(self, labels: tuple[str, ...] = ()) -> None:
         self.sent = ""
         self.pending = ""
         self.broken = False
+        self.labels = tuple(label.lower() for label in labels)
+
+    def _maybe_label(self, text: str) -> bool:
+        head = text.lower()
+        return any(label.startswith(head) or head.startswith(label) for label in self.labels)
 
     def feed(self, delta: str) -> str:
         if self.broken:
@@ -84,6 +90,9 @@ class _Text:
         text = self.pending + delta
         if not self.sent:
             text = text.lstrip()
+            if self._maybe_label(text):
+                self.pending = text
+                return ""
         core = text.rstrip()
         self.pending = text[len(core):]
         self.sent += core
@@ -110,6 +119,7 @@ class Chunker:
         self.fields = set(signature.output_fields) if signature is not None else None
         self.text_fields = {n for n, f in signature.output_fields.items() if f.annotation is str} \
             if signature is not None else set()
+        self.labels = tuple(f.label for f in signature.fields().values()) if signature is not None else ()
         self.texts: dict[str, _Text] = {}
         self.values: dict[str, Any] = {}
         self.owner: dict[str, str] = {}
@@ -134,7 +144,7 @@ class Chunker:
                 text.broken = True
             return []
         if isinstance(event, FieldDelta) and event.field in self.text_fields and self._wanted(event):
-            piece = self.texts.setdefault(event.field, _Text()).feed(event.delta)
+            piece = self.texts.setdefault(event.field, _Text(self.labels)).feed(event.delta)
             return [self._chunk(event.field, piece)] if piece else []
         if isinstance(event, FieldValue) and event.field not in self.text_fields and self._wanted(event) \
                 and event.field not in self.values:
