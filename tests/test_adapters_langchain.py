@@ -292,8 +292,10 @@ def test_mustache_template_and_template_logic() -> None:
     assert sig.instructions == "Translate into `language`."
     looping = PromptTemplate.from_template("{{#items}}- {{.}}\n{{/items}}Pick one.",
                                            template_format="mustache")
-    with pytest.raises(bridge.SignatureError, match="instructions="):
-        from_prompt_template(looping)
+    assert from_prompt_template(looping).input_fields["items"].annotation == list[str]
+    logic = PromptTemplate.from_template("{{#urgent}}Reply now.{{/urgent}}\n{{text}}", template_format="mustache")
+    with pytest.raises(bridge.SignatureError, match=r"mustache section '\{\{#urgent\}\}.*instructions="):
+        from_prompt_template(logic)
 
 
 def test_escaped_braces_stay_literal() -> None:

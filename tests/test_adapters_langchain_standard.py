@@ -22,7 +22,6 @@ from langchain_tests.unit_tests import ToolsUnitTests
 from adapters.langchain import to_langchain_tool
 
 
-
 class Forecast(bridge.Signature):
     """Forecast tomorrow's weather for a city."""
 
