@@ -4,6 +4,7 @@
         --optimizer mipro --auto light --out compiled.json
     lmbridge evaluate app:program --devset test.jsonl --metric exact_match:label --load compiled.json
     lmbridge inspect compiled.json
+    lmbridge migrate app:PROMPT --demos demos.jsonl     # a LangChain prompt as a signature class
 
 ``app:program`` names a Module instance, or a class or function that returns one, in an importable
 module (the current directory is importable). The command imports it because you named it; loading
@@ -297,6 +298,34 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Print a LangChain prompt (``module:NAME`` or a text file) migrated to a signature class."""
+    from adapters.langchain_migrate import demos_jsonl, migrate_prompt, signature_source
+
+    if ":" in args.prompt and not Path(args.prompt).exists():
+        template = _import(args.prompt, "the prompt")
+    else:
+        from langchain_core.prompts import PromptTemplate
+
+        try:
+            text = Path(args.prompt).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read {args.prompt}: {exc}") from exc
+        template = PromptTemplate.from_template(text, template_format=args.template_format)
+    name = args.name or (args.prompt.rpartition(":")[2].title().replace("_", "") if ":" in args.prompt
+                         else Path(args.prompt).stem.title().replace("_", "").replace("-", ""))
+    migrated = migrate_prompt(template, output_fields=args.output_fields, name=name or "PromptSignature")
+    print(f"import bridge\n\n\n{signature_source(migrated.signature)}", end="")
+    for note in migrated.notes:
+        print(f"# note: {note}")
+    if args.demos:
+        Path(args.demos).write_text(demos_jsonl(migrated.demos), encoding="utf-8")
+        print(f"# {len(migrated.demos)} demos written to {args.demos}")
+    elif migrated.demos:
+        print(f"# the prompt has {len(migrated.demos)} few-shot examples: pass --demos FILE to write them")
+    return 0
+
+
 # -- the parser --------------------------------------------------------------------------------------
 
 def _lm_options(p: argparse.ArgumentParser) -> None:
@@ -348,6 +377,15 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--program", help="module:name of the program, to render with its own code")
     i.add_argument("--no-report", action="store_true")
     i.set_defaults(run=cmd_inspect)
+
+    m = sub.add_parser("migrate", help="print a LangChain prompt as a signature class (Python source)")
+    m.add_argument("prompt", help="module:NAME of a PromptTemplate / ChatPromptTemplate, or a text file")
+    m.add_argument("--output-fields", help='outputs, as the right side of a signature ("answer: int")')
+    m.add_argument("--name", help="the class name (default: from the prompt's name)")
+    m.add_argument("--demos", help="write the prompt's few-shot examples here, as JSON Lines")
+    m.add_argument("--template-format", default="f-string", choices=["f-string", "jinja2", "mustache"],
+                   help="the format of a text-file prompt")
+    m.set_defaults(run=cmd_migrate)
     return root
 
 

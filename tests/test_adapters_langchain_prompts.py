@@ -134,3 +134,26 @@ def test_signature_source_round_trips() -> None:
     rebuilt = namespace[sig.__name__]
     assert rebuilt.spec() == sig.spec() and rebuilt.instructions == sig.instructions
     assert rebuilt.output_fields["query"].label == "SQL Query"
+
+
+def test_lmbridge_migrate_prints_the_class_and_writes_demos(tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from bridge.cli import main
+
+    (tmp_path / "team_prompts.py").write_text(
+        "from langchain_core.prompts import FewShotPromptTemplate, PromptTemplate\n"
+        "ANTONYMS = FewShotPromptTemplate(examples=[{'word': 'happy', 'antonym': 'sad'}],\n"
+        "    example_prompt=PromptTemplate.from_template('Word: {word}\\nAntonym: {antonym}'),\n"
+        "    prefix='Give the antonym.', suffix='Word: {input}\\nAntonym:', input_variables=['input'])\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["migrate", "team_prompts:ANTONYMS", "--output-fields", "antonym", "--demos", "demos.jsonl"]) == 0
+    source = capsys.readouterr().out
+    assert "class Antonyms(bridge.Signature):" in source and "antonym: str = bridge.OutputField()" in source
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)
+    assert namespace["Antonyms"].spec() == "input: str -> antonym: str"
+    assert (tmp_path / "demos.jsonl").read_text() == '{"input": "happy", "antonym": "sad"}\n'
+    (tmp_path / "ask.txt").write_text("Answer briefly.\nQuestion: {question}\nShort answer:")
+    assert main(["migrate", "ask.txt"]) == 0
+    assert "answer: str = bridge.OutputField(prefix='Short answer')" in capsys.readouterr().out
