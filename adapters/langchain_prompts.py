@@ -252,8 +252,10 @@ def _strip_slots(text: str, order: list[str], labels: dict[str, str], cues: list
             if var not in order:
                 order.append(var)
         kept.append(re.sub(rf"{_MARK}(\w+){_MARK}", r"`\1`", line))
-    while kept and (not kept[-1].strip() or _cue(kept[-1]) is not None):
+    while kept and not kept[-1].strip():
+        kept.pop()
+    if kept and _cue(kept[-1]) is not None:  # the last line only: a cue above it is hand-written text
         cue = _cue(kept.pop())
-        if cue is not None and cues is not None and not cues:
+        if cue is not None and cues is not None:
             cues.append(cue.strip())
     return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
