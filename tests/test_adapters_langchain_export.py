@@ -148,3 +148,17 @@ def test_program_as_a_langchain_tool() -> None:
 def test_async_tool() -> None:
     tool = to_langchain_tool(bridge.Predict("text -> summary", lm=ScriptedLM([{"summary": "short"}])))
     assert asyncio.run(tool.ainvoke({"text": "a long text"})) == "short"
+
+
+def test_a_bridge_lm_as_a_langchain_chat_model_runs_the_exported_chain() -> None:
+    from adapters.langchain_chat import BridgeChatModel
+
+    lm = ScriptedLM(["Lima", "Answer: Quito"], chunk_size=3)
+    chat = BridgeChatModel(lm=lm)
+    program = bridge.Predict("question -> answer")
+    assert to_langchain_chain(program, chat).invoke({"question": "Capital of Peru?"}) == {"answer": "Lima"}
+    assert bridge_pairs(lm.calls[0]) == bridge_pairs(program.messages(question="Capital of Peru?"))
+    chunks = list(chat.stream("Capital of Ecuador?"))
+    assert "".join(str(c.content) for c in chunks) == "Answer: Quito" and len(chunks) > 2
+    usage = [c.usage_metadata for c in chunks if c.usage_metadata]
+    assert len(usage) == 1 and usage[0]["output_tokens"] > 0
