@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.output_parsers import BaseOutputParser, JsonOutputParser
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableSequence, RunnableSerializable
+from langchain_core.runnables.base import coerce_to_runnable
 from pydantic import ConfigDict, PrivateAttr
 
 from adapters.langchain_schema import (
@@ -227,11 +228,19 @@ class ProgramRunnable(RunnableSerializable[Any, Any]):
             yield item
 
     # -- composition ----------------------------------------------------------------------
+    def _for_parser(self, parser: Any) -> ProgramRunnable:
+        """This runnable shaped for ``parser`` after it: the main output's text, or JSON for a JSON parser."""
+        if self.shape != "dict" or self.output_key is not None:
+            return self
+        return self.model_copy(update={"shape": "json" if isinstance(parser, JsonOutputParser) else "text"})
+
     def __or__(self, other: Any) -> Any:
-        if isinstance(other, BaseOutputParser) and self.shape == "dict" and self.output_key is None:
-            shape: OutputShape = "json" if isinstance(other, JsonOutputParser) else "text"
-            return super(ProgramRunnable, self.model_copy(update={"shape": shape})).__or__(other)
+        if isinstance(other, BaseOutputParser):
+            return Runnable.__or__(self._for_parser(other), other)
         return super().__or__(other)
+
+    def __ror__(self, other: Any) -> Any:
+        return ProgramSequence(coerce_to_runnable(other), self)  # type: ignore[call-arg]
 
     def as_tool(self, args_schema: Any = None, *, name: str | None = None, description: str | None = None,
                 arg_types: dict[str, type] | None = None) -> Any:
@@ -240,6 +249,16 @@ class ProgramRunnable(RunnableSerializable[Any, Any]):
                                description=description or (sig.instructions if sig is not None else None),
                                arg_types=arg_types)
 
+
+
+class ProgramSequence(RunnableSequence):  # type: ignore[type-arg]
+    """``step | program``: a sequence that shapes the program's output for an output parser piped
+    after it (``{...} | program | StrOutputParser()``), as ``program | parser`` does."""
+
+    def __or__(self, other: Any) -> Any:
+        if isinstance(self.last, ProgramRunnable) and isinstance(other, BaseOutputParser):
+            return RunnableSequence(self.first, *self.middle, self.last._for_parser(other), other)
+        return super().__or__(other)
 
 
 def tool_name(name: str) -> str:

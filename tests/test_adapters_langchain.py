@@ -377,3 +377,20 @@ def test_importing_the_adapters_does_not_import_the_frameworks() -> None:
             "print([m for m in ('langchain_core', 'llama_index') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_langchain_docs_page_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "langchain.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) >= 8
+    namespace: dict[str, Any] = {"__name__": "__docs__"}
+    for block in blocks:
+        exec(compile(block, "docs/langchain.md", "exec", dont_inherit=True), namespace)
+    out = capsys.readouterr().out
+    for shown in ("{'team': 'billing'}", "5 days", "{'answer': 'other'}", "{'answer': 'Lima'}",
+                  "capital_of Lima", "Order 7 shipped yesterday. return_direct", "SQL Query",
+                  "chain: lmbridge.ChainOfThought\n  chain: Predict\n    chat_model: scripted"):
+        assert shown in out

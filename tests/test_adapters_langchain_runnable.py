@@ -147,6 +147,10 @@ def test_before_string_and_json_parsers() -> None:
     with pytest.raises(bridge.InputError, match="output_key"):
         (to_runnable(two) | StrOutputParser()).invoke({"q": "?"})
     assert (to_runnable(two, output_key="b") | StrOutputParser()).invoke({"q": "?"}) == "2"
+    rag = {"question": RunnablePassthrough()} | to_runnable(cot) | StrOutputParser()
+    assert rag.invoke("Capital of Peru?") == "Lima"
+    assert (RunnableLambda(lambda q: {"question": q}) | (to_runnable(cot) | JsonOutputParser())).invoke("?")[
+        "answer"] == "Lima"
 
 
 # -- LangChain's wrappers ------------------------------------------------------------------------------
