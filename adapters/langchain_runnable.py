@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
@@ -31,6 +32,17 @@ from adapters.langchain_schema import (
 from bridge import BaseLM, InputError, Module, Prediction, Signature
 
 OutputShape = Literal["dict", "text", "json"]
+
+
+@dataclass(frozen=True)
+class _Known:
+    signature: type[Signature] | None
+    fields: dict[str, Any] | None
+    """The input fields' types, when known."""
+    input_model: type[Any] | None
+    output_model: type[Any] | None
+    label: str
+    """How errors name the program: its class and signature."""
 
 
 def to_runnable(program: Module, *, input_key: str | None = None, output_key: str | None = None,
@@ -73,31 +85,32 @@ class ProgramRunnable(RunnableSerializable[Any, Any]):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
     _configured: Module | None = PrivateAttr(default=None)
-    _models: tuple[Any, Any, Any] | None = PrivateAttr(default=None)
+    _known: _Known | None = PrivateAttr(default=None)
 
     # -- what it is ---------------------------------------------------------------------------
     def get_name(self, suffix: str | None = None, *, name: str | None = None) -> str:
         base = name or self.name or f"lmbridge.{type(self.program).__name__}"
         return f"{base}{suffix}" if suffix else base
 
-    @property
-    def _signature(self) -> type[Signature] | None:
-        return program_signature(self.program, self.signature)
-
-    def _schemas(self) -> tuple[dict[str, Any] | None, type[Any] | None, type[Any] | None]:
-        """(input field types, input model, output model), built once."""
-        if self._models is None:
-            sig = self._signature
-            model = input_model(self.program, sig, self._schema_name)
+    def _facts(self) -> _Known:
+        """What the runnable knows of its program, worked out once (the program's fields do not change)."""
+        if self._known is None:
+            sig = program_signature(self.program, self.signature)
+            name = self._schema_name
+            model = input_model(self.program, sig, name)
             fields = {n: f.annotation for n, f in sig.input_fields.items()} if sig is not None else \
                 {n: f.annotation for n, f in model.model_fields.items()} if model is not None else None
-            self._models = (fields, model, output_model(sig, self._schema_name, usage=self.include_usage))
-        return self._models
+            label = f"{type(self.program).__name__} ({sig.spec()})" if sig is not None else type(self.program).__name__
+            self._known = _Known(sig, fields, model, output_model(sig, name, usage=self.include_usage), label)
+        return self._known
+
+    @property
+    def _signature(self) -> type[Signature] | None:
+        return self._facts().signature
 
     @property
     def _label(self) -> str:
-        sig = self._signature
-        return f"{type(self.program).__name__} ({sig.spec()})" if sig is not None else type(self.program).__name__
+        return self._facts().label
 
     @property
     def _schema_name(self) -> str:
@@ -105,7 +118,7 @@ class ProgramRunnable(RunnableSerializable[Any, Any]):
 
     @property
     def InputType(self) -> Any:
-        model = self._schemas()[1]
+        model = self._facts().input_model
         return model if model is not None else dict[str, Any]
 
     @property
@@ -116,7 +129,7 @@ class ProgramRunnable(RunnableSerializable[Any, Any]):
         if self.output_key is not None:
             return sig.output_fields[self.output_key].annotation if sig is not None and \
                 self.output_key in sig.output_fields else Any
-        model = self._schemas()[2]
+        model = self._facts().output_model
         return model if model is not None else dict[str, Any]
 
     # -- one call ---------------------------------------------------------------------------
@@ -128,8 +141,9 @@ class ProgramRunnable(RunnableSerializable[Any, Any]):
         return self._configured
 
     def _inputs(self, value: Any) -> dict[str, Any]:
-        fields, model, _ = self._schemas()
-        return read_inputs(value, where=self._label, fields=fields, model=model, input_key=self.input_key,
+        facts = self._facts()
+        return read_inputs(value, where=facts.label, fields=facts.fields, model=facts.input_model,
+                           input_key=self.input_key,
                            write_document=self.document_text or default_document_text)
 
     def _outputs(self, prediction: Any) -> Any:
