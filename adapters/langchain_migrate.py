@@ -193,4 +193,32 @@ def demos_jsonl(demos: Sequence[Example]) -> str:
     return "".join(json.dumps(to_jsonable(d.to_dict()), ensure_ascii=False) + "\n" for d in demos)
 
 
-__all__ = ["MigratedPrompt", "demos_jsonl", "migrate_prompt", "signature_source"]
+def print_migration(source: str, template: Any, *, output_fields: str | None = None, name: str | None = None,
+                    demos: str | None = None, template_format: str = "f-string") -> int:
+    """``lmbridge migrate``: print the signature class of ``template`` (or of the prompt in the text
+    file ``source``) with ``import bridge`` above it; write its demos as JSONL to ``demos``."""
+    from pathlib import Path
+
+    if template is None:
+        from langchain_core.prompts import PromptTemplate
+
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"cannot read the prompt file {source}: {exc}") from exc
+        template = PromptTemplate.from_template(text, template_format=template_format)  # type: ignore[arg-type]
+    stem = source.rpartition(":")[2] if ":" in source else Path(source).stem
+    label = name or "".join(part.title() for part in stem.replace("-", "_").split("_")) or "PromptSignature"
+    migrated = migrate_prompt(template, output_fields=output_fields, name=label)
+    print(f"import bridge\n\n\n{signature_source(migrated.signature)}", end="")
+    for note in migrated.notes:
+        print(f"# note: {note}")
+    if demos:
+        Path(demos).write_text(demos_jsonl(migrated.demos), encoding="utf-8")
+        print(f"# {len(migrated.demos)} demos written to {demos}")
+    elif migrated.demos:
+        print(f"# the prompt has {len(migrated.demos)} few-shot examples: pass --demos FILE to write them")
+    return 0
+
+
+__all__ = ["MigratedPrompt", "demos_jsonl", "migrate_prompt", "print_migration", "signature_source"]

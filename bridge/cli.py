@@ -300,30 +300,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Print a LangChain prompt (``module:NAME`` or a text file) migrated to a signature class."""
-    from adapters.langchain_migrate import demos_jsonl, migrate_prompt, signature_source
+    from adapters.langchain_migrate import print_migration
 
-    if ":" in args.prompt and not Path(args.prompt).exists():
-        template = _import(args.prompt, "the prompt")
-    else:
-        from langchain_core.prompts import PromptTemplate
-
-        try:
-            text = Path(args.prompt).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot read {args.prompt}: {exc}") from exc
-        template = PromptTemplate.from_template(text, template_format=args.template_format)
-    name = args.name or (args.prompt.rpartition(":")[2].title().replace("_", "") if ":" in args.prompt
-                         else Path(args.prompt).stem.title().replace("_", "").replace("-", ""))
-    migrated = migrate_prompt(template, output_fields=args.output_fields, name=name or "PromptSignature")
-    print(f"import bridge\n\n\n{signature_source(migrated.signature)}", end="")
-    for note in migrated.notes:
-        print(f"# note: {note}")
-    if args.demos:
-        Path(args.demos).write_text(demos_jsonl(migrated.demos), encoding="utf-8")
-        print(f"# {len(migrated.demos)} demos written to {args.demos}")
-    elif migrated.demos:
-        print(f"# the prompt has {len(migrated.demos)} few-shot examples: pass --demos FILE to write them")
-    return 0
+    template = _import(args.prompt, "the prompt") if ":" in args.prompt and not Path(args.prompt).exists() else None
+    return print_migration(args.prompt, template, output_fields=args.output_fields, name=args.name,
+                           demos=args.demos, template_format=args.template_format)
 
 
 # -- the parser --------------------------------------------------------------------------------------
