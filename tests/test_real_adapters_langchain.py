@@ -37,7 +37,7 @@ def _datasets(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_rag_chain_example_scores_before_and_after_compiling() -> None:
-    before, after = langchain_rag.main(["--test", "3", "--demos", "1", "--k", "1"])
+    before, after = langchain_rag.main(["--test", "2", "--demos", "1", "--k", "1"])
     assert 0.0 <= before <= 100.0 and 0.0 <= after <= 100.0
 
 
@@ -93,11 +93,9 @@ def test_exported_chain_sends_the_same_messages_and_reads_the_same_answers() -> 
 
 
 def test_stream_on_the_embedded_model_adds_up_to_invoke(tmp_path: Path) -> None:
-    lm = bridge.LM("local/smollm2", max_tokens=40, cache=bridge.cache.Cache(tmp_path))
-    runnable = to_runnable(bridge.ChainOfThought("question -> answer", lm=lm))
-    try:
-        chunks = list(runnable.stream({"question": "What is the capital of France?"}))
-    except bridge.ParseError:
-        pytest.skip("the model's answer did not parse")
-    assert len(chunks) > 1
+    lm = bridge.LM("local/smollm2", max_tokens=24, cache=bridge.cache.Cache(tmp_path))
+    runnable = to_runnable(bridge.Predict("question -> answer", lm=lm))
+    chunks = list(runnable.stream({"question": "What is the capital of France?"}))
+    assert len(chunks) > 1 and all(set(c) == {"answer"} for c in chunks)
     assert dict(reduce(add, chunks)) == runnable.invoke({"question": "What is the capital of France?"})
+    assert lm.usage.cache_hits == 1  # invoke read the streamed answer back from the cache
