@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import json
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,13 @@ class MigratedPrompt:
     demos: list[Example] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """What the migration decided that a reader should know (an output renamed, ...)."""
+    partials: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    """The template's partial functions, by input field: called each time ``inputs`` is."""
+
+    def inputs(self, **values: Any) -> dict[str, Any]:
+        """``values`` plus the value of each partial function not given, called now (as LangChain
+        calls it each time the template is formatted)."""
+        return {**{k: f() for k, f in self.partials.items() if k not in values}, **values}
 
 
 def migrate_prompt(template: Any, *, output_fields: str | None = None, instructions: str | None = None,
@@ -57,7 +64,11 @@ def migrate_prompt(template: Any, *, output_fields: str | None = None, instructi
         pieces, examples, example_outputs = _chat_pieces(template, variables)
         signature = template_signature(template, outputs, instructions=instructions, name=name, pieces=pieces)
     demos = [_demo(ex, signature, example_outputs) for ex in examples]
-    return MigratedPrompt(signature, demos, notes)
+    dynamic = {k: v for k, v in (template.partial_variables or {}).items()
+               if callable(v) and k in signature.input_fields}
+    if dynamic:
+        notes.append(f"partial function(s) {sorted(dynamic)} are input fields: pass migrated.inputs(...) to fill them")
+    return MigratedPrompt(signature, demos, notes, dynamic)
 
 
 # -- outputs ---------------------------------------------------------------------------------------

@@ -59,7 +59,9 @@ def from_prompt_template(template: BasePromptTemplate[Any], *, output_fields: st
 
     For a ``ChatPromptTemplate``, system and human messages contribute text; fixed AI turns are
     left out (give them as demos instead); a required ``MessagesPlaceholder`` becomes a
-    ``list[str]`` input, an optional one is dropped. Partial variables are filled in. A few-shot
+    ``list[str]`` input, an optional one is dropped. Fixed partial variables are filled in; a partial
+    function becomes an input field, which ``migrate_prompt(...).inputs(...)`` fills by calling it
+    at format time. A few-shot
     template's examples are demos: use ``adapters.langchain_migrate.migrate_prompt`` to get them
     (this function refuses such a template rather than drop them).
     """
@@ -78,7 +80,8 @@ def template_signature(template: Any, outputs: Mapping[str, Field], *, instructi
                        pieces: list[tuple[str, str]] | None = None) -> type[Signature]:
     """The signature of ``template`` with ``outputs`` as its output fields (see ``from_prompt_template``).
     ``pieces`` are the template's texts when the caller already has them."""
-    partials = {k: (v() if callable(v) else v) for k, v in (template.partial_variables or {}).items()}
+    # a fixed partial is filled in; a partial function stays a slot (an input field), called at format time
+    partials = {k: v for k, v in (template.partial_variables or {}).items() if not callable(v)}
     order: list[str] = []
     labels: dict[str, str] = {}
     kept: list[str] = []

@@ -157,3 +157,20 @@ def test_lmbridge_migrate_prints_the_class_and_writes_demos(tmp_path: Any, monke
     (tmp_path / "ask.txt").write_text("Answer briefly.\nQuestion: {question}\nShort answer:")
     assert main(["migrate", "ask.txt"]) == 0
     assert "answer: str = bridge.OutputField(prefix='Short answer')" in capsys.readouterr().out
+
+
+def test_partial_functions_are_called_at_format_time() -> None:
+    calls: list[int] = []
+
+    def today() -> str:
+        calls.append(1)
+        return f"day {len(calls)}"
+
+    template = PromptTemplate.from_template("Today is {today}. Plan the {task}.").partial(today=today)
+    migrated = migrate_prompt(template, output_fields="plan")
+    assert list(migrated.signature.input_fields) == ["today", "task"] and calls == []
+    assert migrated.signature.instructions == "Today is `today`. Plan the `task`."
+    assert migrated.inputs(task="trip") == {"today": "day 1", "task": "trip"}
+    assert migrated.inputs(task="trip")["today"] == "day 2"
+    fixed = PromptTemplate.from_template("Reply in {language}.\nQuestion: {q}").partial(language="French")
+    assert from_prompt_template(fixed).instructions == "Reply in French."
