@@ -36,6 +36,7 @@ Events, by kind (each method receives the ``Run`` first):
 from __future__ import annotations
 
 import contextvars
+import itertools
 import logging
 import os
 import time
@@ -54,9 +55,10 @@ RunKind = Literal["module", "predictor", "lm", "tool", "retriever", "compile", "
 logger = logging.getLogger("bridge.callbacks")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Run:
-    """One traced call. Every event of the call carries the same ``Run``."""
+    """One traced call. Every event of the call carries the same ``Run``; treat it as read-only.
+    (Not frozen: building a frozen dataclass costs several times more, on every traced call.)"""
 
     run_id: str
     """32 hex digits, unique per call (``uuid.UUID(run_id)`` reads it as a UUID)."""
@@ -72,7 +74,7 @@ class Run:
     """``time.time()`` when the run started."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LMEnd:
     """What an LM call produced: the ``on_lm_end`` payload."""
 
@@ -99,7 +101,7 @@ class LMEnd:
         return self.usage.retries
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RunScore:
     """The end payload of an evaluation run, a trial or an example."""
 
@@ -167,6 +169,9 @@ class Callback:
 _GROUP: dict[str, str] = {"module": "module", "predictor": "module", "lm": "lm", "tool": "tool",
                           "retriever": "retriever", "compile": "compile", "evaluate": "evaluate", "trial": "trial",
                           "example": "example"}
+_METHODS: dict[str, dict[str, str]] = {
+    kind: {event: f"on_{group}_{event}" for event in ("start", "end", "error", "token")}
+    for kind, group in _GROUP.items()}
 _parent: contextvars.ContextVar[str | None] = contextvars.ContextVar("bridge_parent_run", default=None)
 
 
@@ -175,8 +180,28 @@ def current_run_id() -> str | None:
     return _parent.get()
 
 
+class _RunIds:
+    """Run ids: a random 64-bit prefix per process (drawn again in a forked child) and a counter."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.counter):016x}"
+
+
+_ids = _RunIds()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ids.reset)
+
+
 def new_run_id() -> str:
-    return os.urandom(16).hex()
+    """A fresh run id: 32 hex digits, unique across threads and processes."""
+    return _ids.next()
 
 
 class RunScope:
@@ -193,7 +218,7 @@ class RunScope:
 
     def emit(self, event: str, *payload: Any) -> None:
         """Call ``on_<group>_<event>(run, *payload)`` on every callback (``event``: start, end, error, token)."""
-        method = f"on_{_GROUP[self.run.kind]}_{event}"
+        method = _METHODS[self.run.kind][event]
         for callback in self.callbacks:
             try:
                 getattr(callback, method)(self.run, *payload)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from bridge.callbacks import Callback, start_run
 from bridge.errors import ConfigurationError, InputError, ParseError
@@ -22,6 +23,7 @@ from bridge.tracking import record_step, record_usage
 from bridge.types import Example, Message, Prediction, Usage
 
 DEFAULT_FORMAT: PromptFormat = ChatFormat()
+_specs: WeakKeyDictionary[type[Signature], str] = WeakKeyDictionary()  # for traces
 
 
 class Predict(Module):
@@ -256,7 +258,10 @@ class Predict(Module):
 
     # -- tracing --------------------------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:
-        return {"signature": self.signature.spec(), "demos": len(self.demos)}
+        spec = _specs.get(self.signature)
+        if spec is None:
+            spec = _specs[self.signature] = self.signature.spec()
+        return {"signature": spec, "demos": len(self.demos)}
 
     def _traced_predict(self, callbacks: tuple[Callback, ...], inputs: dict[str, Any]) -> Prediction:
         sink = find_sink(callbacks)

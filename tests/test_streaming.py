@@ -189,3 +189,58 @@ def test_streamify_of_a_single_predictor_async_path() -> None:
 
 async def _collect(items: Any) -> list[Any]:
     return [item async for item in items]
+
+
+# -- the server-sent events example ------------------------------------------------------------------
+def _read_sse(port: int, query: str) -> list[tuple[str, dict[str, Any]]]:
+    import http.client
+    import json
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", f"/?{query}")
+    response = connection.getresponse()
+    assert response.status == 200 and response.getheader("Content-Type") == "text/event-stream"
+    events = []
+    for block in response.read().decode().split("\n\n"):
+        if block.strip():
+            name, data = block.split("\n", 1)
+            events.append((name.removeprefix("event: "), json.loads(data.removeprefix("data: "))))
+    return events
+
+
+def test_the_sse_example_serves_a_program_as_server_sent_events() -> None:
+    import threading
+
+    from examples.stream_sse import make_server
+
+    lm = ScriptedLM([{"reasoning": "It is the capital of France.", "answer": "Paris"}], chunk_size=3)
+    server = make_server(bridge.ChainOfThought("question -> answer", lm=lm), port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        events = _read_sse(server.server_address[1], "question=What+is+the+capital+of+France%3F")
+    finally:
+        server.shutdown()
+        server.server_close()
+    names = [name for name, _ in events]
+    assert names[0] == "delta" and names[-1] == "end" and names.count("value") == 2
+    reasoning = "".join(d["text"] for n, d in events if n == "delta" and d["field"] == "reasoning")
+    assert reasoning == "It is the capital of France." and events[0][1]["predictor"] == "predict"
+    assert events[-1][1] == {"prediction": {"reasoning": "It is the capital of France.", "answer": "Paris"},
+                             "lm_calls": 1}
+    assert "What is the capital of France?" in lm.calls[0][-1]["content"]
+
+
+def test_the_sse_example_reports_a_failure_as_an_error_event() -> None:
+    import threading
+
+    from examples.stream_sse import make_server
+
+    server = make_server(bridge.Predict("question -> answer", lm=ScriptedLM([])), port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        events = _read_sse(server.server_address[1], "query=wrong+field")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [name for name, _ in events] == ["error"] and "InputError" in events[0][1]["error"]
