@@ -384,7 +384,11 @@ def _json_partial(signature: type[Signature], text: str) -> PartialOutputs:
         return PartialOutputs({})
     try:
         obj = from_json(text[start:], allow_partial="trailing-strings")
+    except TypeError:  # pydantic-core before 2.23 knows only True: strings show once closed
+        obj = _partial_json(text[start:])
     except ValueError:
+        return PartialOutputs({})
+    if obj is None:
         return PartialOutputs({})
     if not isinstance(obj, dict):
         return PartialOutputs({})
@@ -400,6 +404,15 @@ def _json_partial(signature: type[Signature], text: str) -> PartialOutputs:
     texts = {name: obj[key].strip() for key, name in found if isinstance(obj[key], str)}
     complete_text = json.dumps({key: obj[key] for key, _ in done}, ensure_ascii=False)
     return PartialOutputs(texts, tuple(name for _, name in done), complete_text)
+
+
+def _partial_json(text: str) -> Any:
+    from pydantic_core import from_json
+
+    try:
+        return from_json(text, allow_partial=True)
+    except ValueError:
+        return None
 
 
 def _json_keys(signature: type[Signature]) -> dict[str, str]:
