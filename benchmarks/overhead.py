@@ -114,14 +114,22 @@ def bridge_worker(args: argparse.Namespace) -> None:
         for key, value in expected.items():
             assert got[key] == value, (name, key, got[key], value)
         result["per_call"][name] = time_calls(call, args.n, args.repeats, args.warmup)
-    # The tracing hook: the same Predict with one no-op callback, alternating with none.
+    # The tracing hook: the same Predict with one no-op callback, and with one that watches every
+    # predictor and LM run (an exporter's floor: runs are made, its methods do nothing), alternating.
+    class Watcher(bridge.Callback):
+        def on_module_start(self, run: bridge.Run, inputs: Any) -> None: ...
+        def on_module_end(self, run: bridge.Run, prediction: Any) -> None: ...
+        def on_lm_start(self, run: bridge.Run, messages: Any, params: Any) -> None: ...
+        def on_lm_end(self, run: bridge.Run, end: bridge.LMEnd) -> None: ...
+
     canned.answer(fmt.render_outputs(qa.signature, QA_OUTPUTS))
-    plain, traced = [], []
-    for _ in range(args.repeats):
-        plain += time_calls(lambda: qa(**QA_INPUTS), args.n, 1, args.warmup)
-        with bridge.context(callbacks=[bridge.Callback()]):
-            traced += time_calls(lambda: qa(**QA_INPUTS), args.n, 1, args.warmup)
-    result["hook"] = {"none": plain, "noop": traced}
+    hook: dict[str, list[float]] = {"none": [], "noop": [], "watcher": []}
+    installed = {"none": [], "noop": [bridge.Callback()], "watcher": [Watcher()]}
+    for _ in range(args.repeats * 3):  # short alternating slices: load on the machine hits all alike
+        for key, callbacks in installed.items():
+            with bridge.context(callbacks=callbacks):
+                hook[key] += time_calls(lambda: qa(**QA_INPUTS), max(args.n // 3, 1), 1, args.warmup // 4)
+    result["hook"] = hook
     if args.mem_calls:
         canned.answer(fmt.render_outputs(qa.signature, QA_OUTPUTS))
         result["memory"] = measure_memory(lambda: qa(**QA_INPUTS), args.mem_calls)
@@ -170,13 +178,15 @@ def stream_latency(env: dict[str, str], questions: int) -> dict[str, Any] | None
 
 
 def hook_lines(hook: dict[str, list[float]]) -> tuple[list[str], bool]:
-    none, noop = median(hook["none"]), median(hook["noop"])
-    added = noop - none
-    met = added <= CALLBACK_GOAL_US
-    return (["", "Tracing hook, Predict(\"question -> answer\") (median, microseconds per call)",
-             _row("", "no hook", "1 no-op") + f"{'added':>8}   goal", "-" * 80,
-             _row("per call", f"{none:.1f}", f"{noop:.1f}") + f"{added:>8.1f}   <= {CALLBACK_GOAL_US:.0f} us "
-             + ("met" if met else "MISSED")], met)
+    none, noop, watcher = (median(hook[k]) for k in ("none", "noop", "watcher"))
+    met = noop - none <= CALLBACK_GOAL_US
+    return (["", 'Tracing hook, Predict("question -> answer") (median, microseconds per call)',
+             _row("callbacks installed", "per call", "added") + "   goal", "-" * 80,
+             _row("none", f"{none:.1f}", ""),
+             _row("one no-op bridge.Callback()", f"{noop:.1f}", f"{noop - none:.1f}")
+             + f"   <= {CALLBACK_GOAL_US:.0f} us {'met' if met else 'MISSED'}",
+             _row("one watching predictor + LM runs", f"{watcher:.1f}", f"{watcher - none:.1f}")
+             + "   (an exporter's floor: 2 runs, 4 events)"], met)
 
 
 def stream_lines(stream: dict[str, Any]) -> list[str]:
@@ -337,7 +347,7 @@ def main() -> None:
     env = child_env()
     per_call: dict[str, dict[str, list[float]]] = {"bridge": {}, "dspy": {}}
     memory: dict[str, dict[str, Any]] = {}
-    hook: dict[str, list[float]] = {"none": [], "noop": []}
+    hook: dict[str, list[float]] = {"none": [], "noop": [], "watcher": []}
     commands = {"bridge": [sys.executable, str(Path(__file__).resolve()), "--worker"],
                 "dspy": [str(dspy_python), str(HERE / "_dspy_overhead.py")]}
     for round_no in range(args.rounds):
