@@ -225,8 +225,10 @@ class LocalModel:
         parts: list[str] = []
         with self._lock:
             llama = self._load()
-            chunks = self._guarded(lambda: llama.create_chat_completion(messages=list(messages), stream=True,
-                                                                        **options))
+            meter = _PromptMeter(llama)
+            handler = (llama.chat_handler or llama._chat_handlers.get(llama.chat_format)
+                       or _chat_format().get_chat_completion_handler(llama.chat_format))
+            chunks = self._guarded(lambda: handler(llama=meter, messages=list(messages), stream=True, **options))
             try:
                 while True:
                     chunk = self._guarded(lambda: next(chunks, None))
@@ -239,15 +241,11 @@ class LocalModel:
                         yield text
             finally:
                 chunks.close()
-            prompt_tokens, completion_tokens = self._stream_usage(llama, "".join(parts))
-        yield RawResult("".join(parts), prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost=0.0)
-
-    @staticmethod
-    def _stream_usage(llama: Any, text: str) -> tuple[int, int]:
-        """Token counts of a finished stream (llama.cpp's stream chunks carry none): the completion
-        re-tokenized, and the prompt as what the context holds besides it."""
-        completion = len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)) if text else 0
-        return max(int(llama.n_tokens) - completion, 0), completion
+            text = "".join(parts)
+            # llama.cpp's stream chunks carry no usage: the prompt is counted as it goes in, the
+            # completion by tokenizing the text it came to.
+            completion_tokens = len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)) if text else 0
+        yield RawResult(text, prompt_tokens=meter.prompt_tokens, completion_tokens=completion_tokens, cost=0.0)
 
     def _chat_with_tools(self, messages: list[Message], options: dict[str, Any], tools: list[Any],
                          tool_choice: Any) -> RawResult:
@@ -314,3 +312,30 @@ class _MeteredLlama:
         self.prompt_tokens += int(usage.get("prompt_tokens", 0))
         self.completion_tokens += int(usage.get("completion_tokens", 0))
         return response
+
+
+def _chat_format() -> Any:
+    from llama_cpp import llama_chat_format
+
+    return llama_chat_format
+
+
+class _PromptMeter:
+    """Stands in for the Llama given to the chat handler of a streamed request, to count the tokens
+    of the prompt the handler builds (llama.cpp's stream reports no usage). Everything else is the
+    model's own."""
+
+    def __init__(self, llama: Any) -> None:
+        self._llama = llama
+        self.prompt_tokens = 0
+
+    def create_completion(self, **kwargs: Any) -> Any:
+        prompt = kwargs.get("prompt")
+        if isinstance(prompt, list):
+            self.prompt_tokens += len(prompt)
+        elif isinstance(prompt, str):
+            self.prompt_tokens += len(self._llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
+        return self._llama.create_completion(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._llama, name)

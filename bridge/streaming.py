@@ -20,7 +20,6 @@ predictor the program runs streams under its name in the program (``"generate.pr
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
@@ -179,6 +178,8 @@ def streamify(program: Module) -> Callable[..., AsyncIterator[StreamEvent]]:
     names = {id(p): name for name, p in program.named_predictors()}
 
     async def run(**inputs: Any) -> AsyncIterator[StreamEvent]:
+        import asyncio
+
         from bridge.settings import context, current
 
         loop = asyncio.get_running_loop()

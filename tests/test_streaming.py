@@ -189,3 +189,138 @@ def test_streamify_of_a_single_predictor_async_path() -> None:
 
 async def _collect(items: Any) -> list[Any]:
     return [item async for item in items]
+
+
+# -- the server-sent events example ------------------------------------------------------------------
+def _read_sse(port: int, query: str) -> list[tuple[str, dict[str, Any]]]:
+    import http.client
+    import json
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", f"/?{query}")
+    response = connection.getresponse()
+    assert response.status == 200 and response.getheader("Content-Type") == "text/event-stream"
+    events = []
+    for block in response.read().decode().split("\n\n"):
+        if block.strip():
+            name, data = block.split("\n", 1)
+            events.append((name.removeprefix("event: "), json.loads(data.removeprefix("data: "))))
+    return events
+
+
+def test_the_sse_example_serves_a_program_as_server_sent_events() -> None:
+    import threading
+
+    from examples.stream_sse import make_server
+
+    lm = ScriptedLM([{"reasoning": "It is the capital of France.", "answer": "Paris"}], chunk_size=3)
+    server = make_server(bridge.ChainOfThought("question -> answer", lm=lm), port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        events = _read_sse(server.server_address[1], "question=What+is+the+capital+of+France%3F")
+    finally:
+        server.shutdown()
+        server.server_close()
+    names = [name for name, _ in events]
+    assert names[0] == "delta" and names[-1] == "end" and names.count("value") == 2
+    reasoning = "".join(d["text"] for n, d in events if n == "delta" and d["field"] == "reasoning")
+    assert reasoning == "It is the capital of France." and events[0][1]["predictor"] == "predict"
+    assert events[-1][1] == {"prediction": {"reasoning": "It is the capital of France.", "answer": "Paris"},
+                             "lm_calls": 1}
+    assert "What is the capital of France?" in lm.calls[0][-1]["content"]
+
+
+def test_the_sse_example_reports_a_failure_as_an_error_event() -> None:
+    import threading
+
+    from examples.stream_sse import make_server
+
+    server = make_server(bridge.Predict("question -> answer", lm=ScriptedLM([])), port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        events = _read_sse(server.server_address[1], "query=wrong+field")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [name for name, _ in events] == ["error"] and "InputError" in events[0][1]["error"]
+
+
+# -- the incremental readers, without any LM ----------------------------------------------------------
+def test_chat_format_partial_holds_back_a_line_that_may_become_a_label() -> None:
+    sig = bridge.Predict("question -> reasoning, answer: int").signature
+    fmt = bridge.ChatFormat()
+    early = fmt.partial(sig, "Two and two\nAns")
+    assert early.texts == {"reasoning": "Two and two"} and early.complete == ()
+    labelled = fmt.partial(sig, "Two and two\nAnswer: 4")
+    assert labelled.texts == {"reasoning": "Two and two", "answer": "4"} and labelled.complete == ("reasoning",)
+    assert fmt.parse(bridge.make_signature("question -> reasoning"), labelled.complete_text) == {
+        "reasoning": "Two and two"}
+    prose = fmt.partial(sig, "Two and two\nA dog")  # "A d" can no longer become "Answer:"
+    assert prose.texts == {"reasoning": "Two and two\nA dog"}
+    closed = fmt.partial(sig, "Two and two\nAnswer: 4\nQuestion: and 3 + 3?")  # a new example begins
+    assert closed.complete == ("reasoning", "answer") and closed.texts["answer"] == "4"
+
+
+def test_json_format_partial_reads_an_unfinished_object() -> None:
+    sig = bridge.Predict("question -> reasoning, answer: int").signature
+    fmt = bridge.JSONFormat()
+    assert fmt.partial(sig, "Sure: ").texts == {}
+    growing = fmt.partial(sig, '{"reasoning": "Two and t')
+    assert growing.texts == {"reasoning": "Two and t"} and growing.complete == ()
+    next_key = fmt.partial(sig, '{"reasoning": "Two and two", "answer": 4')
+    assert next_key.complete == ("reasoning",) and "answer" not in next_key.texts  # numbers are not text
+    whole = fmt.partial(sig, '```json\n{"Reasoning": "Two and two", "answer": 4}')
+    assert whole.complete == ("reasoning", "answer")
+    assert fmt.parse(sig, whole.complete_text) == {"reasoning": "Two and two", "answer": 4}
+
+
+# -- LiteLLM streaming, against a scripted OpenAI-compatible server on 127.0.0.1 ---------------------------
+@pytest.fixture
+def openai_server() -> Any:
+    pytest.importorskip("litellm")
+    from fake_openai import FakeOpenAI
+
+    with FakeOpenAI() as server:
+        yield server
+
+
+def test_litellm_streams_deltas_usage_and_tool_calls(openai_server: Any) -> None:
+    from fake_openai import calls, ok
+
+    openai_server.reset([ok("Hello from a streamed answer"), calls(("add", {"a": 1, "b": 2}), content="")])
+    lm = bridge.LM("openai/fake", api_base=openai_server.base_url, api_key="none", cache=False)
+    *deltas, completion = list(lm.stream([{"role": "user", "content": "hi"}]))
+    assert len(deltas) > 3 and "".join(deltas) == completion.text == "Hello from a streamed answer"
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (7, 3)  # from include_usage
+    sent = openai_server.requests[0]
+    assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
+    *_, with_tools = list(lm.stream([{"role": "user", "content": "add"}],
+                                    {"tools": [bridge.Tool(_add).to_function_spec()]}))
+    assert [(c.name, c.args) for c in with_tools.tool_calls] == [("add", {"a": 1, "b": 2})]
+
+
+def test_litellm_stream_is_not_resent_once_text_came_back(openai_server: Any) -> None:
+    from fake_openai import Reply
+
+    openai_server.reset([Reply(200, "a long answer that breaks", cut_after=3), Reply(200, "never")])
+    lm = bridge.LM("openai/fake", api_base=openai_server.base_url, api_key="none", cache=False, backoff=0.0)
+    received: list[Any] = []
+    with pytest.raises(bridge.LMError):
+        for item in lm.stream([{"role": "user", "content": "hi"}]):
+            received.append(item)
+    assert received and all(isinstance(r, str) for r in received) and openai_server.count == 1
+
+
+def test_litellm_astream_retries_a_failure_before_the_first_chunk(openai_server: Any) -> None:
+    from fake_openai import fail, ok
+
+    openai_server.reset([fail(503, Retry_After="0"), ok("second time lucky")])
+    lm = bridge.LM("openai/fake", api_base=openai_server.base_url, api_key="none", cache=False, backoff=0.0)
+    *deltas, completion = asyncio.run(_collect(lm.astream([{"role": "user", "content": "hi"}])))
+    assert "".join(deltas) == "second time lucky" and completion.usage.retries == 1 and openai_server.count == 2
+
+
+def _add(a: int, b: int) -> int:
+    """Add two numbers."""
+    return a + b
