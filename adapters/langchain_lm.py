@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 _SECRET_WORDS = ("key", "token", "secret", "password", "credential", "auth")
 
+REPORTING_MODELS: set[str] = set()
+"""The model names of the LangChainLMs made so far: their LangChain model reports its own run."""
+
 
 class LangChainLM(BaseLM):
     """A bridge LM that sends through a LangChain model (``invoke`` / ``ainvoke``).
@@ -59,6 +62,7 @@ class LangChainLM(BaseLM):
         self.is_chat = _is_chat(base)
         name = model or f"langchain/{type(base).__name__}/{_model_name(base)}@{config_digest(chat_model)}"
         super().__init__(name, cache=cache, num_retries=0, **params)
+        REPORTING_MODELS.add(name)
 
     def supports_function_calling(self) -> bool:
         """Whether the underlying chat model implements ``bind_tools``."""
@@ -285,5 +289,5 @@ def lm_error(exc: Exception, model: str) -> LMError:
     return LMError(message, status_code=status, model=model)
 
 
-__all__ = ["LangChainLM", "base_model", "config_digest", "lm_error", "read_reply", "to_langchain_messages",
-           "to_text_prompt", "with_tools"]
+__all__ = ["REPORTING_MODELS", "LangChainLM", "base_model", "config_digest", "lm_error", "read_reply",
+           "to_langchain_messages", "to_text_prompt", "with_tools"]

@@ -29,11 +29,9 @@ from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, LLMResult
 
-from adapters.langchain_lm import to_langchain_messages
+from adapters.langchain_lm import REPORTING_MODELS, to_langchain_messages
 from bridge import Callback, LMEnd, Message, Passage, Prediction, Run, context, current, current_run_id
 from bridge.values import to_jsonable
-
-_NATIVE_LM = "LangChainLM"
 
 
 class LangChainCallback(Callback):
@@ -96,8 +94,8 @@ class LangChainCallback(Callback):
 
     # -- LM calls ------------------------------------------------------------------------------------
     def on_lm_start(self, run: Run, messages: Sequence[Message], params: Mapping[str, Any]) -> None:
-        if run.metadata.get("lm_class") == _NATIVE_LM:
-            return  # the LangChain model reports its own run
+        if run.name in REPORTING_MODELS:
+            return  # a LangChainLM: its LangChain model reports its own run
         shown = {k: v for k, v in params.items() if k not in ("tools", "tool_choice")}
         metadata = {"ls_model_name": run.name, "ls_provider": "lmbridge", "ls_model_type": "chat",
                     **({"ls_temperature": params["temperature"]} if "temperature" in params else {})}
