@@ -258,10 +258,17 @@ class ProgramRunnable(RunnableSerializable[Any, Any]):
 
     def as_tool(self, args_schema: Any = None, *, name: str | None = None, description: str | None = None,
                 arg_types: dict[str, type] | None = None) -> Any:
+        """LangChain's ``as_tool`` (a beta API there), named and described from the signature."""
+        import warnings
+
+        from langchain_core._api import LangChainBetaWarning
+
         sig = self._signature
-        return super().as_tool(args_schema, name=name or tool_name(self.get_name()),
-                               description=description or (sig.instructions if sig is not None else None),
-                               arg_types=arg_types)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LangChainBetaWarning)
+            return super().as_tool(args_schema, name=name or tool_name(self.get_name()),
+                                   description=description or (sig.instructions if sig is not None else None),
+                                   arg_types=arg_types)
 
 
 

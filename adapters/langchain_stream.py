@@ -24,8 +24,19 @@ from typing import Any
 
 from langchain_core.runnables.utils import AddableDict
 
-from bridge import ChainOfThought, Module, Predict, Prediction, Signature, streamify
-from bridge.streaming import FieldDelta, FieldValue, ParseRetry, StreamEnd, StreamEvent
+from bridge import (
+    ChainOfThought,
+    FieldDelta,
+    FieldValue,
+    Module,
+    ParseRetry,
+    Predict,
+    Prediction,
+    Signature,
+    StreamEnd,
+    StreamEvent,
+    streamify,
+)
 
 logger = logging.getLogger("adapters.langchain")
 

@@ -70,13 +70,14 @@ class _Decision:
 class ReAct(Module):
     """``ReAct(signature, tools=[...], max_iters=10)``: answer ``signature`` by calling tools.
 
-    ``tools`` are ``bridge.Tool`` objects or plain (sync or async) callables. ``predict_options``
+    ``tools`` are ``bridge.Tool`` objects, plain (sync or async) callables, or tools of a framework
+    with a converter (LangChain tools, see ``bridge.tools.register_tool_converter``). ``predict_options``
     (``lm=``, ``format=``, sampling parameters) go to both predictors. ``function_calling`` picks
     how steps are written: ``"auto"`` (native tool calls when the LM supports them, else the text
     protocol), ``True`` (always native) or ``False`` (always text).
     """
 
-    def __init__(self, signature: SignatureLike, tools: Sequence[Tool | Callable[..., Any]],
+    def __init__(self, signature: SignatureLike, tools: Sequence[Tool | Callable[..., Any] | Any],
                  max_iters: int = 10, *, max_trajectory_chars: int | None = None,
                  function_calling: FunctionCalling = "auto", **predict_options: Any) -> None:
         self.signature: type[Signature] = ensure_signature(signature)
