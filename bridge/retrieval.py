@@ -13,6 +13,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from bridge.callbacks import start_run
 from bridge.errors import MissingDependencyError
 from bridge.module import Module
 from bridge.tools import run_sync
@@ -65,14 +66,36 @@ def to_passages(items: Iterable[PassageLike | Any] | None) -> list[Passage]:
 
 def retrieve(retriever: RetrieverLike, query: str, k: int) -> list[Passage]:
     """Call a sync or async retriever from sync code and normalise its answer."""
+    with start_run("retriever", retriever_name(retriever), query, k) as run:
+        passages = _retrieve(retriever, query, k)
+        run.end(passages)
+    return passages
+
+
+async def aretrieve(retriever: RetrieverLike, query: str, k: int) -> list[Passage]:
+    """Call a sync or async retriever from async code and normalise its answer."""
+    with start_run("retriever", retriever_name(retriever), query, k) as run:
+        passages = await _aretrieve(retriever, query, k)
+        run.end(passages)
+    return passages
+
+
+def retriever_name(retriever: Any) -> str:
+    """How a retriever is named in traces: its ``name`` attribute, function name or class name."""
+    name = getattr(retriever, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    return getattr(retriever, "__name__", None) or type(retriever).__name__
+
+
+def _retrieve(retriever: RetrieverLike, query: str, k: int) -> list[Passage]:
     result = retriever(query, k)
     if inspect.isawaitable(result):
         result = run_sync(_awaited(result))
     return to_passages(result)[:k]
 
 
-async def aretrieve(retriever: RetrieverLike, query: str, k: int) -> list[Passage]:
-    """Call a sync or async retriever from async code and normalise its answer."""
+async def _aretrieve(retriever: RetrieverLike, query: str, k: int) -> list[Passage]:
     if _is_async(retriever):
         result = await retriever(query, k)
     else:

@@ -5,11 +5,17 @@ schema of the arguments from its type hints (through pydantic). Arguments are va
 call. Sync and async functions are both accepted, and each call has a timeout. Whatever goes wrong
 in a call (bad arguments, an exception in the tool, a timeout) comes out as one ``ToolError``,
 raised from the original exception, so that an agent can show it to the model and go on.
+
+Tools of other frameworks are taken too: ``ensure_tool`` hands an object whose class comes from a
+package with a registered converter (``register_tool_converter``) to that converter. The adapters
+register theirs; a framework package listed in ``ADAPTER_MODULES`` has its adapter imported the first
+time one of its tools is given, so ``ReAct(tools=[langchain_tool])`` works without importing it first.
 """
 
 from __future__ import annotations
 
 import contextvars
+import importlib
 import inspect
 import json
 import re
@@ -21,6 +27,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
+from bridge.callbacks import start_run
 from bridge.errors import ToolError, describe
 
 T = TypeVar("T")
@@ -33,11 +40,12 @@ class Tool:
     """A callable with a name, a description and a JSON schema of its arguments.
 
     ``timeout`` is in seconds (None: no limit). A sync tool that times out keeps running in its
-    worker thread, since Python cannot stop a thread; its result is then ignored.
+    worker thread, since Python cannot stop a thread; its result is then ignored. A tool made with
+    ``return_direct=True`` ends a ReAct loop when it succeeds, its result being the answer.
     """
 
     def __init__(self, func: Callable[..., Any], name: str | None = None, desc: str | None = None, *,
-                 timeout: float | None = DEFAULT_TIMEOUT) -> None:
+                 timeout: float | None = DEFAULT_TIMEOUT, return_direct: bool = False) -> None:
         if not callable(func):
             raise TypeError(f"Tool needs a callable, got {type(func).__name__}")
         self.func = func
@@ -47,6 +55,7 @@ class Tool:
                             "digits, '_' or '-'); pass Tool(func, name='a_name')")
         self.desc: str = desc if desc is not None else _first_paragraph(inspect.getdoc(func) or "")
         self.timeout = timeout
+        self.return_direct = return_direct
         self.is_async: bool = _is_async(func)
         self._model, self._accepts_extra = _args_model(func, self.name)
 
@@ -111,13 +120,25 @@ class Tool:
 
     def call_with(self, args: Any) -> Any:
         """``__call__`` with the arguments as one object (or a bare value, see ``validate``)."""
+        with start_run("tool", self.name, _shown(args), metadata={"description": self.desc}) as run:
+            result = self._call_with(args)
+            run.end(result)
+        return result
+
+    async def acall_with(self, args: Any) -> Any:
+        """``acall`` with the arguments as one object (or a bare value, see ``validate``)."""
+        with start_run("tool", self.name, _shown(args), metadata={"description": self.desc}) as run:
+            result = await self._acall_with(args)
+            run.end(result)
+        return result
+
+    def _call_with(self, args: Any) -> Any:
         values = self.validate(args)
         if self.timeout is None and not self.is_async:
             return self._invoke(values)
         return run_in_thread(lambda: self._invoke_blocking(values), self.timeout, what=f"tool {self.name!r}")
 
-    async def acall_with(self, args: Any) -> Any:
-        """``acall`` with the arguments as one object (or a bare value, see ``validate``)."""
+    async def _acall_with(self, args: Any) -> Any:
         import asyncio
 
         values = self.validate(args)
@@ -154,9 +175,42 @@ class Tool:
             raise ToolError(f"tool {self.name!r} failed: {describe(exc)}") from exc
 
 
-def ensure_tool(tool: Tool | Callable[..., Any]) -> Tool:
-    """A Tool as is; any other callable wrapped in one."""
-    return tool if isinstance(tool, Tool) else Tool(tool)
+def _shown(args: Any) -> Mapping[str, Any]:
+    """The arguments as the tool run's start event shows them."""
+    return args if isinstance(args, Mapping) else {"input": args}
+
+
+ToolConverter = Callable[[Any], Tool]
+"""Turns a tool object of another framework into a ``Tool``."""
+
+ADAPTER_MODULES: dict[str, str] = {"langchain_core": "adapters.langchain_tools"}
+"""Framework packages whose tools an adapter converts, and the adapter module that registers it."""
+
+_converters: dict[str, ToolConverter] = {}
+
+
+def register_tool_converter(package: str, convert: ToolConverter) -> None:
+    """Convert the tools whose class comes from ``package`` (a top-level package name) with ``convert``."""
+    _converters[package] = convert
+
+
+def _converter_for(tool: Any) -> ToolConverter | None:
+    for cls in type(tool).__mro__:
+        package = cls.__module__.partition(".")[0]
+        if package not in _converters and package in ADAPTER_MODULES:
+            importlib.import_module(ADAPTER_MODULES[package])  # registers its converter
+        if package in _converters:
+            return _converters[package]
+    return None
+
+
+def ensure_tool(tool: Any) -> Tool:
+    """A Tool as is; a tool of another framework converted (see ``register_tool_converter``); any
+    other callable wrapped in a Tool."""
+    if isinstance(tool, Tool):
+        return tool
+    convert = _converter_for(tool)
+    return convert(tool) if convert is not None else Tool(tool)
 
 
 def run_in_thread(work: Callable[[], T], timeout: float | None, *, what: str = "call") -> T:
@@ -302,4 +356,5 @@ def _short_validation(exc: Exception) -> str:
     return "; ".join(parts)
 
 
-__all__ = ["DEFAULT_TIMEOUT", "Tool", "ensure_tool", "render_result", "run_in_thread", "run_sync"]
+__all__ = ["ADAPTER_MODULES", "DEFAULT_TIMEOUT", "Tool", "ToolConverter", "ensure_tool", "register_tool_converter",
+           "render_result", "run_in_thread", "run_sync"]

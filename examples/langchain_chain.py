@@ -1,8 +1,11 @@
-"""A hand-written LangChain prompt, migrated to a signature, compiled, and run back inside an LCEL chain.
+"""A hand-written LangChain prompt, migrated to a signature, compiled, and exported back to LangChain.
 
 1. ``from_prompt_template`` turns a LangChain ``PromptTemplate`` into a bridge signature.
 2. ``LabeledFewShot`` compiles it with demos from the SST-2 training set (no LM calls).
 3. ``to_runnable`` puts the compiled program into a LangChain chain, between two plain steps.
+4. ``to_langchain_chain`` exports the compiled predictor as plain ``prompt | chat model | parser``
+   (the chat model being the same embedded model, as a LangChain ``BridgeChatModel``); its labels
+   are compared with the chain's.
 
 Runs offline on the embedded model (SmolLM2-135M through llama.cpp):
 
@@ -22,7 +25,8 @@ from langchain_core.prompts import PromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda
 
 import bridge
-from adapters.langchain import from_prompt_template, to_runnable
+from adapters.langchain import from_prompt_template, to_langchain_chain, to_runnable
+from adapters.langchain_chat import BridgeChatModel
 from examples.data import load_classification
 
 HAND_WRITTEN = PromptTemplate.from_template(
@@ -52,8 +56,14 @@ def main(argv: list[str] | None = None) -> float:
              | RunnableLambda(lambda label: "+" if label == "positive" else "-"))
 
     testset = load_classification("sst2", "test", args.test)
-    with bridge.context(lm=bridge.LM(args.model, max_tokens=16)):
+    lm = bridge.LM(args.model, max_tokens=16)
+    with bridge.context(lm=lm):
         marks = chain.batch([ex.text for ex in testset], config={"max_concurrency": 2})
+    exported = to_langchain_chain(compiled, BridgeChatModel(lm=lm))
+    labels = exported.batch([{"text": ex.text.strip()} for ex in testset], return_exceptions=True)
+    same = sum(isinstance(out, dict) and ("+" if out["label"] == "positive" else "-") == mark
+               for out, mark in zip(labels, marks))
+    print(f"the exported LangChain chain agrees with the lmbridge chain on {same}/{len(testset)} reviews")
     correct: int = sum(m == ("+" if ex.label == "positive" else "-") for m, ex in zip(marks, testset))
     for mark, ex in zip(marks, testset):
         print(f"{mark} {ex.text[:70]!r}")

@@ -1,0 +1,82 @@
+"""LangChain's own standard test suites (``langchain-tests``) on what lmbridge exports:
+``ToolsUnitTests`` and ``ToolsIntegrationTests`` on ``to_langchain_tool(program)``, for a Predict
+with typed inputs and for a ChainOfThought. The programs answer through bridge ScriptedLMs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import bridge
+from bridge.testing import ScriptedLM
+
+pytest.importorskip("langchain_core")
+pytest.importorskip("langchain_tests")
+pytest.importorskip("pytest_asyncio")  # runs the suites' async tests (asyncio_mode = "auto" in pyproject.toml)
+
+from langchain_core.tools import BaseTool
+from langchain_tests.integration_tests import ToolsIntegrationTests
+from langchain_tests.unit_tests import ToolsUnitTests
+
+from adapters.langchain import to_langchain_tool
+
+
+class Forecast(bridge.Signature):
+    """Forecast tomorrow's weather for a city."""
+
+    city: str = bridge.InputField(desc="the city name")
+    days: int = bridge.InputField(desc="how many days ahead")
+    unit: str = bridge.InputField(desc="C or F")
+    summary: str = bridge.OutputField()
+    high: int = bridge.OutputField()
+
+
+def forecast_tool() -> BaseTool:
+    lm = ScriptedLM(lambda messages: {"summary": "Sunny and mild.", "high": 21})
+    return to_langchain_tool(bridge.Predict(Forecast, lm=lm))
+
+
+def cot_tool() -> BaseTool:
+    lm = ScriptedLM(lambda messages: {"reasoning": "It is the capital.", "answer": "Lima"})
+    return to_langchain_tool(bridge.ChainOfThought("country -> answer", lm=lm), name="capital_of")
+
+
+class TestForecastToolUnit(ToolsUnitTests):
+    @property
+    def tool_constructor(self) -> BaseTool:
+        return forecast_tool()
+
+    @property
+    def tool_invoke_params_example(self) -> dict[str, Any]:
+        return {"city": "Oslo", "days": 1, "unit": "C"}
+
+
+class TestForecastToolIntegration(ToolsIntegrationTests):
+    @property
+    def tool_constructor(self) -> BaseTool:
+        return forecast_tool()
+
+    @property
+    def tool_invoke_params_example(self) -> dict[str, Any]:
+        return {"city": "Oslo", "days": 1, "unit": "C"}
+
+
+class TestChainOfThoughtToolUnit(ToolsUnitTests):
+    @property
+    def tool_constructor(self) -> BaseTool:
+        return cot_tool()
+
+    @property
+    def tool_invoke_params_example(self) -> dict[str, Any]:
+        return {"country": "Peru"}
+
+
+class TestChainOfThoughtToolIntegration(ToolsIntegrationTests):
+    @property
+    def tool_constructor(self) -> BaseTool:
+        return cot_tool()
+
+    @property
+    def tool_invoke_params_example(self) -> dict[str, Any]:
+        return {"country": "Peru"}
