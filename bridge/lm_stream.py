@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from bridge.callbacks import NO_RUN, Callback, LMEnd, RunScope, start_run
+from bridge.callbacks import NO_RUN, Callback, LMEnd, RunScope, start_run, watched
 from bridge.settings import current
 
 if TYPE_CHECKING:
@@ -177,9 +177,9 @@ class StreamingMixin:
     def _traced_complete(self, callbacks: Sequence[Callback], messages: list[Message],
                          params: dict[str, Any] | None, signature: type[Signature] | None,
                          fmt: PromptFormat | None) -> Completion:
-        scope, merged = _lm_run(self, callbacks, messages, params)
-        if scope is NO_RUN:  # no callback watches LM calls
+        if not watched(callbacks, "lm"):
             return self._complete(messages, params, signature=signature, fmt=fmt)
+        scope, merged = _lm_run(self, callbacks, messages, params)
         try:
             completion = self._complete(messages, params, signature=signature, fmt=fmt)
         except BaseException as error:
@@ -191,9 +191,9 @@ class StreamingMixin:
     async def _atraced_complete(self, callbacks: Sequence[Callback], messages: list[Message],
                                 params: dict[str, Any] | None, signature: type[Signature] | None,
                                 fmt: PromptFormat | None) -> Completion:
-        scope, merged = _lm_run(self, callbacks, messages, params)
-        if scope is NO_RUN:
+        if not watched(callbacks, "lm"):
             return await self._acomplete(messages, params, signature=signature, fmt=fmt)
+        scope, merged = _lm_run(self, callbacks, messages, params)
         try:
             completion = await self._acomplete(messages, params, signature=signature, fmt=fmt)
         except BaseException as error:
