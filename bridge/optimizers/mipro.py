@@ -20,6 +20,7 @@ checkpoint run trials of one study together.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import random
@@ -29,12 +30,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from bridge.evaluate import Metric, check_examples, mean_score
 from bridge.formats import PromptFormat
 from bridge.lm import BaseLM
 from bridge.module import Module
 from bridge.optimizers.base import CompileRun, Estimate, Optimizer, price_per_call
 from bridge.optimizers.checkpoint import fingerprint, storage_url
-from bridge.optimizers.evaluation import Metric, check_examples, mean_score
 from bridge.optimizers.fewshot import _calls_per_run
 from bridge.optimizers.proposer import GroundedProposer
 from bridge.optimizers.random_search import demo_candidates
@@ -167,10 +168,10 @@ class MIPROv2(Optimizer):
             tip_aware=tip_aware_proposer, fewshot_aware=fewshot_aware_proposer,
             templates=self.proposal_templates, init_temperature=self.init_temperature, seed=seed)
         total = trials + (trials // max(1, minibatch_full_eval_steps) + 2 if batch < len(val) else 1)
-        with CompileRun(self, student, train, val, total=total) as run:
+        with CompileRun(self, student, train, val, total=total, unit="evaluations") as run:
             run.notes.update({"resumed": store.resumed or not created, "num_trials": trials,
                               "minibatch_size": batch,
-                              "study": study.study_name, "worker": WORKER})
+                              "study": study.study_name})
             if len(val) < SMALL_VALSET:
                 run.notes["warnings"] = [
                     f"the valset has {len(val)} rows: one row moves a score by {100 / len(val):.1f} points, so "
@@ -292,7 +293,7 @@ class _Search:
             outcomes = self.run.evaluate(program, self.val, self.opt.metric)
             score = mean_score(outcomes)
             self.store.put(f"full:{k}", {"score": score, "at": time.time(), "worker": WORKER})
-            self._check_errors()
+            self.run.check_errors(self.opt.max_errors)
         self.run.offer(self.space.state(choice), score)
         return score
 
@@ -301,14 +302,23 @@ class _Search:
         self.run.step("baseline")
 
     def trials(self, num_trials: int) -> None:
+        """Run trials until the study holds ``num_trials`` complete ones.
+
+        Each proposal depends only on the seed and the trials finished so far (a fresh TPE sampler
+        seeded from both), never on how many processes or restarts came before, so a compile
+        resumed after a kill proposes what an uninterrupted one would have."""
         dims = self.space.dims()
+        self._release_dead_trials()
+        self._catch_up_full_evals()
         while len(self._complete()) < num_trials:
+            slot = self._slot()
+            self.study.sampler = self._sampler(slot)
             trial = self.study.ask()
             choice = {d: int(trial.suggest_categorical(d, list(range(n)))) for d, n in dims}
             trial.set_user_attr("combo", key(choice))
             trial.set_user_attr("worker", WORKER)
             try:
-                score = self._score(choice, trial.number)
+                score = self._score(choice, slot)
             except BaseException:
                 self.study.tell(trial, state=self.optuna.trial.TrialState.FAIL)
                 raise
@@ -316,24 +326,54 @@ class _Search:
             self.run.step(f"trial {trial.number}")
             done = len(self._complete())
             if self.batch < len(self.val) and done % self.full_eval_steps == 0:
-                self._full_eval_best(str(done))
+                self._full_eval_best(str(done), upto=done)
 
-    def _score(self, choice: Mapping[str, int], number: int) -> float:
+    def _score(self, choice: Mapping[str, int], slot: str) -> float:
         if self.batch >= len(self.val):
             return self.full_score(choice)
-        rows = random.Random(f"{self.seed}:{number}").sample(self.val, self.batch)
+        rows = random.Random(f"{self.seed}:{slot}").sample(self.val, self.batch)
         outcomes = self.run.evaluate(self.run.candidate(self.space.state(choice)), rows, self.opt.metric)
-        self._check_errors()
+        self.run.check_errors(self.opt.max_errors)
         return mean_score(outcomes)
 
-    def _full_eval_best(self, step: str) -> None:
-        """Score on the whole valset the candidate with the best mean minibatch score that has no full
-        score yet. Each step runs once per study (``step`` names it), so a resumed run skips it."""
+    def _slot(self) -> str:
+        """Where the next trial stands: trials complete, plus trials other workers are running now."""
+        running = self.study.get_trials(deepcopy=False, states=(self.optuna.trial.TrialState.RUNNING,))
+        complete = len(self._complete())
+        return f"{complete}" if not running else f"{complete}+{len(running)}"
+
+    def _sampler(self, slot: str) -> Any:
+        import warnings
+
+        derived = int.from_bytes(hashlib.sha256(f"{self.seed}:{slot}".encode()).digest()[:4], "big")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # multivariate TPE is marked experimental
+            return self.optuna.samplers.TPESampler(seed=derived, multivariate=True)
+
+    def _release_dead_trials(self) -> None:
+        """Mark FAIL the trials left RUNNING by a process of this machine that is gone (a kill)."""
+        for t in self.study.get_trials(deepcopy=False, states=(self.optuna.trial.TrialState.RUNNING,)):
+            host, _, pid = str(t.user_attrs.get("worker", "")).rpartition(":")
+            if host == WORKER.rpartition(":")[0] and pid.isdigit() and not _alive(int(pid)):
+                self.study.tell(t.number, state=self.optuna.trial.TrialState.FAIL)
+
+    def _catch_up_full_evals(self) -> None:
+        """The full evaluations an interrupted run owed at its last steps, done before going on."""
+        if self.batch >= len(self.val):
+            return
+        done = len(self._complete())
+        for step in range(self.full_eval_steps, done + 1, self.full_eval_steps):
+            self._full_eval_best(str(step), upto=step)
+
+    def _full_eval_best(self, step: str, upto: int | None = None) -> None:
+        """Score on the whole valset the candidate with the best mean minibatch score (over the first
+        ``upto`` complete trials) that has no full score yet. Each step runs once per study (``step``
+        names it), so a resumed run skips it."""
         if self.store.get(f"fullstep:{step}"):
             return
         means: dict[str, list[float]] = {}
         first: dict[str, int] = {}
-        for t in self._complete():
+        for t in sorted(self._complete(), key=lambda t: t.number)[:upto]:
             k = str(t.user_attrs.get("combo"))
             means.setdefault(k, []).append(float(t.value))
             first.setdefault(k, t.number)
@@ -358,19 +398,15 @@ class _Search:
                         if k.startswith("full:") and isinstance(v, dict)))
         for _, k, score in fulls:
             self.run.offer(self.space.state(json.loads(k)), float(score))
+        workers: dict[str, int] = {}  # the report names workers 0, 1, ...: no host names or pids
         for t in sorted(self._complete(), key=lambda t: t.number):
             choice = json.loads(str(t.user_attrs.get("combo")))
+            worker = workers.setdefault(str(t.user_attrs.get("worker")), len(workers))
             kind = "full" if self.batch >= len(self.val) else "minibatch"
             self.run.record(kind, float(t.value), self.batch, number=t.number,
-                            worker=t.user_attrs.get("worker"),
+                            worker=worker,
                             config=self.space.describe(choice))
         for _, k, score in fulls:
             self.run.record("full_evaluation", float(score), len(self.val),
                             config=self.space.describe(json.loads(k)))
 
-    def _check_errors(self) -> None:
-        if self.opt.max_errors is not None and self.run.failures > self.opt.max_errors:
-            from bridge.errors import EvaluationError
-
-            raise EvaluationError(f"MIPROv2 stopped: {self.run.failures} examples failed, more than "
-                                  f"max_errors={self.opt.max_errors}; first errors: {self.run.errors}")
