@@ -324,3 +324,29 @@ def test_on_the_real_model_unparsable_answers_are_counted_and_the_score_matches_
     with pytest.raises(bridge.ConfigurationError, match="model name"):  # a typo stops the run
         bridge.Evaluate(devset=devset, metric=exact_match("label"), display_progress=False)(
             bridge.Predict(signature, lm=bridge.LM("local/smolm2")))
+
+
+def test_the_progress_display_is_a_tqdm_bar_on_a_terminal_and_plain_lines_elsewhere() -> None:
+    import io
+
+    from bridge.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty, log = Terminal(), io.StringIO()
+    for stream in (tty, log):
+        with Progress("Evaluate", 50, stream=stream, unit="ex") as progress:
+            for i in range(50):
+                progress.advance(1, f"score {i}%")
+    assert "\r" in tty.getvalue() and "50/50" in tty.getvalue()  # tqdm redraws in place
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and "\x1b" not in log.getvalue()
+    assert lines[0] == "Evaluate: 1/50 score 0%" and lines[-1] == "Evaluate: 50/50 score 49%"
+    assert len(lines) == 11  # the first, then one per tenth
+    stopped = io.StringIO()
+    with Progress("Evaluate", 50, stream=stopped) as progress:
+        progress.advance(7, "score 1%")
+        progress.advance(1, "score 2%")
+    assert stopped.getvalue().splitlines()[-1] == "Evaluate: 8/50 score 2%"  # where the run stopped

@@ -237,6 +237,15 @@ def test_a_killed_mipro_compile_resumes_without_rerunning_finished_trials(tmp_pa
     assert result["report"]["resumed"] is True
     assert result["report"]["best_score"] == 100.0
 
+    # the same program, and the same search, as a compile that was never killed
+    whole = subprocess.run([sys.executable, str(script), str(tmp_path / "whole.db"), str(tmp_path / "w.log")],
+                           env={**env, "CALL_DELAY": "0"}, capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    reference = json.loads(whole.stdout.strip().splitlines()[-1])["report"]
+    path = [(t["kind"], t["score"], t["config"]) for t in result["report"]["trials"]]
+    assert path == [(t["kind"], t["score"], t["config"]) for t in reference["trials"]]
+    assert result["report"]["best"] == reference["best"]
+
 
 def test_two_workers_share_one_study(tmp_path: Path) -> None:
     script = tmp_path / "run.py"
