@@ -20,6 +20,10 @@ What is measured, and how it is kept fair:
   installed): ChainOfThought on SQuAD dev questions, streamed against called, alternating; the time
   to the first field event and to the first typed value, against the whole call.
 * **Cold import**: ``import bridge`` against ``import dspy``, each in a fresh interpreter.
+* **Evaluate over a large devset**: ``bridge.Evaluate`` of Predict "question -> answer" on a
+  ``ScriptedLM`` over 10,000 and 100,000 rows (one thread, no progress display), as microseconds per
+  row. The goal is linear time: the per-row cost at 100,000 rows within 1.5x of that at 10,000
+  (``--evaluate-only`` runs this part alone; DSPy is not involved).
 * **Memory retained per call**: heap growth (tracemalloc) over 10,000 calls after a warm-up. The
   goal ("flat") is judged on the last four fifths of the run: the first fifth also holds bounded
   one-time growth (lmbridge's LM history keeps the last 100 calls, and tracemalloc sees the entries
@@ -341,6 +345,44 @@ def report(per_call: dict[str, dict[str, list[float]]], memory: dict[str, dict[s
     return "\n".join(lines), ok
 
 
+EVALUATE_ROWS = (10_000, 100_000)
+EVALUATE_GOAL = 1.5
+"""Per-row time at the largest devset over per-row time at the smallest: linear time keeps it near 1."""
+
+
+def measure_evaluate(sizes: tuple[int, ...]) -> dict[int, float]:
+    """Microseconds per row of Evaluate on a ScriptedLM, for each devset size."""
+    import bridge
+    from bridge.testing import ScriptedLM
+
+    out: dict[int, float] = {}
+    for n in sizes:
+        devset = [bridge.Example(question=f"What is {i} + {i}?", answer=str(2 * i)).with_inputs("question")
+                  for i in range(n)]
+        program = bridge.Predict("question -> answer", lm=ScriptedLM(lambda m: {"answer": "4"}))
+        evaluate = bridge.Evaluate(devset=devset, metric=bridge.metrics.answer_exact_match, num_threads=1,
+                                   display_progress=False)
+        start = time.perf_counter()
+        result = evaluate(program)
+        elapsed = time.perf_counter() - start
+        assert len(result.results) == n and result.errors == 0
+        out[n] = elapsed / n * 1e6
+        print(f"Evaluate, {n:,} rows: {elapsed:.1f} s, {out[n]:.1f} us/row", flush=True)
+    return out
+
+
+def evaluate_report(per_row: dict[int, float]) -> tuple[str, bool]:
+    small, large = min(per_row), max(per_row)
+    ratio = per_row[large] / per_row[small]
+    met = ratio <= EVALUATE_GOAL
+    lines = ["", "Evaluate over a devset (ScriptedLM, one thread, microseconds per row)",
+             _row("rows", "us/row"), "-" * 80]
+    lines += [_row(f"{n:,}", f"{per_row[n]:.1f}") for n in sorted(per_row)]
+    lines.append(f"per-row time at {large:,} / at {small:,}: {ratio:.2f}   linear (<= {EVALUATE_GOAL}) "
+                 f"{'met' if met else 'MISSED'}")
+    return "\n".join(lines), met
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=2000, help="timed calls per repeat")
@@ -352,17 +394,27 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run with small counts")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "overhead.txt")
     parser.add_argument("--stream-questions", type=int, default=8, help="questions for the streaming latency")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="only the Evaluate devset-size case (no DSPy)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--stream-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stream_worker:
         stream_worker(args)
         return
+    sizes = EVALUATE_ROWS
     if args.quick:
         args.n, args.repeats, args.rounds, args.warmup = 200, 2, 1, 20
         args.mem_calls, args.import_repeats, args.stream_questions = 1000, 3, 2
+        sizes = (2_000, 20_000)
     if args.worker:
         bridge_worker(args)
+        return
+    if args.evaluate_only:
+        text, ok = evaluate_report(measure_evaluate(sizes))
+        print(text)
+        if not ok:
+            raise SystemExit("FAILED: Evaluate time is not linear in the devset size")
         return
     dspy_python = ensure_dspy()
     env = child_env()
@@ -389,6 +441,8 @@ def main() -> None:
     settings = (f"{args.rounds} rounds x {args.repeats} repeats x {args.n} calls per scenario; "
                 f"{args.mem_calls} calls for memory")
     text, _ = report(per_call, memory, imports, settings, hook, stream)
+    print("Evaluate over a large devset ...", flush=True)
+    text += "\n" + evaluate_report(measure_evaluate(sizes))[0]
     print("\n" + text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text + "\n")

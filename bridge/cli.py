@@ -9,7 +9,10 @@
 ``app:program`` names a Module instance, or a class or function that returns one, in an importable
 module (the current directory is importable). The command imports it because you named it; loading
 a compiled JSON file never runs code. ``--metric`` is ``module:function`` or a built-in
-``exact_match:FIELD`` / ``f1:FIELD``. Data files hold one JSON object per line.
+``exact_match:FIELD`` / ``f1:FIELD``. Data files are JSONL (see ``DATA_FORMAT``).
+
+Exit status: 0 on success, 1 when the run failed (a configuration error, a metric or data that
+cannot work, every example failed), 2 on a command-line mistake. The reason goes to stderr.
 """
 
 from __future__ import annotations
@@ -25,14 +28,48 @@ from typing import Any
 from bridge.errors import BridgeError
 from bridge.lm import LM, BaseLM
 from bridge.module import Module
-from bridge.settings import context
+from bridge.settings import context, current
 from bridge.types import Example
 
-OPTIMIZERS = ["labeled", "bootstrap", "random-search", "mipro", "copro", "simba", "gepa", "knn"]
+OPTIMIZERS = {
+    "labeled": "LabeledFewShot: k labeled demos from the trainset, no LM calls",
+    "bootstrap": "BootstrapFewShot: demos from the program's own correct runs on the trainset",
+    "random-search": "BootstrapFewShotWithRandomSearch: several bootstrapped demo sets, the best on the valset",
+    "mipro": "MIPROv2 (default; needs lmbridge[optuna]): instructions, demos and prompt format, searched with TPE",
+    "copro": "COPRO: instructions proposed and refined by the LM",
+    "simba": "SIMBA: rules and demos added from the program's hardest examples",
+    "gepa": "GEPA: instructions evolved from reflection on failures",
+}
+"""The optimizers the command offers. KNNFewShot and Ensemble are Python-only: a KNN program looks
+up demos in memory for each input, and an ensemble combines several programs built in code; neither
+can be carried by one saved JSON file of plain state."""
+
+DEFAULT_LM = "local/smollm2"
+
+DATA_FORMAT = """\
+data files (--trainset, --valset, --devset):
+  JSONL: one JSON object per line, UTF-8; blank lines are skipped. Each object holds the
+  program's input fields (by default those of its first predictor; --input-fields a,b to choose)
+  and the gold fields the metric reads, for example
+    {"text": "a gorgeous, witty film", "label": "positive"}
+  Every row needs every input field; a missing one is an error naming the line.
+
+the LM:
+  --lm MODEL uses that model for the whole run. Without --lm the program's own LM is used (an LM
+  given to its predictors, or bridge.configure(...) run when its module is imported); when it has
+  none, the embedded local/smollm2.
+
+exit status: 0 on success; 1 when the run failed (no usable LM, refused credentials, an unknown
+model, a metric or data that cannot work, every example failed); 2 on a command-line mistake.
+"""
 
 
 class UsageError(Exception):
     """A command-line mistake: printed without a traceback."""
+
+
+class RunFailed(Exception):
+    """The run finished but produced nothing usable: printed without a traceback, exit status 1."""
 
 
 def _import(spec: str, what: str) -> Any:
@@ -78,7 +115,7 @@ def load_rows(path: str, input_fields: Sequence[str]) -> list[Example]:
     rows = []
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {path}: {exc}") from exc
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -86,11 +123,15 @@ def load_rows(path: str, input_fields: Sequence[str]) -> list[Example]:
         try:
             data = json.loads(line)
         except ValueError as exc:
-            raise UsageError(f"{path}:{n} is not JSON: {exc}") from exc
+            raise UsageError(f"{path}:{n} is not JSON ({exc}); data files hold one JSON object per line") from exc
+        if not isinstance(data, dict):
+            raise UsageError(f"{path}:{n} is a JSON {type(data).__name__}, not an object")
         missing = [f for f in input_fields if f not in data]
         if missing:
             raise UsageError(f"{path}:{n} lacks the input field(s) {missing}")
         rows.append(Example(data).with_inputs(*input_fields))
+    if not rows:
+        raise UsageError(f"{path} holds no rows")
     return rows
 
 
@@ -103,14 +144,25 @@ def input_fields_of(program: Module, given: str | None) -> list[str]:
     return list(predictors[0].signature.input_fields)
 
 
-def make_lm(args: argparse.Namespace) -> BaseLM:
+def make_lm(args: argparse.Namespace, program: Module) -> BaseLM | None:
+    """The LM the command puts in context: --lm-factory or --lm when given; otherwise None (the
+    program's own LM is used) or, when the program has no LM at all, the embedded default."""
     if getattr(args, "lm_factory", None):
         value = _import(args.lm_factory, "--lm-factory")
         lm = value if isinstance(value, BaseLM) else value()
         if not isinstance(lm, BaseLM):
             raise UsageError(f"{args.lm_factory} did not give a bridge LM")
         return lm
-    return LM(args.lm, api_base=args.api_base)
+    if args.lm:
+        return LM(args.lm, api_base=args.api_base)
+    if current().lm is not None or all(p.lm is not None for p in program.predictors()):
+        return None
+    print(f"note: the program configures no LM; using {DEFAULT_LM} (pass --lm to choose)", file=sys.stderr)
+    return LM(DEFAULT_LM, api_base=args.api_base)
+
+
+def _lm_context(lm: BaseLM | None) -> Any:
+    return context(lm=lm) if lm is not None else context()
 
 
 # -- compile -----------------------------------------------------------------------------------------
@@ -135,16 +187,13 @@ def make_optimizer(args: argparse.Namespace, metric: Any) -> Any:
         auto = None if args.auto == "none" else args.auto
         extra = {"num_candidates": args.num_candidates} if auto is None else {}
         return opt.MIPROv2(metric, auto=auto, **extra, **demos, **threads, **common)
-    cls = getattr(opt, {"copro": "COPRO", "simba": "SIMBA", "gepa": "GEPA", "knn": "KNNFewShot"}[name], None)
-    if cls is None:
-        raise UsageError(f"optimizer {name!r} is not available in this version")
     if name == "copro":
-        return cls(metric=metric, **threads, **common)
+        return opt.COPRO(metric=metric, **threads, **common)
     if name == "simba":
-        return cls(metric=metric, **threads, **common)
+        return opt.SIMBA(metric=metric, **threads, **common)
     if name == "gepa":
-        return cls(metric, auto=args.auto if args.auto != "none" else "light", **threads, **common)
-    raise UsageError("the knn optimizer needs an embedder: use it from Python (bridge.KNNFewShot)")
+        return opt.GEPA(metric, auto=args.auto if args.auto != "none" else "light", **threads, **common)
+    raise UsageError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
 
 
 def compile_kwargs(args: argparse.Namespace, name: str) -> dict[str, Any]:
@@ -166,9 +215,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     fields = input_fields_of(program, args.input_fields)
     train = load_rows(args.trainset, fields)
     val = load_rows(args.valset, fields) if args.valset else None
-    lm = make_lm(args)
     optimizer = make_optimizer(args, metric)
-    with context(lm=lm):
+    with _lm_context(make_lm(args, program)):
         options = compile_kwargs(args, args.optimizer)
         sizes = {k: v for k, v in options.items() if k in ("num_trials", "minibatch_size")}
         estimate = optimizer.estimate(program, trainset=train, valset=val, **sizes)
@@ -228,13 +276,22 @@ def _pct(value: Any) -> str:
 
 
 def report_table(report: dict[str, Any], saved: str | None = None) -> str:
+    """The compile report as a table. Its counts are the report's own: the search trials (what
+    ``--num-trials`` sets), the full-valset evaluations, and the progress steps the bar showed."""
     trials = report.get("trials") or []
+    searched = [t for t in trials if t.get("kind") != "full_evaluation"]
+    fulls = len(trials) - len(searched)
     cost = report.get("cost")
     rows = [
         ("optimizer", str(report.get("optimizer", "-"))),
         ("baseline score", _pct(report.get("baseline_score"))),
         ("best score", _pct(report.get("best_score"))),
-        ("trials", str(len(trials))),
+        ("trials", str(len(searched)) + (f" (+ {fulls} full evaluations)" if fulls else "")),
+    ]
+    progress = report.get("progress")
+    if isinstance(progress, dict):
+        rows.append(("progress", f"{progress.get('done')} of {progress.get('planned')} {progress.get('unit')}"))
+    rows += [
         ("LM calls", f"{report.get('lm_calls', 0)} (cache hits {report.get('cache_hits', 0)})"),
         ("tokens", str(report.get("tokens", 0))),
         ("cost", "unknown" if cost is None else f"${float(cost):.4f}"),
@@ -258,12 +315,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         program.load(args.load)
     metric = load_metric(args.metric)
     rows = load_rows(args.devset, input_fields_of(program, args.input_fields))
-    with context(lm=make_lm(args)):
+    with _lm_context(make_lm(args, program)):
         result = Evaluate(devset=rows, metric=metric, num_threads=args.num_threads,
                           display_progress=not args.quiet)(program)
     print(f"score      {result.score:.1f}%  ({len(result.results)} examples, {result.errors} failed)")
     print(f"LM calls   {result.usage.calls} (cache hits {result.usage.cache_hits})")
     print(f"wall time  {result.elapsed:.1f} s")
+    first = next((r.error for r in result.results if r.error is not None), None)
+    if result.errors and result.errors == len(result.results):
+        raise RunFailed(f"every one of the {result.errors} examples failed, so there is no score; first: {first}")
+    if first is not None:
+        print(f"note: {result.errors} examples failed and scored 0; first: {first}", file=sys.stderr)
     return 0
 
 
@@ -347,50 +409,78 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 # -- the parser --------------------------------------------------------------------------------------
 
-def _lm_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lm", default="local/smollm2", help="model string (default: local/smollm2)")
-    p.add_argument("--lm-factory", help="module:name of a bridge LM, or of a function returning one")
-    p.add_argument("--api-base", help="base URL of an OpenAI-compatible server")
-    p.add_argument("--input-fields", help="comma-separated input fields (default: the first predictor's)")
-    p.add_argument("--num-threads", type=int, default=None)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+def _version() -> str:
+    from bridge import __version__
+
+    return f"lmbridge {__version__}"
+
+
+def _common_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lm", metavar="MODEL",
+                   help="model string for the whole run, such as local/smollm2 or openai/gpt-4o-mini "
+                        "(default: the program's own LM, else local/smollm2)")
+    p.add_argument("--lm-factory", metavar="MODULE:NAME",
+                   help="a bridge LM object, or a function returning one, to use instead of --lm")
+    p.add_argument("--api-base", metavar="URL", help="base URL of an OpenAI-compatible server, for --lm")
+    p.add_argument("--input-fields", metavar="A,B",
+                   help="comma-separated input fields of the data rows (default: the first predictor's)")
+    p.add_argument("--num-threads", type=int, metavar="N",
+                   help="examples run at once (default: bridge.configure's num_threads)")
+    p.add_argument("--quiet", action="store_true", help="no progress display on stderr")
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="lmbridge",
-                                   description="Compile, evaluate and inspect lmbridge programs.")
-    sub = root.add_subparsers(dest="command", required=True)
+    fmt = argparse.RawDescriptionHelpFormatter
+    root = argparse.ArgumentParser(prog="lmbridge", description="Compile, evaluate and inspect lmbridge programs.",
+                                   epilog=DATA_FORMAT, formatter_class=fmt)
+    root.add_argument("--version", action="version", version=_version(), help="print the version and exit")
+    sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    c = sub.add_parser("compile", help="optimize a program on a trainset and save it as JSON")
-    c.add_argument("program", help="module:name of the program")
-    c.add_argument("--trainset", required=True)
-    c.add_argument("--valset")
-    c.add_argument("--metric", required=True, help="module:function, exact_match:FIELD or f1:FIELD")
-    c.add_argument("--optimizer", choices=OPTIMIZERS, default="mipro")
-    c.add_argument("--auto", choices=["light", "medium", "heavy", "none"], default="light")
-    c.add_argument("--out", required=True)
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--max-lm-calls", type=int)
-    c.add_argument("--max-cost", type=float)
-    c.add_argument("--checkpoint", help="a file (or RDB URL, for mipro) to resume from and share")
-    c.add_argument("--k", type=int, help="demos for --optimizer labeled")
-    c.add_argument("--max-bootstrapped-demos", type=int)
-    c.add_argument("--max-labeled-demos", type=int)
-    c.add_argument("--num-candidates", type=int)
-    c.add_argument("--num-trials", type=int)
-    c.add_argument("--minibatch-size", type=int)
+    optimizers = "\n".join(f"  {name:<14}{text}" for name, text in OPTIMIZERS.items())
+    c = sub.add_parser("compile", help="optimize a program on a trainset and save it as JSON",
+                       description="Optimize a program on a trainset and save it as JSON.",
+                       epilog=f"optimizers (--optimizer):\n{optimizers}\n  KNNFewShot and Ensemble are "
+                              "used from Python only (see docs/optimizers/cli.md).\n\n" + DATA_FORMAT,
+                       formatter_class=fmt)
+    c.add_argument("program", help="module:name of the program (a Module, or a factory of one)")
+    c.add_argument("--trainset", required=True, metavar="FILE.jsonl", help="training rows, JSONL")
+    c.add_argument("--valset", metavar="FILE.jsonl",
+                   help="validation rows, JSONL (default: a split of the trainset, where the optimizer needs one)")
+    c.add_argument("--metric", required=True, metavar="SPEC",
+                   help="module:function(example, prediction, trace=None), exact_match:FIELD or f1:FIELD")
+    c.add_argument("--optimizer", choices=list(OPTIMIZERS), default="mipro", help="the optimizer (default: mipro)")
+    c.add_argument("--auto", choices=["light", "medium", "heavy", "none"], default="light",
+                   help="run size for mipro and gepa (default: light); none: set --num-candidates, --num-trials")
+    c.add_argument("--out", required=True, metavar="FILE.json", help="where to save the compiled program")
+    c.add_argument("--seed", type=int, default=0, help="random seed; the same seed, data and cache give the "
+                                                        "same program (default: 0)")
+    c.add_argument("--max-lm-calls", type=int, metavar="N",
+                   help="hard cap on LM calls; the compile stops there with the best program so far")
+    c.add_argument("--max-cost", type=float, metavar="USD", help="hard cap on spend, in US dollars")
+    c.add_argument("--checkpoint", metavar="PATH|URL",
+                   help="a file (or an RDB URL, for mipro) to resume from and share (bootstrap, random-search, mipro)")
+    c.add_argument("--k", type=int, help="demos per predictor for --optimizer labeled (default: 16)")
+    c.add_argument("--max-bootstrapped-demos", type=int, metavar="N", help="bootstrapped demos per predictor")
+    c.add_argument("--max-labeled-demos", type=int, metavar="N", help="labeled demos per predictor")
+    c.add_argument("--num-candidates", type=int, metavar="N",
+                   help="candidate programs (random-search) or instruction and demo candidates (mipro)")
+    c.add_argument("--num-trials", type=int, metavar="N", help="search trials for mipro")
+    c.add_argument("--minibatch-size", type=int, metavar="N", help="valset rows per mipro trial")
     c.add_argument("--estimate-only", action="store_true", help="print the projected LM calls and stop")
-    c.add_argument("--workers", type=int, default=1,
+    c.add_argument("--workers", type=int, default=1, metavar="N",
                    help="worker processes on this machine sharing the --checkpoint study (mipro)")
-    _lm_options(c)
+    _common_options(c)
     c.set_defaults(run=cmd_compile)
 
-    e = sub.add_parser("evaluate", help="score a program on a devset")
-    e.add_argument("program")
-    e.add_argument("--devset", required=True)
-    e.add_argument("--metric", required=True)
-    e.add_argument("--load", help="a compiled JSON file to load into the program first")
-    _lm_options(e)
+    e = sub.add_parser("evaluate", help="score a program on a devset",
+                       description="Score a program on a devset and print the score.",
+                       epilog=DATA_FORMAT, formatter_class=fmt)
+    e.add_argument("program", help="module:name of the program (a Module, or a factory of one)")
+    e.add_argument("--devset", required=True, metavar="FILE.jsonl", help="rows to score, JSONL")
+    e.add_argument("--metric", required=True, metavar="SPEC",
+                   help="module:function(example, prediction, trace=None), exact_match:FIELD or f1:FIELD")
+    e.add_argument("--load", metavar="FILE.json", help="a compiled JSON file to load into the program first")
+    _common_options(e)
     e.set_defaults(run=cmd_evaluate)
 
     i = sub.add_parser("inspect", help="show the messages a compiled program sends, without running a model")
@@ -418,6 +508,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"lmbridge: error: {exc}", file=sys.stderr)
         return 2
+    except RunFailed as exc:
+        print(f"lmbridge: {exc}", file=sys.stderr)
+        return 1
     except (BridgeError, ValueError, TypeError) as exc:
         print(f"lmbridge: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -12,7 +12,7 @@ so the original stays on ``__cause__``.
     ├── ParseError            a completion did not parse, even after one re-ask
     ├── StateError            a saved program does not fit the program loading it
     ├── ToolError             a tool failed, timed out, or got arguments it cannot take
-    ├── EvaluationError       evaluate or compile passed its maximum error count
+    ├── EvaluationError       evaluate or compile stopped: too many failures, or a metric/example that cannot work
     └── LMError               the language model call failed (after retries)
         ├── RateLimitError        HTTP 429 or provider quota
         ├── ContextWindowError    the prompt does not fit the model's context window
@@ -116,7 +116,9 @@ class ToolError(BridgeError):
 
 
 class EvaluationError(BridgeError):
-    """Raised when evaluate or compile passes the ``max_errors`` the caller set."""
+    """Raised when evaluate or compile passes the ``max_errors`` the caller set, or stops at an example
+    that cannot work (a metric that raises or returns no finite number, an example that does not fit
+    the program, a program bug); the cause is on ``__cause__``. See ``bridge.evaluate``."""
 
 
 class LMError(BridgeError):

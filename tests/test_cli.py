@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import re
+import socket
 import uuid
 from pathlib import Path
 
 import pytest
 
-from bridge.cli import main
+import bridge
+from bridge.cli import OPTIMIZERS, main, parser
 
 TASK = '''
 import bridge
@@ -61,7 +66,7 @@ def test_compile_saves_a_program_with_its_report_and_prints_a_table(
     assert report["baseline_score"] == 50.0 and report["best_score"] == 100.0
     assert "best score" in out.out and "100.0%" in out.out
     assert "estimate: at most" in out.err
-    assert "[####" in out.err  # the progress bar
+    assert "BootstrapFewShotWithRandomSearch candidates: 4/4 best 100.0%" in out.err  # the progress display
 
 
 def test_compile_with_mipro_and_the_builtin_metric(task: str, tmp_path: Path) -> None:
@@ -139,11 +144,159 @@ def test_mistakes_are_reported_without_a_traceback(task: str, capsys: pytest.Cap
     assert "StateError" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("optimizer", ["copro", "simba", "gepa", "bootstrap"])
+@pytest.mark.parametrize("optimizer", ["copro", "simba", "gepa", "bootstrap", "labeled", "random-search", "mipro"])
 def test_every_optimizer_runs_from_the_command_line(task: str, tmp_path: Path, optimizer: str) -> None:
+    if optimizer == "mipro":
+        pytest.importorskip("optuna")
     code = main(["compile", f"{task}:program", "--trainset", "train.jsonl", "--valset", "dev.jsonl",
                  "--metric", f"{task}:metric", "--optimizer", optimizer, "--lm-factory", f"{task}:lm",
                  "--max-lm-calls", "120", "--quiet", "--out", f"{optimizer}.json"])
     assert code == 0
     report = json.loads((tmp_path / f"{optimizer}.json").read_text())["report"]
-    assert 0 < report["lm_calls"] <= 120
+    assert report["lm_calls"] <= 120 and (report["lm_calls"] > 0 or optimizer == "labeled")
+
+
+# -- a complete CLI ---------------------------------------------------------------------------------
+
+def _options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [a for a in parser._actions if a.dest not in ("help", "command")]
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"lmbridge {bridge.__version__}"
+
+
+@pytest.mark.parametrize("command", [None, "compile", "evaluate"])
+def test_every_option_has_help_and_the_data_format_is_explained(command: str | None,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    root = parser()
+    sub = root if command is None else next(
+        a for a in root._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    assert all(a.help for a in _options(sub)), [a.dest for a in _options(sub) if not a.help]
+    with pytest.raises(SystemExit):
+        main(["--help"] if command is None else [command, "--help"])
+    text = capsys.readouterr().out
+    assert "JSONL: one JSON object per line" in text and "exit status" in text
+
+
+def test_only_optimizers_that_work_from_the_command_line_are_offered(capsys: pytest.CaptureFixture[str]) -> None:
+    import bridge.optimizers as opt
+
+    offered = set(OPTIMIZERS)
+    assert "knn" not in offered and "ensemble" not in offered
+    with pytest.raises(SystemExit):
+        main(["compile", "--help"])
+    text = capsys.readouterr().out
+    assert "KNNFewShot and Ensemble are" in text and "Python only" in text
+    names = {"labeled": opt.LabeledFewShot, "bootstrap": opt.BootstrapFewShot,
+             "random-search": opt.BootstrapFewShotWithRandomSearch, "mipro": opt.MIPROv2, "copro": opt.COPRO,
+             "simba": opt.SIMBA, "gepa": opt.GEPA}
+    assert set(names) == offered
+    python_only = {opt.KNNFewShot, opt.Ensemble}
+    every = {getattr(opt, n) for n in opt.__all__ if isinstance(getattr(opt, n), type)
+             and (issubclass(getattr(opt, n), opt.Optimizer) or n == "Ensemble")} - {opt.Optimizer}
+    assert every == set(names.values()) | python_only  # no optimizer forgotten by the command
+
+
+def test_counts_agree_between_progress_table_and_report(task: str, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("optuna")
+    code = main(["compile", f"{task}:program", "--trainset", "train.jsonl", "--valset", "dev.jsonl",
+                 "--metric", "exact_match:label", "--optimizer", "mipro", "--auto", "none",
+                 "--num-candidates", "3", "--num-trials", "5", "--minibatch-size", "3",
+                 "--lm-factory", f"{task}:lm", "--out", "m.json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    report = json.loads((tmp_path / "m.json").read_text())["report"]
+    progress = [line for line in out.err.splitlines() if line.startswith("MIPROv2 evaluations:")]
+    done, planned = progress[-1].split(": ", 1)[1].split()[0].split("/")
+    assert report["progress"] == {"unit": "evaluations", "done": int(done), "planned": int(planned)}
+    table = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in out.out.splitlines())
+    assert table["progress"] == f"{done} of {planned} evaluations"
+    fulls = sum(1 for t in report["trials"] if t["kind"] == "full_evaluation")
+    assert table["trials"] == f"5 (+ {fulls} full evaluations)"
+    assert report["num_trials"] == 5
+    assert int(done) == 5 + fulls  # each trial and each full evaluation is one step of the display
+
+
+def test_saved_artifacts_hold_no_host_name_or_pid(task: str, tmp_path: Path) -> None:
+    pytest.importorskip("optuna")
+    code = main(["compile", f"{task}:program", "--trainset", "train.jsonl", "--valset", "dev.jsonl",
+                 "--metric", "exact_match:label", "--optimizer", "mipro", "--auto", "none",
+                 "--num-candidates", "3", "--num-trials", "3", "--minibatch-size", "3", "--quiet",
+                 "--lm-factory", f"{task}:lm", "--out", "m.json", "--checkpoint", "study.db"])
+    assert code == 0
+    text = (tmp_path / "m.json").read_text()
+    assert socket.gethostname() not in text
+    assert f":{os.getpid()}" not in text and str(os.getpid()) not in text
+    workers = {t.get("worker") for t in json.loads(text)["report"]["trials"] if t["kind"] == "minibatch"}
+    assert workers == {0}
+
+
+CONFIGURED = TASK + """
+bridge.configure(lm=ScriptedLM(model))
+"""
+
+
+def test_the_programs_own_lm_wins_unless_lm_is_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     task: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib
+
+    name = f"configured_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(CONFIGURED)
+    assert main(["evaluate", f"{name}:program", "--devset", "dev.jsonl", "--metric", f"{name}:metric",
+                 "--quiet"]) == 0
+    module = importlib.import_module(name)
+    assert len(module.CALLS) == 6  # the LM its module configured answered every row
+    assert "score      50.0%" in capsys.readouterr().out
+    other = importlib.import_module(task)
+    assert main(["evaluate", f"{name}:program", "--devset", "dev.jsonl", "--metric", f"{name}:metric",
+                 "--lm-factory", f"{task}:lm", "--quiet"]) == 0
+    assert len(module.CALLS) == 6 and len(other.CALLS) == 6  # --lm-factory (like --lm) wins
+
+
+BROKEN_METRIC = TASK + """
+def metric_with_typo(example, prediction, trace=None):
+    return example.labell == prediction.label
+"""
+
+AUTH = TASK + """
+def refused():
+    return ScriptedLM(lambda m: bridge.AuthenticationError("Incorrect API key provided", status_code=401))
+"""
+
+
+@pytest.mark.parametrize(("source", "args", "says"), [
+    (BROKEN_METRIC, ["--metric", "{m}:metric_with_typo", "--lm-factory", "{m}:lm"], "reads a field"),
+    (AUTH, ["--metric", "{m}:metric", "--lm-factory", "{m}:refused"], "API key"),
+    (TASK, ["--metric", "{m}:metric", "--lm", "nosuchprovider/some-model"], "provider prefix"),
+], ids=["metric-reads-a-missing-field", "credentials-refused", "unknown-provider"])
+@pytest.mark.parametrize("command", ["evaluate", "compile"])
+def test_a_run_that_cannot_work_exits_non_zero_with_the_reason(
+        tmp_path: Path, task: str, capsys: pytest.CaptureFixture[str], source: str, args: list[str],
+        says: str, command: str) -> None:
+    if "nosuchprovider" in " ".join(args):
+        pytest.importorskip("litellm")
+    name = f"broken_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(source)
+    data = ["--devset", "dev.jsonl"] if command == "evaluate" else [
+        "--trainset", "train.jsonl", "--optimizer", "bootstrap", "--out", "x.json"]
+    code = main([command, f"{name}:program", *data, *[a.format(m=name) for a in args], "--quiet"])
+    out = capsys.readouterr()
+    assert code == 1
+    assert says in out.err and "Traceback" not in out.err
+    assert "0.0%" not in out.out
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_every_example_failing_is_not_a_score(tmp_path: Path, task: str, capsys: pytest.CaptureFixture[str]) -> None:
+    name = f"unparsable_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(TASK + "\ndef babble():\n    return ScriptedLM(lambda m: 'no idea')\n")
+    code = main(["evaluate", f"{name}:program", "--devset", "dev.jsonl", "--metric", f"{name}:metric",
+                 "--lm-factory", f"{name}:babble", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "every one of the 6 examples failed" in err and "ParseError" in err

@@ -237,6 +237,15 @@ def test_a_killed_mipro_compile_resumes_without_rerunning_finished_trials(tmp_pa
     assert result["report"]["resumed"] is True
     assert result["report"]["best_score"] == 100.0
 
+    # the same program, and the same search, as a compile that was never killed
+    whole = subprocess.run([sys.executable, str(script), str(tmp_path / "whole.db"), str(tmp_path / "w.log")],
+                           env={**env, "CALL_DELAY": "0"}, capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    reference = json.loads(whole.stdout.strip().splitlines()[-1])["report"]
+    path = [(t["kind"], t["score"], t["config"]) for t in result["report"]["trials"]]
+    assert path == [(t["kind"], t["score"], t["config"]) for t in reference["trials"]]
+    assert result["report"]["best"] == reference["best"]
+
 
 def test_two_workers_share_one_study(tmp_path: Path) -> None:
     script = tmp_path / "run.py"
@@ -256,3 +265,72 @@ def test_two_workers_share_one_study(tmp_path: Path) -> None:
     assert 8 <= len(complete_trials(db)) <= 10  # each worker may overshoot by its one trial in flight
     made_setup = ["proposer" in (tmp_path / f"w{i}.log").read_text().split() for i in (1, 2)]
     assert made_setup.count(True) == 1  # one worker made the candidates, the other waited for them
+
+
+# -- resumed after an interruption: the same program as an uninterrupted run ------------------------
+
+def _stable(text: str) -> int:
+    import hashlib
+
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+
+
+def graded_model(messages: list[Any]) -> Any:
+    """A model whose accuracy differs from prompt to prompt (stable, pseudo-random), so the search
+    path (which candidates TPE proposes, which rows each minibatch holds) decides the result."""
+    if is_proposer(messages):
+        if "Look at these" in messages[0]["content"]:
+            return {"summary": "Reviews."}
+        return {"instruction": f"Label the review, style {_stable(str(messages)) % 1000}."}
+    prompt = "".join(str(m["content"]) for m in messages[:-1]) + str(messages[-1]["content"]).split("Text:")[0]
+    right = _stable(prompt + last_text(messages)) % 4 != 0 or _stable(prompt) % 3 == 0
+    return {"label": truth(last_text(messages)) if right else "positive"}
+
+
+class Interrupt:
+    """The graded model, interrupted (as by Ctrl-C or a kill) at call ``at``."""
+
+    def __init__(self, at: int | None) -> None:
+        self.at, self.calls = at, 0
+
+    def __call__(self, messages: list[Any]) -> Any:
+        self.calls += 1
+        if self.at is not None and self.calls >= self.at:
+            raise KeyboardInterrupt
+        return graded_model(messages)
+
+
+def _compile_graded(model: Any, checkpoint: Path, **options: Any) -> bridge.Module:
+    student = bridge.Predict(SIG, lm=ScriptedLM(model))
+    opt = MIPROv2(metric, auto=None, num_candidates=4, max_bootstrapped_demos=1, max_labeled_demos=1,
+                  num_threads=1, seed=5, display_progress=False, **options)
+    return opt.compile(student, trainset=sentiment_rows(8), valset=sentiment_rows(9, offset=8), num_trials=12,
+                       minibatch_size=3, minibatch_full_eval_steps=3, checkpoint=checkpoint)
+
+
+def _search_path(program: bridge.Module) -> list[Any]:
+    assert program.report is not None
+    return [(t["kind"], t["score"], t["config"]) for t in program.report["trials"]]
+
+
+@pytest.mark.parametrize("stop", ["interrupt", "budget"])
+def test_a_resumed_mipro_compile_gives_the_uninterrupted_program(tmp_path: Path, stop: str) -> None:
+    whole = Interrupt(None)
+    uninterrupted = _compile_graded(whole, tmp_path / "whole.db")
+    at = int(whole.calls * 0.6)  # past the setup and the baseline, inside the trials
+
+    db = tmp_path / "resumed.db"
+    if stop == "interrupt":
+        with pytest.raises(KeyboardInterrupt):
+            _compile_graded(Interrupt(at), db)
+    else:
+        stopped = _compile_graded(Interrupt(None), db, max_lm_calls=at)
+        assert stopped.report is not None and "max_lm_calls" in stopped.report["stopped_early"]
+    assert 0 < len(complete_trials(db)) < 12  # stopped in the middle of the search
+    resumed = _compile_graded(Interrupt(None), db)
+
+    assert resumed.report is not None and resumed.report["resumed"] is True
+    assert _search_path(resumed) == _search_path(uninterrupted)
+    assert resumed.report["best_score"] == uninterrupted.report["best_score"]  # type: ignore[index]
+    assert program_state(resumed) == program_state(uninterrupted)
+    assert resumed.format == uninterrupted.format

@@ -11,8 +11,8 @@ import pytest
 
 import bridge
 from bridge.cache import Cache
+from bridge.evaluate import read_score, run_many
 from bridge.optimizers.budget import Budget, BudgetExhausted
-from bridge.optimizers.evaluation import read_score, run_many
 from bridge.optimizers.state import build, snapshot
 from bridge.testing import ScriptedLM
 
@@ -87,7 +87,7 @@ def test_read_score_accepts_numbers_bools_and_feedback_results() -> None:
     assert read_score(True) == (1.0, None)
     assert read_score(0.25) == (0.25, None)
     assert read_score({"score": 1, "feedback": "ok"}) == (1.0, "ok")
-    with pytest.raises(TypeError, match="must return a number"):
+    with pytest.raises(TypeError, match="must return a finite number"):
         read_score("yes")
     with pytest.raises(TypeError):
         read_score(float("nan"))

@@ -13,21 +13,21 @@ compiled program carries ``program.report``, a JSON-able dict (see ``CompileRun.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, TextIO
+from typing import Any
 
 from bridge.callbacks import NO_RUN, RunScope, RunScore, start_run
 from bridge.errors import EvaluationError
+from bridge.evaluate import EvaluationRow, Metric, run_many
 from bridge.lm import LM
 from bridge.module import Module
 from bridge.optimizers.budget import Budget, BudgetExhausted
-from bridge.optimizers.evaluation import Metric, Outcome, run_many
 from bridge.optimizers.state import ProgramState, build, describe_state, snapshot
+from bridge.progress import Progress
 from bridge.settings import context, current
 from bridge.tracking import UsageTracker, track_usage
 from bridge.types import Example
@@ -53,33 +53,6 @@ class Estimate:
         return {"lm_calls": self.lm_calls, "cost": self.cost, "breakdown": dict(self.breakdown)}
 
 
-class Progress:
-    """One status line on stderr: steps done, the best score so far, LM calls spent."""
-
-    def __init__(self, label: str, total: int, enabled: bool, stream: TextIO | None = None) -> None:
-        self.label, self.total, self.enabled = label, total, enabled
-        self.stream = stream or sys.stderr
-        self._open = False
-
-    def update(self, done: int, best: float | None, calls: int, note: str = "") -> None:
-        if not self.enabled:
-            return
-        width = 20
-        filled = int(width * min(done, self.total) / max(self.total, 1))
-        best_text = f"best {best:5.1f}%" if best is not None else "best   -  "
-        extra = f" | {note}" if note else ""
-        self.stream.write(f"\r{self.label} [{'#' * filled:<{width}}] {done}/{self.total} | {best_text} | "
-                          f"{calls} LM calls{extra}\x1b[K")
-        self.stream.flush()
-        self._open = True
-
-    def close(self) -> None:
-        if self.enabled and self._open:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._open = False
-
-
 class CompileRun:
     """The bookkeeping of one compile: budget, usage, trials, best program so far, progress.
 
@@ -94,7 +67,9 @@ class CompileRun:
         self.trainset = list(trainset)
         self.valset = list(valset) if valset is not None else None
         self.budget = Budget(optimizer.max_lm_calls, optimizer.max_cost)
-        self.progress = Progress(f"{type(optimizer).__name__} {unit}", total, optimizer.display_progress)
+        self.unit, self.planned = unit, total
+        self.progress = Progress(f"{type(optimizer).__name__} {unit}", total,
+                                 enabled=optimizer.display_progress, unit=unit)
         self.trials: list[dict[str, Any]] = []
         self.best_state: ProgramState = snapshot(student)
         self.best_score: float | None = None
@@ -150,18 +125,24 @@ class CompileRun:
         return program
 
     def evaluate(self, program: Module, examples: Sequence[Example], metric: Metric, *,
-                 traced: bool = False) -> list[Outcome]:
+                 traced: bool = False) -> list[EvaluationRow]:
         outcomes = run_many(program, examples, metric, threads=self.optimizer.threads(), traced=traced)
         self.count(outcomes)
         return outcomes
 
-    def count(self, outcomes: Sequence[Outcome]) -> None:
+    def count(self, outcomes: Sequence[EvaluationRow]) -> None:
         for o in outcomes:
             self.examples_run += 1
             if o.error is not None:
                 self.failures += 1
                 if len(self.errors) < 5 and o.error not in self.errors:
                     self.errors.append(o.error)
+
+    def check_errors(self, max_errors: int | None) -> None:
+        """Stop the compile with EvaluationError once more than ``max_errors`` examples have failed."""
+        if max_errors is not None and self.failures > max_errors:
+            raise EvaluationError(f"{type(self.optimizer).__name__} stopped: {self.failures} examples failed, "
+                                  f"more than max_errors={max_errors}; first errors: {self.errors}")
 
     def record(self, kind: str, score: float | None, n: int, **details: Any) -> dict[str, Any]:
         """Add one trial to the report."""
@@ -179,7 +160,9 @@ class CompileRun:
 
     def step(self, note: str = "") -> None:
         self.done += 1
-        self.progress.update(self.done, self.best_score, self.budget.calls, note)
+        best = "best -" if self.best_score is None else f"best {self.best_score:.1f}%"
+        extra = f" | {note}" if note else ""
+        self.progress.advance(max(0, self.done - self.progress.done), f"{best} | {self.budget.calls} LM calls{extra}")
 
     # -- the result ----------------------------------------------------------------------------------
     def report(self) -> dict[str, Any]:
@@ -205,6 +188,7 @@ class CompileRun:
             "errors": list(self.errors),
             "wall_time": round(getattr(self, "elapsed", time.perf_counter() - self._start), 3),
             "stopped_early": self.stopped,
+            "progress": {"unit": self.unit, "done": self.done, "planned": self.planned},
         }
         report.update(self.notes)
         return report

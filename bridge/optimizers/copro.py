@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from bridge.errors import LMError, ParseError
+from bridge.evaluate import Metric, check_examples, mean_score
 from bridge.lm import BaseLM
 from bridge.module import Module
 from bridge.optimizers.base import CompileRun, Estimate, Optimizer
-from bridge.optimizers.evaluation import Metric, check_examples, mean_score
 from bridge.optimizers.fewshot import _calls_per_run
 from bridge.optimizers.proposer import clean_instruction
 from bridge.optimizers.state import ProgramState, snapshot

@@ -16,10 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bridge.evaluate import EvaluationRow, Metric, check_examples, run_pairs
 from bridge.module import Module
 from bridge.optimizers.base import CompileRun, Estimate, Optimizer, price_per_call
 from bridge.optimizers.checkpoint import Checkpoint, fingerprint, open_checkpoint
-from bridge.optimizers.evaluation import Metric, Outcome, check_examples, run_pairs
 from bridge.optimizers.state import (
     PredictorState,
     ProgramState,
@@ -85,7 +85,7 @@ class Bootstrapper:
         self.store = store
         self.key = key
 
-    def _accept(self, outcome: Outcome) -> bool:
+    def _accept(self, outcome: EvaluationRow) -> bool:
         if outcome.error is not None:
             return False
         if self.metric is None:
@@ -228,20 +228,13 @@ class BootstrapFewShot(Optimizer):
                                       random.Random(self.seed))
             run.done = attempted - 1
             run.step(f"{len(used)}/{self.max_bootstrapped_demos} demos")
-            self._check_errors(run)
+            run.check_errors(self.max_errors)
 
         found, used = boot.collect(teacher_program, rows, self.max_bootstrapped_demos, self.max_rounds,
                                    progress)
         progress(found, used, run.done)
         run.notes["bootstrapped"] = {name: min(len(d), self.max_bootstrapped_demos)
                                      for name, d in found.items()}
-
-    def _check_errors(self, run: CompileRun) -> None:
-        if self.max_errors is not None and run.failures > self.max_errors:
-            from bridge.errors import EvaluationError
-
-            raise EvaluationError(f"bootstrapping stopped: {run.failures} examples failed, more than "
-                                  f"max_errors={self.max_errors}; first errors: {run.errors}")
 
     def estimate(self, student: Module, *, trainset: Sequence[Example],
                  valset: Sequence[Example] | None = None) -> Estimate:

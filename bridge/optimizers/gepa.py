@@ -26,10 +26,10 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from bridge.errors import LMError, ParseError
+from bridge.evaluate import EvaluationRow, Metric, check_examples
 from bridge.lm import BaseLM
 from bridge.module import Module
 from bridge.optimizers.base import CompileRun, Estimate, Optimizer
-from bridge.optimizers.evaluation import Metric, Outcome, check_examples
 from bridge.optimizers.fewshot import _calls_per_run
 from bridge.optimizers.proposer import clean_instruction
 from bridge.optimizers.state import ProgramState, snapshot
@@ -135,14 +135,14 @@ class _Evolution:
         self.used = 0
         self.start = snapshot(student)
 
-    def _run(self, state: ProgramState, rows: Sequence[Example], traced: bool = False) -> list[Outcome]:
+    def _run(self, state: ProgramState, rows: Sequence[Example], traced: bool = False) -> list[EvaluationRow]:
         outcomes = self.run.evaluate(self.run.candidate(state), rows, self.metric, traced=traced)
         self.used += len(rows)
         self.run.done = min(self.used, self.budget) - 1
         self.run.step(f"{len(self.pool)} candidates")
         return outcomes
 
-    def _add(self, state: ProgramState, outcomes: list[Outcome], parent: int | None) -> None:
+    def _add(self, state: ProgramState, outcomes: list[EvaluationRow], parent: int | None) -> None:
         self.pool.append(state)
         self.scores.append([o.score for o in outcomes])
         mean = 100.0 * sum(self.scores[-1]) / len(self.scores[-1])
@@ -187,7 +187,7 @@ class _Evolution:
         return self.rng.choices(range(len(self.pool)), weights=[w or 0.0 for w in wins])[0] \
             if any(wins) else 0
 
-    def _reflect(self, state: ProgramState, name: str, outcomes: list[Outcome], iteration: int) -> str | None:
+    def _reflect(self, state: ProgramState, name: str, outcomes: list[EvaluationRow], iteration: int) -> str | None:
         blocks = []
         for i, o in enumerate(outcomes, 1):
             steps = [(inputs, pred) for n, inputs, pred in o.steps if n == name]
@@ -207,7 +207,7 @@ class _Evolution:
             return None
         return clean_instruction(str(result.new_instruction), prompt=ReflectOnFeedback.instructions)
 
-    def _expected(self, outcome: Outcome) -> str:
+    def _expected(self, outcome: EvaluationRow) -> str:
         labels = dict(outcome.example.labels())
         verdict = "correct" if outcome.score >= self.opt.perfect_score else "wrong"
         return f"The answer was {verdict}. Expected: {labels}"

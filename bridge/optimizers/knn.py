@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from bridge.embedders import Embedder, HashingEmbedder, LiteLLMEmbedder, SentenceTransformerEmbedder
+from bridge.evaluate import check_examples
 from bridge.module import Module
 from bridge.optimizers.base import CompileRun, Estimate, Optimizer
-from bridge.optimizers.evaluation import check_examples
 from bridge.optimizers.fewshot import BootstrapFewShot
 from bridge.types import Example, Prediction
 

@@ -20,6 +20,7 @@ checkpoint run trials of one study together.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import random
@@ -29,12 +30,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from bridge.evaluate import Metric, check_examples, mean_score
 from bridge.formats import PromptFormat
 from bridge.lm import BaseLM
 from bridge.module import Module
 from bridge.optimizers.base import CompileRun, Estimate, Optimizer, price_per_call
 from bridge.optimizers.checkpoint import fingerprint, storage_url
-from bridge.optimizers.evaluation import Metric, check_examples, mean_score
 from bridge.optimizers.fewshot import _calls_per_run
 from bridge.optimizers.proposer import GroundedProposer
 from bridge.optimizers.random_search import demo_candidates
@@ -168,10 +169,10 @@ class MIPROv2(Optimizer):
             tip_aware=tip_aware_proposer, fewshot_aware=fewshot_aware_proposer,
             templates=self.proposal_templates, init_temperature=self.init_temperature, seed=seed)
         total = trials + (trials // max(1, minibatch_full_eval_steps) + 2 if batch < len(val) else 1)
-        with CompileRun(self, student, train, val, total=total) as run:
+        with CompileRun(self, student, train, val, total=total, unit="evaluations") as run:
             run.notes.update({"resumed": store.resumed or not created, "num_trials": trials,
                               "minibatch_size": batch,
-                              "study": study.study_name, "worker": WORKER})
+                              "study": study.study_name})
             if len(val) < SMALL_VALSET:
                 run.notes["warnings"] = [
                     f"the valset has {len(val)} rows: one row moves a score by {100 / len(val):.1f} points, so "
@@ -297,7 +298,7 @@ class _Search:
             outcomes = self.run.evaluate(program, self.val, self.opt.metric)
             score = mean_score(outcomes)
             self.store.put(f"full:{k}", {"score": score, "at": time.time(), "worker": WORKER})
-            self._check_errors()
+            self.run.check_errors(self.opt.max_errors)
         self.run.offer(self.space.state(choice), score)
         return score
 
@@ -306,14 +307,29 @@ class _Search:
         self.run.step("baseline")
 
     def trials(self, num_trials: int) -> None:
+        """Run trials until the study holds ``num_trials`` complete ones.
+
+        Each proposal depends only on the seed and the trials finished so far (a fresh TPE sampler
+        seeded from both), never on how many processes or restarts came before, so a compile
+        resumed after a kill proposes what an uninterrupted one would have."""
         dims = self.space.dims()
-        while (trial := claim_trial(self.study, num_trials, self.optuna)) is not None:
+        self._catch_up_full_evals()
+        while True:
+            # The sampler is chosen before the claim, from the trials finished so far. A dead worker's
+            # trial is retried by claim_trial (optuna's heartbeat) with its own choice and slot.
+            self.study.sampler = self._sampler(self._slot())
+            trial = claim_trial(self.study, num_trials, self.optuna)
+            if trial is None:
+                break
+            if "slot" not in trial.user_attrs:
+                trial.set_user_attr("slot", self._slot_of(trial))
+            slot = str(trial.user_attrs["slot"])
             choice = {d: int(trial.suggest_categorical(d, list(range(n)))) for d, n in dims}
             trial.set_user_attr("combo", key(choice))
             trial.set_user_attr("worker", WORKER)
             try:
                 with heartbeat(self.study, trial):  # a retry scores on its original's minibatch
-                    score = self._score(choice, int(trial.user_attrs.get("origin", trial.number)))
+                    score = self._score(choice, slot)
             except BaseException:
                 self.study.tell(trial, state=self.optuna.trial.TrialState.FAIL)
                 raise
@@ -321,24 +337,53 @@ class _Search:
             self.run.step(f"trial {trial.number}")
             done = len(self._complete())
             if self.batch < len(self.val) and done % self.full_eval_steps == 0:
-                self._full_eval_best(str(done))
+                self._full_eval_best(str(done), upto=done)
 
-    def _score(self, choice: Mapping[str, int], number: int) -> float:
+    def _score(self, choice: Mapping[str, int], slot: str) -> float:
         if self.batch >= len(self.val):
             return self.full_score(choice)
-        rows = random.Random(f"{self.seed}:{number}").sample(self.val, self.batch)
+        rows = random.Random(f"{self.seed}:{slot}").sample(self.val, self.batch)
         outcomes = self.run.evaluate(self.run.candidate(self.space.state(choice)), rows, self.opt.metric)
-        self._check_errors()
+        self.run.check_errors(self.opt.max_errors)
         return mean_score(outcomes)
 
-    def _full_eval_best(self, step: str) -> None:
-        """Score on the whole valset the candidate with the best mean minibatch score that has no full
-        score yet. Each step runs once per study (``step`` names it), so a resumed run skips it."""
+    def _slot(self, taken: int | None = None) -> str:
+        """Where the next trial stands: trials complete, plus trials other workers are running now
+        (not counting ``taken``, the trial this worker has just claimed)."""
+        running = [t for t in self.study.get_trials(deepcopy=False, states=(self.optuna.trial.TrialState.RUNNING,))
+                   if t.number != taken]
+        complete = len(self._complete())
+        return f"{complete}" if not running else f"{complete}+{len(running)}"
+
+    def _slot_of(self, trial: Any) -> str:
+        return self._slot(taken=trial.number)
+
+    def _sampler(self, slot: str) -> Any:
+        import warnings
+
+        derived = int.from_bytes(hashlib.sha256(f"{self.seed}:{slot}".encode()).digest()[:4], "big")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # multivariate TPE is marked experimental
+            # constant_liar: trials other workers are running count as bad, so workers spread out.
+            return self.optuna.samplers.TPESampler(seed=derived, multivariate=True, constant_liar=True)
+
+    def _catch_up_full_evals(self) -> None:
+        """The full evaluations an interrupted run owed at its last steps, done before going on."""
+        if self.batch >= len(self.val):
+            return
+        done = len(self._complete())
+        for step in range(self.full_eval_steps, done + 1, self.full_eval_steps):
+            self._full_eval_best(str(step), upto=step)
+
+    def _full_eval_best(self, step: str, upto: int | None = None) -> None:
+        """Score on the whole valset the candidate with the best mean minibatch score (over the first
+        ``upto`` complete trials) that has no full score yet. Each step runs once per study (``step``
+        names it), so a resumed run skips it."""
         if self.store.get(f"fullstep:{step}"):
             return
         means: dict[str, list[float]] = {}
         first: dict[str, int] = {}
-        for t in self._complete():
+        for t in sorted(self._complete(), key=lambda t: t.number)[:upto]:
             k = str(t.user_attrs.get("combo"))
             means.setdefault(k, []).append(float(t.value))
             first.setdefault(k, t.number)
@@ -365,19 +410,15 @@ class _Search:
             self.run.best_score = None
         for _, k, score in fulls:
             self.run.offer(self.space.state(json.loads(k)), float(score))
+        workers: dict[str, int] = {}  # the report names workers 0, 1, ...: no host names or pids
         for t in sorted(self._complete(), key=lambda t: t.number):
             choice = json.loads(str(t.user_attrs.get("combo")))
+            worker = workers.setdefault(str(t.user_attrs.get("worker")), len(workers))
             kind = "full" if self.batch >= len(self.val) else "minibatch"
             self.run.record(kind, float(t.value), self.batch, number=t.number,
-                            worker=t.user_attrs.get("worker"),
+                            worker=worker,
                             config=self.space.describe(choice))
         for _, k, score in fulls:
             self.run.record("full_evaluation", float(score), len(self.val),
                             config=self.space.describe(json.loads(k)))
 
-    def _check_errors(self) -> None:
-        if self.opt.max_errors is not None and self.run.failures > self.opt.max_errors:
-            from bridge.errors import EvaluationError
-
-            raise EvaluationError(f"MIPROv2 stopped: {self.run.failures} examples failed, more than "
-                                  f"max_errors={self.opt.max_errors}; first errors: {self.run.errors}")

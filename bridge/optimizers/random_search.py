@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bridge.evaluate import Metric, check_examples, mean_score
 from bridge.module import Module
 from bridge.optimizers.base import CompileRun, Estimate, Optimizer, price_per_call
 from bridge.optimizers.checkpoint import fingerprint, open_checkpoint
-from bridge.optimizers.evaluation import Metric, check_examples, mean_score
 from bridge.optimizers.fewshot import (
     Bootstrapper,
     Store,
@@ -129,7 +129,7 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
             outcomes = run.evaluate(run.candidate(state), val, self.metric)
             score = mean_score(outcomes)
             store.put(f"score:{seed}", score)
-            self._check_errors(run)
+            run.check_errors(self.max_errors)
         if seed == -3:
             run.baseline_score = score
         run.record("candidate", score, len(val), seed=seed, demos={n: len(s.demos) for n, s in state.items()},
@@ -137,13 +137,6 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
         run.offer(state, score)
         run.step(f"candidate {seed}")
         return self.stop_at_score is not None and score >= self.stop_at_score
-
-    def _check_errors(self, run: CompileRun) -> None:
-        if self.max_errors is not None and run.failures > self.max_errors:
-            from bridge.errors import EvaluationError
-
-            raise EvaluationError(f"random search stopped: {run.failures} examples failed, more than "
-                                  f"max_errors={self.max_errors}; first errors: {run.errors}")
 
     def estimate(self, student: Module, *, trainset: Sequence[Example],
                  valset: Sequence[Example] | None = None) -> Estimate:

@@ -144,8 +144,7 @@ def open_study(storage: str | None, name: str, seed: int) -> tuple[Any, bool]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials), multivariate=True,
-                                                   constant_liar=rdb is not None)
+        study.sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=rdb is not None)
     return study, created
 
 

@@ -24,11 +24,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from bridge.errors import LMError, ParseError
+from bridge.evaluate import EvaluationRow, Metric, check_examples, mean_score, run_pairs
 from bridge.lm import BaseLM
 from bridge.module import Module
 from bridge.optimizers.base import CompileRun, Estimate, Optimizer
 from bridge.optimizers.budget import BudgetExhausted
-from bridge.optimizers.evaluation import Metric, Outcome, check_examples, mean_score, run_pairs
 from bridge.optimizers.fewshot import _calls_per_run, _demo
 from bridge.optimizers.proposer import clean_instruction
 from bridge.optimizers.state import ProgramState, snapshot
@@ -138,7 +138,7 @@ class SIMBA(Optimizer):
             run.record("minibatch", 100.0 * sum(scores) / len(scores), len(batch), step=step,
                        source=picks[best])
 
-    def _add_demo(self, source: ProgramState, best: Outcome, rng: random.Random) -> ProgramState | None:
+    def _add_demo(self, source: ProgramState, best: EvaluationRow, rng: random.Random) -> ProgramState | None:
         if not best.steps:
             return None
         new = dict(source)
@@ -151,9 +151,9 @@ class SIMBA(Optimizer):
             new[name] = new[name].with_demos([*demos, _demo(clipped, prediction)])
         return new
 
-    def _add_rule(self, source: ProgramState, best: Outcome, worst: Outcome,
+    def _add_rule(self, source: ProgramState, best: EvaluationRow, worst: EvaluationRow,
                   prompt_lm: BaseLM | None) -> ProgramState | None:
-        def show(o: Outcome) -> str:
+        def show(o: EvaluationRow) -> str:
             steps = "\n".join(f"{n}: {dict(i)} -> {dict(p)}" for n, i, p in o.steps) or str(o.error)
             return f"{steps}\nscore: {o.score}"
 
