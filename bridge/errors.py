@@ -12,6 +12,7 @@ so the original stays on ``__cause__``.
     ├── ParseError            a completion did not parse, even after one re-ask
     ├── StateError            a saved program does not fit the program loading it
     ├── ToolError             a tool failed, timed out, or got arguments it cannot take
+    ├── RetrievalError        a retriever raised; the message names the retriever
     ├── EvaluationError       evaluate or compile passed its maximum error count
     └── LMError               the language model call failed (after retries)
         ├── RateLimitError        HTTP 429 or provider quota
@@ -100,6 +101,12 @@ class ToolError(BridgeError):
     ReAct catches it and shows it to the model as an observation."""
 
 
+class RetrievalError(BridgeError):
+    """Raised when a retriever fails inside ``Retrieve`` (or an adapter's retriever). The message names
+    the retriever; the original exception is on ``__cause__``. During evaluate and compile it is a
+    per-example failure: the example scores 0 and is counted."""
+
+
 class EvaluationError(BridgeError):
     """Raised when evaluate or compile passes the ``max_errors`` the caller set."""
 
@@ -152,6 +159,7 @@ __all__ = [
     "MissingDependencyError",
     "ParseError",
     "RateLimitError",
+    "RetrievalError",
     "SignatureError",
     "StateError",
     "ToolError",
