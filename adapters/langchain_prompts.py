@@ -54,6 +54,13 @@ def from_prompt_template(template: BasePromptTemplate[Any], *, output_fields: st
     ``list[str]`` input, an optional one is dropped. Partial variables are filled in.
     """
     require_langchain()
+    from langchain_core.prompts import BasePromptTemplate as LCPromptTemplate
+
+    if not isinstance(template, LCPromptTemplate):
+        hint = (" (a LlamaIndex template: use adapters.llamaindex.from_llamaindex_prompt)"
+                if type(template).__module__.startswith("llama_index") else "")
+        raise SignatureError(f"from_prompt_template takes a LangChain prompt template, got "
+                             f"{type(template).__name__}{hint}")
     partials = {k: (v() if callable(v) else v) for k, v in (template.partial_variables or {}).items()}
     order: list[str] = []
     labels: dict[str, str] = {}

@@ -82,32 +82,36 @@ def from_llamaindex_prompt(template: BasePromptTemplate, outputs: str = "answer:
     spec = ", ".join(f"{f}: list[str]" if v in passages else f"{f}: str" for f, v in zip(fields, state.order))
     signature = make_signature(f"{spec} -> {outputs}", instructions if instructions is not None else derived or None,
                                name=name)
-    for var, label in state.labels.items():
-        signature = signature.with_updated_field(renames.get(var, var), prefix=label)
+    for var in state.order:  # LlamaIndex's "_str" suffix is a naming habit, not part of the label
+        label = state.labels.get(var) or (var[:-4].replace("_", " ").title() if var.endswith("_str") else "")
+        if label:
+            signature = signature.with_updated_field(renames.get(var, var), prefix=label)
     if state.answer_label:
         first = next(iter(signature.output_fields))
         signature = signature.with_updated_field(first, prefix=state.answer_label)
     return signature
 
 
-def migrates_verbatim(template: BasePromptTemplate, signature: type[Signature]) -> bool:
-    """Whether every hand-written line of ``template`` survives in ``signature``: as an
-    instruction line (variables inside a sentence written as references), or as a field label."""
+def lost_lines(template: BasePromptTemplate, signature: type[Signature]) -> list[str]:
+    """The hand-written lines of ``template`` that ``signature`` does not keep, as an instruction
+    line (variables inside a sentence written as references) or as a field label. Empty: the
+    prompt migrated verbatim."""
     labels = {f.label for f in signature.fields().values()}
-    instructions = signature.instructions.splitlines()
+    instructions = set(signature.instructions.splitlines())
     partials = dict(getattr(template, "kwargs", None) or {})
+    lost = []
     for _role, text in _texts(template):
         for line in _marked(text, partials, _variables(template), rich=_is_rich(template)).splitlines():
-            slot = _SLOT_LINE.match(line)
+            slot = _slot(line)
             cue = _CUE_LINE.match(line)
             if slot is not None:
                 if slot.group(1) and slot.group(1).strip() not in labels:
-                    return False
+                    lost.append(line)
             elif cue is not None and cue.group(1).strip() in labels:
                 continue
-            elif line.strip() and re.sub(rf"{_MARK}(\w+){_MARK}", r"`\1`", line) not in instructions:
-                return False
-    return True
+            elif line.strip() and re.sub(rf"{_MARK}(\w+){_MARK}", r"`\1`", line).rstrip() not in instructions:
+                lost.append(line)
+    return lost
 
 
 def _variables(template: Any) -> list[str]:
@@ -161,11 +165,18 @@ def _marked(text: str, partials: Mapping[str, Any], variables: Sequence[str], *,
     return (_RICH_VAR if rich else _VAR).sub(mark, text)
 
 
+def _slot(line: str) -> re.Match[str] | None:
+    """A line that only presents a variable, under a short label or none; a longer lead-in
+    (``The original query is as follows: {query_str}``) is a sentence, kept as an instruction."""
+    slot = _SLOT_LINE.match(line)
+    return slot if slot is not None and (slot.group(1) is None or len(slot.group(1).split()) <= 4) else None
+
+
 def _read(text: str, state: _Migration) -> None:
     """Sort the lines of one part: variable slots (with their labels) out, the rest kept."""
     for line in text.splitlines():
-        slot = _SLOT_LINE.match(line)
-        if slot is not None and (slot.group(1) is None or len(slot.group(1).split()) <= 4):
+        slot = _slot(line)
+        if slot is not None:
             label, var = slot.group(1), slot.group(2)
             if label is None and state.kept:
                 cue = _CUE_LINE.match(state.kept[-1])
@@ -249,4 +260,4 @@ def _parser(signature: type[Signature], fmt: PromptFormat) -> Any:
     return SignatureOutputParser()
 
 
-__all__ = ["PASSAGE_VARS", "from_llamaindex_prompt", "migrates_verbatim", "to_llamaindex_prompt"]
+__all__ = ["PASSAGE_VARS", "from_llamaindex_prompt", "lost_lines", "to_llamaindex_prompt"]

@@ -197,6 +197,7 @@ def _sized(retriever: Any, k: int, attr: str | None = None) -> Any:
     """``retriever`` when its top-k is ``k`` already, else a shallow copy with top-k set to ``k``; a
     fusion retriever's own retrievers are raised to at least ``k``."""
     knob = _knob(retriever, attr)
+    k = min(k, _capacity(retriever) or k)
     subs = getattr(retriever, "_retrievers", None)
     raise_subs = isinstance(subs, list) and any((_top_k(s) or k) < k for s in subs)
     if (knob is None or getattr(retriever, knob) == k) and not raise_subs:
@@ -207,6 +208,14 @@ def _sized(retriever: Any, k: int, attr: str | None = None) -> Any:
     if raise_subs and isinstance(subs, list):
         clone._retrievers = [_sized(s, k) if (_top_k(s) or k) < k else s for s in subs]
     return clone
+
+
+def _capacity(retriever: Any) -> int | None:
+    """How many nodes a retriever can return at most, where it says (a BM25Retriever's corpus size:
+    bm25s refuses a larger k)."""
+    scores = getattr(getattr(retriever, "bm25", None), "scores", None)
+    docs = scores.get("num_docs") if isinstance(scores, dict) else None
+    return int(docs) if docs else None
 
 
 def _filtered(retriever: Any, filters: Any) -> Any:
