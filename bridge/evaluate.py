@@ -16,6 +16,7 @@ from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from bridge.callbacks import RunScore, start_run
 from bridge.errors import EvaluationError, describe
 from bridge.module import Module
 from bridge.settings import context_executor, current
@@ -124,7 +125,8 @@ class Evaluate:
                         f"evaluation stopped: {errors} examples failed, more than max_errors={self.max_errors}; "
                         f"last: {row.error}"))
 
-        with track_usage() as tracker:
+        scope = start_run("evaluate", type(program).__name__, len(rows_in), metadata={"threads": threads})
+        with scope, track_usage() as tracker:
             if threads <= 1:
                 for i, ex in enumerate(rows_in):
                     run(i, ex)
@@ -136,20 +138,30 @@ class Evaluate:
                     for f in as_completed(futures):
                         f.result()
         if aborted:
+            scope.error(aborted[0])
             raise aborted[0]
         done = [r for r in rows if r is not None]
         total = sum(r.score for r in done)
-        return EvaluationResult(
+        result = EvaluationResult(
             score=100.0 * total / len(done) if done else 0.0,
             results=done,
             errors=sum(1 for r in done if r.error is not None),
             usage=tracker.usage,
             elapsed=time.perf_counter() - start,
         )
+        scope.end(RunScore(result.score, result.errors, usage=result.usage))
+        return result
 
 
 def evaluate_one(program: Module, example: Example, metric: Metric, trace: Any = None) -> EvaluationRow:
     """Run one example and score it; a failure becomes a 0-score row carrying the error."""
+    with start_run("example", "example", example) as run:
+        row = _evaluate_one(program, example, metric, trace)
+        run.end(RunScore(row.score, int(row.error is not None), row.error, row.prediction))
+    return row
+
+
+def _evaluate_one(program: Module, example: Example, metric: Metric, trace: Any = None) -> EvaluationRow:
     try:
         prediction = program(**example.inputs())
     except Exception as exc:

@@ -13,6 +13,7 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,9 @@ from bridge.cache import Cache, cache_key, shared_cache
 from bridge.errors import LMError
 from bridge.lm_litellm import _litellm as _litellm
 from bridge.lm_litellm import _map_error as _map_error
-from bridge.lm_litellm import tool_request_flags
+from bridge.lm_litellm import litellm_astream, litellm_stream, tool_request_flags
+from bridge.lm_stream import StreamingMixin
+from bridge.settings import current
 from bridge.toolcalls import ToolCall, read_tool_calls
 from bridge.tracking import record_usage
 from bridge.types import Message, Usage
@@ -74,7 +77,7 @@ class TransientError(Exception):
         self.retry_after = retry_after
 
 
-class BaseLM:
+class BaseLM(StreamingMixin):
     """The interface Predict talks to. Subclasses implement ``_send`` (and ``_asend`` for native
     async); the base class adds the cache, retries with backoff, usage and history.
 
@@ -170,6 +173,21 @@ class BaseLM:
         ``params={"tools": [...], "tool_choice": "auto"}`` offers the model tools (OpenAI function
         specs, such as ``Tool.to_function_spec()``); its calls come back in ``tool_calls``.
         """
+        callbacks = current().callbacks
+        if callbacks:
+            return self._traced_complete(callbacks, messages, params, signature, fmt)
+        return self._complete(messages, params, signature=signature, fmt=fmt)
+
+    async def acomplete(self, messages: list[Message], params: dict[str, Any] | None = None, *,
+                        signature: type[Signature] | None = None, fmt: PromptFormat | None = None) -> Completion:
+        """The async twin of ``complete``; differs only in the awaits."""
+        callbacks = current().callbacks
+        if callbacks:
+            return await self._atraced_complete(callbacks, messages, params, signature, fmt)
+        return await self._acomplete(messages, params, signature=signature, fmt=fmt)
+
+    def _complete(self, messages: list[Message], params: dict[str, Any] | None = None, *,
+                  signature: type[Signature] | None = None, fmt: PromptFormat | None = None) -> Completion:
         merged, key = self._prepare(messages, params)
         hit = self._hit(key, messages)
         if hit is not None:
@@ -185,9 +203,8 @@ class BaseLM:
                 time.sleep(self._wait(attempt, error))
         raise AssertionError("unreachable")
 
-    async def acomplete(self, messages: list[Message], params: dict[str, Any] | None = None, *,
-                        signature: type[Signature] | None = None, fmt: PromptFormat | None = None) -> Completion:
-        """The async twin of ``complete``; differs only in the awaits."""
+    async def _acomplete(self, messages: list[Message], params: dict[str, Any] | None = None, *,
+                         signature: type[Signature] | None = None, fmt: PromptFormat | None = None) -> Completion:
         merged, key = self._prepare(messages, params)
         hit = self._hit(key, messages)
         if hit is not None:
@@ -316,6 +333,26 @@ class LM(BaseLM):
         except Exception as exc:
             raise _map_error(exc, self.model) from exc
         return self._result(response)
+
+    def _send_stream(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
+                     fmt: PromptFormat | None) -> Iterator[str | RawResult]:
+        if self._local is not None:
+            return self._local.chat_stream(messages, params)  # type: ignore[no-any-return]
+        return self._litellm_stream(messages, params)
+
+    def _litellm_stream(self, messages: list[Message], params: dict[str, Any]) -> Iterator[str | RawResult]:
+        for item in litellm_stream(self._request(messages, params), self.model):
+            yield item if isinstance(item, str) else self._result(item)
+
+    async def _asend_stream(self, messages: list[Message], params: dict[str, Any],
+                            signature: type[Signature] | None,
+                            fmt: PromptFormat | None) -> AsyncIterator[str | RawResult]:
+        if self._local is not None:
+            async for item in super()._asend_stream(messages, params, signature, fmt):
+                yield item
+            return
+        async for item in litellm_astream(self._request(messages, params), self.model):
+            yield item if isinstance(item, str) else self._result(item)
 
     def _request(self, messages: list[Message], params: dict[str, Any]) -> dict[str, Any]:
         request: dict[str, Any] = {"model": self.model, "messages": messages, "num_retries": 0,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from bridge.errors import (
@@ -96,3 +97,57 @@ def _map_error(exc: Exception, model: str) -> Exception:
                                                         litellm.ServiceUnavailableError,
                                                         litellm.InternalServerError))))
     return TransientError(error, _retry_after(exc)) if transient else error
+
+
+def _stream_request(request: dict[str, Any]) -> dict[str, Any]:
+    # include_usage asks the provider for a last chunk with the token counts; LiteLLM drops it
+    # (drop_params) for a provider that does not take it, and then counts the tokens itself.
+    return {**request, "stream": True, "stream_options": {"include_usage": True}}
+
+
+def _delta(chunk: Any) -> str:
+    choices = getattr(chunk, "choices", None)
+    if not choices:
+        return ""
+    delta = getattr(choices[0], "delta", None)
+    return (getattr(delta, "content", None) or "") if delta is not None else ""
+
+
+def litellm_stream(request: dict[str, Any], model: str) -> Iterator[Any]:
+    """Send ``request`` as a streamed LiteLLM completion: yield each text delta, then the whole
+    response rebuilt from the chunks (a ``ModelResponse`` with usage and tool calls)."""
+    litellm = _litellm()
+    chunks: list[Any] = []
+    try:
+        for chunk in litellm.completion(**_stream_request(request)):
+            chunks.append(chunk)
+            text = _delta(chunk)
+            if text:
+                yield text
+    except Exception as exc:
+        raise _map_error(exc, model) from exc
+    yield _built(litellm, chunks, request, model)
+
+
+async def litellm_astream(request: dict[str, Any], model: str) -> AsyncIterator[Any]:
+    """The async twin of ``litellm_stream``."""
+    litellm = _litellm()
+    chunks: list[Any] = []
+    try:
+        async for chunk in await litellm.acompletion(**_stream_request(request)):
+            chunks.append(chunk)
+            text = _delta(chunk)
+            if text:
+                yield text
+    except Exception as exc:
+        raise _map_error(exc, model) from exc
+    yield _built(litellm, chunks, request, model)
+
+
+def _built(litellm: Any, chunks: list[Any], request: dict[str, Any], model: str) -> Any:
+    if not chunks:
+        raise LMError(f"{model}: the stream held no chunks", model=model)
+    try:
+        return litellm.stream_chunk_builder(chunks, messages=request.get("messages"))
+    except Exception as exc:
+        raise LMError(f"{model}: the streamed answer could not be rebuilt: {exc}", model=model) from exc

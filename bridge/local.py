@@ -20,7 +20,7 @@ import hashlib
 import importlib.util
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -204,6 +204,49 @@ class LocalModel:
             cost=0.0,
         )
 
+    def chat_stream(self, messages: list[Message], params: dict[str, Any]) -> Iterator[str | RawResult]:
+        """One chat completion streamed token by token (``stream=True``): text deltas, then the
+        ``RawResult``. The model stays locked until the stream ends or is closed. A request with
+        tools is answered whole, as one chunk."""
+        tools = params.get("tools")
+        if tools and params.get("tool_choice") != "none":
+            raw = self.chat(messages, params)
+            if raw.text:
+                yield raw.text
+            yield raw
+            return
+        options: dict[str, Any] = {
+            "temperature": params.get("temperature", 0.0),
+            "max_tokens": params.get("max_tokens") or DEFAULT_MAX_TOKENS,
+        }
+        for name in ("top_p", "top_k", "stop", "seed", "response_format", "repeat_penalty"):
+            if name in params:
+                options[name] = params[name]
+        parts: list[str] = []
+        with self._lock:
+            llama = self._load()
+            meter = _PromptMeter(llama)
+            handler = (llama.chat_handler or llama._chat_handlers.get(llama.chat_format)
+                       or _chat_format().get_chat_completion_handler(llama.chat_format))
+            chunks = self._guarded(lambda: handler(llama=meter, messages=list(messages), stream=True, **options))
+            try:
+                while True:
+                    chunk = self._guarded(lambda: next(chunks, None))
+                    if chunk is None:
+                        break
+                    choices = chunk.get("choices") or [{}]
+                    text = (choices[0].get("delta") or {}).get("content") or ""
+                    if text:
+                        parts.append(text)
+                        yield text
+            finally:
+                chunks.close()
+            text = "".join(parts)
+            # llama.cpp's stream chunks carry no usage: the prompt is counted as it goes in, the
+            # completion by tokenizing the text it came to.
+            completion_tokens = len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)) if text else 0
+        yield RawResult(text, prompt_tokens=meter.prompt_tokens, completion_tokens=completion_tokens, cost=0.0)
+
     def _chat_with_tools(self, messages: list[Message], options: dict[str, Any], tools: list[Any],
                          tool_choice: Any) -> RawResult:
         # The handler lists the tools inside the system message, so there must be one. It knows
@@ -269,3 +312,30 @@ class _MeteredLlama:
         self.prompt_tokens += int(usage.get("prompt_tokens", 0))
         self.completion_tokens += int(usage.get("completion_tokens", 0))
         return response
+
+
+def _chat_format() -> Any:
+    from llama_cpp import llama_chat_format
+
+    return llama_chat_format
+
+
+class _PromptMeter:
+    """Stands in for the Llama given to the chat handler of a streamed request, to count the tokens
+    of the prompt the handler builds (llama.cpp's stream reports no usage). Everything else is the
+    model's own."""
+
+    def __init__(self, llama: Any) -> None:
+        self._llama = llama
+        self.prompt_tokens = 0
+
+    def create_completion(self, **kwargs: Any) -> Any:
+        prompt = kwargs.get("prompt")
+        if isinstance(prompt, list):
+            self.prompt_tokens += len(prompt)
+        elif isinstance(prompt, str):
+            self.prompt_tokens += len(self._llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
+        return self._llama.create_completion(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._llama, name)

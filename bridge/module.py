@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bridge.callbacks import start_run
+from bridge.settings import current
 from bridge.tracking import track_usage
 from bridge.types import Prediction
 
@@ -35,6 +37,8 @@ class Module:
         return await asyncio.to_thread(self.forward, **inputs)
 
     def __call__(self, **inputs: Any) -> Prediction:
+        if current().callbacks:
+            return self._traced_call(inputs)
         with track_usage() as tracker:
             prediction = self.forward(**inputs)
         if isinstance(prediction, Prediction):
@@ -42,10 +46,28 @@ class Module:
         return prediction
 
     async def acall(self, **inputs: Any) -> Prediction:
+        if current().callbacks:
+            return await self._atraced_call(inputs)
         with track_usage() as tracker:
             prediction = await self.aforward(**inputs)
         if isinstance(prediction, Prediction):
             prediction.usage = tracker.usage
+        return prediction
+
+    def _traced_call(self, inputs: dict[str, Any]) -> Prediction:
+        with start_run("module", type(self).__name__, inputs) as run, track_usage() as tracker:
+            prediction = self.forward(**inputs)
+            if isinstance(prediction, Prediction):
+                prediction.usage = tracker.usage
+            run.end(prediction)
+        return prediction
+
+    async def _atraced_call(self, inputs: dict[str, Any]) -> Prediction:
+        with start_run("module", type(self).__name__, inputs) as run, track_usage() as tracker:
+            prediction = await self.aforward(**inputs)
+            if isinstance(prediction, Prediction):
+                prediction.usage = tracker.usage
+            run.end(prediction)
         return prediction
 
     # -- structure -----------------------------------------------------------------------------

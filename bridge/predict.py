@@ -7,19 +7,23 @@ does not parse is re-asked once with the error shown, and the re-ask is counted 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
+from weakref import WeakKeyDictionary
 
+from bridge.callbacks import Callback, start_run
 from bridge.errors import ConfigurationError, InputError, ParseError
 from bridge.formats import ChatFormat, PromptFormat
 from bridge.lm import BaseLM, Completion
 from bridge.module import Module
 from bridge.settings import current
 from bridge.signature import Signature, SignatureLike, ensure_signature
+from bridge.streaming import FieldParser, ParseRetry, StreamEnd, StreamEvent, atraced_events, find_sink, traced_events
 from bridge.tracking import record_step, record_usage
 from bridge.types import Example, Message, Prediction, Usage
 
 DEFAULT_FORMAT: PromptFormat = ChatFormat()
+_specs: WeakKeyDictionary[type[Signature], str] = WeakKeyDictionary()  # for traces
 
 
 class Predict(Module):
@@ -145,10 +149,151 @@ class Predict(Module):
 
     # A Predict's own usage is exact already: skip the tracker the base class puts around forward.
     def __call__(self, **inputs: Any) -> Prediction:
+        callbacks = current().callbacks
+        if callbacks:
+            return self._traced_predict(callbacks, inputs)
         return self.forward(**inputs)
 
     async def acall(self, **inputs: Any) -> Prediction:
+        callbacks = current().callbacks
+        if callbacks:
+            return await self._atraced_predict(callbacks, inputs)
         return await self.aforward(**inputs)
+
+    # -- streaming ------------------------------------------------------------------------------
+    def stream(self, **inputs: Any) -> Iterator[StreamEvent]:
+        """Yield the answer's field events as the model writes them, then ``StreamEnd(prediction)``
+        (see ``bridge.streaming``). The call is cached, retried, counted and traced like ``__call__``."""
+        return self._events(inputs, "self")
+
+    def astream(self, **inputs: Any) -> AsyncIterator[StreamEvent]:
+        """The async twin of ``stream``."""
+        return self._aevents(inputs, "self")
+
+    def _events(self, inputs: dict[str, Any], name: str) -> Iterator[StreamEvent]:
+        callbacks = current().callbacks
+        if not callbacks:
+            return self._stream(inputs, name)
+        scope = start_run("predictor", type(self).__name__, inputs, callbacks=callbacks, metadata=self._meta())
+        return traced_events(scope, self._stream(inputs, name))
+
+    def _aevents(self, inputs: dict[str, Any], name: str) -> AsyncIterator[StreamEvent]:
+        callbacks = current().callbacks
+        if not callbacks:
+            return self._astream(inputs, name)
+        scope = start_run("predictor", type(self).__name__, inputs, callbacks=callbacks, metadata=self._meta())
+        return atraced_events(scope, self._astream(inputs, name))
+
+    def _stream(self, inputs: dict[str, Any], name: str) -> Iterator[StreamEvent]:
+        self._check(inputs)
+        lm, fmt = self._resolve()
+        messages = fmt.format(self.signature, self.demos, inputs)
+        params = self._params(lm, fmt)
+        parser = FieldParser(fmt, self.signature, name)
+        completion: Completion | None = None
+        for item in lm.stream(messages, params, signature=self.signature, fmt=fmt):
+            if isinstance(item, str):
+                yield from parser.feed(item)
+            else:
+                completion = item
+        assert completion is not None
+        values = self._first_parse(fmt, completion)
+        if not isinstance(values, ParseError):
+            yield from parser.close(values)
+            yield StreamEnd(self._finish(inputs, values, completion.usage, completion.text))
+            return
+        record_usage(Usage(parse_retries=1))
+        yield ParseRetry(name, values.message)
+        parser = FieldParser(fmt, self.signature, name, fmt.merge(self.signature, completion.text, "", values) or "")
+        second: Completion | None = None
+        for item in lm.stream(self._repair(messages, fmt, completion.text, values), params,
+                              signature=self.signature, fmt=fmt):
+            if isinstance(item, str):
+                yield from parser.feed(item)
+            else:
+                second = item
+        assert second is not None
+        usage = completion.usage + second.usage + Usage(parse_retries=1)
+        final = self._second_parse(fmt, completion.text, second, values, usage)
+        yield from parser.close(final)
+        yield StreamEnd(self._finish(inputs, final, usage, second.text))
+
+    async def _astream(self, inputs: dict[str, Any], name: str) -> AsyncIterator[StreamEvent]:
+        self._check(inputs)
+        lm, fmt = self._resolve()
+        messages = fmt.format(self.signature, self.demos, inputs)
+        params = self._params(lm, fmt)
+        parser = FieldParser(fmt, self.signature, name)
+        completion: Completion | None = None
+        async for item in lm.astream(messages, params, signature=self.signature, fmt=fmt):
+            if isinstance(item, str):
+                for event in parser.feed(item):
+                    yield event
+            else:
+                completion = item
+        assert completion is not None
+        values = self._first_parse(fmt, completion)
+        if not isinstance(values, ParseError):
+            for event in parser.close(values):
+                yield event
+            yield StreamEnd(self._finish(inputs, values, completion.usage, completion.text))
+            return
+        record_usage(Usage(parse_retries=1))
+        yield ParseRetry(name, values.message)
+        parser = FieldParser(fmt, self.signature, name, fmt.merge(self.signature, completion.text, "", values) or "")
+        second: Completion | None = None
+        async for item in lm.astream(self._repair(messages, fmt, completion.text, values), params,
+                                     signature=self.signature, fmt=fmt):
+            if isinstance(item, str):
+                for event in parser.feed(item):
+                    yield event
+            else:
+                second = item
+        assert second is not None
+        usage = completion.usage + second.usage + Usage(parse_retries=1)
+        final = self._second_parse(fmt, completion.text, second, values, usage)
+        for event in parser.close(final):
+            yield event
+        yield StreamEnd(self._finish(inputs, final, usage, second.text))
+
+    # -- tracing --------------------------------------------------------------------------------
+    def _meta(self) -> dict[str, Any]:
+        spec = _specs.get(self.signature)
+        if spec is None:
+            spec = _specs[self.signature] = self.signature.spec()
+        return {"signature": spec, "demos": len(self.demos)}
+
+    def _traced_predict(self, callbacks: tuple[Callback, ...], inputs: dict[str, Any]) -> Prediction:
+        sink = find_sink(callbacks)
+        if sink is not None:  # inside bridge.streamify: stream this answer to the sink
+            prediction: Prediction | None = None
+            for event in self._events(inputs, sink.name_of(self)):
+                if isinstance(event, StreamEnd):
+                    prediction = event.prediction
+                else:
+                    sink.put(event)
+            assert prediction is not None
+            return prediction
+        with start_run("predictor", type(self).__name__, inputs, callbacks=callbacks, metadata=self._meta()) as run:
+            prediction = self.forward(**inputs)
+            run.end(prediction)
+        return prediction
+
+    async def _atraced_predict(self, callbacks: tuple[Callback, ...], inputs: dict[str, Any]) -> Prediction:
+        sink = find_sink(callbacks)
+        if sink is not None:
+            prediction: Prediction | None = None
+            async for event in self._aevents(inputs, sink.name_of(self)):
+                if isinstance(event, StreamEnd):
+                    prediction = event.prediction
+                else:
+                    sink.put(event)
+            assert prediction is not None
+            return prediction
+        with start_run("predictor", type(self).__name__, inputs, callbacks=callbacks, metadata=self._meta()) as run:
+            prediction = await self.aforward(**inputs)
+            run.end(prediction)
+        return prediction
 
 
 class ChainOfThought(Module):
@@ -170,7 +315,18 @@ class ChainOfThought(Module):
         return await self.predict.acall(**inputs)
 
     def __call__(self, **inputs: Any) -> Prediction:
+        if current().callbacks:
+            return super().__call__(**inputs)  # traced: a module run around the predictor run
         return self.predict(**inputs)
 
     async def acall(self, **inputs: Any) -> Prediction:
+        if current().callbacks:
+            return await super().acall(**inputs)
         return await self.predict.acall(**inputs)
+
+    def stream(self, **inputs: Any) -> Iterator[StreamEvent]:
+        """The reasoning's deltas first, then the answer's fields (see ``Predict.stream``)."""
+        return self.predict._events(inputs, "predict")
+
+    def astream(self, **inputs: Any) -> AsyncIterator[StreamEvent]:
+        return self.predict._aevents(inputs, "predict")

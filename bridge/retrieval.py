@@ -14,6 +14,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from bridge.callbacks import start_run
 from bridge.errors import BridgeError, MissingDependencyError, RetrievalError, describe
 from bridge.module import Module
 from bridge.tools import run_sync
@@ -71,6 +72,30 @@ def retrieve(retriever: RetrieverLike, query: Any, k: int, options: Mapping[str,
     only when given, so a plain ``retriever(query, k)`` never sees them. A retriever that raises
     anything but a bridge error comes out as ``RetrievalError`` naming the retriever.
     """
+    with start_run("retriever", retriever_name(retriever), query, k) as run:
+        passages = _retrieve(retriever, query, k, options)
+        run.end(passages)
+    return passages
+
+
+async def aretrieve(retriever: RetrieverLike, query: Any, k: int,
+                    options: Mapping[str, Any] | None = None) -> list[Passage]:
+    """Call a sync or async retriever from async code and normalise its answer (see ``retrieve``)."""
+    with start_run("retriever", retriever_name(retriever), query, k) as run:
+        passages = await _aretrieve(retriever, query, k, options)
+        run.end(passages)
+    return passages
+
+
+def retriever_name(retriever: Any) -> str:
+    """How a retriever is named in traces: its ``name`` attribute, function name or class name."""
+    name = getattr(retriever, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    return getattr(retriever, "__name__", None) or type(retriever).__name__
+
+
+def _retrieve(retriever: RetrieverLike, query: Any, k: int, options: Mapping[str, Any] | None) -> list[Passage]:
     try:
         result = retriever(query, k, **options) if options else retriever(query, k)
         if inspect.isawaitable(result):
@@ -82,9 +107,8 @@ def retrieve(retriever: RetrieverLike, query: Any, k: int, options: Mapping[str,
     return to_passages(result)[:k]
 
 
-async def aretrieve(retriever: RetrieverLike, query: Any, k: int,
-                    options: Mapping[str, Any] | None = None) -> list[Passage]:
-    """Call a sync or async retriever from async code and normalise its answer (see ``retrieve``)."""
+async def _aretrieve(retriever: RetrieverLike, query: Any, k: int,
+                     options: Mapping[str, Any] | None) -> list[Passage]:
     call = functools.partial(retriever, query, k, **(options or {}))
     try:
         if _is_async(retriever):

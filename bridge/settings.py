@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from bridge.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from bridge.callbacks import Callback
     from bridge.formats import PromptFormat
     from bridge.lm import BaseLM
 
@@ -35,6 +36,8 @@ class Settings:
     """The prompt format; None means ChatFormat()."""
     num_threads: int = 8
     """Default worker threads for Evaluate and the optimizers."""
+    callbacks: tuple[Callback, ...] = ()
+    """The tracing hooks (``bridge.Callback``) that see every call; given as any sequence."""
 
 
 _default = Settings()
@@ -49,6 +52,21 @@ def _check(changes: dict[str, Any]) -> None:
     lm = changes.get("lm")
     if lm is not None and not callable(getattr(lm, "complete", None)):
         raise ConfigurationError(f"lm must be a bridge LM (bridge.LM(...)), got {type(lm).__name__}")
+    if "callbacks" in changes:
+        changes["callbacks"] = _callbacks(changes["callbacks"])
+
+
+def _callbacks(value: Any) -> tuple[Callback, ...]:
+    from bridge.callbacks import Callback
+
+    if value is None:
+        return ()
+    if isinstance(value, Callback) or not isinstance(value, (list, tuple)):
+        raise ConfigurationError(f"callbacks must be a list of bridge.Callback, got {type(value).__name__}")
+    wrong = [type(c).__name__ for c in value if not isinstance(c, Callback)]
+    if wrong:
+        raise ConfigurationError(f"callbacks must be bridge.Callback instances (subclass it); got {wrong}")
+    return tuple(value)
 
 
 def configure(**changes: Any) -> None:

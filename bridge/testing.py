@@ -7,17 +7,22 @@
 * a ``ToolCall`` (or a ``ToolReply`` with several calls and some text), returned as the model's
   native tool calls, with an empty completion text (to test tool-calling code such as ReAct's
   native mode; say ``ScriptedLM(..., function_calling=True)`` so that it reports support);
+* a ``CutStream(text, error)``: streamed, the text goes out in chunks and then ``error`` is raised
+  (a connection lost mid-answer); not streamed, ``error`` is raised at once;
 * a callable taking the messages and returning one of the above.
 A single callable (not in a list) answers every request. ``requests`` records the parameters of
 every request (``tools`` among them), ``calls`` its messages.
+
+Streamed (``lm.stream``, ``Predict.stream``), a text answer goes out in chunks of ``chunk_size``
+characters, so that the incremental parse runs as it does on a real model.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, NoReturn, Union
 
 from bridge.errors import LMError, LMTimeoutError, RateLimitError
 from bridge.formats import ChatFormat, PromptFormat
@@ -35,7 +40,16 @@ class ToolReply:
     text: str = ""
 
 
-Response = Union[str, Mapping[str, Any], BaseException, ToolCall, ToolReply, Callable[[list[Message]], Any]]
+@dataclass(frozen=True)
+class CutStream:
+    """A scripted reply whose stream breaks: ``text`` is streamed, then ``error`` is raised."""
+
+    text: str
+    error: BaseException
+
+
+Response = Union[str, Mapping[str, Any], BaseException, ToolCall, ToolReply, CutStream,
+                 Callable[[list[Message]], Any]]
 
 
 class ScriptedLM(BaseLM):
@@ -43,8 +57,11 @@ class ScriptedLM(BaseLM):
 
     def __init__(self, responses: Sequence[Response] | Callable[[list[Message]], Any], *,
                  model: str = "scripted", cache: bool = False, num_retries: int = 3, backoff: float = 0.0,
-                 function_calling: bool = False, **params: Any) -> None:
+                 function_calling: bool = False, chunk_size: int = 4, **params: Any) -> None:
         super().__init__(model, cache=cache, num_retries=num_retries, backoff=backoff, **params)
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
+        self.chunk_size = chunk_size
         self._script: list[Response] | None = None if callable(responses) else list(responses)
         self._function = responses if callable(responses) else None
         self.function_calling = function_calling
@@ -72,19 +89,41 @@ class ScriptedLM(BaseLM):
                      signature: type[Signature] | None, fmt: PromptFormat | None) -> RawResult:
         return self._send(messages, params, signature, fmt)  # a script needs no worker thread
 
+    def _send_stream(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
+                     fmt: PromptFormat | None) -> Iterator[str | RawResult]:
+        raw = self._answer(messages, params, signature, fmt, streamed=True)
+        for start in range(0, len(raw.text), self.chunk_size):
+            yield raw.text[start:start + self.chunk_size]
+        if isinstance(raw, CutStream):
+            _raise(raw.error)
+        yield raw
+
+    async def _asend_stream(self, messages: list[Message], params: dict[str, Any],
+                            signature: type[Signature] | None,
+                            fmt: PromptFormat | None) -> AsyncIterator[str | RawResult]:
+        for item in self._send_stream(messages, params, signature, fmt):  # a script needs no worker thread
+            yield item
+
     def _send(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
               fmt: PromptFormat | None) -> RawResult:
+        raw = self._answer(messages, params, signature, fmt, streamed=False)
+        assert isinstance(raw, RawResult)
+        return raw
+
+    def _answer(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
+                fmt: PromptFormat | None, *, streamed: bool) -> RawResult | CutStream:
         with self._lock:
             self.calls.append(list(messages))
             self.requests.append(dict(params))
         response = self._next()
         if callable(response) and not isinstance(response, BaseException):
             response = response(messages)
-        if isinstance(response, (RateLimitError, LMTimeoutError)) or (
-                isinstance(response, LMError) and (response.status_code or 0) >= 500):
-            raise TransientError(response, response.retry_after)
+        if isinstance(response, CutStream):
+            if streamed:
+                return response
+            response = response.error
         if isinstance(response, BaseException):
-            raise response
+            _raise(response)
         if isinstance(response, ToolCall):
             response = ToolReply([response])
         if isinstance(response, ToolReply):
@@ -99,3 +138,11 @@ class ScriptedLM(BaseLM):
             text = str(response)
         return RawResult(text, prompt_tokens=sum(len(m["content"]) // 4 for m in messages),
                          completion_tokens=len(text) // 4, cost=0.0)
+
+
+def _raise(error: BaseException) -> NoReturn:
+    """Raise a scripted failure as a backend would: transient ones wrapped for the retry loop."""
+    if isinstance(error, (RateLimitError, LMTimeoutError)) or (
+            isinstance(error, LMError) and (error.status_code or 0) >= 500):
+        raise TransientError(error, error.retry_after)
+    raise error

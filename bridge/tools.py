@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
+from bridge.callbacks import start_run
 from bridge.errors import ToolError, describe
 
 T = TypeVar("T")
@@ -105,13 +106,25 @@ class Tool:
 
     def call_with(self, args: Any) -> Any:
         """``__call__`` with the arguments as one object (or a bare value, see ``validate``)."""
+        with start_run("tool", self.name, _shown(args), metadata={"description": self.desc}) as run:
+            result = self._call_with(args)
+            run.end(result)
+        return result
+
+    async def acall_with(self, args: Any) -> Any:
+        """``acall`` with the arguments as one object (or a bare value, see ``validate``)."""
+        with start_run("tool", self.name, _shown(args), metadata={"description": self.desc}) as run:
+            result = await self._acall_with(args)
+            run.end(result)
+        return result
+
+    def _call_with(self, args: Any) -> Any:
         values = self.validate(args)
         if self.timeout is None and not self.is_async:
             return self._invoke(values)
         return run_in_thread(lambda: self._invoke_blocking(values), self.timeout, what=f"tool {self.name!r}")
 
-    async def acall_with(self, args: Any) -> Any:
-        """``acall`` with the arguments as one object (or a bare value, see ``validate``)."""
+    async def _acall_with(self, args: Any) -> Any:
         import asyncio
 
         values = self.validate(args)
@@ -146,6 +159,11 @@ class Tool:
             raise
         except Exception as exc:
             raise ToolError(f"tool {self.name!r} failed: {describe(exc)}") from exc
+
+
+def _shown(args: Any) -> Mapping[str, Any]:
+    """The arguments as the tool run's start event shows them."""
+    return args if isinstance(args, Mapping) else {"input": args}
 
 
 def ensure_tool(tool: Tool | Callable[..., Any]) -> Tool:

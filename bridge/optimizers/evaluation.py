@@ -18,6 +18,7 @@ from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge.callbacks import RunScore, start_run
 from bridge.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -74,6 +75,13 @@ def _text(feedback: Any) -> str | None:
 
 def run_one(program: Module, example: Example, metric: Metric, *, traced: bool = False) -> Outcome:
     """Run and score one example. A failure becomes a 0 score; fatal errors are raised."""
+    with start_run("example", "example", example) as run:
+        outcome = _run_one(program, example, metric, traced=traced)
+        run.end(RunScore(outcome.score, int(outcome.error is not None), outcome.error, outcome.prediction))
+    return outcome
+
+
+def _run_one(program: Module, example: Example, metric: Metric, *, traced: bool = False) -> Outcome:
     names = {id(p): n for n, p in program.named_predictors()}
     try:
         with trace() as steps:
@@ -107,6 +115,14 @@ def run_many(program: Module, examples: Sequence[Example], metric: Metric, *, th
 def run_pairs(pairs: Sequence[tuple[Module, Example]], metric: Metric, *, threads: int = 1,
               traced: bool = False, on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     """Like ``run_many``, with a program of its own for each example."""
+    with start_run("trial", "trial", len(pairs), metadata={"threads": threads}) as run:
+        done = _run_pairs(pairs, metric, threads=threads, traced=traced, on_outcome=on_outcome)
+        run.end(RunScore(mean_score(done), sum(1 for o in done if o.error is not None)))
+    return done
+
+
+def _run_pairs(pairs: Sequence[tuple[Module, Example]], metric: Metric, *, threads: int = 1,
+               traced: bool = False, on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     outcomes: list[Outcome | None] = [None] * len(pairs)
     if threads <= 1 or len(pairs) <= 1:
         for i, (program, example) in enumerate(pairs):
