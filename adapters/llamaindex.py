@@ -12,7 +12,10 @@ re-exported here:
   ``to_llamaindex_prompt(predictor)``;
 * data and metrics (``adapters.llamaindex_data``): ``from_llamaindex_dataset(dataset)``,
   ``evaluator_metric(evaluator)``;
-* nodes (``adapters.llamaindex_nodes``): ``to_passage``, ``to_node``.
+* nodes (``adapters.llamaindex_nodes``): ``to_passage``, ``to_node``;
+* embeddings (``adapters.llamaindex_embeddings``): ``to_llamaindex_embedding(embedder)``;
+* tracing (``adapters.llamaindex_tracing``): ``LlamaIndexInstrumentation``, a ``bridge.Callback``
+  that shows program runs as LlamaIndex instrumentation spans.
 
 llama-index-core is imported when one of these is used, never by ``import adapters.llamaindex``.
 """
@@ -20,15 +23,18 @@ llama-index-core is imported when one of these is used, never by ``import adapte
 from __future__ import annotations
 
 from adapters.llamaindex_data import evaluator_metric, from_llamaindex_dataset
+from adapters.llamaindex_embeddings import to_llamaindex_embedding
 from adapters.llamaindex_lm import LlamaIndexLM
 from adapters.llamaindex_nodes import to_node, to_passage
 from adapters.llamaindex_programs import to_llamaindex_tool, to_query_engine
 from adapters.llamaindex_prompts import from_llamaindex_prompt, to_llamaindex_prompt
 from adapters.llamaindex_retrievers import AsyncLlamaIndexRetriever, LlamaIndexRetriever, from_llamaindex_retriever
 from adapters.llamaindex_tools import from_llamaindex_tool
+from adapters.llamaindex_tracing import LlamaIndexInstrumentation
 
 __all__ = [
     "AsyncLlamaIndexRetriever",
+    "LlamaIndexInstrumentation",
     "LlamaIndexLM",
     "LlamaIndexRetriever",
     "evaluator_metric",
@@ -36,6 +42,7 @@ __all__ = [
     "from_llamaindex_prompt",
     "from_llamaindex_retriever",
     "from_llamaindex_tool",
+    "to_llamaindex_embedding",
     "to_llamaindex_prompt",
     "to_llamaindex_tool",
     "to_node",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from adapters.llamaindex_nodes import require_llamaindex
@@ -96,6 +96,43 @@ class LlamaIndexLM(BaseLM):
             raise
         except Exception as exc:
             raise map_error(exc, self.model) from exc
+
+    def _send_stream(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
+                     fmt: PromptFormat | None) -> Iterator[str | RawResult]:
+        """Text deltas through ``stream_chat``, then the whole answer (a request with tools is not
+        streamed: its answer comes as one chunk)."""
+        if "tools" in params:
+            yield from super()._send_stream(messages, params, signature, fmt)
+            return
+        last: Any = None
+        try:
+            for last in self.llm.stream_chat(to_chat_messages(messages), **params):
+                if last.delta:
+                    yield last.delta
+        except LMError:
+            raise
+        except Exception as exc:
+            raise map_error(exc, self.model) from exc
+        yield _streamed_result(last)
+
+    async def _asend_stream(self, messages: list[Message], params: dict[str, Any],
+                            signature: type[Signature] | None,
+                            fmt: PromptFormat | None) -> AsyncIterator[str | RawResult]:
+        """The async twin of ``_send_stream``, through ``astream_chat``."""
+        if "tools" in params:
+            async for item in super()._asend_stream(messages, params, signature, fmt):
+                yield item
+            return
+        last: Any = None
+        try:
+            async for last in await self.llm.astream_chat(to_chat_messages(messages), **params):
+                if last.delta:
+                    yield last.delta
+        except LMError:
+            raise
+        except Exception as exc:
+            raise map_error(exc, self.model) from exc
+        yield _streamed_result(last)
 
     def _function_calling(self) -> Any:
         if not self.supports_function_calling():
@@ -195,6 +232,14 @@ def _schema_model(name: str, schema: dict[str, Any]) -> Any:
         return schema
 
     return type(f"{name}_args", (BaseModel,), {"model_json_schema": classmethod(model_json_schema)})
+
+
+def _streamed_result(last: Any) -> RawResult:
+    """The whole answer of a stream: its last response holds the full text (and the usage, where
+    the integration reports it)."""
+    if last is None:
+        return RawResult("")
+    return _result(last)
 
 
 def _result(response: Any, selections: Any = None) -> RawResult:

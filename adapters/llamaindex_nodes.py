@@ -80,10 +80,10 @@ _sink: contextvars.ContextVar[list[NodeWithScore] | None] = contextvars.ContextV
 
 
 @contextmanager
-def collect_nodes() -> Iterator[list[NodeWithScore]]:
+def collect_nodes(into: list[NodeWithScore] | None = None) -> Iterator[list[NodeWithScore]]:
     """Record, in order, every node a LlamaIndex retriever adapter returns inside the block (worker
-    threads and tasks that copied the context included)."""
-    found: list[NodeWithScore] = []
+    threads and tasks that copied the context included), in ``into`` when given."""
+    found: list[NodeWithScore] = [] if into is None else into
     token = _sink.set(found)
     try:
         yield found

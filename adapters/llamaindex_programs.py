@@ -13,13 +13,19 @@ async step never blocks the event loop (see docs/llamaindex.md).
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import inspect
+import queue
+import threading
 import typing
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from adapters.llamaindex_nodes import collect_nodes, require_llamaindex
-from bridge import Module, Prediction, Signature
+from bridge import FieldDelta, Module, Prediction, Signature, StreamEnd, streamify
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from llama_index.core.base.base_query_engine import BaseQueryEngine
@@ -80,12 +86,17 @@ def outputs_of(prediction: Prediction) -> dict[str, Any]:
 # -- the query engine --------------------------------------------------------------------------------
 
 def to_query_engine(program: Module, *, input_key: str | None = None, output_key: str | None = None,
-                    inputs: Mapping[str, Any] | None = None) -> BaseQueryEngine:
+                    inputs: Mapping[str, Any] | None = None, streaming: bool = False) -> BaseQueryEngine:
     """The program as a LlamaIndex query engine (a ``BaseQueryEngine``).
 
     The query text goes to ``input_key`` (default: the program's only input, with ``inputs`` giving
     fixed values for the others). The response text is ``output_key`` (default: ``answer`` when
     there is one, else the first output other than ``reasoning``).
+
+    With ``streaming=True``, ``query`` returns a ``StreamingResponse`` (``aquery`` an
+    ``AsyncStreamingResponse``) whose ``response_gen`` yields the answer field's text as the model
+    writes it (``bridge.streamify``); its ``source_nodes`` are filled as the program retrieves, and
+    its ``metadata`` (outputs, usage) when the program ends.
     """
     require_llamaindex()
     if not isinstance(program, Module):
@@ -97,7 +108,7 @@ def to_query_engine(program: Module, *, input_key: str | None = None, output_key
             raise TypeError(f"{type(program).__name__} takes inputs {free}: pass input_key= (and inputs= for the "
                             "others) to to_query_engine")
         input_key = free[0]
-    engine: BaseQueryEngine = _engine_class()(program, input_key, output_key, fixed)
+    engine: BaseQueryEngine = _engine_class()(program, input_key, output_key, fixed, streaming)
     return engine
 
 
@@ -110,19 +121,20 @@ def _engine_class() -> Any:
     if _ENGINE is not None:
         return _ENGINE
     from llama_index.core.base.base_query_engine import BaseQueryEngine
-    from llama_index.core.base.response.schema import Response
+    from llama_index.core.base.response.schema import AsyncStreamingResponse, Response, StreamingResponse
     from llama_index.core.callbacks import CallbackManager
 
     class ProgramQueryEngine(BaseQueryEngine):  # type: ignore[misc, unused-ignore]
         """A bridge program answering LlamaIndex queries (built by ``to_query_engine``)."""
 
         def __init__(self, program: Module, input_key: str, output_key: str | None,
-                     fixed: dict[str, Any]) -> None:
+                     fixed: dict[str, Any], streaming: bool) -> None:
             super().__init__(callback_manager=CallbackManager([]))
             self.program = program
             self.input_key = input_key
             self.output_key = output_key
             self.fixed = fixed
+            self.streaming = streaming
 
         def __repr__(self) -> str:
             return f"ProgramQueryEngine({type(self.program).__name__})"
@@ -139,18 +151,81 @@ def _engine_class() -> Any:
                         "usage": prediction.usage.to_dict()}
             return Response(response=str(prediction[key]), source_nodes=unique_nodes(nodes), metadata=metadata)
 
+        def _metadata(self, prediction: Prediction) -> dict[str, Any]:
+            key = _answer_key(self.program, prediction, self.output_key)
+            return {"outputs": outputs_of(prediction), "answer_field": key, "usage": prediction.usage.to_dict()}
+
+        def _streamed(self, query_bundle: Any, nodes: list[NodeWithScore],
+                      metadata: dict[str, Any]) -> AsyncGenerator[str, None]:
+            """The answer field's deltas; fills ``nodes`` and ``metadata`` as the program runs."""
+            events = streamify(self.program)(**self._inputs(query_bundle))
+            key = self.output_key or _stream_key(self.program)
+
+            async def deltas() -> AsyncGenerator[str, None]:
+                with collect_nodes(nodes):
+                    async for event in events:
+                        if isinstance(event, FieldDelta) and event.field == key:
+                            yield event.delta
+                        elif isinstance(event, StreamEnd):
+                            metadata.update(self._metadata(event.prediction))
+                unique = unique_nodes(nodes)
+                nodes[:] = unique
+
+            return deltas()
+
         def _query(self, query_bundle: Any) -> Any:
+            if self.streaming:
+                nodes: list[NodeWithScore] = []
+                metadata: dict[str, Any] = {}
+                gen = sync_iter(self._streamed(query_bundle, nodes, metadata))
+                return StreamingResponse(response_gen=gen, source_nodes=nodes, metadata=metadata)
             with collect_nodes() as nodes:
                 prediction = self.program(**self._inputs(query_bundle))
             return self._response(prediction, nodes)
 
         async def _aquery(self, query_bundle: Any) -> Any:
+            if self.streaming:
+                found: list[NodeWithScore] = []
+                metadata: dict[str, Any] = {}
+                agen = self._streamed(query_bundle, found, metadata)
+                return AsyncStreamingResponse(response_gen=agen, source_nodes=found, metadata=metadata)
             with collect_nodes() as nodes:
                 prediction = await self.program.acall(**self._inputs(query_bundle))
             return self._response(prediction, nodes)
 
     _ENGINE = ProgramQueryEngine
     return _ENGINE
+
+
+def _stream_key(program: Module) -> str:
+    signature = program_signature(program)
+    names = [n for n in (signature.output_fields if signature is not None else {}) if n not in SKIPPED_OUTPUTS]
+    return "answer" if "answer" in names or not names else names[0]
+
+
+def sync_iter(agen: AsyncIterator[T]) -> Generator[T, None, None]:
+    """Iterate an async generator from sync code: it runs on an event loop of its own, on a worker
+    thread that sees the caller's context (settings, callbacks), and hands items over a queue."""
+    items: queue.Queue[tuple[str, Any]] = queue.Queue()
+    ctx = contextvars.copy_context()
+
+    async def pump() -> None:
+        try:
+            async for item in agen:
+                items.put(("item", item))
+        except BaseException as exc:
+            items.put(("error", exc))
+        else:
+            items.put(("done", None))
+
+    threading.Thread(target=lambda: ctx.run(asyncio.run, pump()), name="lmbridge-stream", daemon=True).start()
+    while True:
+        kind, value = items.get()
+        if kind == "done":
+            return
+        if kind == "error":
+            raise value
+        yield value
 
 
 def unique_nodes(nodes: list[NodeWithScore]) -> list[NodeWithScore]:
@@ -211,5 +286,5 @@ def _snake(name: str) -> str:
     return out or "program"
 
 
-__all__ = ["SKIPPED_OUTPUTS", "outputs_of", "program_inputs", "program_signature", "to_llamaindex_tool",
+__all__ = ["SKIPPED_OUTPUTS", "outputs_of", "program_inputs", "program_signature", "sync_iter", "to_llamaindex_tool",
            "to_query_engine", "unique_nodes"]
