@@ -25,17 +25,26 @@ def from_llamaindex_dataset(dataset: Any, *, question: str = "question", answer:
     reference contexts, a list of strings)."""
     require_llamaindex()
     from llama_index.core.evaluation import QueryResponseDataset
-    from llama_index.core.llama_dataset import LabelledRagDataset
 
-    if isinstance(dataset, LabelledRagDataset):
+    rows: list[dict[str, Any]]
+    if isinstance(dataset, QueryResponseDataset):
+        rows = [{question: q, answer: r} for q, r in dataset.qr_pairs]
+    elif _is_rag_dataset(dataset):
         rows = [{question: ex.query, answer: ex.reference_answer, contexts: list(ex.reference_contexts or [])}
                 for ex in dataset.examples]
-    elif isinstance(dataset, QueryResponseDataset):
-        rows = [{question: q, answer: r} for q, r in dataset.qr_pairs]
     else:
         raise TypeError("from_llamaindex_dataset takes a LabelledRagDataset or a QueryResponseDataset, "
                         f"got {type(dataset).__name__}")
     return [Example(row).with_inputs(question) for row in rows]
+
+
+def _is_rag_dataset(dataset: Any) -> bool:
+    """A ``LabelledRagDataset`` (llama-index-core 0.12 ships it in ``llama_index.core.llama_dataset``;
+    0.14 no longer does), recognised by its rows: ``query``, ``reference_answer``, ``reference_contexts``."""
+    examples = getattr(dataset, "examples", None)
+    return isinstance(examples, list) and all(
+        hasattr(ex, "query") and hasattr(ex, "reference_answer") and hasattr(ex, "reference_contexts")
+        for ex in examples)
 
 
 def evaluator_metric(evaluator: Any, *, question: str = "question", answer: str = "answer",
@@ -66,7 +75,10 @@ def evaluator_metric(evaluator: Any, *, question: str = "question", answer: str 
         if contexts is not None:
             found = prediction.get(contexts) if contexts in prediction else example.get(contexts)
             kwargs["contexts"] = [found] if isinstance(found, str) else list(_texts(found))
-        result = evaluator.evaluate(**kwargs)
+        try:
+            result = evaluator.evaluate(**kwargs)
+        except Exception as exc:  # the judge's answer did not parse, its LLM failed, ...
+            raise ValueError(f"{name} could not judge: {type(exc).__name__}: {exc}") from exc
         if getattr(result, "invalid_result", False):
             raise ValueError(f"{name} gave no verdict: {result.invalid_reason or result.feedback}")
         if use == "score":
