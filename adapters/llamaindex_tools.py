@@ -68,4 +68,17 @@ def _parameters(schema: Any) -> tuple[list[inspect.Parameter], dict[str, Any]]:
     return params, annotations
 
 
+def _register() -> None:
+    """Let ``bridge.ReAct(tools=[...])`` take LlamaIndex tools directly, where the core has the
+    converter registry (``bridge.tools.register_tool_converter``)."""
+    import bridge.tools as core_tools
+
+    register = getattr(core_tools, "register_tool_converter", None)
+    if callable(register):
+        register("llama_index", from_llamaindex_tool)
+
+
+_register()
+
+
 __all__ = ["from_llamaindex_tool"]
