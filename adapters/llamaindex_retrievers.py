@@ -43,6 +43,8 @@ class _LlamaIndexRetrieverBase:
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
         self.retriever = retriever
+        self.name = type(retriever).__name__
+        """How the retriever is named in traces and errors: the LlamaIndex class."""
         self.k = k
         self.postprocessors = list(postprocessors)
         self.candidates = candidates
