@@ -19,11 +19,24 @@ import inspect
 import queue
 import threading
 import typing
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from adapters.llamaindex_nodes import collect_nodes, require_llamaindex
-from bridge import FieldDelta, Module, Prediction, Signature, StreamEnd, streamify
+from adapters.llamaindex_nodes import collect_nodes, require_llamaindex, to_node
+from bridge import (
+    Callback,
+    FieldDelta,
+    Module,
+    Passage,
+    Prediction,
+    Run,
+    Signature,
+    StreamEnd,
+    context,
+    current,
+    streamify,
+)
 
 T = TypeVar("T")
 
@@ -145,11 +158,10 @@ def _engine_class() -> Any:
         def _inputs(self, query_bundle: Any) -> dict[str, Any]:
             return {**self.fixed, self.input_key: query_bundle.query_str}
 
-        def _response(self, prediction: Prediction, nodes: list[NodeWithScore]) -> Any:
+        def _response(self, prediction: Prediction, found: Sources) -> Any:
             key = _answer_key(self.program, prediction, self.output_key)
-            metadata = {"outputs": outputs_of(prediction), "answer_field": key,
-                        "usage": prediction.usage.to_dict()}
-            return Response(response=str(prediction[key]), source_nodes=unique_nodes(nodes), metadata=metadata)
+            return Response(response=str(prediction[key]), source_nodes=found.nodes(),
+                            metadata=self._metadata(prediction))
 
         def _metadata(self, prediction: Prediction) -> dict[str, Any]:
             key = _answer_key(self.program, prediction, self.output_key)
@@ -162,14 +174,13 @@ def _engine_class() -> Any:
             key = self.output_key or _stream_key(self.program)
 
             async def deltas() -> AsyncGenerator[str, None]:
-                with collect_nodes(nodes):
+                with sources(nodes) as found:
                     async for event in events:
                         if isinstance(event, FieldDelta) and event.field == key:
                             yield event.delta
                         elif isinstance(event, StreamEnd):
                             metadata.update(self._metadata(event.prediction))
-                unique = unique_nodes(nodes)
-                nodes[:] = unique
+                nodes[:] = found.nodes()
 
             return deltas()
 
@@ -179,22 +190,52 @@ def _engine_class() -> Any:
                 metadata: dict[str, Any] = {}
                 gen = sync_iter(self._streamed(query_bundle, nodes, metadata))
                 return StreamingResponse(response_gen=gen, source_nodes=nodes, metadata=metadata)
-            with collect_nodes() as nodes:
+            with sources() as found:
                 prediction = self.program(**self._inputs(query_bundle))
-            return self._response(prediction, nodes)
+            return self._response(prediction, found)
 
         async def _aquery(self, query_bundle: Any) -> Any:
             if self.streaming:
-                found: list[NodeWithScore] = []
+                filled: list[NodeWithScore] = []
                 metadata: dict[str, Any] = {}
-                agen = self._streamed(query_bundle, found, metadata)
-                return AsyncStreamingResponse(response_gen=agen, source_nodes=found, metadata=metadata)
-            with collect_nodes() as nodes:
+                agen = self._streamed(query_bundle, filled, metadata)
+                return AsyncStreamingResponse(response_gen=agen, source_nodes=filled, metadata=metadata)
+            with sources() as found:
                 prediction = await self.program.acall(**self._inputs(query_bundle))
-            return self._response(prediction, nodes)
+            return self._response(prediction, found)
 
     _ENGINE = ProgramQueryEngine
     return _ENGINE
+
+
+class Sources(Callback):
+    """What a program run retrieved: the LlamaIndex nodes (with their original objects) and the
+    passages of every ``Retrieve`` call (bridge retrievers included), in order."""
+
+    def __init__(self, nodes: list[NodeWithScore]) -> None:
+        self.llamaindex_nodes = nodes
+        self.passages: list[Passage] = []
+        self._lock = threading.Lock()
+
+    def on_retriever_end(self, run: Run, passages: Sequence[Passage]) -> None:
+        with self._lock:
+            self.passages.extend(passages)
+
+    def nodes(self) -> list[NodeWithScore]:
+        """The retrieved nodes, each once: LlamaIndex's own where the passage came from one, else a
+        node made from the passage."""
+        if not self.passages:
+            return unique_nodes(self.llamaindex_nodes)
+        by_id = {n.node.node_id: n for n in self.llamaindex_nodes}
+        return unique_nodes([by_id.get(str(p.metadata.get("node_id"))) or to_node(p) for p in self.passages])
+
+
+@contextmanager
+def sources(nodes: list[NodeWithScore] | None = None) -> Iterator[Sources]:
+    """Collect what the program retrieves inside the block (see ``Sources``)."""
+    found = Sources([] if nodes is None else nodes)
+    with collect_nodes(found.llamaindex_nodes), context(callbacks=[*current().callbacks, found]):
+        yield found
 
 
 def _stream_key(program: Module) -> str:
@@ -286,5 +327,5 @@ def _snake(name: str) -> str:
     return out or "program"
 
 
-__all__ = ["SKIPPED_OUTPUTS", "outputs_of", "program_inputs", "program_signature", "sync_iter", "to_llamaindex_tool",
-           "to_query_engine", "unique_nodes"]
+__all__ = ["SKIPPED_OUTPUTS", "Sources", "outputs_of", "program_inputs", "program_signature", "sources", "sync_iter",
+           "to_llamaindex_tool", "to_query_engine", "unique_nodes"]

@@ -218,3 +218,16 @@ def test_prompt_export_default_format_and_parser_types() -> None:
     assert template.output_parser.parse("4") == {"answer": 4}
     with pytest.raises(bridge.ParseError):
         template.output_parser.parse("four-ish")
+
+
+def test_source_nodes_from_a_bridge_retriever(questions: list[dict[str, Any]]) -> None:
+    pytest.importorskip("bm25s")
+    rows = read_jsonl(squad_dir() / "corpus.jsonl", 30)
+    bm25 = bridge.BM25Retriever([r["text"] for r in rows], [{"node_id": r["id"], "title": r["title"]} for r in rows])
+    engine = to_query_engine(RAG(bm25, k=2))
+    with bridge.context(lm=ScriptedLM([reply("Denver Broncos")])):
+        response = engine.query(questions[0]["question"])
+    expected = bm25(questions[0]["question"], 2)
+    assert [n.node.get_content() for n in response.source_nodes] == [p.text for p in expected]
+    assert [n.score for n in response.source_nodes] == [p.score for p in expected]
+    assert response.source_nodes[0].node.node_id == expected[0].metadata["node_id"]
