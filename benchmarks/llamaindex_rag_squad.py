@@ -28,6 +28,8 @@ from examples.llamaindex_rag_squad import RAG, build_retrievers, recall_at, scor
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=int, default=0,
+                        help="paragraphs besides the dev questions' own (0: the whole corpus)")
     parser.add_argument("--n", type=int, default=0, help="dev questions answered by the model (0: none)")
     parser.add_argument("--train", type=int, default=24, help="dev questions (from the end) for BootstrapFewShot")
     parser.add_argument("--k", type=int, default=3, help="passages given to the model")
@@ -36,9 +38,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     dev, corpus = load_jsonl("squad", "dev"), load_jsonl("squad", "corpus")
+    if args.corpus:
+        gold = {q["context_id"] for q in dev}
+        corpus = [r for r in corpus if r["id"] in gold] + [r for r in corpus if r["id"] not in gold][:args.corpus]
     start = time.perf_counter()
     retrievers = build_retrievers(corpus, top_k=2)
-    lines = [f"# benchmarks/llamaindex_rag_squad.py --n {args.n} --train {args.train} --k {args.k} "
+    lines = [f"# benchmarks/llamaindex_rag_squad.py --corpus {args.corpus} --n {args.n} --train {args.train} --k {args.k} "
              f"--model {args.model}", "",
              f"indexes built over {len(corpus)} paragraphs in {time.perf_counter() - start:.0f} s", "",
              f"recall over {len(dev)} dev questions (through from_llamaindex_retriever):",
