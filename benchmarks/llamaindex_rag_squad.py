@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> None:
         corpus = [r for r in corpus if r["id"] in gold] + [r for r in corpus if r["id"] not in gold][:args.corpus]
     start = time.perf_counter()
     retrievers = build_retrievers(corpus, top_k=2)
-    lines = [f"# benchmarks/llamaindex_rag_squad.py --corpus {args.corpus} --n {args.n} --train {args.train} --k {args.k} "
-             f"--model {args.model}", "",
+    lines = [f"# benchmarks/llamaindex_rag_squad.py --corpus {args.corpus} --n {args.n} --train {args.train} "
+             f"--k {args.k} --model {args.model}", "",
              f"indexes built over {len(corpus)} paragraphs in {time.perf_counter() - start:.0f} s", "",
              f"recall over {len(dev)} dev questions (through from_llamaindex_retriever):",
              f"{'retriever':<18} {'R@1':>6} {'R@3':>6} {'R@5':>6} {'R@10':>6}"]
