@@ -40,9 +40,9 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
@@ -187,11 +187,10 @@ class _RunIds:
         self.reset()
 
     def reset(self) -> None:
-        self.prefix = os.urandom(8).hex()
-        self.counter = itertools.count()
+        self.counter = itertools.count(int.from_bytes(os.urandom(8), "big") << 64)
 
     def next(self) -> str:
-        return f"{self.prefix}{next(self.counter):016x}"
+        return format(next(self.counter), "032x")
 
 
 _ids = _RunIds()
@@ -208,17 +207,18 @@ class RunScope:
     """A started run: emits its events to the callbacks and, used as a context manager, makes it
     the parent of the runs started inside (and emits ``on_<kind>_error`` for an exception)."""
 
-    __slots__ = ("_ended", "_token", "callbacks", "run")
+    __slots__ = ("_ended", "_methods", "_token", "callbacks", "run")
 
     def __init__(self, callbacks: Sequence[Callback], run: Run) -> None:
         self.callbacks = callbacks
         self.run = run
+        self._methods = _METHODS[run.kind]
         self._token: contextvars.Token[str | None] | None = None
         self._ended = False
 
     def emit(self, event: str, *payload: Any) -> None:
         """Call ``on_<group>_<event>(run, *payload)`` on every callback (``event``: start, end, error, token)."""
-        method = _METHODS[self.run.kind][event]
+        method = self._methods[event]
         for callback in self.callbacks:
             try:
                 getattr(callback, method)(self.run, *payload)
@@ -288,26 +288,68 @@ class _NoRun(RunScope):
                  tb: TracebackType | None) -> None:
         pass
 
+    def each(self, items: Iterator[T]) -> Iterator[T]:
+        return items
 
+    def aeach(self, items: AsyncIterator[T]) -> AsyncIterator[T]:
+        return items
+
+
+_NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 NO_RUN: RunScope = _NoRun((), Run("", None, "module", ""))
 """The scope ``start_run`` returns when no callback is installed."""
+
+
+class CallbackSet(tuple[Callback, ...]):
+    """The installed callbacks (what ``Settings.callbacks`` holds): a tuple that also knows, for
+    each kind of run, which callbacks override one of its methods. A run is made only for those,
+    so a callback that watches LM calls alone costs nothing on the other runs."""
+
+    targets: dict[str, tuple[Callback, ...]]
+
+    def __new__(cls, callbacks: Iterable[Callback] = ()) -> CallbackSet:
+        self = super().__new__(cls, callbacks)
+        self.targets = {group: tuple(c for c in self if _overrides(type(c), group)) for group in set(_GROUP.values())}
+        return self
+
+
+def _overrides(cls: type[Callback], group: str) -> bool:
+    return any(getattr(cls, name) is not getattr(Callback, name) for name in _METHODS[group].values()
+               if hasattr(Callback, name))
+
+
+def watched(callbacks: Sequence[Callback], kind: RunKind) -> bool:
+    """Whether any of ``callbacks`` overrides a method of ``kind`` (a run of it would be made)."""
+    if not callbacks:
+        return False
+    if not isinstance(callbacks, CallbackSet):
+        callbacks = CallbackSet(callbacks)
+    return bool(callbacks.targets[_GROUP[kind]])
 
 
 def start_run(kind: RunKind, name: str, *start: Any, callbacks: Sequence[Callback] | None = None,
               metadata: Mapping[str, Any] | None = None, tags: Sequence[str] = ()) -> RunScope:
     """Start a run of ``kind`` under the current parent and emit its start event with ``start``.
 
-    ``callbacks`` defaults to the installed ones; with none installed this returns ``NO_RUN``.
-    Use the scope as a context manager to make it the parent of the runs inside it, and call
+    ``callbacks`` defaults to the installed ones. The run goes to those that override a method of
+    its kind; when there are none (no callback installed, or none that watches this kind), this
+    returns ``NO_RUN``, and the runs inside have the nearest run made as their parent. Use the
+    scope as a context manager to make it the parent of the runs inside it, and call
     ``scope.end(payload)`` when the call succeeds.
     """
     if callbacks is None:
         from bridge.settings import current
 
         callbacks = current().callbacks
-        if not callbacks:
-            return NO_RUN
-    run = Run(new_run_id(), _parent.get(), kind, name, tuple(tags), metadata or {}, time.time())
-    scope = RunScope(callbacks, run)
+    if not callbacks:
+        return NO_RUN
+    if not isinstance(callbacks, CallbackSet):
+        callbacks = CallbackSet(callbacks)
+    targets = callbacks.targets[_GROUP[kind]]
+    if not targets:
+        return NO_RUN
+    run = Run(new_run_id(), _parent.get(), kind, name, tags if isinstance(tags, tuple) else tuple(tags),
+              metadata if metadata is not None else _NO_METADATA, time.time())
+    scope = RunScope(targets, run)
     scope.emit("start", *start)
     return scope

@@ -14,10 +14,10 @@ which yields its ``_send`` answer as one chunk.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from bridge.callbacks import Callback, LMEnd, RunScope, start_run
+from bridge.callbacks import NO_RUN, Callback, LMEnd, RunScope, start_run
 from bridge.settings import current
 
 if TYPE_CHECKING:
@@ -96,8 +96,8 @@ class StreamingMixin:
         callbacks = current().callbacks
         if not callbacks:
             return items
-        return _traced_stream(_lm_run(self, callbacks, messages, params), items, messages, self.model,
-                              {**self.params, **(params or {})})
+        scope, merged = _lm_run(self, callbacks, messages, params)
+        return items if scope is NO_RUN else _traced_stream(scope, items, messages, self.model, merged)
 
     def astream(self, messages: list[Message], params: dict[str, Any] | None = None, *,
                 signature: type[Signature] | None = None,
@@ -107,8 +107,8 @@ class StreamingMixin:
         callbacks = current().callbacks
         if not callbacks:
             return items
-        return _atraced_stream(_lm_run(self, callbacks, messages, params), items, messages, self.model,
-                               {**self.params, **(params or {})})
+        scope, merged = _lm_run(self, callbacks, messages, params)
+        return items if scope is NO_RUN else _atraced_stream(scope, items, messages, self.model, merged)
 
     def _stream(self, messages: list[Message], params: dict[str, Any] | None,
                 signature: type[Signature] | None, fmt: PromptFormat | None) -> Iterator[str | Completion]:
@@ -177,40 +177,42 @@ class StreamingMixin:
     def _traced_complete(self, callbacks: Sequence[Callback], messages: list[Message],
                          params: dict[str, Any] | None, signature: type[Signature] | None,
                          fmt: PromptFormat | None) -> Completion:
-        scope = _lm_run(self, callbacks, messages, params)
+        scope, merged = _lm_run(self, callbacks, messages, params)
+        if scope is NO_RUN:  # no callback watches LM calls
+            return self._complete(messages, params, signature=signature, fmt=fmt)
         try:
             completion = self._complete(messages, params, signature=signature, fmt=fmt)
         except BaseException as error:
             scope.error(error)
             raise
-        scope.end(_lm_end(messages, self.model, completion, params, self.params, streamed=False))
+        scope.end(_lm_end(messages, self.model, completion, merged, streamed=False))
         return completion
 
     async def _atraced_complete(self, callbacks: Sequence[Callback], messages: list[Message],
                                 params: dict[str, Any] | None, signature: type[Signature] | None,
                                 fmt: PromptFormat | None) -> Completion:
-        scope = _lm_run(self, callbacks, messages, params)
+        scope, merged = _lm_run(self, callbacks, messages, params)
+        if scope is NO_RUN:
+            return await self._acomplete(messages, params, signature=signature, fmt=fmt)
         try:
             completion = await self._acomplete(messages, params, signature=signature, fmt=fmt)
         except BaseException as error:
             scope.error(error)
             raise
-        scope.end(_lm_end(messages, self.model, completion, params, self.params, streamed=False))
+        scope.end(_lm_end(messages, self.model, completion, merged, streamed=False))
         return completion
 
 
 def _lm_run(lm: StreamingMixin, callbacks: Sequence[Callback], messages: list[Message],
-            params: dict[str, Any] | None) -> RunScope:
+            params: dict[str, Any] | None) -> tuple[RunScope, dict[str, Any]]:
     merged = {**lm.params, **params} if params else dict(lm.params)
-    return start_run("lm", lm.model, messages, merged, callbacks=callbacks,
-                     metadata={"model": lm.model, "lm_class": type(lm).__name__})
+    return start_run("lm", lm.model, messages, merged, callbacks=callbacks), merged
 
 
-def _lm_end(messages: list[Message], model: str, completion: Completion, params: Mapping[str, Any] | None,
-            defaults: Mapping[str, Any], *, streamed: bool) -> LMEnd:
-    merged = {**defaults, **params} if params else dict(defaults)
+def _lm_end(messages: list[Message], model: str, completion: Completion, params: dict[str, Any], *,
+            streamed: bool) -> LMEnd:
     return LMEnd(messages, completion.text, model, completion.usage, completion.cached, completion.tool_calls,
-                 merged, streamed)
+                 params, streamed)
 
 
 def _traced_stream(scope: RunScope, items: Iterator[str | Completion], messages: list[Message], model: str,

@@ -226,9 +226,12 @@ class LocalModel:
         with self._lock:
             llama = self._load()
             meter = _PromptMeter(llama)
-            handler = (llama.chat_handler or llama._chat_handlers.get(llama.chat_format)
-                       or _chat_format().get_chat_completion_handler(llama.chat_format))
-            chunks = self._guarded(lambda: handler(llama=meter, messages=list(messages), stream=True, **options))
+            llama.create_completion = meter  # the chat handler calls it at once; our own model, under the lock
+            try:
+                chunks = self._guarded(lambda: llama.create_chat_completion(messages=list(messages), stream=True,
+                                                                            **options))
+            finally:
+                del llama.create_completion  # back to the class's method
             try:
                 while True:
                     chunk = self._guarded(lambda: next(chunks, None))
@@ -314,28 +317,19 @@ class _MeteredLlama:
         return response
 
 
-def _chat_format() -> Any:
-    from llama_cpp import llama_chat_format
-
-    return llama_chat_format
-
-
 class _PromptMeter:
-    """Stands in for the Llama given to the chat handler of a streamed request, to count the tokens
-    of the prompt the handler builds (llama.cpp's stream reports no usage). Everything else is the
-    model's own."""
+    """Stands in for ``Llama.create_completion`` while a streamed chat request is set up, to count
+    the tokens of the prompt that the chat handler builds (llama.cpp's stream reports no usage)."""
 
     def __init__(self, llama: Any) -> None:
         self._llama = llama
+        self._create = llama.create_completion
         self.prompt_tokens = 0
 
-    def create_completion(self, **kwargs: Any) -> Any:
+    def __call__(self, **kwargs: Any) -> Any:
         prompt = kwargs.get("prompt")
         if isinstance(prompt, list):
             self.prompt_tokens += len(prompt)
         elif isinstance(prompt, str):
             self.prompt_tokens += len(self._llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
-        return self._llama.create_completion(**kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._llama, name)
+        return self._create(**kwargs)

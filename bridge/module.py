@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bridge.callbacks import start_run
+from bridge.callbacks import start_run, watched
 from bridge.settings import current
 from bridge.tracking import track_usage
 from bridge.types import Prediction
@@ -37,7 +37,8 @@ class Module:
         return await asyncio.to_thread(self.forward, **inputs)
 
     def __call__(self, **inputs: Any) -> Prediction:
-        if current().callbacks:
+        callbacks = current().callbacks
+        if callbacks and watched(callbacks, "module"):
             return self._traced_call(inputs)
         with track_usage() as tracker:
             prediction = self.forward(**inputs)
@@ -46,7 +47,8 @@ class Module:
         return prediction
 
     async def acall(self, **inputs: Any) -> Prediction:
-        if current().callbacks:
+        callbacks = current().callbacks
+        if callbacks and watched(callbacks, "module"):
             return await self._atraced_call(inputs)
         with track_usage() as tracker:
             prediction = await self.aforward(**inputs)

@@ -8,10 +8,11 @@ does not parse is re-asked once with the error shown, and the re-ask is counted 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from bridge.callbacks import Callback, start_run
+from bridge.callbacks import Callback, start_run, watched
 from bridge.errors import ConfigurationError, InputError, ParseError
 from bridge.formats import ChatFormat, PromptFormat
 from bridge.lm import BaseLM, Completion
@@ -23,7 +24,7 @@ from bridge.tracking import record_step, record_usage
 from bridge.types import Example, Message, Prediction, Usage
 
 DEFAULT_FORMAT: PromptFormat = ChatFormat()
-_specs: WeakKeyDictionary[type[Signature], str] = WeakKeyDictionary()  # for traces
+_metadata: WeakKeyDictionary[type[Signature], Mapping[str, Any]] = WeakKeyDictionary()  # of predictor runs
 
 
 class Predict(Module):
@@ -174,15 +175,25 @@ class Predict(Module):
         callbacks = current().callbacks
         if not callbacks:
             return self._stream(inputs, name)
-        scope = start_run("predictor", type(self).__name__, inputs, callbacks=callbacks, metadata=self._meta())
-        return traced_events(scope, self._stream(inputs, name))
+        return self._traced_events(callbacks, inputs, name)
 
     def _aevents(self, inputs: dict[str, Any], name: str) -> AsyncIterator[StreamEvent]:
         callbacks = current().callbacks
         if not callbacks:
             return self._astream(inputs, name)
+        return self._atraced_events(callbacks, inputs, name)
+
+    def _traced_events(self, callbacks: tuple[Callback, ...], inputs: dict[str, Any],
+                       name: str) -> Iterator[StreamEvent]:
+        # The run starts with the first event, under the run that is the parent at that moment.
         scope = start_run("predictor", type(self).__name__, inputs, callbacks=callbacks, metadata=self._meta())
-        return atraced_events(scope, self._astream(inputs, name))
+        yield from traced_events(scope, self._stream(inputs, name))
+
+    async def _atraced_events(self, callbacks: tuple[Callback, ...], inputs: dict[str, Any],
+                              name: str) -> AsyncIterator[StreamEvent]:
+        scope = start_run("predictor", type(self).__name__, inputs, callbacks=callbacks, metadata=self._meta())
+        async for event in atraced_events(scope, self._astream(inputs, name)):
+            yield event
 
     def _stream(self, inputs: dict[str, Any], name: str) -> Iterator[StreamEvent]:
         self._check(inputs)
@@ -257,11 +268,11 @@ class Predict(Module):
         yield StreamEnd(self._finish(inputs, final, usage, second.text))
 
     # -- tracing --------------------------------------------------------------------------------
-    def _meta(self) -> dict[str, Any]:
-        spec = _specs.get(self.signature)
-        if spec is None:
-            spec = _specs[self.signature] = self.signature.spec()
-        return {"signature": spec, "demos": len(self.demos)}
+    def _meta(self) -> Mapping[str, Any]:
+        meta = _metadata.get(self.signature)
+        if meta is None:
+            meta = _metadata[self.signature] = MappingProxyType({"signature": self.signature.spec()})
+        return meta
 
     def _traced_predict(self, callbacks: tuple[Callback, ...], inputs: dict[str, Any]) -> Prediction:
         sink = find_sink(callbacks)
@@ -274,6 +285,8 @@ class Predict(Module):
                     sink.put(event)
             assert prediction is not None
             return prediction
+        if not watched(callbacks, "predictor"):
+            return self.forward(**inputs)
         with start_run("predictor", type(self).__name__, inputs, callbacks=callbacks, metadata=self._meta()) as run:
             prediction = self.forward(**inputs)
             run.end(prediction)
@@ -290,6 +303,8 @@ class Predict(Module):
                     sink.put(event)
             assert prediction is not None
             return prediction
+        if not watched(callbacks, "predictor"):
+            return await self.aforward(**inputs)
         with start_run("predictor", type(self).__name__, inputs, callbacks=callbacks, metadata=self._meta()) as run:
             prediction = await self.aforward(**inputs)
             run.end(prediction)
@@ -316,7 +331,7 @@ class ChainOfThought(Module):
 
     def __call__(self, **inputs: Any) -> Prediction:
         if current().callbacks:
-            return super().__call__(**inputs)  # traced: a module run around the predictor run
+            return super().__call__(**inputs)  # traced (when watched): a module run around the predictor run
         return self.predict(**inputs)
 
     async def acall(self, **inputs: Any) -> Prediction:
@@ -326,7 +341,16 @@ class ChainOfThought(Module):
 
     def stream(self, **inputs: Any) -> Iterator[StreamEvent]:
         """The reasoning's deltas first, then the answer's fields (see ``Predict.stream``)."""
-        return self.predict._events(inputs, "predict")
+        events = self.predict._events(inputs, "predict")
+        callbacks = current().callbacks
+        if not callbacks:
+            return events
+        return traced_events(start_run("module", type(self).__name__, inputs, callbacks=callbacks), events)
 
     def astream(self, **inputs: Any) -> AsyncIterator[StreamEvent]:
-        return self.predict._aevents(inputs, "predict")
+        """The async twin of ``stream``."""
+        events = self.predict._aevents(inputs, "predict")
+        callbacks = current().callbacks
+        if not callbacks:
+            return events
+        return atraced_events(start_run("module", type(self).__name__, inputs, callbacks=callbacks), events)

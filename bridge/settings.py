@@ -57,7 +57,7 @@ def _check(changes: dict[str, Any]) -> None:
 
 
 def _callbacks(value: Any) -> tuple[Callback, ...]:
-    from bridge.callbacks import Callback
+    from bridge.callbacks import Callback, CallbackSet
 
     if value is None:
         return ()
@@ -66,7 +66,7 @@ def _callbacks(value: Any) -> tuple[Callback, ...]:
     wrong = [type(c).__name__ for c in value if not isinstance(c, Callback)]
     if wrong:
         raise ConfigurationError(f"callbacks must be bridge.Callback instances (subclass it); got {wrong}")
-    return tuple(value)
+    return CallbackSet(value)
 
 
 def configure(**changes: Any) -> None:

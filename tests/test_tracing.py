@@ -322,3 +322,35 @@ def test_opentelemetry_records_errors_and_content_when_asked() -> None:
     failed = [s for s in spans if not s.status.is_ok]
     assert {s.attributes["lmbridge.kind"] for s in failed} == {"lm", "predictor"}
     assert all(s.attributes["error.type"] == "LMError" for s in failed)
+
+
+def test_a_streamed_chain_of_thought_is_the_same_tree_as_a_call() -> None:
+    recorder = Recorder()
+    lm = ScriptedLM([{"reasoning": "Paris is the capital.", "answer": "Paris"}] * 2, chunk_size=5)
+    cot = bridge.ChainOfThought("question -> answer", lm=lm)
+    with bridge.context(callbacks=[recorder]):
+        cot(question="capital?")
+        called = [(r.kind, recorder.parent(r).kind if recorder.parent(r) else None) for r in recorder.runs()]
+        recorder.events.clear()
+        events = list(cot.stream(question="capital of France?"))
+    streamed = [(r.kind, recorder.parent(r).kind if recorder.parent(r) else None) for r in recorder.runs()]
+    assert streamed == called == [("module", None), ("predictor", "module"), ("lm", "predictor")]
+    (module,) = recorder.runs("module")
+    assert recorder.payload("end", module) is events[-1].prediction  # type: ignore[union-attr]
+
+
+def test_a_callback_that_watches_lm_calls_alone_gets_lm_runs_alone() -> None:
+    class Calls(bridge.Callback):
+        def __init__(self) -> None:
+            self.runs: list[bridge.Run] = []
+
+        def on_lm_start(self, run: bridge.Run, messages: Sequence[Any], params: Mapping[str, Any]) -> None:
+            self.runs.append(run)
+
+    calls = Calls()
+    lm = ScriptedLM([{"reasoning": "r", "answer": "a"}] * 2, chunk_size=2)
+    cot = bridge.ChainOfThought("question -> answer", lm=lm)
+    with bridge.context(callbacks=[calls]):
+        cot(question="?")
+        list(cot.stream(question="again?"))
+    assert [(r.kind, r.parent_run_id) for r in calls.runs] == [("lm", None), ("lm", None)]
