@@ -66,6 +66,13 @@ def from_prompt_template(template: BasePromptTemplate[Any], *, output_fields: st
     (this function refuses such a template rather than drop them).
     """
     require_langchain()
+    from langchain_core.prompts import BasePromptTemplate as LCPromptTemplate
+
+    if not isinstance(template, LCPromptTemplate):
+        hint = (" (a LlamaIndex template: use adapters.llamaindex.from_llamaindex_prompt)"
+                if type(template).__module__.startswith("llama_index") else "")
+        raise SignatureError(f"from_prompt_template takes a LangChain prompt template, got "
+                             f"{type(template).__name__}{hint}")
     from adapters.langchain_migrate import migrate_prompt
 
     migrated = migrate_prompt(template, output_fields=output_fields, instructions=instructions, name=name,

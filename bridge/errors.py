@@ -12,6 +12,7 @@ so the original stays on ``__cause__``.
     ├── ParseError            a completion did not parse, even after one re-ask
     ├── StateError            a saved program does not fit the program loading it
     ├── ToolError             a tool failed, timed out, or got arguments it cannot take
+    ├── RetrievalError        a retriever raised; the message names the retriever
     ├── EvaluationError       evaluate or compile stopped: too many failures, or a metric/example that cannot work
     └── LMError               the language model call failed (after retries)
         ├── RateLimitError        HTTP 429 or provider quota
@@ -115,6 +116,12 @@ class ToolError(BridgeError):
     resolve, or an argument type with no JSON schema."""
 
 
+class RetrievalError(BridgeError):
+    """Raised when a retriever fails inside ``Retrieve`` (or an adapter's retriever). The message names
+    the retriever; the original exception is on ``__cause__``. During evaluate and compile it is a
+    per-example failure: the example scores 0 and is counted."""
+
+
 class EvaluationError(BridgeError):
     """Raised when evaluate or compile passes the ``max_errors`` the caller set, or stops at an example
     that cannot work (a metric that raises or returns no finite number, an example that does not fit
@@ -169,6 +176,7 @@ __all__ = [
     "MissingDependencyError",
     "ParseError",
     "RateLimitError",
+    "RetrievalError",
     "SignatureError",
     "StateError",
     "ToolError",

@@ -41,6 +41,7 @@ from bridge.errors import (
     MissingDependencyError,
     ParseError,
     RateLimitError,
+    RetrievalError,
     ToolError,
     describe,
 )
@@ -96,7 +97,7 @@ class EvaluationResult:
 def is_counted_failure(exc: BaseException) -> bool:
     """Whether ``exc``, raised while running one example, fails only that example (scored 0 and
     counted). Anything else stops the run: no other example would fare better."""
-    if isinstance(exc, (ParseError, ToolError, ContextWindowError, RateLimitError, LMTimeoutError)):
+    if isinstance(exc, (ParseError, ToolError, RetrievalError, ContextWindowError, RateLimitError, LMTimeoutError)):
         return True
     if isinstance(exc, AuthenticationError) or not isinstance(exc, LMError):
         return False

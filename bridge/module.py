@@ -80,6 +80,13 @@ class Module:
         _walk(self, "", found, seen)
         return found
 
+    def named_modules(self) -> list[tuple[str, Module]]:
+        """Every sub-module of the program (predictors, ``Retrieve`` and others), with a dotted path
+        name, each once, parents before their children."""
+        found: list[tuple[str, Module]] = []
+        _walk_modules(self, "", found, set())
+        return found
+
     def predictors(self) -> list[Predict]:
         return [p for _, p in self.named_predictors()]
 
@@ -131,6 +138,17 @@ def _children(value: Any) -> Iterator[tuple[str, Any]]:
     elif isinstance(value, dict):
         for key, child in value.items():
             yield str(key), child
+
+
+def _walk_modules(value: Any, prefix: str, found: list[tuple[str, Module]], seen: set[int]) -> None:
+    for name, child in _children(value):
+        if id(child) in seen or not isinstance(child, (Module, list, tuple, dict)):
+            continue
+        seen.add(id(child))
+        path = f"{prefix}.{name}" if prefix else name
+        if isinstance(child, Module):
+            found.append((path, child))
+        _walk_modules(child, path, found, seen)
 
 
 def _walk(value: Any, prefix: str, found: list[tuple[str, Predict]], seen: set[int]) -> None:

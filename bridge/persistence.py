@@ -49,8 +49,17 @@ def predictor_state(p: Predict) -> dict[str, Any]:
     }
 
 
+def retrieve_modules(program: Module) -> dict[str, Any]:
+    """The ``Retrieve`` modules of a program by path (``"self"`` for a bare Retrieve)."""
+    from bridge.retrieval import Retrieve
+
+    found: dict[str, Any] = {"self": program} if isinstance(program, Retrieve) else {}
+    found.update((n, m) for n, m in program.named_modules() if isinstance(m, Retrieve))
+    return found
+
+
 def program_state(program: Module) -> dict[str, Any]:
-    return {
+    state: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "lmbridge_version": library_version(),
@@ -58,6 +67,10 @@ def program_state(program: Module) -> dict[str, Any]:
         "predictors": {name: predictor_state(p) for name, p in program.named_predictors()},
         "report": program.report,
     }
+    retrieves = retrieve_modules(program)
+    if retrieves:
+        state["retrieve"] = {name: {"k": m.k} for name, m in retrieves.items()}
+    return state
 
 
 def _check_predictor(name: str, p: Predict, state: Any) -> None:
@@ -106,6 +119,7 @@ def apply_state(program: Module, state: Any) -> None:
                          f"missing predictors {missing}, unexpected predictors {extra}")
     for name, p in mine.items():
         _check_predictor(name, p, saved[name])
+    retrieve = _checked_retrieve(program, state.get("retrieve"))
     for name, p in mine.items():
         s = saved[name]
         sig = p.signature.with_instructions(s["instructions"])
@@ -115,8 +129,28 @@ def apply_state(program: Module, state: Any) -> None:
         p.demos = [Example(d) for d in s["demos"]]
         if s.get("format") is not None:
             p.format = format_from_state(s["format"])
+    for module, k in retrieve:
+        module.k = k
     report = state.get("report")
     program.report = report if isinstance(report, dict) else None
+
+
+def _checked_retrieve(program: Module, saved: Any) -> list[tuple[Any, int]]:
+    """The (Retrieve module, k) pairs a file sets; a file from before k was saved sets none."""
+    if saved is None:
+        return []
+    mine = retrieve_modules(program)
+    if not isinstance(saved, dict) or set(saved) != set(mine):
+        names = sorted(saved) if isinstance(saved, dict) else saved
+        raise StateError(f"program file does not fit {type(program).__name__}: it has Retrieve modules {names}, "
+                         f"the program has {sorted(mine)}")
+    pairs = []
+    for name, entry in saved.items():
+        k = entry.get("k") if isinstance(entry, dict) else None
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise StateError(f"Retrieve {name!r}: 'k' must be a positive integer, got {k!r}")
+        pairs.append((mine[name], k))
+    return pairs
 
 
 def save(program: Module, path: str | Path) -> None:

@@ -9,12 +9,13 @@ turned into Passages, so a three-line function over a search index is already a 
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from bridge.callbacks import start_run
-from bridge.errors import MissingDependencyError
+from bridge.errors import BridgeError, MissingDependencyError, RetrievalError, describe
 from bridge.module import Module
 from bridge.tools import run_sync
 from bridge.types import Passage, Prediction
@@ -64,18 +65,24 @@ def to_passages(items: Iterable[PassageLike | Any] | None) -> list[Passage]:
     return [to_passage(i) for i in items or ()]
 
 
-def retrieve(retriever: RetrieverLike, query: str, k: int) -> list[Passage]:
-    """Call a sync or async retriever from sync code and normalise its answer."""
+def retrieve(retriever: RetrieverLike, query: Any, k: int, options: Mapping[str, Any] | None = None) -> list[Passage]:
+    """Call a sync or async retriever from sync code and normalise its answer.
+
+    ``options`` (for example ``{"filters": ...}``) go to the retriever as keyword arguments, and
+    only when given, so a plain ``retriever(query, k)`` never sees them. A retriever that raises
+    anything but a bridge error comes out as ``RetrievalError`` naming the retriever.
+    """
     with start_run("retriever", retriever_name(retriever), query, k) as run:
-        passages = _retrieve(retriever, query, k)
+        passages = _retrieve(retriever, query, k, options)
         run.end(passages)
     return passages
 
 
-async def aretrieve(retriever: RetrieverLike, query: str, k: int) -> list[Passage]:
-    """Call a sync or async retriever from async code and normalise its answer."""
+async def aretrieve(retriever: RetrieverLike, query: Any, k: int,
+                    options: Mapping[str, Any] | None = None) -> list[Passage]:
+    """Call a sync or async retriever from async code and normalise its answer (see ``retrieve``)."""
     with start_run("retriever", retriever_name(retriever), query, k) as run:
-        passages = await _aretrieve(retriever, query, k)
+        passages = await _aretrieve(retriever, query, k, options)
         run.end(passages)
     return passages
 
@@ -88,22 +95,34 @@ def retriever_name(retriever: Any) -> str:
     return getattr(retriever, "__name__", None) or type(retriever).__name__
 
 
-def _retrieve(retriever: RetrieverLike, query: str, k: int) -> list[Passage]:
-    result = retriever(query, k)
-    if inspect.isawaitable(result):
-        result = run_sync(_awaited(result))
+def _retrieve(retriever: RetrieverLike, query: Any, k: int, options: Mapping[str, Any] | None) -> list[Passage]:
+    try:
+        result = retriever(query, k, **options) if options else retriever(query, k)
+        if inspect.isawaitable(result):
+            result = run_sync(_awaited(result))
+    except BridgeError:
+        raise
+    except Exception as exc:
+        raise RetrievalError(f"retriever {retriever!r} failed: {describe(exc)}") from exc
     return to_passages(result)[:k]
 
 
-async def _aretrieve(retriever: RetrieverLike, query: str, k: int) -> list[Passage]:
-    if _is_async(retriever):
-        result = await retriever(query, k)
-    else:
-        import asyncio
+async def _aretrieve(retriever: RetrieverLike, query: Any, k: int,
+                     options: Mapping[str, Any] | None) -> list[Passage]:
+    call = functools.partial(retriever, query, k, **(options or {}))
+    try:
+        if _is_async(retriever):
+            result = await call()
+        else:
+            import asyncio
 
-        result = await asyncio.to_thread(retriever, query, k)
-        if inspect.isawaitable(result):
-            result = await result
+            result = await asyncio.to_thread(call)
+            if inspect.isawaitable(result):
+                result = await result
+    except BridgeError:
+        raise
+    except Exception as exc:
+        raise RetrievalError(f"retriever {retriever!r} failed: {describe(exc)}") from exc
     return to_passages(result)[:k]
 
 
@@ -119,7 +138,10 @@ class Retrieve(Module):
     """``Retrieve(retriever, k=3)``: a module whose call ``retrieve(query)`` returns
     ``Prediction(passages=[text, ...], passage_objects=[Passage, ...])``.
 
-    It has no predictor and nothing to learn; ``k`` may be given per call.
+    It has no predictor and nothing to learn; ``k`` may be given per call, and is saved with the
+    program. ``query`` is usually a string; any object the retriever takes (a LlamaIndex
+    ``QueryBundle``) is passed through as is, and so are keyword ``options`` (``filters=...``).
+    A retriever that fails raises ``bridge.RetrievalError``.
     """
 
     def __init__(self, retriever: RetrieverLike, k: int = 3) -> None:
@@ -139,17 +161,17 @@ class Retrieve(Module):
     def _prediction(self, passages: list[Passage]) -> Prediction:
         return Prediction(passages=[p.text for p in passages], passage_objects=passages)
 
-    def forward(self, query: str, k: int | None = None) -> Prediction:  # type: ignore[override]
-        return self._prediction(retrieve(self.retriever, query, k or self.k))
+    def forward(self, query: Any, k: int | None = None, **options: Any) -> Prediction:  # type: ignore[override]
+        return self._prediction(retrieve(self.retriever, query, k or self.k, options))
 
-    async def aforward(self, query: str, k: int | None = None) -> Prediction:  # type: ignore[override]
-        return self._prediction(await aretrieve(self.retriever, query, k or self.k))
+    async def aforward(self, query: Any, k: int | None = None, **options: Any) -> Prediction:  # type: ignore[override]
+        return self._prediction(await aretrieve(self.retriever, query, k or self.k, options))
 
-    def __call__(self, query: str, k: int | None = None) -> Prediction:  # type: ignore[override]
-        return self.forward(query, k)
+    def __call__(self, query: Any, k: int | None = None, **options: Any) -> Prediction:  # type: ignore[override]
+        return self.forward(query, k, **options)
 
-    async def acall(self, query: str, k: int | None = None) -> Prediction:  # type: ignore[override]
-        return await self.aforward(query, k)
+    async def acall(self, query: Any, k: int | None = None, **options: Any) -> Prediction:  # type: ignore[override]
+        return await self.aforward(query, k, **options)
 
 
 class BM25Retriever:
