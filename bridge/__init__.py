@@ -16,6 +16,7 @@ from bridge.errors import (
     InputError,
     LMError,
     LMTimeoutError,
+    LogprobsUnavailableError,
     MissingDependencyError,
     ParseError,
     RateLimitError,
@@ -24,7 +25,10 @@ from bridge.errors import (
     ToolError,
 )
 from bridge.evaluate import Evaluate, EvaluationResult, EvaluationRow
+from bridge.constrain import constraint_fallbacks
+from bridge.format_text import TextFormat
 from bridge.formats import ChatFormat, JSONFormat, PromptFormat
+from bridge.labels import LabelScores, score_labels
 from bridge.lm import LM, BaseLM, Completion, RawResult, inspect_history
 from bridge.module import Module
 from bridge.optimizers import (
@@ -80,7 +84,9 @@ __all__ = [
     "KNNFewShot",
     "LMError",
     "LMTimeoutError",
+    "LabelScores",
     "LabeledFewShot",
+    "LogprobsUnavailableError",
     "MIPROv2",
     "Message",
     "MissingDependencyError",
@@ -103,18 +109,21 @@ __all__ = [
     "Signature",
     "SignatureError",
     "StateError",
+    "TextFormat",
     "Tool",
     "ToolCall",
     "ToolError",
     "Usage",
     "__version__",
     "configure",
+    "constraint_fallbacks",
     "context",
     "context_executor",
     "current",
     "inspect_history",
     "make_signature",
     "metrics",
+    "score_labels",
     "testing",
     "trace",
     "track_usage",
