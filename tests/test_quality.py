@@ -231,3 +231,18 @@ def test_macro_f1_counts_every_class_equally() -> None:
     assert bridge.metrics.macro_f1(["a", "b"], [None, "b"]) == pytest.approx(0.5)  # a: missed; b: right
     with pytest.raises(ValueError, match="2 gold labels but 1"):
         bridge.metrics.macro_f1(["a", "b"], ["a"])
+
+
+def test_auto_optimizer_says_what_it_chose_from_data_size_and_speed() -> None:
+    from bridge.optimizers import BootstrapFewShot, LabeledFewShot, MIPROv2, auto_optimizer
+
+    metric = bridge.metrics.exact_match("label")
+    student = bridge.Predict(Sentiment)
+    opt, why = auto_optimizer(metric, student, trainset=_rows(5), valset=_rows(10))
+    assert isinstance(opt, LabeledFewShot) and opt.balanced and "5 training rows" in why
+    opt, why = auto_optimizer(metric, student, trainset=_rows(40), valset=_rows(30), seconds_per_call=0.1)
+    assert isinstance(opt, MIPROv2) and "fits" in why
+    opt, why = auto_optimizer(metric, student, trainset=_rows(40), valset=_rows(30), seconds_per_call=5.0)
+    assert isinstance(opt, BootstrapFewShot) and "MIPROv2's" in why
+    opt, why = auto_optimizer(metric, student, trainset=_rows(40), valset=_rows(30), seconds_per_call=60.0)
+    assert isinstance(opt, LabeledFewShot) and "exceeds" in why
