@@ -97,7 +97,7 @@ def balanced(rows: list[dict[str, str]], k: int, seed: int) -> list[dict[str, st
 def prompt(variant: tuple[str, str, str], demos: list[dict[str, str]], text: str) -> str:
     inp, out, head = variant
     blocks = ([head] if head else []) + [f"{inp}: {d['text']}\n{out}: {d['label']}" for d in demos]
-    return "\n\n".join(blocks + [f"{inp}: {text}\n{out}:"])
+    return "\n\n".join([*blocks, f"{inp}: {text}\n{out}:"])
 
 
 def score(llm: Any, grammar: Any, variant: tuple[str, str, str], demos: list[dict[str, str]],

@@ -224,8 +224,9 @@ def quality_goals(rows: list[dict[str, Any]], model: str) -> str:
         if ceiling is not None and compiled:
             best = max(compiled, key=lambda k: compiled[k])
             gap = ceiling["test_accuracy"] - compiled[best]
-            out.append(f"{task}: best compiled {best} {compiled[best]:.1f}% vs ceiling {ceiling['test_accuracy']:.1f}%"
-                       f" ({gap:+.1f} below; goal <= 5): {'met' if gap <= 5 else 'MISSED'}")
+            verdict = "met" if gap <= 5 else "MISSED"
+            out.append(f"{task}: best compiled {best} {compiled[best]:.1f}% vs ceiling "
+                       f"{ceiling['test_accuracy']:.1f}% ({gap:+.1f} below; goal <= 5): {verdict}")
         for name, acc in compiled.items():
             ok = acc >= zero - 3
             out.append(f"{task}: {name} {acc:.1f}% >= zero-shot {zero:.1f}% - 3: {'met' if ok else 'MISSED'}")
@@ -234,8 +235,9 @@ def quality_goals(rows: list[dict[str, Any]], model: str) -> str:
             floor = max(zero, majority)
             target = floor + min(20.0, (100.0 - floor) / 2)
             acc = compiled[RECOMMENDED]
+            verdict = "met" if acc >= target else "MISSED"
             out.append(f"{task}: recommended {RECOMMENDED} {acc:.1f}% >= max(zero-shot {zero:.1f}, majority "
-                       f"{majority:.1f}) + min(20, half the gap) = {target:.1f}%: {'met' if acc >= target else 'MISSED'}")
+                       f"{majority:.1f}) + min(20, half the gap) = {target:.1f}%: {verdict}")
     return "\n".join(out)
 
 

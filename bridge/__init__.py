@@ -5,6 +5,7 @@ neither LiteLLM, LangChain, LlamaIndex, optuna, llama.cpp, torch nor sentence-tr
 """
 
 from bridge import metrics, testing
+from bridge.constrain import constraint_fallbacks
 from bridge.control import BestOfN, Parallel, Refine
 from bridge.embedders import SentenceTransformerEmbedder
 from bridge.errors import (
@@ -25,7 +26,6 @@ from bridge.errors import (
     ToolError,
 )
 from bridge.evaluate import Evaluate, EvaluationResult, EvaluationRow
-from bridge.constrain import constraint_fallbacks
 from bridge.format_text import TextFormat
 from bridge.formats import ChatFormat, JSONFormat, PromptFormat
 from bridge.labels import LabelScores, score_labels

@@ -77,7 +77,8 @@ def decide(baseline: Sequence[float], winner: Sequence[float], *, confidence: fl
     base = 100.0 * sum(baseline) / len(baseline)
     win = 100.0 * sum(winner) / len(winner)
     if low > 0:
-        kept, reason = "winner", f"the winner beats the student by {diff:+.1f} points, interval [{low:+.1f}, {high:+.1f}]"
+        kept = "winner"
+        reason = f"the winner beats the student by {diff:+.1f} points, interval [{low:+.1f}, {high:+.1f}]"
     else:
         kept, reason = "student", (f"the winner's {diff:+.1f} points are within the valset's noise "
                                    f"(interval [{low:+.1f}, {high:+.1f}] includes 0): the student is kept")
