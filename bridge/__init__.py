@@ -7,6 +7,7 @@ neither LiteLLM, LangChain, LlamaIndex, optuna, llama.cpp, torch nor sentence-tr
 from bridge import metrics, testing
 from bridge.cache_redis import RedisCache
 from bridge.callbacks import Callback, LMEnd, Run, RunScore, current_run_id
+from bridge.constrain import constraint_fallbacks
 from bridge.control import BestOfN, Parallel, Refine
 from bridge.embedders import SentenceTransformerEmbedder
 from bridge.errors import (
@@ -18,6 +19,7 @@ from bridge.errors import (
     InputError,
     LMError,
     LMTimeoutError,
+    LogprobsUnavailableError,
     MissingDependencyError,
     ParseError,
     RateLimitError,
@@ -27,7 +29,9 @@ from bridge.errors import (
     ToolError,
 )
 from bridge.evaluate import Evaluate, EvaluationResult, EvaluationRow
+from bridge.format_text import TextFormat
 from bridge.formats import ChatFormat, JSONFormat, PromptFormat
+from bridge.labels import LabelScores, score_labels
 from bridge.lm import LM, BaseLM, Completion, RawResult, inspect_history
 from bridge.module import Module
 from bridge.optimizers import (
@@ -89,7 +93,9 @@ __all__ = [
     "LMEnd",
     "LMError",
     "LMTimeoutError",
+    "LabelScores",
     "LabeledFewShot",
+    "LogprobsUnavailableError",
     "MIPROv2",
     "Message",
     "MissingDependencyError",
@@ -120,12 +126,14 @@ __all__ = [
     "StateError",
     "StreamEnd",
     "StreamEvent",
+    "TextFormat",
     "Tool",
     "ToolCall",
     "ToolError",
     "Usage",
     "__version__",
     "configure",
+    "constraint_fallbacks",
     "context",
     "context_executor",
     "current",
@@ -133,6 +141,7 @@ __all__ = [
     "inspect_history",
     "make_signature",
     "metrics",
+    "score_labels",
     "streamify",
     "testing",
     "trace",

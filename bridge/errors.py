@@ -183,3 +183,7 @@ __all__ = [
     "describe",
 ]
 
+
+
+class LogprobsUnavailableError(LMError):
+    """Label scoring asked a backend for log-probabilities it does not give."""

@@ -5,8 +5,9 @@ what a failure means, for Evaluate and for compile alike:
 
 * **Counted** (the example scores 0, is counted in ``errors`` and shown): a failure of that one
   example that another example may not meet: ``ParseError`` (the answer did not parse, even after
-  the re-ask), ``ToolError``, ``RetrievalError`` (a retriever raised), ``ContextWindowError`` (this example's prompt is too long), and a
-  transient ``LMError`` (rate limit, time-out, server error) still failing after its retries.
+  the re-ask), ``ToolError``, ``RetrievalError`` (a retriever raised), ``ContextWindowError`` (this
+  example's prompt is too long), and a transient ``LMError`` (rate limit, time-out, server error)
+  still failing after its retries.
 * **Stops the run** at once, raised ``from`` the cause, with what to fix: everything else.
   ``ConfigurationError`` when the setup is wrong (no LM configured, credentials refused, an
   unknown model or provider, a request the server refuses); ``EvaluationError`` when the data or

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from weakref import WeakKeyDictionary
 
+from bridge.constrain import Constraint, chat_grammar, outputs_schema
 from bridge.errors import ParseError
 from bridge.partial import PartialOutputs, read_json_object, read_labelled
 from bridge.signature import Field, Signature
@@ -33,6 +34,8 @@ from bridge.values import (
     validate,
 )
 
+Scoring = Literal["generate", "labels", "calibrated"]
+SCORINGS: tuple[Scoring, ...] = ("generate", "labels", "calibrated")
 DemoPlacement = Literal["turns", "inline"]
 InstructionRole = Literal["user", "system"]
 
@@ -72,6 +75,20 @@ class PromptFormat:
     def request_params(self, signature: type[Signature]) -> dict[str, Any]:
         """Extra request parameters this format asks of the LM (for example a JSON mode)."""
         return {}
+
+    def endpoint_params(self, signature: type[Signature]) -> dict[str, Any]:
+        """Request parameters every LM gets with this format (``TextFormat``: the raw completion
+        endpoint and its stop sequences)."""
+        return {}
+
+    def constraint(self, signature: type[Signature]) -> Constraint | None:
+        """What the answer must look like, for decoding constrained to the signature's types; None
+        when the format decodes unconstrained (see ``bridge.constrain``)."""
+        return None
+
+    scoring: Scoring = "generate"
+    """``"labels"``: a single Literal or bool output is chosen by the options' probabilities instead
+    of sampled text; ``"calibrated"``: the same, calibrated against a content-free input."""
 
     def to_state(self) -> dict[str, Any]:
         return {"name": self.name}
@@ -157,16 +174,33 @@ def _build_label_pattern(signature: type[Signature]) -> tuple[re.Pattern[str], d
 class _PlacedFormat(PromptFormat):
     """A format with the two placement choices the optimizers search: where demos and instructions go."""
 
-    def __init__(self, demos: DemoPlacement, instructions: InstructionRole) -> None:
+    def __init__(self, demos: DemoPlacement, instructions: InstructionRole, constrained: bool = True,
+                 scoring: Scoring = "generate") -> None:
         if demos not in ("turns", "inline"):
             raise ValueError(f"demos must be 'turns' or 'inline', not {demos!r}")
         if instructions not in ("user", "system"):
             raise ValueError(f"instructions must be 'user' or 'system', not {instructions!r}")
+        if not isinstance(constrained, bool):
+            raise ValueError(f"constrained must be True or False, not {constrained!r}")
+        if scoring not in SCORINGS:
+            raise ValueError(f"scoring must be one of {list(SCORINGS)}, not {scoring!r}")
         self.demos: DemoPlacement = demos
         self.instructions: InstructionRole = instructions
+        self.constrained = constrained
+        self.scoring = scoring
 
     def to_state(self) -> dict[str, Any]:
-        return {"name": self.name, "demos": self.demos, "instructions": self.instructions}
+        state: dict[str, Any] = {"name": self.name, "demos": self.demos, "instructions": self.instructions}
+        return self._choices(state)
+
+    def _choices(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The decoding choices, written only when they differ from the defaults (older saved
+        programs keep loading, and compare equal)."""
+        if not self.constrained:
+            state["constrained"] = False
+        if self.scoring != "generate":
+            state["scoring"] = self.scoring
+        return state
 
 
 class ChatFormat(_PlacedFormat):
@@ -175,8 +209,12 @@ class ChatFormat(_PlacedFormat):
 
     name = "chat"
 
-    def __init__(self, demos: DemoPlacement = "turns", instructions: InstructionRole = "user") -> None:
-        super().__init__(demos, instructions)
+    def __init__(self, demos: DemoPlacement = "turns", instructions: InstructionRole = "user", *,
+                 constrained: bool = True, scoring: Scoring = "generate") -> None:
+        super().__init__(demos, instructions, constrained, scoring)
+
+    def constraint(self, signature: type[Signature]) -> Constraint | None:
+        return Constraint(gbnf=chat_grammar(signature)) if self.constrained else None
 
     def _request(self, signature: type[Signature], values: Mapping[str, Any]) -> str:
         first = next(iter(signature.output_fields.values()))
@@ -287,8 +325,12 @@ class JSONFormat(_PlacedFormat):
 
     name = "json"
 
-    def __init__(self, demos: DemoPlacement = "turns", instructions: InstructionRole = "system") -> None:
-        super().__init__(demos, instructions)
+    def __init__(self, demos: DemoPlacement = "turns", instructions: InstructionRole = "system", *,
+                 constrained: bool = True, scoring: Scoring = "generate") -> None:
+        super().__init__(demos, instructions, constrained, scoring)
+
+    def constraint(self, signature: type[Signature]) -> Constraint | None:
+        return Constraint(schema=outputs_schema(signature)) if self.constrained else None
 
     def request_params(self, signature: type[Signature]) -> dict[str, Any]:
         return {"response_format": {"type": "json_object"}}

@@ -30,6 +30,7 @@ from bridge.tracking import record_usage
 from bridge.types import Message, Usage
 
 if TYPE_CHECKING:
+    from bridge.constrain import Constraint
     from bridge.formats import PromptFormat
     from bridge.signature import Signature
 
@@ -45,6 +46,15 @@ class Completion:
     cached: bool = False
     tool_calls: tuple[ToolCall, ...] = ()
     """The tools the model called, when the request offered tools (``params["tools"]``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OptionScores:
+    """The log-probability of each option as the model's whole answer (``BaseLM.score_options``)."""
+
+    logprobs: tuple[float, ...]
+    usage: Usage
+    cached: bool = False
 
 
 @dataclass(slots=True)
@@ -233,6 +243,21 @@ class BaseLM(StreamingMixin):
         """Whether a request with ``params["tools"]`` gets native tool calls back (ReAct's ``"auto"`` asks)."""
         return False
 
+    def constraint_params(self, constraint: Constraint) -> dict[str, Any]:
+        """Request parameters that make this backend decode within ``constraint`` ({} when it cannot)."""
+        return {}
+
+    def score_options(self, messages: list[Message], options: list[str],
+                      params: dict[str, Any] | None = None) -> OptionScores:
+        """The log-probability of each option as the whole answer to ``messages``. Backends without
+        log-probabilities raise ``LogprobsUnavailableError``."""
+        from bridge.errors import LogprobsUnavailableError
+
+        raise LogprobsUnavailableError(
+            f"{self.model}: label scoring needs log-probabilities, which {type(self).__name__} does not give; "
+            "use the format's scoring='generate' (the default) or the embedded model (LM('local/...'))",
+            model=self.model)
+
     def inspect_history(self, n: int = 1) -> str:
         """The last ``n`` prompts and completions, as text (also printed)."""
         entries = list(self.history)[-n:]
@@ -278,6 +303,7 @@ class LM(BaseLM):
         self._local: Any = None
         self._price_known: bool | None = None
         self._function_calling = function_calling
+        self._schema_support: bool | None = None
         if model.startswith("local/"):
             from bridge.local import LocalModel
 
@@ -301,6 +327,41 @@ class LM(BaseLM):
                     self._function_calling = False
         return self._function_calling
 
+    def constraint_params(self, constraint: Constraint) -> dict[str, Any]:
+        from bridge.constrain import constrained_params
+
+        return constrained_params(self.model, self._local is not None, constraint, self._supports_schema)
+
+    def _supports_schema(self) -> bool:
+        if self._schema_support is None:
+            try:
+                self._schema_support = bool(_litellm().supports_response_schema(model=self.model))
+            except Exception:  # an unknown model or provider: no structured output
+                self._schema_support = False
+        return self._schema_support
+
+    def score_options(self, messages: list[Message], options: list[str],
+                      params: dict[str, Any] | None = None) -> OptionScores:
+        if self._local is None:
+            return super().score_options(messages, options, params)
+        import json
+
+        raw = bool(params and params.get("endpoint") == "completion")
+        key = (cache_key(self.model, messages, {"score_options": options, "raw": raw})
+               if self._cache is not None else None)
+        record = self._cache.get(key) if key is not None and self._cache is not None else None
+        if record is not None:
+            usage = Usage(cache_hits=1)
+            self._finish(messages, record["text"], usage, True)
+            return OptionScores(tuple(json.loads(record["text"])), usage, True)
+        logprobs, prompt_tokens = self._local.score(messages, options, raw=raw)
+        text = json.dumps(logprobs)
+        usage = Usage(calls=1, prompt_tokens=prompt_tokens, cost=0.0)
+        if key is not None and self._cache is not None:
+            self._cache.set(key, {"text": text, "prompt_tokens": prompt_tokens, "completion_tokens": 0})
+        self._finish(messages, text, usage, False)
+        return OptionScores(tuple(logprobs), usage)
+
     def _outgoing(self, messages: list[Message], merged: dict[str, Any]) -> dict[str, Any]:
         params = super()._outgoing(messages, merged)
         if self._local is not None and "seed" not in params and (params.get("temperature") or 0.0) > 0:
@@ -315,11 +376,29 @@ class LM(BaseLM):
         if self._local is not None:
             return self._local.chat(messages, params)  # type: ignore[no-any-return]
         litellm = _litellm()
+        if params.get("endpoint") == "completion":
+            return self._text_completion(messages, params)
         try:
             response = litellm.completion(**self._request(messages, params))
         except Exception as exc:
             raise _map_error(exc, self.model) from exc
         return self._result(response)
+
+    def _text_completion(self, messages: list[Message], params: dict[str, Any]) -> RawResult:
+        """The raw completion endpoint (``TextFormat``): one prompt, the text that follows it."""
+        request = self._request(messages, {k: v for k, v in params.items() if k != "endpoint"})
+        request.pop("messages")
+        request["prompt"] = "\n\n".join(m["content"] for m in messages if m["content"])
+        try:
+            response = _litellm().text_completion(**request)
+        except Exception as exc:
+            raise _map_error(exc, self.model) from exc
+        choices = getattr(response, "choices", None)
+        if not choices:
+            raise LMError(f"{self.model}: the response holds no choices", model=self.model)
+        usage = getattr(response, "usage", None)
+        return RawResult(getattr(choices[0], "text", None) or "", int(getattr(usage, "prompt_tokens", 0) or 0),
+                         int(getattr(usage, "completion_tokens", 0) or 0), self._cost(response))
 
     async def _asend(self, messages: list[Message], params: dict[str, Any],
                      signature: type[Signature] | None, fmt: PromptFormat | None) -> RawResult:
@@ -329,6 +408,10 @@ class LM(BaseLM):
             result: RawResult = await asyncio.to_thread(self._local.chat, messages, params)
             return result
         litellm = _litellm()
+        if params.get("endpoint") == "completion":
+            import asyncio
+
+            return await asyncio.to_thread(self._text_completion, messages, params)
         try:
             response = await litellm.acompletion(**self._request(messages, params))
         except Exception as exc:

@@ -135,6 +135,8 @@ class LocalModel:
         self.spec = spec
         self._lock = threading.Lock()
         self._llama: Any = None
+        self._grammars: dict[str, Any] = {}
+        self._formatter: Any = None
 
     @classmethod
     def for_name(cls, name: str) -> LocalModel:
@@ -192,8 +194,14 @@ class LocalModel:
         tools = params.get("tools")
         if tools and params.get("tool_choice") != "none":
             return self._chat_with_tools(messages, options, tools, params.get("tool_choice"))
+        if params.get("endpoint") == "completion":
+            return self.complete_text(_prompt_text(messages), options, params.get("grammar"))
         with self._lock:
             llama = self._load()
+            grammar = self._grammar(llama, params.get("grammar"))
+            if grammar is not None:
+                options.pop("response_format", None)  # llama.cpp's JSON mode would replace the grammar
+                options["grammar"] = grammar
             response = self._guarded(lambda: llama.create_chat_completion(messages=list(messages), **options))
         choice = response["choices"][0]
         usage = response.get("usage") or {}
@@ -249,6 +257,66 @@ class LocalModel:
             # completion by tokenizing the text it came to.
             completion_tokens = len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)) if text else 0
         yield RawResult(text, prompt_tokens=meter.prompt_tokens, completion_tokens=completion_tokens, cost=0.0)
+
+    def complete_text(self, prompt: str, options: dict[str, Any], grammar_text: str | None = None) -> RawResult:
+        """One completion of a raw prompt (no chat template), for base models and ``TextFormat``."""
+        options = {k: v for k, v in options.items() if k != "response_format"}
+        with self._lock:
+            llama = self._load()
+            grammar = self._grammar(llama, grammar_text)
+            if grammar is not None:
+                options["grammar"] = grammar
+            response = self._guarded(lambda: llama.create_completion(prompt=prompt, **options))
+        usage = response.get("usage") or {}
+        return RawResult(text=response["choices"][0].get("text") or "",
+                         prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                         completion_tokens=int(usage.get("completion_tokens", 0)), cost=0.0)
+
+    def _grammar(self, llama: Any, text: str | None) -> Any:
+        """A checked llama.cpp grammar for ``text``, or None (the fallback counted) when llama.cpp
+        rejects it. Checked once per text: an unparsable grammar must never reach the sampler."""
+        if not text:
+            return None
+        if text not in self._grammars:
+            self._grammars[text] = _checked_grammar(llama, text)
+        grammar = self._grammars[text]
+        if grammar is None:
+            from bridge.constrain import note_fallback
+
+            note_fallback("grammar rejected by llama.cpp", text[:120])
+        return grammar
+
+    def score(self, messages: list[Message], options: list[str], *, raw: bool = False) -> tuple[list[float], int]:
+        """The log-probability of each option as the model's whole answer to ``messages`` (written
+        through the chat template, or as a raw prompt when ``raw``), and the prompt's token count.
+        Evaluates the prompt once (reusing the KV cache prefix) and each option's tokens after it."""
+        with self._lock:
+            llama = self._load()
+            if raw:
+                prompt = llama.tokenize(_prompt_text(messages).encode("utf-8"), add_bos=True, special=True)
+                lead = " "
+            else:
+                text = self._chat_prompt(llama, messages)
+                prompt = llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+                lead = ""
+            return self._guarded(lambda: [_option_logprob(llama, prompt, llama.tokenize(
+                (lead + o).encode("utf-8"), add_bos=False, special=False)) for o in options]), len(prompt)
+
+    def _chat_prompt(self, llama: Any, messages: list[Message]) -> str:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        if self._formatter is None:
+            spec = self.spec
+            if spec is not None and spec.chat_template is not None:
+                template, eos, bos = spec.chat_template, spec.eos_token, spec.bos_token
+            else:
+                template = str(llama.metadata.get("tokenizer.chat_template") or "")
+                if not template:
+                    raise LMError(f"local/{self.path.stem}: the model has no chat template; use TextFormat")
+                eos = llama.detokenize([llama.token_eos()], special=True).decode("utf-8", "replace")
+                bos = llama.detokenize([llama.token_bos()], special=True).decode("utf-8", "replace")
+            self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        return str(self._formatter(messages=list(messages)).prompt)
 
     def _chat_with_tools(self, messages: list[Message], options: dict[str, Any], tools: list[Any],
                          tool_choice: Any) -> RawResult:
@@ -333,3 +401,42 @@ class _PromptMeter:
         elif isinstance(prompt, str):
             self.prompt_tokens += len(self._llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
         return self._create(**kwargs)
+
+def _prompt_text(messages: list[Message]) -> str:
+    """The raw prompt of a request: the text of its messages, joined by blank lines."""
+    return "\n\n".join(m["content"] for m in messages if m["content"])
+
+
+def _checked_grammar(llama: Any, text: str) -> Any:
+    import llama_cpp
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    sampler = llama_cpp.llama_sampler_init_grammar(llama._model.vocab, text.encode("utf-8"), b"root")
+    if not sampler:
+        return None
+    llama_cpp.llama_sampler_free(sampler)
+    return LlamaGrammar.from_string(text, verbose=False)
+
+
+def _last_logits(llama: Any, tokens: list[int]) -> Any:
+    """The next-token log-probabilities after ``tokens``, evaluating only what the KV cache lacks."""
+    import numpy as np
+
+    common = 0
+    for a, b in zip(llama._input_ids, tokens):
+        if a != b:
+            break
+        common += 1
+    llama.n_tokens = min(common, len(tokens) - 1)  # eval() drops the cache beyond n_tokens
+    llama.eval(tokens[llama.n_tokens:])
+    llama._requires_eval = True
+    logits = np.array(np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)), dtype=np.float64)
+    top = logits.max()
+    return logits - top - np.log(np.exp(logits - top).sum())
+
+
+def _option_logprob(llama: Any, prompt: list[int], option: list[int]) -> float:
+    total = 0.0
+    for i, token in enumerate(option):
+        total += float(_last_logits(llama, prompt + option[:i])[token])
+    return total

@@ -64,3 +64,22 @@ def f1(field: str = "answer") -> Metric:
 
 answer_exact_match = exact_match("answer")
 answer_f1 = f1("answer")
+
+
+def macro_f1(golds: Sequence[Any], predictions: Sequence[Any]) -> float:
+    """Macro-averaged F1 over the classes (0-1): the mean of each gold class's F1, so that a rare
+    class counts as much as a common one (the majority class alone scores low). A corpus-level
+    score: pass the gold labels and the predicted labels of a whole run, in the same order. A
+    prediction of None (unreadable) counts as wrong for its gold class."""
+    if len(golds) != len(predictions):
+        raise ValueError(f"macro_f1: {len(golds)} gold labels but {len(predictions)} predictions")
+    classes = sorted({str(g) for g in golds})
+    if not classes:
+        return 0.0
+    scores = []
+    for c in classes:
+        tp = sum(1 for g, p in zip(golds, predictions) if str(g) == c and p is not None and str(p) == c)
+        fp = sum(1 for g, p in zip(golds, predictions) if str(g) != c and p is not None and str(p) == c)
+        fn = sum(1 for g, p in zip(golds, predictions) if str(g) == c and (p is None or str(p) != c))
+        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return sum(scores) / len(scores)

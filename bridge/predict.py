@@ -15,6 +15,7 @@ from weakref import WeakKeyDictionary
 from bridge.callbacks import Callback, start_run, watched
 from bridge.errors import ConfigurationError, InputError, ParseError
 from bridge.formats import ChatFormat, PromptFormat
+from bridge.labels import score_labels
 from bridge.lm import BaseLM, Completion
 from bridge.module import Module
 from bridge.settings import current
@@ -22,7 +23,7 @@ from bridge.signature import Signature, SignatureLike, ensure_signature
 from bridge.streaming import FieldParser, ParseRetry, StreamEnd, StreamEvent, atraced_events, find_sink, traced_events
 from bridge.tracking import record_step, record_usage
 from bridge.types import Example, Message, Prediction, Usage
-from bridge.values import render_input
+from bridge.values import render, render_input
 
 DEFAULT_FORMAT: PromptFormat = ChatFormat()
 _PLAIN = (str, int, float, bool, type(None))
@@ -101,7 +102,22 @@ class Predict(Module):
 
     def _params(self, lm: BaseLM, fmt: PromptFormat) -> dict[str, Any]:
         extra = fmt.request_params(self.signature) if lm.supports_json_mode() else {}
+        extra = {**extra, **fmt.endpoint_params(self.signature)}
+        constraint = fmt.constraint(self.signature)
+        if constraint is not None:  # decoding constrained to the signature's types, where the LM can
+            extra.update(lm.constraint_params(constraint))
         return {**extra, **self.lm_params} if extra else self.lm_params
+
+    def _scored(self, lm: BaseLM, fmt: PromptFormat, inputs: dict[str, Any],
+                params: dict[str, Any]) -> Prediction | None:
+        """The label-scoring path (a format's ``scoring`` other than "generate"): the most probable
+        option of a Literal/Enum/bool output, with no text sampled. None when it does not apply."""
+        if fmt.scoring == "generate":
+            return None
+        scores = score_labels(lm, fmt, self.signature, self.demos, inputs, params)
+        if scores is None:
+            return None
+        return self._finish(inputs, {scores.field: scores.choice}, scores.usage, render(scores.choice))
 
     def _first_parse(self, fmt: PromptFormat, completion: Completion) -> dict[str, Any] | ParseError:
         try:
@@ -135,14 +151,17 @@ class Predict(Module):
     def forward(self, **inputs: Any) -> Prediction:
         self._check(inputs)
         lm, fmt = self._resolve()
-        messages = fmt.format(self.signature, self.demos, inputs)
         params = self._params(lm, fmt)
+        scored = self._scored(lm, fmt, inputs, params)
+        if scored is not None:
+            return scored
+        messages = fmt.format(self.signature, self.demos, inputs)
         completion = lm.complete(messages, params, signature=self.signature, fmt=fmt)
         values = self._first_parse(fmt, completion)
         if not isinstance(values, ParseError):
             return self._finish(inputs, values, completion.usage, completion.text)
         record_usage(Usage(parse_retries=1))
-        second = lm.complete(self._repair(messages, fmt, completion.text, values), params,
+        second = lm.complete(self._repair(messages, fmt, completion.text, values), _unconstrained(params),
                              signature=self.signature, fmt=fmt)
         usage = completion.usage + second.usage + Usage(parse_retries=1)
         values = self._second_parse(fmt, completion.text, second, values, usage)
@@ -151,14 +170,20 @@ class Predict(Module):
     async def aforward(self, **inputs: Any) -> Prediction:
         self._check(inputs)
         lm, fmt = self._resolve()
-        messages = fmt.format(self.signature, self.demos, inputs)
         params = self._params(lm, fmt)
+        if fmt.scoring != "generate":
+            import asyncio
+
+            scored = await asyncio.to_thread(self._scored, lm, fmt, inputs, params)
+            if scored is not None:
+                return scored
+        messages = fmt.format(self.signature, self.demos, inputs)
         completion = await lm.acomplete(messages, params, signature=self.signature, fmt=fmt)
         values = self._first_parse(fmt, completion)
         if not isinstance(values, ParseError):
             return self._finish(inputs, values, completion.usage, completion.text)
         record_usage(Usage(parse_retries=1))
-        second = await lm.acomplete(self._repair(messages, fmt, completion.text, values), params,
+        second = await lm.acomplete(self._repair(messages, fmt, completion.text, values), _unconstrained(params),
                                     signature=self.signature, fmt=fmt)
         usage = completion.usage + second.usage + Usage(parse_retries=1)
         values = self._second_parse(fmt, completion.text, second, values, usage)
@@ -325,6 +350,11 @@ class Predict(Module):
             prediction = await self.aforward(**inputs)
             run.end(prediction)
         return prediction
+
+
+def _unconstrained(params: dict[str, Any]) -> dict[str, Any]:
+    """The re-ask's parameters: its answer is only the missing part, so the whole-answer grammar goes."""
+    return {k: v for k, v in params.items() if k != "grammar"} if "grammar" in params else params
 
 
 class ChainOfThought(Module):

@@ -183,7 +183,10 @@ def _shown(args: Any) -> Mapping[str, Any]:
 ToolConverter = Callable[[Any], Tool]
 """Turns a tool object of another framework into a ``Tool``."""
 
-ADAPTER_MODULES: dict[str, str] = {"langchain_core": "adapters.langchain_tools", "llama_index": "adapters.llamaindex_tools"}
+ADAPTER_MODULES: dict[str, str] = {
+    "langchain_core": "adapters.langchain_tools",
+    "llama_index": "adapters.llamaindex_tools",
+}
 """Framework packages whose tools an adapter converts, and the adapter module that registers it."""
 
 _converters: dict[str, ToolConverter] = {}

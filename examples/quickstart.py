@@ -1,17 +1,24 @@
 """The main job: compile a sentiment classifier for SST-2 movie reviews on an embedded offline model.
 
 Runs with no API key and no network. ``LM("local/gemma3")`` is Gemma 3 270M, a *base* model run
-in-process by llama.cpp: asked zero-shot it mostly echoes the prompt, so it needs demonstrations.
-BootstrapFewShot finds them: it runs the program over training reviews, keeps the answers the
-metric accepts, and installs them as demos. The script prints the test accuracy before and after,
-saves the compiled program as JSON, loads it back and runs it on a new review.
+in-process by llama.cpp. Its answers are constrained at decode time to the two labels (the default
+for a ``Literal`` output), so every answer parses; but asked zero-shot it mostly guesses. A base
+model learns a task from demonstrations written as plain text on the raw completion endpoint
+(``TextFormat``), so the compile step gives it class-balanced demos in that form
+(``LabeledFewShot(balanced=True, format=TextFormat())``) and keeps the result only if it beats the
+zero-shot program on the validation reviews beyond noise (the report says so, with the interval).
 
-    python examples/quickstart.py [--model local/gemma3] [--train 24] [--test 40] [--out sst2_program.json]
+The script prints the test accuracy before and after on the same unseen reviews (the first rows of
+a seeded shuffle of the test split: no picking), saves the compiled program as JSON, loads it back
+and shows its answers on the first test reviews beside their gold labels.
+
+    python examples/quickstart.py [--model local/gemma3] [--val 30] [--test 60] [--out sst2_program.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 from pathlib import Path
 from typing import Literal
@@ -32,35 +39,49 @@ class Sentiment(bridge.Signature):
 def main(argv: list[str] | None = None) -> tuple[float, float]:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--model", default="local/gemma3", help="local/gemma3, local/smollm2 or a LiteLLM model")
-    parser.add_argument("--train", type=int, default=24, help="training reviews the optimizer may use")
-    parser.add_argument("--test", type=int, default=40, help="test reviews to score")
+    parser.add_argument("--train", type=int, default=40, help="training reviews the demos are drawn from")
+    parser.add_argument("--val", type=int, default=30, help="validation reviews the compile is checked on")
+    parser.add_argument("--test", type=int, default=60, help="unseen test reviews to score")
+    parser.add_argument("--show", type=int, default=8, help="test reviews to print with their answers")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="sst2_program.json")
     args = parser.parse_args(argv)
 
     bridge.configure(lm=bridge.LM(args.model, max_tokens=8))
-    trainset = load_classification("sst2", "train", args.train)
-    testset = load_classification("sst2", "test", args.test)
+    rng = random.Random(args.seed)
+    train = load_classification("sst2", "train")
+    rng.shuffle(train)
+    test = load_classification("sst2", "test")
+    rng.shuffle(test)
+    trainset, valset, testset = train[:args.train], train[args.train:args.train + args.val], test[:args.test]
     metric = bridge.metrics.exact_match("label")
-    evaluate = bridge.Evaluate(devset=testset, metric=metric, num_threads=2)
+    evaluate = bridge.Evaluate(devset=testset, metric=metric, num_threads=1, display_progress=False)
 
     program = bridge.Predict(Sentiment)
     before = evaluate(program)
-    print(f"zero-shot: {before.score:.1f}% on {len(testset)} SST-2 test reviews "
-          f"({before.errors} unparsable answers, {before.usage.calls} LM calls, {before.usage.cache_hits} cached)")
+    print(f"zero-shot: {before.score:.1f}% on {len(testset)} unseen SST-2 test reviews "
+          f"({before.errors} unparsable answers, {before.usage.calls} LM calls)")
 
-    optimizer = bridge.BootstrapFewShot(metric=metric, max_bootstrapped_demos=4, max_labeled_demos=8)
-    compiled = optimizer.compile(program, trainset=trainset)
+    optimizer = bridge.LabeledFewShot(k=8, balanced=True, format=bridge.TextFormat(), metric=metric,
+                                      seed=args.seed)
+    compiled = optimizer.compile(program, trainset=trainset, valset=valset)
+    selection = (compiled.report or {}).get("selection", {})
+    print(f"compile:   8 balanced demos as plain text; on {selection.get('rows', '?')} validation reviews "
+          f"the student scored {selection.get('baseline', '?')}%, the candidate {selection.get('winner', '?')}% "
+          f"(paired bootstrap interval {selection.get('interval', '?')} points) -> kept the {selection.get('kept')}")
     after = evaluate(compiled)
-    print(f"compiled:  {after.score:.1f}% on the same reviews "
-          f"({after.errors} unparsable answers, {after.usage.calls} LM calls, {after.usage.cache_hits} cached; "
-          f"{len(compiled.predictors()[0].demos)} demos found with "
-          f"{(compiled.report or {}).get('lm_calls', '?')} LM calls)")
+    print(f"compiled:  {after.score:.1f}% on the same test reviews "
+          f"({after.errors} unparsable answers, {after.usage.calls} LM calls)")
 
-    compiled.save(args.out)
-    print(f"saved the compiled program to {args.out}")
-    loaded = bridge.Predict(Sentiment).load(args.out)
-    review = "a gorgeous , witty , seductive movie ."
-    print(f"{review!r} -> {loaded(text=review).label}")
+    out = Path(args.out).resolve()
+    compiled.save(out)
+    print(f"saved the compiled program to {out}")
+    loaded = bridge.Predict(Sentiment).load(out)
+    print(f"the loaded program on the first {args.show} test reviews:")
+    for example in testset[:args.show]:
+        answer = loaded(text=example.text).label
+        mark = "ok " if answer == example.label else "WRONG"
+        print(f"  {mark} gold {example.label:<8} answer {answer:<8} {example.text[:70]!r}")
     return before.score, after.score
 
 

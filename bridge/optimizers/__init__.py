@@ -4,6 +4,7 @@ See ``base.py`` for the contract (``compile``, ``estimate``, the report, the bud
 module of each optimizer for its algorithm.
 """
 
+from bridge.optimizers.auto import auto_optimizer
 from bridge.optimizers.base import CompileRun, Estimate, Optimizer
 from bridge.optimizers.copro import COPRO
 from bridge.optimizers.ensemble import Ensemble, EnsembledProgram, majority
@@ -33,5 +34,6 @@ __all__ = [
     "LiteLLMEmbedder",
     "MIPROv2",
     "Optimizer",
+    "auto_optimizer",
     "majority",
 ]

@@ -19,6 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from bridge.callbacks import NO_RUN, RunScope, RunScore, start_run
 from bridge.errors import EvaluationError
@@ -79,6 +80,10 @@ class CompileRun:
         self.errors: list[str] = []
         self.notes: dict[str, Any] = {}
         self.stopped: str | None = None
+        self.store: Any = None
+        self._state_keys: WeakKeyDictionary[Module, str] = WeakKeyDictionary()
+        self._scores: dict[tuple[str, str], float] = {}
+        """The compile's checkpoint (``get``/``put``), when it has one: selection keeps its scores there."""
         self.done = 0
         self._stack = ExitStack()
         self._tracker: UsageTracker | None = None
@@ -99,6 +104,8 @@ class CompileRun:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> bool:
+        if exc is None:
+            self._select()
         self._stack.close()
         self.progress.close()
         self.elapsed = time.perf_counter() - self._start
@@ -111,11 +118,36 @@ class CompileRun:
             self._scope.end(RunScore(self.best_score, self.failures, usage=usage))
         return isinstance(exc, BudgetExhausted)
 
+    def _select(self) -> None:
+        """Never worse than the student: keep the winner only if it beats the student on the valset
+        beyond noise (``bridge.optimizers.selection``). Needs the optimizer's metric and a valset."""
+        metric = getattr(self.optimizer, "metric", None)
+        if not self.optimizer.select or metric is None:
+            return
+        from bridge.optimizers.selection import select
+
+        try:
+            select(self, metric)
+        except BudgetExhausted as exc:
+            self.stopped = exc.reason
+            self.notes["selection"] = {"kept": "winner", "reason": f"not compared: {exc.reason}"}
+
     # -- candidates and evaluation -------------------------------------------------------------
     def candidate(self, state: ProgramState) -> Module:
         """A program for ``state`` whose LMs are metered against this compile's budget."""
         program = build(self.student, state)
+        from bridge.optimizers.selection import state_key
+
+        self._state_keys[program] = state_key(state)
         return self.guard(program)
+
+    def row_scores(self, state: ProgramState, examples: Sequence[Example]) -> list[float] | None:
+        """The scores ``state`` got on ``examples`` during this compile, if it ran on all of them."""
+        from bridge.optimizers.selection import row_key, state_key
+
+        key = state_key(state)
+        found = [self._scores.get((key, row_key(e))) for e in examples]
+        return None if any(f is None for f in found) else [float(f) for f in found if f is not None]
 
     def guard(self, program: Module) -> Module:
         """Meter the LMs that ``program``'s predictors hold themselves (in place)."""
@@ -128,6 +160,12 @@ class CompileRun:
                  traced: bool = False) -> list[EvaluationRow]:
         outcomes = run_many(program, examples, metric, threads=self.optimizer.threads(), traced=traced)
         self.count(outcomes)
+        key = self._state_keys.get(program)
+        if key is not None:
+            from bridge.optimizers.selection import row_key
+
+            for example, outcome in zip(examples, outcomes):
+                self._scores[(key, row_key(example))] = outcome.score
         return outcomes
 
     def count(self, outcomes: Sequence[EvaluationRow]) -> None:
@@ -209,7 +247,14 @@ def _round(value: float | None) -> float | None:
 
 
 class Optimizer:
-    """Base class of the optimizers. Subclasses implement ``compile`` and ``estimate``."""
+    """Base class of the optimizers. Subclasses implement ``compile`` and ``estimate``.
+
+    ``select`` (default True): with a metric and a valset, the compiled program is compared with
+    the student on the valset and the student is returned unchanged unless the winner is better
+    beyond noise (see ``bridge.optimizers.selection``; the report's ``"selection"`` says why).
+    """
+
+    select: bool = True
 
     def __init__(self, *, seed: int = 0, num_threads: int | None = None, max_lm_calls: int | None = None,
                  max_cost: float | None = None, display_progress: bool = True) -> None:

@@ -20,9 +20,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from bridge.lm import BaseLM, Completion
+from bridge.lm import BaseLM, Completion, OptionScores
 
 if TYPE_CHECKING:
+    from bridge.constrain import Constraint
     from bridge.formats import PromptFormat
     from bridge.signature import Signature
     from bridge.types import Message
@@ -132,6 +133,20 @@ class MeteredLM(BaseLM):
 
     def supports_function_calling(self) -> bool:
         return self.inner.supports_function_calling()
+
+    def constraint_params(self, constraint: Constraint) -> dict[str, Any]:
+        return self.inner.constraint_params(constraint)
+
+    def score_options(self, messages: list[Message], options: list[str],
+                      params: dict[str, Any] | None = None) -> OptionScores:
+        self.budget.reserve()
+        try:
+            scores = self.inner.score_options(messages, options, params)
+        except Exception:
+            self.budget.release()
+            raise
+        self.budget.settle(Completion("", scores.usage, scores.cached), self.inner.model)
+        return scores
 
     def complete(self, messages: list[Message], params: dict[str, Any] | None = None, *,
                  signature: type[Signature] | None = None, fmt: PromptFormat | None = None) -> Completion:

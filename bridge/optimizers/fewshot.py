@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from bridge.evaluate import EvaluationRow, Metric, check_examples, run_pairs
+from bridge.formats import PromptFormat
 from bridge.module import Module
 from bridge.optimizers.base import CompileRun, Estimate, Optimizer, price_per_call
 from bridge.optimizers.checkpoint import Checkpoint, fingerprint, open_checkpoint
+from bridge.optimizers.selection import stratified_sample
 from bridge.optimizers.state import (
     PredictorState,
     ProgramState,
@@ -35,13 +37,22 @@ Store = Checkpoint
 
 
 class LabeledFewShot(Optimizer):
-    """Give each predictor ``k`` labeled training examples as demos (sampled with the seed)."""
+    """Give each predictor ``k`` labeled training examples as demos (sampled with the seed).
 
-    def __init__(self, k: int = 16, *, seed: int = 0, display_progress: bool = True) -> None:
+    ``balanced=True`` draws the demos with the classes of the predictor's first output field in
+    equal numbers; ``format`` sets the predictors' prompt format (e.g. ``TextFormat()``). With a
+    ``metric`` and a valset, the result is kept only if it beats the student beyond noise.
+    """
+
+    def __init__(self, k: int = 16, *, seed: int = 0, display_progress: bool = True, balanced: bool = False,
+                 format: PromptFormat | None = None, metric: Metric | None = None) -> None:
         super().__init__(seed=seed, display_progress=display_progress)
         if k < 0:
             raise ValueError(f"k must be >= 0, not {k}")
         self.k = k
+        self.balanced = balanced
+        self.format = format
+        self.metric = metric
 
     def compile(self, student: Module, *, trainset: Sequence[Example],
                 valset: Sequence[Example] | None = None, sample: bool = True) -> Module:
@@ -49,7 +60,8 @@ class LabeledFewShot(Optimizer):
         with CompileRun(self, student, rows, valset, total=1, unit="steps") as run:
             rng = random.Random(self.seed)
             state = snapshot(student)
-            run.best_state = {name: s.with_demos(labeled_demos(s, rows, self.k, rng if sample else None))
+            run.best_state = {name: _formatted(s.with_demos(labeled_demos(
+                s, rows, self.k, rng if sample else None, balanced=self.balanced)), self.format)
                               for name, s in state.items()}
             run.step()
         return run.finish()
@@ -66,8 +78,11 @@ def fits(predictor: PredictorState, example: Example) -> bool:
 
 
 def labeled_demos(predictor: PredictorState, pool: Sequence[Example], k: int,
-                  rng: random.Random | None) -> list[Example]:
+                  rng: random.Random | None, *, balanced: bool = False) -> list[Example]:
     usable = [e for e in pool if fits(predictor, e)]
+    if balanced and predictor.signature.output_fields:
+        label = next(iter(predictor.signature.output_fields))
+        return stratified_sample(usable, label, k, rng or random.Random(0), balanced=True)
     if rng is not None:
         return rng.sample(usable, min(k, len(usable)))
     return usable[:k]
@@ -163,25 +178,33 @@ def _demo(inputs: Mapping[str, Any], prediction: Any) -> Example:
     return Example({**inputs, **dict(prediction)}).with_inputs(*inputs)
 
 
+def _formatted(state: PredictorState, fmt: PromptFormat | None) -> PredictorState:
+    return state if fmt is None else state.with_format(fmt)
+
+
 def assemble(base: ProgramState, found: Mapping[str, Sequence[Example]], rest: Sequence[Example],
-             max_bootstrapped: int, max_labeled: int, rng: random.Random) -> ProgramState:
+             max_bootstrapped: int, max_labeled: int, rng: random.Random, *,
+             balanced: bool = False) -> ProgramState:
     """Bootstrapped demos first, then labeled examples from ``rest`` up to ``max_labeled`` in all."""
     state: ProgramState = {}
     for name, s in base.items():
         boot = list(found.get(name, []))[:max_bootstrapped]
-        extra = labeled_demos(s, rest, max(0, max_labeled - len(boot)), rng)
+        extra = labeled_demos(s, rest, max(0, max_labeled - len(boot)), rng, balanced=balanced)
         state[name] = s.with_demos(boot + extra)
     return state
 
 
 def prepare_teacher(student: Module, teacher: Module | None, trainset: Sequence[Example], max_labeled: int,
-                    seed: int) -> Module:
+                    seed: int, *, balanced: bool = False, format: PromptFormat | None = None) -> Module:
     """The teacher: the one given, or the student; given labeled demos if it has none."""
     program = (teacher or student).deepcopy()
     if max_labeled and not any(p.demos for p in program.predictors()):
         rng = random.Random(seed)
         for p in program.predictors():
-            p.demos = labeled_demos(PredictorState(p.signature), trainset, max_labeled, rng)
+            p.demos = labeled_demos(PredictorState(p.signature), trainset, max_labeled, rng, balanced=balanced)
+    if format is not None and teacher is None:
+        for p in program.predictors():
+            p.format = format
     return program
 
 
@@ -192,7 +215,8 @@ class BootstrapFewShot(Optimizer):
                  teacher_settings: Mapping[str, Any] | None = None, max_bootstrapped_demos: int = 4,
                  max_labeled_demos: int = 16, max_rounds: int = 1, max_errors: int | None = None, *,
                  seed: int = 0, num_threads: int | None = None, max_lm_calls: int | None = None,
-                 max_cost: float | None = None, display_progress: bool = True) -> None:
+                 max_cost: float | None = None, display_progress: bool = True, balanced: bool = False,
+                 format: PromptFormat | None = None) -> None:
         super().__init__(seed=seed, num_threads=num_threads, max_lm_calls=max_lm_calls, max_cost=max_cost,
                          display_progress=display_progress)
         self.metric = metric
@@ -202,6 +226,8 @@ class BootstrapFewShot(Optimizer):
         self.max_labeled_demos = max_labeled_demos
         self.max_rounds = max_rounds
         self.max_errors = max_errors
+        self.balanced = balanced
+        self.format = format
 
     def compile(self, student: Module, *, trainset: Sequence[Example],
                 valset: Sequence[Example] | None = None, teacher: Module | None = None,
@@ -212,20 +238,23 @@ class BootstrapFewShot(Optimizer):
         total = len(rows) * self.max_rounds
         with CompileRun(self, student, rows, valset, total=total, unit="examples") as run:
             run.notes["resumed"] = store.resumed
+            run.store = store
             self._run(run, student, rows, teacher, store)
         return run.finish()
 
     def _run(self, run: CompileRun, student: Module, rows: list[Example], teacher: Module | None,
              store: Store) -> None:
-        teacher_program = prepare_teacher(student, teacher, rows, self.max_labeled_demos, self.seed)
+        teacher_program = prepare_teacher(student, teacher, rows, self.max_labeled_demos, self.seed,
+                                          balanced=self.balanced, format=self.format)
         boot = Bootstrapper(run, self.metric, metric_threshold=self.metric_threshold,
                             teacher_settings=self.teacher_settings, store=store, key="boot")
         base = snapshot(student)
 
         def progress(found: Mapping[str, Sequence[Example]], used: set[int], attempted: int) -> None:
             rest = [e for i, e in enumerate(rows) if i not in used]
-            run.best_state = assemble(base, found, rest, self.max_bootstrapped_demos, self.max_labeled_demos,
-                                      random.Random(self.seed))
+            state = assemble(base, found, rest, self.max_bootstrapped_demos, self.max_labeled_demos,
+                             random.Random(self.seed), balanced=self.balanced)
+            run.best_state = {name: _formatted(s, self.format) for name, s in state.items()}
             run.done = attempted - 1
             run.step(f"{len(used)}/{self.max_bootstrapped_demos} demos")
             run.check_errors(self.max_errors)

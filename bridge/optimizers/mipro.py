@@ -32,11 +32,12 @@ from typing import Any, Literal
 
 from bridge.evaluate import Metric, check_examples, mean_score
 from bridge.formats import PromptFormat
+from bridge.labels import label_options
 from bridge.lm import BaseLM
 from bridge.module import Module
 from bridge.optimizers.base import CompileRun, Estimate, Optimizer, price_per_call
 from bridge.optimizers.checkpoint import fingerprint, storage_url
-from bridge.optimizers.fewshot import _calls_per_run
+from bridge.optimizers.fewshot import _calls_per_run, labeled_demos
 from bridge.optimizers.proposer import GroundedProposer
 from bridge.optimizers.random_search import demo_candidates
 from bridge.optimizers.search_space import (
@@ -47,6 +48,7 @@ from bridge.optimizers.search_space import (
     key,
     open_study,
     optuna_module,
+    usable_formats,
 )
 from bridge.optimizers.shared_study import claim_trial, heartbeat
 from bridge.optimizers.state import snapshot
@@ -170,6 +172,7 @@ class MIPROv2(Optimizer):
             templates=self.proposal_templates, init_temperature=self.init_temperature, seed=seed)
         total = trials + (trials // max(1, minibatch_full_eval_steps) + 2 if batch < len(val) else 1)
         with CompileRun(self, student, train, val, total=total, unit="evaluations") as run:
+            run.store = store
             run.notes.update({"resumed": store.resumed or not created, "num_trials": trials,
                               "minibatch_size": batch,
                               "study": study.study_name})
@@ -222,6 +225,11 @@ class MIPROv2(Optimizer):
         store.put("setup:done", True)
         effective = _effective_format(student)
         formats: list[PromptFormat | None] = [None] + [f for f in self.formats if f != effective]
+        formats = usable_formats(formats, any(label_options(s.signature) for s in base.values()))
+        if not zero_shot and max_lab > 0 and all(label_options(s.signature) for s in base.values()):
+            balanced = {name: s.with_demos(labeled_demos(s, train, max_lab, random.Random(seed), balanced=True))
+                        for name, s in base.items()}  # a class-balanced draw of labeled demos
+            demo_sets.append(balanced)
         return SearchSpace(base, instructions, demo_sets, formats if self.formats else [None])
 
 

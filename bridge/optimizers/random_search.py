@@ -107,6 +107,7 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
         store = open_checkpoint(checkpoint, fp)
         with CompileRun(self, student, rows, val, total=len(seeds), unit="candidates") as run:
             run.notes["resumed"] = store.resumed
+            run.store = store
             for seed in seeds:
                 if self._candidate(run, student, rows, val, seed, teacher, labeled_sample, store):
                     run.notes["stopped_at_score"] = self.stop_at_score

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bridge.errors import MissingDependencyError
+from bridge.format_text import TextFormat
 from bridge.formats import ChatFormat, JSONFormat, PromptFormat
 from bridge.optimizers.state import PredictorState, ProgramState
 
@@ -28,8 +29,17 @@ WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 def default_formats() -> list[PromptFormat]:
     """Prompt forms worth trying on small models: demos as turns or inline, instructions as a user or
-    a system message, and JSON."""
-    return [ChatFormat(), ChatFormat(demos="inline"), ChatFormat(instructions="system"), JSONFormat()]
+    a system message, JSON, the raw completion endpoint with demos as plain text blocks (what base
+    models need), and, for a Literal/bool output, label scoring with contextual calibration on the
+    chat and the raw endpoints (MIPROv2 drops those two for other outputs). Constrained decoding is
+    on in all of them (``ChatFormat(constrained=False)`` is the unconstrained choice)."""
+    return [ChatFormat(), ChatFormat(demos="inline"), ChatFormat(instructions="system"), JSONFormat(),
+            TextFormat(), ChatFormat(scoring="calibrated"), TextFormat(scoring="calibrated")]
+
+
+def usable_formats(formats: Sequence[PromptFormat | None], label_output: bool) -> list[PromptFormat | None]:
+    """The formats that differ for this program: scoring choices only where an output is a label."""
+    return [f for f in formats if label_output or f is None or f.scoring == "generate"]
 
 
 class SearchSpace:
