@@ -132,9 +132,11 @@ def test_async_call_on_local_model(lm: bridge.LM) -> None:
 
     outcomes = asyncio.run(run())
     predictions = [p for p in outcomes if isinstance(p, bridge.Prediction)]
+    assert len(outcomes) == 3
     assert all(isinstance(p, (bridge.Prediction, bridge.ParseError)) for p in outcomes), outcomes
-    assert len(predictions) >= 2
     assert all(p.label in ("negative", "positive") and p.usage.calls >= 1 for p in predictions)
+    assert all(e.attempts == 2 for e in outcomes if isinstance(e, bridge.ParseError))
+    assert lm.usage.calls >= 3  # each of the three went to the model
 
 
 def test_quickstart_main_job_compiles_saves_and_reloads(tmp_path: Path) -> None:
