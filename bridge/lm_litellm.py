@@ -128,6 +128,8 @@ def _not_completed(exc: BaseException, chain: list[BaseException]) -> bool:
     import httpx
     import openai
 
+    if isinstance(exc, _litellm().Timeout):  # a timeout is never an answer, whoever noticed it
+        return True
     return any(isinstance(error, httpx.TransportError) or (isinstance(error, openai.APIConnectionError) and _sdk(error))
                for error in chain)
 
