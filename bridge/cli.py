@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -362,12 +364,15 @@ def render_messages(messages: Sequence[Any]) -> str:
 
 def render_file(path: str, program: Module | None = None, show_report: bool = True) -> str:
     """The messages each predictor of a saved program sends (inputs shown as {placeholders}) and its
-    compile report. Runs no model and, without ``program``, no code."""
+    compile report. Runs no model and, without ``program``, no code. The file is checked first (its
+    format marker, version and shape: StateError names what is wrong); the text comes back raw, for
+    ``printable`` to make safe for a terminal."""
     from bridge.formats import format_from_state
-    from bridge.persistence import apply_state, read_state
+    from bridge.persistence import apply_state, check_state, read_state
     from bridge.predict import DEFAULT_FORMAT
 
     state = read_state(path)
+    predictors = check_state(state)
     blocks = [f"{path}: program {state.get('program')}, lmbridge {state.get('lmbridge_version')}"]
     if program is not None:
         apply_state(program, state)
@@ -376,13 +381,10 @@ def render_file(path: str, program: Module | None = None, show_report: bool = Tr
             blocks.append(f"predictor {name} ({p.signature.spec()}), {len(p.demos)} demos\n"
                           + render_messages(p.messages(**inputs)))
     else:
-        predictors = state.get("predictors")
-        if not isinstance(predictors, dict):
-            raise UsageError(f"{path} holds no predictors")
         for name, entry in predictors.items():
             sig = saved_signature(entry)
             fmt = format_from_state(entry["format"]) if entry.get("format") else DEFAULT_FORMAT
-            demos = [Example(d) for d in entry.get("demos", [])]
+            demos = [Example(d) for d in entry["demos"]]
             inputs = {n: "{" + n + "}" for n in sig.input_fields}
             blocks.append(f"predictor {name} ({sig.spec()}), {len(demos)} demos, format {fmt!r}\n"
                           + render_messages(fmt.format(sig, demos, inputs)))
@@ -392,9 +394,33 @@ def render_file(path: str, program: Module | None = None, show_report: bool = Tr
     return "\n\n".join(blocks)
 
 
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f"  # C0 and C1 controls (ESC, CR, BEL, CSI), but not \t \n
+                     r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"  # bidirectional marks and overrides
+                     r"\u2028\u2029\ud800-\udfff]")  # line and paragraph separators, lone surrogates
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: control characters (ANSI escapes, carriage returns,
+    backspaces), bidirectional overrides and line separators from a file are shown escaped (an
+    ESC shows as ``\\x1b``), never sent raw. Newlines and tabs stay."""
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
-    print(render_file(args.file, program=load_program(args.program) if args.program else None,
-                      show_report=not args.no_report))
+    program = load_program(args.program) if args.program else None
+    try:
+        text = render_file(args.file, program=program, show_report=not args.no_report)
+    except (BridgeError, UsageError):
+        raise
+    except Exception as exc:  # a file that passed the checks yet cannot be shown: a message, not a traceback
+        raise UsageError(f"cannot show {args.file}: {type(exc).__name__}: {exc}") from exc
+    try:
+        print(printable(text))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `lmbridge inspect f.json | head`: the reader left; stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the flush at exit does not fail again
+        return 1
     return 0
 
 
@@ -506,13 +532,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except UsageError as exc:
-        print(f"lmbridge: error: {exc}", file=sys.stderr)
+        print(printable(f"lmbridge: error: {exc}"), file=sys.stderr)
         return 2
     except RunFailed as exc:
         print(f"lmbridge: {exc}", file=sys.stderr)
         return 1
     except (BridgeError, ValueError, TypeError) as exc:
-        print(f"lmbridge: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(printable(f"lmbridge: {type(exc).__name__}: {exc}"), file=sys.stderr)
         return 1
 
 

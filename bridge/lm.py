@@ -9,6 +9,7 @@ imported on the first request.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -138,10 +139,15 @@ class BaseLM(StreamingMixin):
         record = self._cache.get(key)
         if record is None:
             return None
+        try:
+            calls = tuple(ToolCall.from_record(c) for c in record.get("tool_calls", ()))
+            text = record["text"]
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError):
+            self._cache.discard(key)  # a corrupt entry is a miss, counted; never an error
+            return None
         usage = Usage(cache_hits=1)
-        calls = tuple(ToolCall.from_record(c) for c in record["tool_calls"]) if "tool_calls" in record else ()
-        self._finish(messages, record["text"], usage, True, calls)
-        return Completion(record["text"], usage, True, calls)
+        self._finish(messages, text, usage, True, calls)
+        return Completion(text, usage, True, calls)
 
     def _store(self, key: str | None, messages: list[Message], raw: RawResult, retries: int) -> Completion:
         usage = Usage(calls=1, prompt_tokens=raw.prompt_tokens, completion_tokens=raw.completion_tokens,
@@ -163,8 +169,9 @@ class BaseLM(StreamingMixin):
         record_usage(usage)
 
     def _wait(self, attempt: int, error: TransientError) -> float:
-        if error.retry_after is not None:
-            return min(max(error.retry_after, 0.0), 60.0)
+        hint = error.retry_after
+        if isinstance(hint, (int, float)) and math.isfinite(hint) and hint >= 0:  # never nan, inf or < 0
+            return min(float(hint), 60.0)
         wait: float = self.backoff * (2 ** attempt) * (0.5 + random.random())
         return min(wait, 30.0)
 
@@ -450,17 +457,27 @@ class LM(BaseLM):
         return request
 
     def _result(self, response: Any) -> RawResult:
+        """Read a completed response. One that cannot be read raises LMError at once: the server
+        answered (and billed) it, so it is never re-sent."""
         choices = getattr(response, "choices", None)
         if not choices:
-            raise LMError(f"{self.model}: the response holds no choices", model=self.model)
-        message = choices[0].message
-        text = getattr(message, "content", None) or ""
-        usage = getattr(response, "usage", None)
-        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
-        completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-        calls = getattr(message, "tool_calls", None)
-        return RawResult(text, prompt_tokens, completion_tokens, self._cost(response),
-                         read_tool_calls(calls) if calls else ())
+            raise LMError(f"{self.model}: the server answered (HTTP 200) but the response holds no choices; "
+                          f"it was not re-sent", status_code=200, model=self.model)
+        try:
+            message = choices[0].message
+            text = getattr(message, "content", None) or ""
+            if not isinstance(text, str):
+                raise TypeError(f"the message content is a {type(text).__name__}, not text")
+            usage = getattr(response, "usage", None)
+            prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+            completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+            calls = getattr(message, "tool_calls", None)
+            tool_calls = read_tool_calls(calls) if calls else ()
+        except Exception as exc:
+            raise LMError(f"{self.model}: the server answered (HTTP 200) but the response cannot be read "
+                          f"({type(exc).__name__}: {str(exc)[:200]}); it was not re-sent",
+                          status_code=200, model=self.model) from exc
+        return RawResult(text, prompt_tokens, completion_tokens, self._cost(response), tool_calls)
 
     def _cost(self, response: Any) -> float | None:
         if self._price_known is False:

@@ -73,45 +73,68 @@ def program_state(program: Module) -> dict[str, Any]:
     return state
 
 
-def _check_predictor(name: str, p: Predict, state: Any) -> None:
+def _check_entry(name: str, state: Any) -> None:
+    """The shape of one predictor's saved state, checked without the program."""
     if not isinstance(state, dict):
         raise StateError(f"predictor {name!r}: state must be an object")
     for key, kind in (("instructions", str), ("fields", dict), ("demos", list)):
         if not isinstance(state.get(key), kind):
             raise StateError(f"predictor {name!r}: {key!r} is missing or is not a {kind.__name__}")
+    for n, entry in state["fields"].items():
+        if not isinstance(entry, dict) or entry.get("kind") not in ("input", "output"):
+            raise StateError(f"predictor {name!r}: field {n!r} must be an object whose 'kind' is input or output")
+        for key in ("type", "desc", "prefix"):
+            if key in entry and not isinstance(entry[key], str):
+                raise StateError(f"predictor {name!r}: field {n!r} has a {key!r} that is not a string")
+    for i, demo in enumerate(state["demos"]):
+        if not isinstance(demo, dict):
+            raise StateError(f"predictor {name!r}: demo {i} is not an object")
+    fmt = state.get("format")
+    if fmt is not None:
+        if not isinstance(fmt, dict):
+            raise StateError(f"predictor {name!r}: 'format' must be an object or null, not {type(fmt).__name__}")
+        try:
+            format_from_state(fmt)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise StateError(f"predictor {name!r}: format {fmt.get('name')!r}: {exc}") from exc
+
+
+def check_state(state: Any) -> dict[str, Any]:
+    """Check that ``state`` is a whole program file this lmbridge can read, without a program: the
+    format marker, the version and the shape of every predictor. Returns its predictors; raises
+    StateError naming the first problem."""
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise StateError(f"not an lmbridge program file (expected \"format\": \"{FORMAT}\")")
+    version = state.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or not 0 <= version <= FORMAT_VERSION:
+        raise StateError(f"program file format version {version!r} is not supported by this lmbridge "
+                         f"(it reads versions up to {FORMAT_VERSION}); a newer file needs a newer lmbridge")
+    saved = state.get("predictors")
+    if not isinstance(saved, dict):
+        raise StateError("program file has no 'predictors' object")
+    for name, entry in saved.items():
+        _check_entry(name, entry)
+    return saved
+
+
+def _check_predictor(name: str, p: Predict, state: dict[str, Any]) -> None:
     fields = p.signature.fields()
     saved = state["fields"]
     if list(saved) != list(fields):
         raise StateError(f"predictor {name!r}: the file has fields {list(saved)}, the program has {list(fields)}")
     for n, f in fields.items():
         entry = saved[n]
-        if not isinstance(entry, dict) or entry.get("kind") != f.kind:
+        if entry.get("kind") != f.kind:
             raise StateError(f"predictor {name!r}: field {n!r} is an {f.kind} here but not in the file")
         if entry.get("type", type_name(f.annotation)) != type_name(f.annotation):
             raise StateError(f"predictor {name!r}: field {n!r} has type {type_name(f.annotation)} here, "
                              f"{entry.get('type')} in the file")
-    for i, demo in enumerate(state["demos"]):
-        if not isinstance(demo, dict):
-            raise StateError(f"predictor {name!r}: demo {i} is not an object")
-    fmt = state.get("format")
-    if fmt is not None:
-        try:
-            format_from_state(fmt)
-        except (ValueError, TypeError) as exc:
-            raise StateError(f"predictor {name!r}: {exc}") from exc
 
 
 def apply_state(program: Module, state: Any) -> None:
-    """Validate ``state`` against ``program`` completely, then apply it."""
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise StateError(f"not an lmbridge program file (expected \"format\": \"{FORMAT}\")")
-    version = state.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise StateError(f"program file format version {version!r} is not supported by this lmbridge "
-                         f"(reads up to {FORMAT_VERSION}); upgrade lmbridge")
-    saved = state.get("predictors")
-    if not isinstance(saved, dict):
-        raise StateError("program file has no 'predictors' object")
+    """Validate ``state`` against ``program`` completely, then apply it. Raises only StateError, and
+    a state that does not fit changes nothing."""
+    saved = check_state(state)
     mine = dict(program.named_predictors())
     if set(saved) != set(mine):
         missing, extra = sorted(set(mine) - set(saved)), sorted(set(saved) - set(mine))
@@ -120,15 +143,20 @@ def apply_state(program: Module, state: Any) -> None:
     for name, p in mine.items():
         _check_predictor(name, p, saved[name])
     retrieve = _checked_retrieve(program, state.get("retrieve"))
-    for name, p in mine.items():
+    planned = []
+    for name, p in mine.items():  # build every new value first; assign only when all of them are built
         s = saved[name]
-        sig = p.signature.with_instructions(s["instructions"])
-        for n, entry in s["fields"].items():
-            sig = sig.with_updated_field(n, desc=str(entry.get("desc", "")), prefix=str(entry.get("prefix", "")))
-        p.signature = sig
-        p.demos = [Example(d) for d in s["demos"]]
-        if s.get("format") is not None:
-            p.format = format_from_state(s["format"])
+        try:
+            sig = p.signature.with_instructions(s["instructions"])
+            for n, entry in s["fields"].items():
+                sig = sig.with_updated_field(n, desc=entry.get("desc", ""), prefix=entry.get("prefix", ""))
+            demos = [Example(d) for d in s["demos"]]
+            fmt = format_from_state(s["format"]) if s.get("format") is not None else p.format
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+            raise StateError(f"predictor {name!r}: {exc}") from exc
+        planned.append((p, sig, demos, fmt))
+    for p, sig, demos, fmt in planned:
+        p.signature, p.demos, p.format = sig, demos, fmt
     for module, k in retrieve:
         module.k = k
     report = state.get("report")
@@ -170,10 +198,14 @@ def save(program: Module, path: str | Path) -> None:
 def read_state(path: str | Path) -> dict[str, Any]:
     try:
         text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise StateError(f"program file {path} is not UTF-8 text: {exc}") from exc
     except OSError as exc:
         raise StateError(f"cannot read program file {path}: {exc}") from exc
     try:
         state = json.loads(text)
+    except RecursionError as exc:
+        raise StateError(f"program file {path} nests its JSON too deeply to read") from exc
     except ValueError as exc:
         raise StateError(f"program file {path} is not valid JSON: {exc}") from exc
     if not isinstance(state, dict):

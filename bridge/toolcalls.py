@@ -45,7 +45,7 @@ class ToolCall:
             return cls(name, {}, text or "{}", id)  # a call without arguments
         try:
             return cls(name, json.loads(text), text, id)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested past the parser's depth
             return cls(name, None, text, id, f"the arguments are not valid JSON ({exc})")
 
     def to_record(self) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 ``FakeOpenAI`` serves ``POST /v1/chat/completions``. Each request takes the next ``Reply`` from
 the script (the last one repeats when the script runs out). A reply can be a success, an error
 status with a JSON error body and optional headers, or a delay before answering (to trip the
-client's timeout), or native tool calls in OpenAI's shape (``calls``). Every request body is
-recorded in ``requests``, so a test can check what was sent (``tools`` among it).
+client's timeout), or native tool calls in OpenAI's shape (``calls``), or a raw body of any kind
+(``raw``). Every request body is recorded in ``requests`` (``count`` says how many arrived), so a
+test can check what was sent (``tools`` among it) and that a completed request was not sent again.
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ def fail(status: int, error: str = "scripted error", *, error_type: str = "", **
                  headers={k.replace("_", "-"): v for k, v in headers.items()})
 
 
-def raw(body: str, status: int = 200) -> Reply:
-    return Reply(status, body=body)
+def raw(body: str, status: int = 200, **headers: str) -> Reply:
+    """A raw body; keyword arguments become headers (``Content_Type="text/html"``)."""
+    return Reply(status, body=body, headers={k.replace("_", "-"): v for k, v in headers.items()})
 
 
 def slow(seconds: float, content: str = "late") -> Reply:
@@ -209,7 +211,8 @@ def _handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
         def _send_bytes(self, status: int, data: bytes, headers: dict[str, str]) -> None:
             try:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                if not any(k.lower() == "content-type" for k in headers):
+                    self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 for k, v in headers.items():
                     self.send_header(k, v)

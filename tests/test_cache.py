@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import sqlite3
@@ -209,3 +210,114 @@ def test_a_locked_file_is_not_mistaken_for_a_corrupted_one(tmp_path: Path,
     assert cache.disk is not None and cache.disk.corrupt_files == 0 and cache.disk.busy >= 1
     assert [p.name for p in tmp_path.iterdir() if ".corrupt-" in p.name] == []
     assert Cache(tmp_path).get("k") == record("kept")
+
+
+# -- failure modes: the cache is never fatal --------------------------------------------------------
+
+def test_a_cache_directory_under_a_file_warns_once_and_runs_without_the_disk(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    cache = Cache(blocker / "cache")
+    lm = ScriptedLM(["one", "two", "three"], cache=cache)
+    with pytest.warns(RuntimeWarning, match="without its disk cache") as warned:
+        assert lm.complete(MESSAGES).text == "one"
+        assert lm.complete([{"role": "user", "content": "again"}]).text == "two"
+        assert lm.complete(MESSAGES).text == "one"  # the memory layer still answers
+    assert len([w for w in warned if "disk cache" in str(w.message)]) == 1
+    assert cache.disk is not None and cache.disk.unavailable is not None
+    assert "cannot create the cache directory" in cache.disk.unavailable
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes read-only directories")
+def test_a_read_only_home_runs_without_the_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o500)
+    try:
+        monkeypatch.delenv("LMBRIDGE_CACHE_DIR")
+        monkeypatch.setenv("HOME", str(home))
+        cache = Cache()
+        with pytest.warns(RuntimeWarning, match="without its disk cache"):
+            assert ScriptedLM(["ok"], cache=cache).complete(MESSAGES).text == "ok"
+    finally:
+        home.chmod(0o700)
+
+
+def test_no_home_directory_at_all_means_memory_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.delenv("LMBRIDGE_CACHE_DIR")
+    monkeypatch.setattr(Path, "home", no_home)
+    with pytest.warns(RuntimeWarning, match="without its disk cache"):
+        cache = Cache()
+    assert cache.disk is None
+    cache.set("k", record("v"))
+    assert cache.get("k") == record("v")
+
+
+@pytest.mark.parametrize("tool_calls", [
+    "not a list", [1, 2], [{"raw": "{}"}], [{"name": 5, "raw": "{}"}], [{"name": "add", "raw": {"a": 1}}],
+    [{"name": "add", "raw": "{}", "id": ["x"]}], [None],
+])
+def test_a_corrupt_tool_calls_entry_is_a_counted_miss(tmp_path: Path, tool_calls: object) -> None:
+    lm = ScriptedLM(["first"], cache=Cache(tmp_path))
+    lm.complete(MESSAGES)
+    with sqlite3.connect(tmp_path / "completions.sqlite") as conn:
+        conn.execute("UPDATE completions SET value = ?", (json.dumps({"text": "x", "tool_calls": tool_calls}),))
+    cache = Cache(tmp_path)
+    again = ScriptedLM(["fresh"], cache=cache).complete(MESSAGES)
+    assert (again.text, again.cached) == ("fresh", False)
+    assert cache.disk is not None and cache.disk.corrupt_entries == 1
+
+
+def test_tool_calls_with_deeply_nested_arguments_in_the_cache_are_not_an_error(tmp_path: Path) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    cache = Cache(tmp_path)
+    lm = ScriptedLM(["x"], cache=cache)
+    key = cache_key(lm.model, MESSAGES, lm.params)
+    cache.set(key, {"text": "", "tool_calls": [{"name": "add", "raw": deep, "id": None}]})
+    completion = lm.complete(MESSAGES)  # read back; a call whose arguments cannot be read, not a crash
+    assert completion.cached and completion.tool_calls[0].args is None and completion.tool_calls[0].error
+
+
+@pytest.mark.parametrize("value", ["[" * 100_000 + "]" * 100_000,
+                                   '{"text": "x", "deep": ' + "[" * 50_000 + "]" * 50_000 + "}",
+                                   '{"text": "x", "prompt_tokens": "7"}', '{"text": "x", "prompt_tokens": -1}',
+                                   '{"text": 1}', "null", "NaN"])
+def test_unreadable_entries_are_counted_misses(tmp_path: Path, value: str) -> None:
+    Cache(tmp_path).set("k", record("good"))
+    with sqlite3.connect(tmp_path / "completions.sqlite") as conn:
+        conn.execute("UPDATE completions SET value = ?", (value,))
+    cache = Cache(tmp_path)
+    assert cache.get("k") is None
+    assert cache.disk is not None and cache.disk.corrupt_entries == 1
+    assert cache.get("k") is None and cache.disk.corrupt_entries == 1  # dropped, not counted again
+
+
+def test_a_table_with_other_columns_is_moved_aside_and_caching_works(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "completions.sqlite") as conn:
+        conn.execute("CREATE TABLE completions (k TEXT, v BLOB)")
+        conn.execute("INSERT INTO completions VALUES ('old', 'row')")
+    cache = Cache(tmp_path)
+    cache.set("k", record("v"))
+    assert Cache(tmp_path).get("k") == record("v")
+    assert cache.disk is not None and cache.disk.corrupt_files == 1 and cache.disk.busy == 0
+    with sqlite3.connect(tmp_path / "completions.sqlite") as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        aside = [t for t in tables if t.startswith("completions_corrupt_")]
+        assert len(aside) == 1 and "completions" in tables
+        assert conn.execute(f"SELECT * FROM {aside[0]}").fetchall() == [("old", "row")]  # kept, not lost
+
+
+def test_a_table_changed_under_an_open_cache_is_repaired(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    cache.set("a", record("a"))
+    with sqlite3.connect(tmp_path / "completions.sqlite") as conn:
+        conn.execute("DROP TABLE completions")
+        conn.execute("CREATE TABLE completions (only_one TEXT)")
+    cache.clear_memory()
+    assert cache.get("a") is None  # noticed: the connection is dropped
+    cache.set("b", record("b"))
+    cache.clear_memory()
+    assert cache.get("b") == record("b")

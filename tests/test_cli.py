@@ -300,3 +300,110 @@ def test_every_example_failing_is_not_a_score(tmp_path: Path, task: str, capsys:
     err = capsys.readouterr().err
     assert code == 1
     assert "every one of the 6 examples failed" in err and "ParseError" in err
+
+
+# -- inspect on files that are broken or hostile -----------------------------------------------------
+
+def _saved_program(tmp_path: Path) -> dict[str, object]:
+    import bridge
+
+    program = bridge.Predict("text -> label: Literal['negative', 'positive']",
+                             demos=[{"text": "a good film", "label": "positive"}])
+    program.save(tmp_path / "good.json")
+    return json.loads((tmp_path / "good.json").read_text())  # type: ignore[no-any-return]
+
+
+def _bad_files(tmp_path: Path) -> list[tuple[str, str]]:
+    good = _saved_program(tmp_path)
+    predictor = good["predictors"]["self"]  # type: ignore[index]
+
+    def with_(**changes: object) -> str:
+        return json.dumps({**good, **changes})
+
+    def with_predictor(**changes: object) -> str:
+        return json.dumps({**good, "predictors": {"self": {**predictor, **changes}}})  # type: ignore[dict-item]
+
+    return [
+        ("no format marker", json.dumps({k: v for k, v in good.items() if k != "format"})),
+        ("another format", with_(format="something.else")),
+        ("a newer version", with_(format_version=99)),
+        ("a version that is text", with_(format_version="1")),
+        ("predictors a list", with_(predictors=[1])),
+        ("a predictor that is a string", with_(predictors={"self": "x"})),
+        ("a field without kind", with_predictor(fields={"text": {}, "label": {"kind": "output"}})),
+        ("fields a list", with_predictor(fields=["text"])),
+        ("format a string", with_predictor(format="chat")),
+        ("an unknown format", with_predictor(format={"name": "pickle"})),
+        ("demos of numbers", with_predictor(demos=[1, 2])),
+        ("a report that cannot be shown", with_(report={"trials": 5, "cost": "lots", "wall_time": "x"})),
+        ("nested too deeply", "[" * 100_000 + "]" * 100_000),
+        ("not UTF-8", '{"format": "\udcff"}'),
+        ("a field name that is no identifier", with_predictor(fields={"not a name!": {"kind": "input"},
+                                                                       "label": {"kind": "output"}})),
+        ("a type that is no type", with_predictor(fields={"text": {"kind": "input", "type": "list[[[["},
+                                                          "label": {"kind": "output"}})),
+    ]
+
+
+def test_inspect_reports_every_bad_file_without_a_traceback(task: str, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    for name, content in _bad_files(tmp_path):
+        path = tmp_path / "bad.json"
+        path.write_bytes(content.encode("utf-8", "surrogateescape"))
+        try:
+            code = main(["inspect", str(path)])
+        except BaseException as exc:  # pragma: no cover - the failure being tested for
+            pytest.fail(f"{name}: {type(exc).__name__} escaped: {exc}")
+        captured = capsys.readouterr()
+        if name in ("a report that cannot be shown", "a field name that is no identifier", "a type that is no type"):
+            assert code in (0, 1, 2), name  # may render (the checks let it through) but never crash
+        else:
+            assert code != 0, f"{name}: exit 0\n{captured.out}"
+            assert captured.err.startswith("lmbridge: "), f"{name}: {captured.err!r}"
+        assert "Traceback" not in captured.err + captured.out, name
+
+
+def test_inspect_names_the_format_marker_and_the_version(task: str, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    good = _saved_program(tmp_path)
+    (tmp_path / "other.json").write_text(json.dumps({**good, "format": "not.lmbridge"}))
+    assert main(["inspect", "other.json"]) == 1
+    assert "not an lmbridge program file" in capsys.readouterr().err
+    (tmp_path / "newer.json").write_text(json.dumps({**good, "format_version": 99}))
+    assert main(["inspect", "newer.json"]) == 1
+    assert "format version 99 is not supported" in capsys.readouterr().err
+
+
+def test_inspect_escapes_terminal_control_characters_from_the_file(task: str, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    good = _saved_program(tmp_path)
+    hostile = "\x1b[2J\x1b]0;pwned\x07Clear the screen\rover\u202eevil\x9b31m"
+    good["predictors"]["self"]["instructions"] = hostile  # type: ignore[index]
+    good["predictors"]["self"]["demos"][0]["text"] = "demo \x1b[31mred"  # type: ignore[index]
+    good["program"] = "Prog\x1b[5m"
+    (tmp_path / "hostile.json").write_text(json.dumps(good))
+    assert main(["inspect", "hostile.json"]) == 0
+    out = capsys.readouterr().out
+    for raw in ("\x1b", "\x07", "\r", "\u202e", "\x9b"):
+        assert raw not in out
+    assert "\\x1b[2J\\x1b]0;pwned\\x07Clear the screen" in out and "over\\u202eevil\\x9b31m" in out
+    assert "demo \\x1b[31mred" in out and "Prog\\x1b[5m" in out
+    (tmp_path / "hostile.json").write_text(json.dumps({**good, "predictors": {"\x1b[31mp": 1}}))
+    assert main(["inspect", "hostile.json"]) == 1
+    assert "\x1b" not in capsys.readouterr().err
+
+
+def test_inspect_into_a_closed_pipe_prints_no_traceback(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    good = _saved_program(tmp_path)
+    good["predictors"]["self"]["instructions"] = "many words " * 50_000  # type: ignore[index]
+    (tmp_path / "big.json").write_text(json.dumps(good))
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.run(f"{sys.executable} -m bridge.cli inspect big.json | head -c 10", shell=True,
+                          cwd=tmp_path, env=env, capture_output=True, timeout=120)
+    assert len(proc.stdout) == 10
+    assert b"Traceback" not in proc.stderr and b"BrokenPipeError" not in proc.stderr, proc.stderr.decode()

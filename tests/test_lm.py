@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,29 @@ def test_retry_after_is_capped(waits: list[float]) -> None:
     lm = ScriptedLM([bridge.RateLimitError("429", retry_after=3600), "ok"])
     lm.complete(MESSAGES)
     assert waits == [60.0]
+
+
+@pytest.mark.parametrize("hint", [float("nan"), float("inf"), -1.0, float("-inf")])
+def test_a_retry_after_that_is_not_a_wait_never_reaches_sleep(waits: list[float], hint: float) -> None:
+    """time.sleep(nan) raises ValueError, and inf would sleep forever: both fall back to the backoff."""
+    lm = ScriptedLM([bridge.RateLimitError("429", retry_after=hint), "ok"], backoff=0.01)
+    assert lm.complete(MESSAGES).text == "ok"
+    assert len(waits) == 1 and math.isfinite(waits[0]) and 0 < waits[0] < 0.1
+    assert asyncio.run(ScriptedLM([bridge.LMTimeoutError("t", retry_after=hint), "ok"], backoff=0.01)
+                       .acomplete(MESSAGES)).text == "ok"
+    assert len(waits) == 2 and math.isfinite(waits[1])
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("2", 2.0), ("0", 0.0), (" 1.5 ", 1.5), ("nan", None), ("inf", None), ("-1", None), ("soon", None),
+    ("", None), (None, None), ("1e999", None), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
+])
+def test_retry_after_header_parsing(value: str | None, expected: float | None) -> None:
+    from bridge.lm_litellm import parse_retry_after
+
+    assert parse_retry_after(value) == expected
+    assert parse_retry_after("250", millis=True) == 0.25
+    assert parse_retry_after("nan", millis=True) is None
 
 
 def test_usage_accumulates_on_the_lm() -> None:
@@ -293,3 +317,13 @@ def test_local_support_needs_a_chatml_template() -> None:
     assert local_model(FakeLlama([])).supports_tools() is True
     assert local_model(FakeLlama([], template="{{ bos_token }}<start_of_turn>")).supports_tools() is False
     assert local_model(FakeLlama([]), KNOWN["gemma3"]).supports_tools() is False
+
+
+def test_a_corrupt_tool_call_in_the_memory_cache_is_a_counted_miss(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    lm = ScriptedLM(["fresh"], cache=cache)
+    key = bridge.lm.cache_key(lm.model, MESSAGES, lm.params)
+    cache.set(key, {"text": "x", "tool_calls": [{"raw": "{}"}]})  # no name: from_record cannot read it
+    completion = lm.complete(MESSAGES)
+    assert (completion.text, completion.cached) == ("fresh", False)
+    assert cache.disk is not None and cache.disk.corrupt_entries == 1

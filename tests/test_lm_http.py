@@ -7,7 +7,9 @@ the OpenAI SDK retries on its own: every retry is bridge's, and it is counted in
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -155,11 +157,95 @@ def test_other_client_errors_are_lm_errors_not_retried(server: FakeOpenAI, waits
     litellm_exception(info.value)
 
 
-@pytest.mark.parametrize("body", ['{"choices": []}', "not json", '{"id": "no choices key"}', ""])
-def test_malformed_responses_are_lm_errors(server: FakeOpenAI, waits: list[float], body: str) -> None:
-    script(server, raw(body))
-    with pytest.raises(bridge.LMError):
+UNREADABLE_200 = [
+    raw('{"choices": []}'), raw("not json"), raw('{"id": "no choices key"}'), raw(""), raw('{"choices": null}'),
+    raw('{"choices": [{"index": 0, "message": null}]}'), raw("[1, 2, 3]"), raw('"just a string"'),
+    raw('{"choices": [{"message": {"role": "assistant", "content": 42}}]}'),
+    raw("<html><body><h1>502 Bad Gateway</h1> proxy says hello</body></html>", Content_Type="text/html"),
+    raw("<html><body>login page of a captive portal</body></html>"),
+    raw('{"choices": [{"index": 0, "message": {"role": "assistant", "content": "cut'),
+]
+
+
+@pytest.mark.parametrize("reply", UNREADABLE_200, ids=lambda r: (r.body or "empty")[:30])
+def test_a_completed_answer_that_cannot_be_read_is_never_re_sent(server: FakeOpenAI, waits: list[float],
+                                                                 reply: Reply) -> None:
+    """The server completed (and billed) the request: it raises at once, with the real status."""
+    script(server, reply, ok("never"))
+    with pytest.raises(bridge.LMError) as info:
+        make_lm(server, num_retries=3).complete(MESSAGES)
+    assert server.count == 1, "a completed request was sent again"
+    assert waits == []
+    assert info.value.status_code == 200
+    assert info.value.attempts == 1
+    assert "not re-sent" in str(info.value)
+
+
+@pytest.mark.parametrize("body", ["not json at all", "<html><body>Bad Gateway</body></html>"])
+def test_the_error_quotes_an_excerpt_of_the_body(server: FakeOpenAI, waits: list[float], body: str) -> None:
+    script(server, raw(body * 50))
+    with pytest.raises(bridge.LMError) as info:
+        make_lm(server).complete(MESSAGES)
+    assert body[:12] in str(info.value)
+    assert len(str(info.value)) < 600  # an excerpt, not the whole body
+
+
+def test_the_async_path_never_re_sends_a_completed_answer(server: FakeOpenAI, waits: list[float]) -> None:
+    script(server, raw("not json"), ok("never"))
+    with pytest.raises(bridge.LMError) as info:
+        asyncio.run(make_lm(server).acomplete(MESSAGES))
+    assert server.count == 1 and waits == [] and info.value.status_code == 200
+
+
+def test_an_unreadable_error_page_from_a_failing_server_is_retried(server: FakeOpenAI, waits: list[float]) -> None:
+    """A 502 with an HTML body: the server did not complete the request, so it is sent again."""
+    script(server, raw("<html>Bad Gateway</html>", status=502, Content_Type="text/html"), ok("back"))
+    completion = make_lm(server).complete(MESSAGES)
+    assert completion.text == "back" and server.count == 2 and completion.usage.retries == 1
+
+
+def test_a_missing_api_key_is_an_authentication_error_and_not_retried(
+        server: FakeOpenAI, waits: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    lm = bridge.LM("openai/gpt-4o-mini", api_base=server.base_url, cache=False, backoff=0.01)
+    with pytest.raises(bridge.AuthenticationError) as info:
+        lm.complete(MESSAGES)
+    assert waits == [] and info.value.attempts == 1
+    assert server.count == 0  # refused before anything was sent
+    assert "api_key" in str(info.value).lower() or "api key" in str(info.value).lower()
+    assert info.value.status_code is None  # no server answered; not LiteLLM's made-up 500
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "-5", "soon", "", "1e999", "0x10"])
+def test_a_retry_after_that_is_not_a_wait_falls_back_to_backoff(server: FakeOpenAI, waits: list[float],
+                                                              value: str) -> None:
+    script(server, fail(429, "slow down", Retry_After=value), fail(503, Retry_After=value), ok("done"))
+    assert make_lm(server).complete(MESSAGES).text == "done"
+    assert len(waits) == 2
+    assert all(math.isfinite(w) and 0 < w < 0.1 for w in waits), waits  # the backoff, from 0.01 s
+
+
+def test_retry_after_is_filled_on_the_error_from_the_real_response(server: FakeOpenAI, waits: list[float]) -> None:
+    script(server, fail(429, "quota", Retry_After="7"))
+    with pytest.raises(bridge.RateLimitError) as info:
+        make_lm(server, num_retries=0).complete(MESSAGES)
+    assert info.value.retry_after == 7.0
+    script(server, fail(503, "later", Retry_After_Ms="1500"))
+    with pytest.raises(bridge.LMError) as info:
         make_lm(server, num_retries=1).complete(MESSAGES)
+    assert info.value.retry_after == 1.5 and waits == [1.5]
+    script(server, fail(400, "bad request"))
+    with pytest.raises(bridge.LMError) as info:
+        make_lm(server).complete(MESSAGES)
+    assert info.value.retry_after is None
+
+
+def test_retry_after_as_an_http_date(server: FakeOpenAI, waits: list[float]) -> None:
+    from email.utils import formatdate
+
+    script(server, fail(429, Retry_After=formatdate(time.time() + 30, usegmt=True)), ok("done"))
+    assert make_lm(server).complete(MESSAGES).text == "done"
+    assert 25 < waits[0] <= 31
 
 
 def test_null_content_is_an_empty_completion(server: FakeOpenAI) -> None:

@@ -140,6 +140,14 @@ def _broken_states(tmp_path: Path) -> list[tuple[str, Any]]:
     variant("unknown format option",
             lambda s: s["predictors"]["classify"].update(format={"name": "chat", "exec": "rm -rf /"}))
     variant("predictors not an object", lambda s: s.update(predictors=[]))
+    variant("format not an object", lambda s: s["predictors"]["classify"].update(format="json"))
+    variant("format a list", lambda s: s["predictors"]["classify"].update(format=["json"]))
+    variant("version a bool", lambda s: s.update(format_version=True))
+    variant("version negative", lambda s: s.update(format_version=-1))
+    variant("desc not text", lambda s: s["predictors"]["classify"]["fields"]["label"].update(desc=["x"]))
+    variant("prefix not text", lambda s: s["predictors"]["classify"]["fields"]["label"].update(prefix={}))
+    variant("field entry not an object", lambda s: s["predictors"]["classify"]["fields"].update(label="output"))
+    variant("second predictor broken", lambda s: s["predictors"]["explain.predict"].update(format=1))
     cases.append(("a list", [good]))
     cases.append(("a string", "lmbridge.program"))
     return cases
@@ -157,7 +165,9 @@ def test_every_misfit_raises_state_error_and_changes_nothing(tmp_path: Path) -> 
         assert snapshot(program) == before, f"{name}: the program changed"
 
 
-@pytest.mark.parametrize("content", ["not json {", "", "\x00\x01binary", "[1, 2", "null", "42"])
+@pytest.mark.parametrize("content", ["not json {", "", "\x00\x01binary", "[1, 2", "null", "42",
+                                     "[" * 100_000 + "]" * 100_000, '{"format": ' + "[" * 50_000 + "]" * 50_000 + "}",
+                                     "9" * 10_000])
 def test_not_json_or_not_an_object_raises_state_error(tmp_path: Path, content: str) -> None:
     path = tmp_path / "p.json"
     path.write_text(content)
@@ -211,3 +221,41 @@ def test_single_predict_saves_and_loads(tmp_path: Path) -> None:
     q = bridge.Predict(Classify).load(tmp_path / "p.json")
     assert isinstance(q, bridge.Predict)
     assert q.demos == p.demos
+
+
+def test_a_file_that_is_not_utf8_raises_state_error(tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    path.write_bytes(b'{"format": "\xff\xfe"}')
+    with pytest.raises(bridge.StateError, match="not UTF-8"):
+        compiled().load(path)
+
+
+def test_a_deeply_nested_file_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(bridge.StateError, match="too deeply"):
+        compiled().load(path)
+
+
+def test_a_failure_while_applying_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even a failure after validation (here: the second predictor's format cannot be built) leaves
+    the first predictor as it was: new values are built for every predictor before any is assigned."""
+    import bridge.persistence
+
+    path = tmp_path / "p.json"
+    compiled().save(path)
+    program = Pipeline()
+    before = snapshot(program)
+    real = bridge.persistence.format_from_state
+    built: list[object] = []
+
+    def second_fails(state: Any) -> Any:
+        built.append(state)
+        if len(built) > 3:  # both predictors pass validation and the first is built; the second fails
+            raise ValueError("cannot build")
+        return real(state)
+
+    monkeypatch.setattr(bridge.persistence, "format_from_state", second_fails)
+    with pytest.raises(bridge.StateError):
+        program.load(path)
+    assert snapshot(program) == before
