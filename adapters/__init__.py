@@ -1,6 +1,6 @@
 """Integrations with LangChain and LlamaIndex.
 
-``adapters.langchain`` and ``adapters.llamaindex`` import their framework when a function or class
+``lmbridge.adapters.langchain`` and ``lmbridge.adapters.llamaindex`` import their framework when a function or class
 of theirs is used; importing this package imports neither framework.
 """
 

@@ -1,5 +1,5 @@
 """LangChain integration, both ways. This module is the public surface; each concept lives in a
-module of its own (``adapters.langchain_*``), imported when first used.
+module of its own (``lmbridge.adapters.langchain_*``), imported when first used.
 
 Programs out:
 
@@ -10,27 +10,27 @@ Programs out:
   predictor as a ``ChatPromptTemplate`` that renders exactly the messages lmbridge sends, and as a
   plain ``prompt | model | parser`` chain.
 * Callbacks: a program run as a Runnable reports its run tree to LangChain handlers (LangSmith),
-  through ``adapters.langchain_trace.LangChainCallback``.
+  through ``lmbridge.adapters.langchain_trace.LangChainCallback``.
 
 Things in:
 
-* ``from_langchain_tool(tool)``: a LangChain tool as a ``bridge.Tool`` (``bridge.ReAct`` also takes
+* ``from_langchain_tool(tool)``: a LangChain tool as a ``lmbridge.Tool`` (``lmbridge.ReAct`` also takes
   LangChain tools directly).
 * ``from_prompt_template(template)``: a hand-written prompt migrated to a signature.
 * ``LangChainLM(model)``: a LangChain chat model (or text model) as a bridge LM.
 
-langchain-core is imported when one of these is used, never by ``import adapters.langchain``;
-when it is missing, the call raises ``bridge.MissingDependencyError`` naming the extra.
+langchain-core is imported when one of these is used, never by ``import lmbridge.adapters.langchain``;
+when it is missing, the call raises ``lmbridge.MissingDependencyError`` naming the extra.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from adapters.langchain_lm import LangChainLM
-from adapters.langchain_prompts import from_prompt_template, require_langchain
-from adapters.langchain_tools import from_langchain_tool
-from bridge import Module, Signature
+from lmbridge import Module, Signature
+from lmbridge.adapters.langchain_lm import LangChainLM
+from lmbridge.adapters.langchain_prompts import from_prompt_template, require_langchain
+from lmbridge.adapters.langchain_tools import from_langchain_tool
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseLanguageModel
@@ -38,15 +38,15 @@ if TYPE_CHECKING:
     from langchain_core.runnables import Runnable
     from langchain_core.tools import BaseTool
 
-    from adapters.langchain_schema import DocumentFormatter
+    from lmbridge.adapters.langchain_schema import DocumentFormatter
 
 
 def to_runnable(program: Module, *, input_key: str | None = None, output_key: str | None = None,
                 name: str | None = None, signature: type[Signature] | None = None, include_usage: bool = False,
                 document_text: DocumentFormatter | None = None) -> Runnable[Any, Any]:
-    """The program as a LangChain ``Runnable``; see ``adapters.langchain_runnable.to_runnable``."""
+    """The program as a LangChain ``Runnable``; see ``lmbridge.adapters.langchain_runnable.to_runnable``."""
     require_langchain()
-    from adapters.langchain_runnable import to_runnable as build
+    from lmbridge.adapters.langchain_runnable import to_runnable as build
 
     return build(program, input_key=input_key, output_key=output_key, name=name, signature=signature,
                  include_usage=include_usage, document_text=document_text)
@@ -54,25 +54,25 @@ def to_runnable(program: Module, *, input_key: str | None = None, output_key: st
 
 def to_langchain_tool(program: Module, *, name: str | None = None, description: str | None = None,
                       signature: type[Signature] | None = None, return_direct: bool = False) -> BaseTool:
-    """The program as a LangChain ``BaseTool``; see ``adapters.langchain_export.to_langchain_tool``."""
+    """The program as a LangChain ``BaseTool``; see ``lmbridge.adapters.langchain_export.to_langchain_tool``."""
     require_langchain()
-    from adapters.langchain_export import to_langchain_tool as build
+    from lmbridge.adapters.langchain_export import to_langchain_tool as build
 
     return build(program, name=name, description=description, signature=signature, return_direct=return_direct)
 
 
 def to_langchain_prompt(predictor: Module) -> ChatPromptTemplate:
-    """The predictor's prompt as a ``ChatPromptTemplate``; see ``adapters.langchain_export``."""
+    """The predictor's prompt as a ``ChatPromptTemplate``; see ``lmbridge.adapters.langchain_export``."""
     require_langchain()
-    from adapters.langchain_export import to_langchain_prompt as build
+    from lmbridge.adapters.langchain_export import to_langchain_prompt as build
 
     return build(predictor)
 
 
 def to_langchain_chain(predictor: Module, model: BaseLanguageModel[Any]) -> Runnable[Any, Any]:
-    """``prompt | model | parser`` for the predictor; see ``adapters.langchain_export``."""
+    """``prompt | model | parser`` for the predictor; see ``lmbridge.adapters.langchain_export``."""
     require_langchain()
-    from adapters.langchain_export import to_langchain_chain as build
+    from lmbridge.adapters.langchain_export import to_langchain_chain as build
 
     return build(predictor, model)
 

@@ -1,4 +1,4 @@
-"""A bridge LM as a LangChain chat model: ``BridgeChatModel(lm=bridge.LM("local/smollm2"))``.
+"""A bridge LM as a LangChain chat model: ``BridgeChatModel(lm=lmbridge.LM("local/smollm2"))``.
 
 The other way round from ``LangChainLM``: any bridge LM (the embedded offline model, a LiteLLM
 model, a ScriptedLM) becomes a ``BaseChatModel`` for LangChain code, with the LM's cache, retries
@@ -16,7 +16,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict
 
-from bridge import BaseLM, Completion, Message
+from lmbridge import BaseLM, Completion, Message
 
 _ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
 
@@ -42,7 +42,7 @@ class BridgeChatModel(BaseChatModel):
     """A LangChain chat model that answers through a bridge LM."""
 
     lm: Any
-    """The bridge LM (``bridge.LM(...)`` or any ``BaseLM``)."""
+    """The bridge LM (``lmbridge.LM(...)`` or any ``BaseLM``)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 

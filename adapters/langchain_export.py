@@ -32,10 +32,10 @@ from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrou
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import ConfigDict
 
-from adapters.langchain_runnable import to_runnable, tool_name
-from adapters.langchain_schema import input_model, program_signature
-from bridge import ChatFormat, Module, ParseError, Predict, PromptFormat, Signature, current
-from bridge.values import render
+from lmbridge import ChatFormat, Module, ParseError, Predict, PromptFormat, Signature, current
+from lmbridge.adapters.langchain_runnable import to_runnable, tool_name
+from lmbridge.adapters.langchain_schema import input_model, program_signature
+from lmbridge.values import render
 
 SlotKind = Literal["text", "lines", "yes_no", "enum", "json"]
 _MARK = "\x00"
@@ -193,7 +193,7 @@ def to_langchain_tool(program: Module, *, name: str | None = None, description: 
 
 
 def _plain(value: Any) -> Any:
-    from bridge.values import to_jsonable
+    from lmbridge.values import to_jsonable
 
     return to_jsonable(value)
 

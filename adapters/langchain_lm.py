@@ -2,7 +2,7 @@
 
 The model may be a chat model, a text model (``BaseLLM``), or either one wrapped by ``bind``,
 ``bind_tools``, ``with_retry`` or ``with_fallbacks``. Requests that offer tools go through the
-model's ``bind_tools`` and the calls come back from ``AIMessage.tool_calls``, so ``bridge.ReAct``
+model's ``bind_tools`` and the calls come back from ``AIMessage.tool_calls``, so ``lmbridge.ReAct``
 runs natively on any LangChain chat model that calls tools. Streaming (``lm.stream``,
 ``Predict.stream``) goes through the model's own ``stream`` / ``astream``. The cache key holds a
 digest of the model's serialized configuration (class, model name, temperature and the other settings, never a
@@ -17,8 +17,7 @@ import json
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from adapters.langchain_prompts import require_langchain
-from bridge import (
+from lmbridge import (
     AuthenticationError,
     BaseLM,
     ContextWindowError,
@@ -31,9 +30,10 @@ from bridge import (
     Signature,
     ToolCall,
 )
+from lmbridge.adapters.langchain_prompts import require_langchain
 
 if TYPE_CHECKING:
-    from bridge.cache import Cache
+    from lmbridge.cache import Cache
 
 _SECRET_WORDS = ("key", "token", "secret", "password", "credential", "auth")
 
@@ -46,7 +46,7 @@ class LangChainLM(BaseLM):
 
     ``model`` (default ``"langchain/<Class>/<model name>@<config digest>"``) names it in the
     history and keys the cache. Retries are left to the LangChain model (``max_retries``,
-    ``with_retry``); its failures come out as ``bridge.LMError`` subclasses raised from the
+    ``with_retry``); its failures come out as ``lmbridge.LMError`` subclasses raised from the
     original exception. Token counts are read from ``AIMessage.usage_metadata``.
     """
 
@@ -136,7 +136,7 @@ class LangChainLM(BaseLM):
 
 def _run_config() -> Any:
     """Callbacks under the bridge run this call happens in, when a LangChain tracer is installed."""
-    from adapters.langchain_trace import langchain_config
+    from lmbridge.adapters.langchain_trace import langchain_config
 
     return langchain_config()
 

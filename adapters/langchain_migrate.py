@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.langchain_prompts import require_langchain, template_signature, template_texts
-from bridge import Example, Field, Signature, SignatureError, make_signature
-from bridge.signature_spec import type_name
+from lmbridge import Example, Field, Signature, SignatureError, make_signature
+from lmbridge.adapters.langchain_prompts import require_langchain, template_signature, template_texts
+from lmbridge.signature_spec import type_name
 
 
 @dataclass
@@ -42,7 +42,7 @@ class MigratedPrompt:
 def migrate_prompt(template: Any, *, output_fields: str | None = None, instructions: str | None = None,
                    name: str = "PromptSignature", output_parser: Any = None,
                    types: Mapping[str, Any] | None = None) -> MigratedPrompt:
-    """Migrate ``template`` (see ``adapters.langchain.from_prompt_template``) with its examples."""
+    """Migrate ``template`` (see ``lmbridge.adapters.langchain.from_prompt_template``) with its examples."""
     require_langchain()
     from langchain_core.prompts import FewShotPromptTemplate, PromptTemplate
 
@@ -177,7 +177,7 @@ def _demo(example: Mapping[str, Any], signature: type[Signature], answers: list[
 
 def signature_source(signature: type[Signature]) -> str:
     """The signature as a class, ready to paste (types written by name; import the models it uses)."""
-    lines = [f"class {signature.__name__}(bridge.Signature):"]
+    lines = [f"class {signature.__name__}(lmbridge.Signature):"]
     doc = signature.instructions.replace('"""', '\\"\\"\\"')
     lines.append(f'    """{doc}"""')  # continuation lines unindented: the instructions are the text as is
     lines.append("")
@@ -199,7 +199,7 @@ def _type_source(annotation: Any) -> str:
 
 def demos_jsonl(demos: Sequence[Example]) -> str:
     """The demos as JSON Lines, one object per demo."""
-    from bridge.values import to_jsonable
+    from lmbridge.values import to_jsonable
 
     return "".join(json.dumps(to_jsonable(d.to_dict()), ensure_ascii=False) + "\n" for d in demos)
 
@@ -207,7 +207,7 @@ def demos_jsonl(demos: Sequence[Example]) -> str:
 def print_migration(source: str, template: Any, *, output_fields: str | None = None, name: str | None = None,
                     demos: str | None = None, template_format: str = "f-string") -> int:
     """``lmbridge migrate``: print the signature class of ``template`` (or of the prompt in the text
-    file ``source``) with ``import bridge`` above it; write its demos as JSONL to ``demos``."""
+    file ``source``) with ``import lmbridge`` above it; write its demos as JSONL to ``demos``."""
     from pathlib import Path
 
     if template is None:
@@ -221,7 +221,7 @@ def print_migration(source: str, template: Any, *, output_fields: str | None = N
     stem = source.rpartition(":")[2] if ":" in source else Path(source).stem
     label = name or "".join(part.title() for part in stem.replace("-", "_").split("_")) or "PromptSignature"
     migrated = migrate_prompt(template, output_fields=output_fields, name=label)
-    print(f"import bridge\n\n\n{signature_source(migrated.signature)}", end="")
+    print(f"import lmbridge\n\n\n{signature_source(migrated.signature)}", end="")
     for note in migrated.notes:
         print(f"# note: {note}")
     if demos:

@@ -2,7 +2,7 @@
 
 ``from_prompt_template`` reads the template's text, turns its variables into input fields (keeping a
 hand-written label as the field's prefix), drops the lines the prompt format writes itself, and keeps
-the rest as instructions. It is re-exported by ``adapters.langchain``, which shares
+the rest as instructions. It is re-exported by ``lmbridge.adapters.langchain``, which shares
 ``require_langchain``, the check that langchain-core is installed (with a pip hint when it is not).
 langchain-core is imported when a function is called, never by importing this module.
 """
@@ -14,8 +14,8 @@ import string
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from bridge import Field, MissingDependencyError, Signature, SignatureError, make_signature
-from bridge.signature_spec import label_for
+from lmbridge import Field, MissingDependencyError, Signature, SignatureError, make_signature
+from lmbridge.signature_spec import label_for
 
 if TYPE_CHECKING:
     from langchain_core.prompts import BasePromptTemplate
@@ -62,24 +62,24 @@ def from_prompt_template(template: BasePromptTemplate[Any], *, output_fields: st
     ``list[str]`` input, an optional one is dropped. Fixed partial variables are filled in; a partial
     function becomes an input field, which ``migrate_prompt(...).inputs(...)`` fills by calling it
     at format time. A few-shot
-    template's examples are demos: use ``adapters.langchain_migrate.migrate_prompt`` to get them
+    template's examples are demos: use ``lmbridge.adapters.langchain_migrate.migrate_prompt`` to get them
     (this function refuses such a template rather than drop them).
     """
     require_langchain()
     from langchain_core.prompts import BasePromptTemplate as LCPromptTemplate
 
     if not isinstance(template, LCPromptTemplate):
-        hint = (" (a LlamaIndex template: use adapters.llamaindex.from_llamaindex_prompt)"
+        hint = (" (a LlamaIndex template: use lmbridge.adapters.llamaindex.from_llamaindex_prompt)"
                 if type(template).__module__.startswith("llama_index") else "")
         raise SignatureError(f"from_prompt_template takes a LangChain prompt template, got "
                              f"{type(template).__name__}{hint}")
-    from adapters.langchain_migrate import migrate_prompt
+    from lmbridge.adapters.langchain_migrate import migrate_prompt
 
     migrated = migrate_prompt(template, output_fields=output_fields, instructions=instructions, name=name,
                               output_parser=output_parser, types=types)
     if migrated.demos:
         raise SignatureError(f"this template carries {len(migrated.demos)} few-shot examples: use "
-                             "adapters.langchain_migrate.migrate_prompt(template) to get them as demos")
+                             "lmbridge.adapters.langchain_migrate.migrate_prompt(template) to get them as demos")
     return migrated.signature
 
 

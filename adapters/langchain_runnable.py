@@ -21,7 +21,8 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableSequence,
 from langchain_core.runnables.base import coerce_to_runnable
 from pydantic import ConfigDict, PrivateAttr
 
-from adapters.langchain_schema import (
+from lmbridge import BaseLM, InputError, Module, Prediction, Signature
+from lmbridge.adapters.langchain_schema import (
     DocumentFormatter,
     default_document_text,
     input_model,
@@ -29,7 +30,6 @@ from adapters.langchain_schema import (
     program_signature,
     read_inputs,
 )
-from bridge import BaseLM, InputError, Module, Prediction, Signature
 
 OutputShape = Literal["dict", "text", "json"]
 
@@ -151,7 +151,7 @@ class ProgramRunnable(RunnableSerializable[Any, Any]):
         if not isinstance(values, Mapping):
             return values
         if self.shape == "json":
-            from bridge.values import to_jsonable
+            from lmbridge.values import to_jsonable
 
             return json.dumps(to_jsonable(dict(values)), ensure_ascii=False)
         if self.shape == "text":
@@ -178,7 +178,7 @@ class ProgramRunnable(RunnableSerializable[Any, Any]):
         return main[0]
 
     def _invoke(self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig) -> Any:
-        from adapters.langchain_trace import traced
+        from lmbridge.adapters.langchain_trace import traced
 
         inputs = self._inputs(value)
         with traced(run_manager, self.program):
@@ -186,7 +186,7 @@ class ProgramRunnable(RunnableSerializable[Any, Any]):
 
     async def _ainvoke(self, value: Any, run_manager: AsyncCallbackManagerForChainRun,
                        config: RunnableConfig) -> Any:
-        from adapters.langchain_trace import traced
+        from lmbridge.adapters.langchain_trace import traced
 
         inputs = self._inputs(value)
         with traced(run_manager, self.program):
@@ -201,8 +201,8 @@ class ProgramRunnable(RunnableSerializable[Any, Any]):
     # -- streaming ----------------------------------------------------------------------------
     def _transform(self, chunks: Iterator[Any], run_manager: CallbackManagerForChainRun,
                    config: RunnableConfig) -> Iterator[Any]:
-        from adapters.langchain_stream import stream_program
-        from adapters.langchain_trace import traced
+        from lmbridge.adapters.langchain_stream import stream_program
+        from lmbridge.adapters.langchain_trace import traced
 
         inputs = self._inputs(_last(chunks))
         with traced(run_manager, self.program):
@@ -210,8 +210,8 @@ class ProgramRunnable(RunnableSerializable[Any, Any]):
 
     async def _atransform(self, chunks: AsyncIterator[Any], run_manager: AsyncCallbackManagerForChainRun,
                           config: RunnableConfig) -> AsyncIterator[Any]:
-        from adapters.langchain_stream import astream_program
-        from adapters.langchain_trace import traced
+        from lmbridge.adapters.langchain_stream import astream_program
+        from lmbridge.adapters.langchain_trace import traced
 
         value = None
         async for value in chunks:  # noqa: B007 - the last chunk is the input
@@ -289,7 +289,7 @@ def tool_name(name: str) -> str:
 
 
 def _as_text(value: Any) -> str:
-    from bridge.values import render
+    from lmbridge.values import render
 
     return render(value)
 
@@ -317,7 +317,7 @@ def as_bridge_lm(lm: Any) -> BaseLM:
     """A bridge LM as is; a LangChain chat or text model (or a wrapped one) as a ``LangChainLM``."""
     if isinstance(lm, BaseLM):
         return lm
-    from adapters.langchain_lm import LangChainLM
+    from lmbridge.adapters.langchain_lm import LangChainLM
 
     return LangChainLM(lm)
 

@@ -4,7 +4,7 @@ models, and LangChain values (prompt values, messages, Documents) turned into in
 ``program_signature`` finds the signature a program answers to; ``input_model`` and
 ``output_model`` are the pydantic models LangChain shows as the Runnable's or the tool's schema, and
 ``read_inputs`` turns whatever an LCEL step hands over into validated input fields, raising
-``bridge.InputError`` (naming the field and the problem) before any model is called.
+``lmbridge.InputError`` (naming the field and the problem) before any model is called.
 langchain-core is imported when a function that needs it is called.
 """
 
@@ -15,8 +15,8 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bridge import InputError, Module, Signature
-from bridge.values import render_input
+from lmbridge import InputError, Module, Signature
+from lmbridge.values import render_input
 
 DocumentFormatter = Callable[[Any], str]
 """Writes one LangChain ``Document`` as the text of a passage."""

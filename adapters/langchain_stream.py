@@ -1,6 +1,6 @@
 """Streaming a program through LangChain: ``ProgramRunnable.stream`` / ``astream`` chunks.
 
-The program's field events (``bridge.streaming``) become LangChain chunks that add up (``+``) to
+The program's field events (``lmbridge.streaming``) become LangChain chunks that add up (``+``) to
 what ``invoke`` returns:
 
 * the output dict: ``AddableDict`` chunks; a text field arrives in pieces as the model writes it,
@@ -24,7 +24,7 @@ from typing import Any
 
 from langchain_core.runnables.utils import AddableDict
 
-from bridge import (
+from lmbridge import (
     ChainOfThought,
     FieldDelta,
     FieldValue,
@@ -38,7 +38,7 @@ from bridge import (
     streamify,
 )
 
-logger = logging.getLogger("adapters.langchain")
+logger = logging.getLogger("lmbridge.adapters.langchain")
 
 
 def events(program: Module, inputs: dict[str, Any]) -> Iterator[StreamEvent]:
@@ -165,7 +165,7 @@ class Chunker:
 
     def _shown(self, name: str, value: Any) -> Any:
         if self.shape == "text":
-            from bridge.values import render
+            from lmbridge.values import render
 
             return render(value)
         return self._chunk(name, value)

@@ -1,5 +1,5 @@
 """LangChain tools as bridge tools: ``from_langchain_tool(tool)``, and the converter that lets
-``bridge.ReAct(tools=[...])`` take LangChain tools (and Runnables, through ``as_tool``) directly.
+``lmbridge.ReAct(tools=[...])`` take LangChain tools (and Runnables, through ``as_tool``) directly.
 
 A converted tool behaves as LangChain runs it:
 
@@ -8,7 +8,7 @@ A converted tool behaves as LangChain runs it:
 * ``InjectedToolCallId`` is filled with the call's id (the tool is invoked with a tool call, as an
   agent does); other injected arguments come from ``injected=`` or their defaults;
 * ``handle_tool_error`` and ``handle_validation_error`` turn a failure into the observation text,
-  exactly as ``tool.invoke`` does; without them a failure is a ``bridge.ToolError``;
+  exactly as ``tool.invoke`` does; without them a failure is a ``lmbridge.ToolError``;
 * ``return_direct`` ends a ReAct loop with the tool's result.
 
 This module imports langchain-core when a tool is converted.
@@ -21,9 +21,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from adapters.langchain_prompts import require_langchain
-from bridge import Tool, ToolError
-from bridge.tools import register_tool_converter
+from lmbridge import Tool, ToolError
+from lmbridge.adapters.langchain_prompts import require_langchain
+from lmbridge.tools import register_tool_converter
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
@@ -33,7 +33,7 @@ _JSON_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "
 
 
 class LangChainTool(Tool):
-    """A ``bridge.Tool`` that runs a LangChain tool. Arguments are checked against the tool's schema
+    """A ``lmbridge.Tool`` that runs a LangChain tool. Arguments are checked against the tool's schema
     first, unless the LangChain tool handles validation errors itself (then it sees them)."""
 
     def __init__(self, tool: BaseTool, func: Callable[..., Any], *, timeout: float | None) -> None:
@@ -52,7 +52,7 @@ class LangChainTool(Tool):
 
 def from_langchain_tool(tool: BaseTool, *, timeout: float | None = 30.0,
                         injected: Mapping[str, Any] | None = None) -> Tool:
-    """Wrap a LangChain tool as a ``bridge.Tool`` with its name, description and call schema.
+    """Wrap a LangChain tool as a ``lmbridge.Tool`` with its name, description and call schema.
 
     ``injected`` gives the values of the tool's ``InjectedToolArg`` arguments (those the model
     never sees); one that is required and not given is an error here, not at the first call.
@@ -159,7 +159,7 @@ def _tool_parameters(schema: Any) -> tuple[list[inspect.Parameter], dict[str, An
 
 
 def convert(tool: Any) -> Tool:
-    """The converter ``bridge.ReAct`` uses for objects from langchain-core: a ``BaseTool`` as is, any
+    """The converter ``lmbridge.ReAct`` uses for objects from langchain-core: a ``BaseTool`` as is, any
     other Runnable through its ``as_tool()``."""
     from langchain_core.runnables import Runnable
     from langchain_core.tools import BaseTool as LCBaseTool

@@ -1,6 +1,6 @@
 """The core's tracing hook feeding LangChain callbacks: ``LangChainCallback``.
 
-A ``bridge.Callback`` that turns each bridge run into a LangChain run under a parent LangChain run,
+A ``lmbridge.Callback`` that turns each bridge run into a LangChain run under a parent LangChain run,
 so LangChain handlers (LangSmith's tracer, ``astream_events``, your own ``BaseCallbackHandler``) see
 the whole tree:
 
@@ -29,9 +29,9 @@ from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, LLMResult
 
-from adapters.langchain_lm import REPORTING_MODELS, to_langchain_messages
-from bridge import Callback, LMEnd, Message, Passage, Prediction, Run, context, current, current_run_id
-from bridge.values import to_jsonable
+from lmbridge import Callback, LMEnd, Message, Passage, Prediction, Run, context, current, current_run_id
+from lmbridge.adapters.langchain_lm import REPORTING_MODELS, to_langchain_messages
+from lmbridge.values import to_jsonable
 
 
 class LangChainCallback(Callback):

@@ -1,4 +1,4 @@
-"""LlamaIndex data and evaluators in: datasets as ``bridge.Example``s, evaluators as metrics.
+"""LlamaIndex data and evaluators in: datasets as ``lmbridge.Example``s, evaluators as metrics.
 
 * ``from_llamaindex_dataset(dataset)`` reads a ``LabelledRagDataset`` (query, reference answer,
   reference contexts) or a ``QueryResponseDataset`` (query, response) into Examples whose input is
@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from adapters.llamaindex_nodes import require_llamaindex
-from bridge import Example, Prediction
+from lmbridge import Example, Prediction
+from lmbridge.adapters.llamaindex_nodes import require_llamaindex
 
 
 def from_llamaindex_dataset(dataset: Any, *, question: str = "question", answer: str = "answer",

@@ -1,7 +1,7 @@
 """A bridge embedder as a LlamaIndex embedding model.
 
 ``to_llamaindex_embedding(embedder)`` wraps any bridge embedder (a callable ``list[str] -> list of
-vectors``, such as ``bridge.SentenceTransformerEmbedder()``, which runs all-MiniLM-L6-v2 offline)
+vectors``, such as ``lmbridge.SentenceTransformerEmbedder()``, which runs all-MiniLM-L6-v2 offline)
 as a LlamaIndex ``BaseEmbedding``, so a ``VectorStoreIndex`` can be built with the same local model
 that lmbridge uses for KNNFewShot, with no hub and no network.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from adapters.llamaindex_nodes import require_llamaindex
+from lmbridge.adapters.llamaindex_nodes import require_llamaindex
 
 EmbedderLike = Callable[[list[str]], Sequence[Sequence[float]]]
 

@@ -19,8 +19,7 @@ import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from adapters.llamaindex_nodes import require_llamaindex
-from bridge import (
+from lmbridge import (
     AuthenticationError,
     BaseLM,
     ContextWindowError,
@@ -33,12 +32,13 @@ from bridge import (
     Signature,
     ToolCall,
 )
-from bridge.lm import TransientError  # the retry signal a BaseLM backend raises
+from lmbridge.adapters.llamaindex_nodes import require_llamaindex
+from lmbridge.lm import TransientError  # the retry signal a BaseLM backend raises
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
 
-    from bridge.cache import Cache
+    from lmbridge.cache import Cache
 
 _SECRET = re.compile(r"key|token|secret|password|credential", re.I)
 _CONTEXT = re.compile(r"context[ _-]?(length|window)|maximum context|too many tokens|prompt is too long", re.I)
@@ -216,7 +216,7 @@ def spec_tool(spec: Mapping[str, Any]) -> Any:
     schema = dict(function.get("parameters") or {"type": "object", "properties": {}})
 
     def never_called(**kwargs: Any) -> Any:
-        raise RuntimeError(f"{name} is run by bridge, not by LlamaIndex")
+        raise RuntimeError(f"{name} is run by lmbridge, not by LlamaIndex")
 
     metadata = ToolMetadata(name=name, description=str(function.get("description") or name),
                             fn_schema=_schema_model(name, schema))

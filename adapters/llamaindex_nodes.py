@@ -1,6 +1,6 @@
 """LlamaIndex nodes and bridge passages, both ways, and the check that llama-index-core is installed.
 
-A retrieved ``NodeWithScore`` becomes a ``bridge.Passage``: the node's text (with its metadata
+A retrieved ``NodeWithScore`` becomes a ``lmbridge.Passage``: the node's text (with its metadata
 written in when a ``MetadataMode`` other than ``NONE`` is asked for), its score (0.0 when the
 retriever gives none) and its metadata, flat, under the user's own keys, plus ``"node_id"``, the
 node's real id. A metadata key of the user's that is named like a key the adapter sets
@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from bridge import MissingDependencyError, Passage
+from lmbridge import MissingDependencyError, Passage
 
 if TYPE_CHECKING:
     from llama_index.core.schema import MetadataMode, NodeWithScore

@@ -23,8 +23,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, 
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from adapters.llamaindex_nodes import collect_nodes, require_llamaindex, to_node
-from bridge import (
+from lmbridge import (
     Callback,
     FieldDelta,
     Module,
@@ -37,6 +36,7 @@ from bridge import (
     current,
     streamify,
 )
+from lmbridge.adapters.llamaindex_nodes import collect_nodes, require_llamaindex, to_node
 
 T = TypeVar("T")
 
@@ -108,7 +108,7 @@ def to_query_engine(program: Module, *, input_key: str | None = None, output_key
 
     With ``streaming=True``, ``query`` returns a ``StreamingResponse`` (``aquery`` an
     ``AsyncStreamingResponse``) whose ``response_gen`` yields the answer field's text as the model
-    writes it (``bridge.streamify``); its ``source_nodes`` are filled as the program retrieves, and
+    writes it (``lmbridge.streamify``); its ``source_nodes`` are filled as the program retrieves, and
     its ``metadata`` (outputs, usage) when the program ends.
     """
     require_llamaindex()

@@ -2,7 +2,7 @@
 
 * ``from_llamaindex_prompt(template, outputs=...)`` migrates a ``PromptTemplate``,
   ``ChatPromptTemplate``, ``RichPromptTemplate`` or ``SelectorPromptTemplate`` (its default) into a
-  ``bridge.Signature``. The hand-written text is kept as the instructions, line for line. A line
+  ``lmbridge.Signature``. The hand-written text is kept as the instructions, line for line. A line
   that only presents a variable (``Query: {query_str}``, or ``{context_str}`` alone on its line) is
   dropped, because the prompt format writes every input under its label, and its hand-written
   label (``Query``) becomes the field's label. A variable inside a sentence becomes a field
@@ -22,8 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from adapters.llamaindex_nodes import require_llamaindex
-from bridge import ChatFormat, Predict, PromptFormat, Signature, SignatureError, current, make_signature
+from lmbridge import ChatFormat, Predict, PromptFormat, Signature, SignatureError, current, make_signature
+from lmbridge.adapters.llamaindex_nodes import require_llamaindex
 
 if TYPE_CHECKING:
     from llama_index.core.prompts import BasePromptTemplate, ChatPromptTemplate

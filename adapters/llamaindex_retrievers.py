@@ -19,8 +19,8 @@ import copy
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from adapters.llamaindex_nodes import metadata_mode, record_nodes, require_llamaindex, to_passage
-from bridge import Passage, RetrievalError
+from lmbridge import Passage, RetrievalError
+from lmbridge.adapters.llamaindex_nodes import metadata_mode, record_nodes, require_llamaindex, to_passage
 
 if TYPE_CHECKING:
     from llama_index.core.postprocessor.types import BaseNodePostprocessor
@@ -111,7 +111,7 @@ class LlamaIndexRetriever(_LlamaIndexRetrieverBase):
 
 class AsyncLlamaIndexRetriever(_LlamaIndexRetrieverBase):
     """The async form: ``await retriever(query, k, filters=None)``, through ``aretrieve`` (and each
-    postprocessor's ``apostprocess_nodes``). ``bridge.Retrieve`` awaits it in ``acall`` and runs it
+    postprocessor's ``apostprocess_nodes``). ``lmbridge.Retrieve`` awaits it in ``acall`` and runs it
     to completion in a sync call."""
 
     async def __call__(self, query: QueryLike, k: int | None = None, *, filters: Any = None) -> list[Passage]:
@@ -144,7 +144,7 @@ def from_llamaindex_retriever(retriever: Any, k: int | None = None, *, use_async
                               postprocessors: Sequence[BaseNodePostprocessor] = (), candidates: int | None = None,
                               metadata_mode: MetadataMode | str = "none",
                               top_k_attr: str | None = None) -> LlamaIndexRetriever | AsyncLlamaIndexRetriever:
-    """Wrap a LlamaIndex retriever as a bridge retriever, ready for ``bridge.Retrieve``.
+    """Wrap a LlamaIndex retriever as a bridge retriever, ready for ``lmbridge.Retrieve``.
 
     ``retriever`` is a ``BaseRetriever`` (``index.as_retriever()``, BM25, fusion, a router, your
     own) or a query engine that has one (``index.as_query_engine()``: its retriever and its node

@@ -1,12 +1,12 @@
 """LlamaIndex tools in: ``from_llamaindex_tool(tool)`` turns a LlamaIndex ``FunctionTool``,
-``QueryEngineTool`` or any other ``BaseTool`` into a ``bridge.Tool`` for ``bridge.ReAct``.
+``QueryEngineTool`` or any other ``BaseTool`` into a ``lmbridge.Tool`` for ``lmbridge.ReAct``.
 
 The bridge tool keeps the LlamaIndex tool's name, its description and the argument schema of its
 ``metadata.fn_schema`` (types, defaults and field descriptions), so arguments are checked before
 the call. A call goes through the tool's ``acall`` when it is async (``AsyncBaseTool``: a
 ``FunctionTool``, a ``QueryEngineTool``), else ``call``. The observation is the ``ToolOutput``'s
 ``content``, the text a LlamaIndex agent would show its model; a ``ToolOutput`` marked as an
-error, like any exception, comes out as ``bridge.ToolError``.
+error, like any exception, comes out as ``lmbridge.ToolError``.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from adapters.llamaindex_nodes import require_llamaindex
-from bridge import Tool, ToolError
+from lmbridge import Tool, ToolError
+from lmbridge.adapters.llamaindex_nodes import require_llamaindex
 
 if TYPE_CHECKING:
     from llama_index.core.tools import BaseTool
 
 
 def from_llamaindex_tool(tool: BaseTool, *, timeout: float | None = 30.0) -> Tool:
-    """Wrap a LlamaIndex tool as a ``bridge.Tool`` (see the module docstring)."""
+    """Wrap a LlamaIndex tool as a ``lmbridge.Tool`` (see the module docstring)."""
     require_llamaindex()
     from llama_index.core.tools import AsyncBaseTool
     from llama_index.core.tools import BaseTool as LIBaseTool
@@ -69,9 +69,9 @@ def _parameters(schema: Any) -> tuple[list[inspect.Parameter], dict[str, Any]]:
 
 
 def _register() -> None:
-    """Let ``bridge.ReAct(tools=[...])`` take LlamaIndex tools directly, where the core has the
-    converter registry (``bridge.tools.register_tool_converter``)."""
-    import bridge.tools as core_tools
+    """Let ``lmbridge.ReAct(tools=[...])`` take LlamaIndex tools directly, where the core has the
+    converter registry (``lmbridge.tools.register_tool_converter``)."""
+    import lmbridge.tools as core_tools
 
     register = getattr(core_tools, "register_tool_converter", None)
     if callable(register):

@@ -1,14 +1,14 @@
 """lmbridge runs as LlamaIndex instrumentation spans and events.
 
-``LlamaIndexInstrumentation()`` is a ``bridge.Callback``: install it (``bridge.configure(callbacks=
-[...])`` or ``with bridge.context(callbacks=[...])``) and every program, predictor, retriever, tool
+``LlamaIndexInstrumentation()`` is a ``lmbridge.Callback``: install it (``lmbridge.configure(callbacks=
+[...])`` or ``with lmbridge.context(callbacks=[...])``) and every program, predictor, retriever, tool
 and LM call becomes a span of the ``lmbridge`` dispatcher (a child of LlamaIndex's root
 dispatcher), so the span handlers a LlamaIndex user has installed (Arize Phoenix, Langfuse, the
 ``SimpleSpanHandler``) see one tree. A run's span is the parent of the runs inside it, and of the
 LlamaIndex spans inside it (a LlamaIndex retriever's ``retrieve``, a LlamaIndex LLM's ``chat``); a
 program run inside a LlamaIndex span (a query engine's ``query``) hangs below that span.
 
-LM calls not made through a LlamaIndex LLM (``bridge.LM``, the embedded model, a cache hit) also
+LM calls not made through a LlamaIndex LLM (``lmbridge.LM``, the embedded model, a cache hit) also
 emit ``LLMChatStartEvent`` / ``LLMChatEndEvent``, and retrieval emits ``RetrievalStartEvent`` /
 ``RetrievalEndEvent``, so LlamaIndex event handlers count them too. Span ids read
 ``lmbridge.<kind>.<name>-<run_id>``; a cache hit's LM span carries the tag ``cached``.
@@ -22,8 +22,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from adapters.llamaindex_nodes import require_llamaindex, to_node
-from bridge import Callback, LMEnd, Message, Passage, Run
+from lmbridge import Callback, LMEnd, Message, Passage, Run
+from lmbridge.adapters.llamaindex_nodes import require_llamaindex, to_node
 
 
 def _payload(**kwargs: Any) -> None:

@@ -59,35 +59,35 @@ def make_splits(task: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_lmbridge(splits: dict[str, Any], optimizers: list[str], keep: Any) -> list[dict[str, Any]]:
-    import bridge
-    from bridge.cache import Cache
+    import lmbridge
+    from lmbridge.cache import Cache
 
     labels = tuple(splits["labels"])
-    sig = bridge.make_signature(f"text -> label: Literal[{', '.join(repr(x) for x in labels)}]",
+    sig = lmbridge.make_signature(f"text -> label: Literal[{', '.join(repr(x) for x in labels)}]",
                                 splits["instructions"])
-    metric = bridge.metrics.exact_match("label")
+    metric = lmbridge.metrics.exact_match("label")
 
-    def rows(name: str) -> list[bridge.Example]:
-        return [bridge.Example(**r).with_inputs("text") for r in splits[name]]
+    def rows(name: str) -> list[lmbridge.Example]:
+        return [lmbridge.Example(**r).with_inputs("text") for r in splits[name]]
 
     train, val, test = rows("train"), rows("val"), rows("test")
     size, seed = splits["sizes"], splits["seed"]
     out = []
     for name in optimizers:
         cache = Cache(Path(tempfile.mkdtemp(prefix="lmb-quality-")))
-        lm = bridge.LM(f"local/{splits['model']}", max_tokens=64, cache=cache)
-        student = bridge.Predict(sig)
+        lm = lmbridge.LM(f"local/{splits['model']}", max_tokens=64, cache=cache)
+        student = lmbridge.Predict(sig)
         error = None
-        program: bridge.Module = student
-        with bridge.context(lm=lm), bridge.track_usage() as compile_usage:
+        program: lmbridge.Module = student
+        with lmbridge.context(lm=lm), lmbridge.track_usage() as compile_usage:
             start = time.perf_counter()
             try:
                 program = _compile(name, student, train, val, metric, size, seed)
-            except bridge.BridgeError as exc:  # recorded as a result, the same as on the DSPy side
+            except lmbridge.BridgeError as exc:  # recorded as a result, the same as on the DSPy side
                 error = f"{type(exc).__name__}: {str(exc)[:200]}"
             compile_seconds = time.perf_counter() - start
-        result = bridge.Evaluate(devset=test, metric=metric, num_threads=1, display_progress=False)
-        with bridge.context(lm=lm):
+        result = lmbridge.Evaluate(devset=test, metric=metric, num_threads=1, display_progress=False)
+        with lmbridge.context(lm=lm):
             scored = result(program)
         chosen = _describe(program)
         out.append({"system": "lmbridge", "task": splits["task"], "optimizer": name, "test_accuracy": scored.score,
@@ -100,24 +100,25 @@ def run_lmbridge(splits: dict[str, Any], optimizers: list[str], keep: Any) -> li
 
 def _compile(name: str, student: Any, train: list[Any], val: list[Any], metric: Any, size: dict[str, Any],
              seed: int) -> Any:
-    import bridge
+    import lmbridge
 
     if name == "zero-shot":
         return student
     # Every optimizer gets the valset, so that it keeps the student unless it finds better (selection).
     if name == "labeled":
-        return bridge.LabeledFewShot(k=size["k"], seed=seed, metric=metric).compile(
+        return lmbridge.LabeledFewShot(k=size["k"], seed=seed, metric=metric).compile(
             student, trainset=train, valset=val)
     if name == "labeled-text":  # the quickstart's choice: balanced demos as plain text, raw completion
-        return bridge.LabeledFewShot(k=8, seed=seed, metric=metric, balanced=True, format=bridge.TextFormat()).compile(
+        return lmbridge.LabeledFewShot(k=8, seed=seed, metric=metric, balanced=True,
+                                       format=lmbridge.TextFormat()).compile(
             student, trainset=train, valset=val)
     if name == "bootstrap":
-        return bridge.BootstrapFewShot(metric=metric, max_bootstrapped_demos=4, max_labeled_demos=size["k"],
+        return lmbridge.BootstrapFewShot(metric=metric, max_bootstrapped_demos=4, max_labeled_demos=size["k"],
                                        seed=seed, num_threads=1).compile(student, trainset=train, valset=val)
     if name == "mipro":
-        return bridge.MIPROv2(metric, auto="light", seed=seed, num_threads=1).compile(
+        return lmbridge.MIPROv2(metric, auto="light", seed=seed, num_threads=1).compile(
             student, trainset=train, valset=val)
-    return bridge.GEPA(metric, max_metric_calls=size["gepa_metric_calls"], seed=seed,
+    return lmbridge.GEPA(metric, max_metric_calls=size["gepa_metric_calls"], seed=seed,
                        num_threads=1).compile(student, trainset=train, valset=val)
 
 

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/format_accuracy.py               # 20 rows per dataset
     .venv/bin/python benchmarks/format_accuracy.py --n 40        # the slice of the saved sst2 numbers
 
-The model is ``bridge.LM("local/smollm2")`` (SmolLM2-135M-Instruct, in-process, greedy decoding)
+The model is ``lmbridge.LM("local/smollm2")`` (SmolLM2-135M-Instruct, in-process, greedy decoding)
 with its cache off. Each dataset is the first ``n`` rows of its test split in ../shared/datasets,
 asked through the signature ``text -> label: Literal[<the dataset's labels>]`` with one written
 instruction per dataset. The formats compared:
@@ -35,10 +35,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-import bridge  # noqa: E402 - after the path set-up above, so that the checkout is imported
-from bridge.metrics import exact_match  # noqa: E402
-from bridge.values import coerce, describe_type, render, render_input  # noqa: E402
+import lmbridge  # noqa: E402 - after the path set-up above, so that the checkout is imported
 from examples.data import labels_of, load_classification  # noqa: E402
+from lmbridge.metrics import exact_match  # noqa: E402
+from lmbridge.values import coerce, describe_type, render, render_input  # noqa: E402
 
 INSTRUCTIONS = {
     "sst2": "Classify the sentiment of a sentence from a movie review as positive or negative.",
@@ -50,15 +50,15 @@ INSTRUCTIONS = {
 _MARKER = re.compile(r"\[\[\s*##\s*(\w+)\s*##\s*\]\]")
 
 
-class FieldMarkerFormat(bridge.PromptFormat):
+class FieldMarkerFormat(lmbridge.PromptFormat):
     """For contrast: the layout of DSPy's ChatAdapter. A system message lists the fields and shows
     the structure; each field's value follows a ``[[ ## name ## ]]`` line; the answer ends with
     ``[[ ## completed ## ]]``. Parsing requires the markers of the output fields."""
 
     name = "field-markers"
 
-    def _system(self, signature: type[bridge.Signature]) -> str:
-        def listing(fields: Mapping[str, bridge.Field]) -> str:
+    def _system(self, signature: type[lmbridge.Signature]) -> str:
+        def listing(fields: Mapping[str, lmbridge.Field]) -> str:
             return "\n".join(
                 f"{i}. `{n}`: {'; '.join(p for p in (f.desc, describe_type(f.annotation)) if p) or 'text'}"
                 for i, (n, f) in enumerate(fields.items(), 1))
@@ -70,15 +70,15 @@ class FieldMarkerFormat(bridge.PromptFormat):
                 "Every exchange follows this structure, with the values filled in:\n\n"
                 f"{layout}\n\nFollowing this structure, your task is: {signature.instructions}")
 
-    def _user(self, signature: type[bridge.Signature], values: Mapping[str, Any]) -> str:
+    def _user(self, signature: type[lmbridge.Signature], values: Mapping[str, Any]) -> str:
         blocks = "\n\n".join(f"[[ ## {n} ## ]]\n{render_input(values[n])}" for n in signature.input_fields)
         outs = ", ".join(f"`[[ ## {n} ## ]]`" for n in signature.output_fields)
         return (f"{blocks}\n\nRespond with the output fields {outs}, in that order, then end with "
                 "the marker `[[ ## completed ## ]]`.")
 
-    def format(self, signature: type[bridge.Signature], demos: Sequence[Mapping[str, Any]],
-               inputs: Mapping[str, Any]) -> list[bridge.Message]:
-        messages: list[bridge.Message] = [{"role": "system", "content": self._system(signature)}]
+    def format(self, signature: type[lmbridge.Signature], demos: Sequence[Mapping[str, Any]],
+               inputs: Mapping[str, Any]) -> list[lmbridge.Message]:
+        messages: list[lmbridge.Message] = [{"role": "system", "content": self._system(signature)}]
         for d in demos:
             if all(n in d for n in signature.fields()):
                 messages.append({"role": "user", "content": self._user(signature, d)})
@@ -86,11 +86,11 @@ class FieldMarkerFormat(bridge.PromptFormat):
         messages.append({"role": "user", "content": self._user(signature, inputs)})
         return messages
 
-    def render_outputs(self, signature: type[bridge.Signature], values: Mapping[str, Any]) -> str:
+    def render_outputs(self, signature: type[lmbridge.Signature], values: Mapping[str, Any]) -> str:
         blocks = [f"[[ ## {n} ## ]]\n{render(values[n])}" for n in signature.output_fields if n in values]
         return "\n\n".join([*blocks, "[[ ## completed ## ]]"])
 
-    def parse(self, signature: type[bridge.Signature], text: str) -> dict[str, Any]:
+    def parse(self, signature: type[lmbridge.Signature], text: str) -> dict[str, Any]:
         sections: dict[str, str] = {}
         found = list(_MARKER.finditer(text))
         for i, m in enumerate(found):
@@ -99,23 +99,23 @@ class FieldMarkerFormat(bridge.PromptFormat):
         values: dict[str, Any] = {}
         for n, f in signature.output_fields.items():
             if n not in sections:
-                raise bridge.ParseError(f"the completion has no [[ ## {n} ## ]] marker",
+                raise lmbridge.ParseError(f"the completion has no [[ ## {n} ## ]] marker",
                                         completion=text, field=n)
             values[n] = coerce(sections[n], f.annotation, n)
         return values
 
 
-FORMATS: dict[str, bridge.PromptFormat] = {
-    'ChatFormat()': bridge.ChatFormat(),
-    'ChatFormat(instructions="system")': bridge.ChatFormat(instructions="system"),
-    "JSONFormat()": bridge.JSONFormat(),
+FORMATS: dict[str, lmbridge.PromptFormat] = {
+    'ChatFormat()': lmbridge.ChatFormat(),
+    'ChatFormat(instructions="system")': lmbridge.ChatFormat(instructions="system"),
+    "JSONFormat()": lmbridge.JSONFormat(),
     "FieldMarkerFormat (DSPy-style)": FieldMarkerFormat(),
 }
 
 
-def signature_for(dataset: str) -> type[bridge.Signature]:
+def signature_for(dataset: str) -> type[lmbridge.Signature]:
     options = ", ".join(repr(label) for label in labels_of(dataset))
-    return bridge.make_signature(f"text -> label: Literal[{options}]", INSTRUCTIONS[dataset])
+    return lmbridge.make_signature(f"text -> label: Literal[{options}]", INSTRUCTIONS[dataset])
 
 
 def main() -> None:
@@ -126,7 +126,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "format_accuracy.txt")
     args = parser.parse_args()
 
-    lm = bridge.LM("local/smollm2", cache=False)
+    lm = lmbridge.LM("local/smollm2", cache=False)
     lines = [f"Zero-shot accuracy by prompt format: {lm.model}, greedy, max_tokens={args.max_tokens}, "
              f"first {args.n} test rows per dataset", time.strftime("%Y-%m-%d %H:%M"), ""]
     header = (f"{'dataset':<8}{'format':<36}{'accuracy':>9}{'re-asked':>10}{'failed':>8}{'calls':>7}"
@@ -150,8 +150,8 @@ def main() -> None:
                   f"majority class {majority[0]!r} = {100 * majority[1] / len(devset):.1f}%",
                   header, "-" * len(header)]
         for title, fmt in FORMATS.items():
-            program = bridge.Predict(signature, lm=lm, format=fmt, max_tokens=args.max_tokens)
-            result = bridge.Evaluate(devset=devset, metric=exact_match("label"), num_threads=1,
+            program = lmbridge.Predict(signature, lm=lm, format=fmt, max_tokens=args.max_tokens)
+            result = lmbridge.Evaluate(devset=devset, metric=exact_match("label"), num_threads=1,
                                      display_progress=False)(program)
             failed = sum(1 for r in result.results if r.error is not None and "ParseError" in r.error)
             other = sum(1 for r in result.results if r.error is not None and "ParseError" not in r.error)

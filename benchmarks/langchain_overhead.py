@@ -40,8 +40,8 @@ from langchain_core.output_parsers import StrOutputParser  # noqa: E402
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult  # noqa: E402
 from langchain_core.prompts import ChatPromptTemplate  # noqa: E402
 
-import bridge  # noqa: E402
-from adapters.langchain import LangChainLM, to_runnable  # noqa: E402
+import lmbridge  # noqa: E402
+from lmbridge.adapters.langchain import LangChainLM, to_runnable  # noqa: E402
 
 ANSWER = "Paris is the capital of France, on the Seine, with about two million inhabitants."
 
@@ -74,7 +74,7 @@ class FakeChat(BaseChatModel):
 
 
 def ours(chat: FakeChat) -> Any:
-    return to_runnable(bridge.Predict("question -> answer", lm=LangChainLM(chat, cache=False)))
+    return to_runnable(lmbridge.Predict("question -> answer", lm=LangChainLM(chat, cache=False)))
 
 
 def lcel(chat: FakeChat) -> Any:

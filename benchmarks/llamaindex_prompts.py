@@ -17,8 +17,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from adapters.llamaindex_prompts import from_llamaindex_prompt, lost_lines  # noqa: E402
-from bridge import BridgeError  # noqa: E402
+from lmbridge import BridgeError  # noqa: E402
+from lmbridge.adapters.llamaindex_prompts import from_llamaindex_prompt, lost_lines  # noqa: E402
 
 
 def default_prompts() -> dict[str, object]:

@@ -21,7 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-import bridge  # noqa: E402
+import lmbridge  # noqa: E402
 from examples.data import load_jsonl  # noqa: E402
 from examples.llamaindex_rag_squad import RAG, build_retrievers, recall_at, scores  # noqa: E402
 
@@ -54,19 +54,19 @@ def main(argv: list[str] | None = None) -> None:
         lines.append(f"{name:<18} " + " ".join(f"{by_k[k]:>6.1f}" for k in (1, 3, 5, 10)))
         print(lines[-1], flush=True)
     if args.n:
-        def example(q: dict[str, object]) -> bridge.Example:
+        def example(q: dict[str, object]) -> lmbridge.Example:
             answers = q["answers"]
             assert isinstance(answers, list)
-            return bridge.Example(question=q["question"], answer=answers[0], answers=answers).with_inputs("question")
+            return lmbridge.Example(question=q["question"], answer=answers[0], answers=answers).with_inputs("question")
 
         scored = [example(q) for q in dev[:args.n]]
         trainset = [example(q) for q in dev[len(dev) - args.train:]]
-        from adapters.llamaindex import from_llamaindex_retriever
+        from lmbridge.adapters.llamaindex import from_llamaindex_retriever
 
         program = RAG(from_llamaindex_retriever(retrievers["fusion (RRF)"]), k=args.k)
-        with bridge.context(lm=bridge.LM(args.model, cache=False, max_tokens=24)):
+        with lmbridge.context(lm=lmbridge.LM(args.model, cache=False, max_tokens=24)):
             before = scores(program, scored)
-            compiled = bridge.BootstrapFewShot(metric=bridge.metrics.f1("answer"), metric_threshold=0.5,
+            compiled = lmbridge.BootstrapFewShot(metric=lmbridge.metrics.f1("answer"), metric_threshold=0.5,
                                                max_bootstrapped_demos=3, max_labeled_demos=0,
                                                num_threads=1).compile(program, trainset=trainset)
             after = scores(compiled, scored)

@@ -7,20 +7,20 @@ What is measured, and how it is kept fair:
 
 * **Per-call cost** (microseconds per call, model excluded) of Predict "question -> answer", Predict
   with a typed 3-in/3-out signature, ChainOfThought, and a cache hit. Both frameworks go through
-  their real LM class (``bridge.LM("openai/x")``, ``dspy.LM("openai/x", engine="litellm")``); in
+  their real LM class (``lmbridge.LM("openai/x")``, ``dspy.LM("openai/x", engine="litellm")``); in
   both processes ``litellm.completion`` is replaced by a function that returns a prebuilt
   ``litellm.ModelResponse`` whose text is a valid answer in that framework's own format (ChatFormat
   for lmbridge, ChatAdapter for DSPy). Caches are off for the per-call numbers; for the cache hit
   they are on, with the answer cached by one call before timing.
 * **The tracing hook** (lmbridge only): Predict "question -> answer" as above, with one no-op
-  ``bridge.Callback`` installed, against none, in the same process. Goal: at most 5 microseconds
+  ``lmbridge.Callback`` installed, against none, in the same process. Goal: at most 5 microseconds
   added per call (a traced Predict call makes three runs: predictor, LM and their events).
   With no callback the hook is one check per call, so the rows above must not move.
 * **Streaming latency** on the embedded model (lmbridge only, when llama.cpp and SmolLM2 are
   installed): ChainOfThought on SQuAD dev questions, streamed against called, alternating; the time
   to the first field event and to the first typed value, against the whole call.
-* **Cold import**: ``import bridge`` against ``import dspy``, each in a fresh interpreter.
-* **Evaluate over a large devset**: ``bridge.Evaluate`` of Predict "question -> answer" on a
+* **Cold import**: ``import lmbridge`` against ``import dspy``, each in a fresh interpreter.
+* **Evaluate over a large devset**: ``lmbridge.Evaluate`` of Predict "question -> answer" on a
   ``ScriptedLM`` over 10,000 and 100,000 rows (one thread, no progress display), as microseconds per
   row. The goal is linear time: the per-row cost at 100,000 rows within 1.5x of that at 10,000
   (``--evaluate-only`` runs this part alone; DSPy is not involved).
@@ -79,32 +79,32 @@ MEMORY_GOAL_BYTES = 16  # "flat": under 16 bytes retained per call
 
 # -- the lmbridge half (runs in its own subprocess: overhead.py --worker) -----------------------------
 def bridge_worker(args: argparse.Namespace) -> None:
-    import bridge
-    from bridge.lm import _litellm
+    import lmbridge
+    from lmbridge.lm import _litellm
 
     litellm = _litellm()
 
-    class Typed(bridge.Signature):
+    class Typed(lmbridge.Signature):
         """Price an order and tag it."""
 
-        count: int = bridge.InputField(desc="number of items")
-        price: float = bridge.InputField(desc="unit price in dollars")
-        category: Literal["food", "tools", "toys"] = bridge.InputField()
-        total: float = bridge.OutputField(desc="count times price")
-        verdict: Literal["cheap", "expensive"] = bridge.OutputField()
-        tags: list[str] = bridge.OutputField(desc="two or three short tags")
+        count: int = lmbridge.InputField(desc="number of items")
+        price: float = lmbridge.InputField(desc="unit price in dollars")
+        category: Literal["food", "tools", "toys"] = lmbridge.InputField()
+        total: float = lmbridge.OutputField(desc="count times price")
+        verdict: Literal["cheap", "expensive"] = lmbridge.OutputField()
+        tags: list[str] = lmbridge.OutputField(desc="two or three short tags")
 
     canned = CannedCompletion(litellm)
     litellm.completion = canned
-    fmt = bridge.ChatFormat()
+    fmt = lmbridge.ChatFormat()
 
-    def lm(cache: bool) -> bridge.LM:
-        return bridge.LM("openai/x", api_key="none", cache=cache, num_retries=0)
+    def lm(cache: bool) -> lmbridge.LM:
+        return lmbridge.LM("openai/x", api_key="none", cache=cache, num_retries=0)
 
-    qa = bridge.Predict("question -> answer", lm=lm(False), format=fmt)
-    typed = bridge.Predict(Typed, lm=lm(False), format=fmt)
-    cot = bridge.ChainOfThought("question -> answer", lm=lm(False), format=fmt)
-    cached_qa = bridge.Predict("question -> answer", lm=lm(True), format=fmt)
+    qa = lmbridge.Predict("question -> answer", lm=lm(False), format=fmt)
+    typed = lmbridge.Predict(Typed, lm=lm(False), format=fmt)
+    cot = lmbridge.ChainOfThought("question -> answer", lm=lm(False), format=fmt)
+    cached_qa = lmbridge.Predict("question -> answer", lm=lm(True), format=fmt)
     scenarios = {
         "predict_qa": (lambda: qa(**QA_INPUTS), qa.signature, QA_OUTPUTS),
         "predict_typed": (lambda: typed(**TYPED_INPUTS), typed.signature, TYPED_OUTPUTS),
@@ -120,18 +120,18 @@ def bridge_worker(args: argparse.Namespace) -> None:
         result["per_call"][name] = time_calls(call, args.n, args.repeats, args.warmup)
     # The tracing hook: the same Predict with one no-op callback, and with one that watches every
     # predictor and LM run (an exporter's floor: runs are made, its methods do nothing), alternating.
-    class Watcher(bridge.Callback):
-        def on_module_start(self, run: bridge.Run, inputs: Any) -> None: ...
-        def on_module_end(self, run: bridge.Run, prediction: Any) -> None: ...
-        def on_lm_start(self, run: bridge.Run, messages: Any, params: Any) -> None: ...
-        def on_lm_end(self, run: bridge.Run, end: bridge.LMEnd) -> None: ...
+    class Watcher(lmbridge.Callback):
+        def on_module_start(self, run: lmbridge.Run, inputs: Any) -> None: ...
+        def on_module_end(self, run: lmbridge.Run, prediction: Any) -> None: ...
+        def on_lm_start(self, run: lmbridge.Run, messages: Any, params: Any) -> None: ...
+        def on_lm_end(self, run: lmbridge.Run, end: lmbridge.LMEnd) -> None: ...
 
     canned.answer(fmt.render_outputs(qa.signature, QA_OUTPUTS))
     hook: dict[str, list[float]] = {"none": [], "noop": [], "watcher": []}
-    installed = {"none": [], "noop": [bridge.Callback()], "watcher": [Watcher()]}
+    installed = {"none": [], "noop": [lmbridge.Callback()], "watcher": [Watcher()]}
     for _ in range(args.repeats * 3):  # short alternating slices: load on the machine hits all alike
         for key, callbacks in installed.items():
-            with bridge.context(callbacks=callbacks):
+            with lmbridge.context(callbacks=callbacks):
                 hook[key] += time_calls(lambda: qa(**QA_INPUTS), max(args.n // 3, 1), 1, args.warmup // 4)
     result["hook"] = hook
     if args.mem_calls:
@@ -142,20 +142,20 @@ def bridge_worker(args: argparse.Namespace) -> None:
 
 def stream_worker(args: argparse.Namespace) -> None:
     """First-event latency of ChainOfThought.stream against a whole call, on the embedded model."""
-    import bridge
+    import lmbridge
 
     sys.path.insert(0, str(ROOT))
     from examples.data import load_jsonl
 
     questions = [r["question"] for r in load_jsonl("squad", "dev")[: args.stream_questions]]
-    lm = bridge.LM("local/smollm2", cache=False, max_tokens=64)
-    cot = bridge.ChainOfThought("question -> answer", lm=lm)
+    lm = lmbridge.LM("local/smollm2", cache=False, max_tokens=64)
+    cot = lmbridge.ChainOfThought("question -> answer", lm=lm)
     lm.complete([{"role": "user", "content": "warm-up: load the model"}])
     def called(question: str) -> float:
         t0 = time.perf_counter()
         try:
             cot(question=question)
-        except bridge.ParseError:  # an answer the tiny model leaves unreadable: its time is real all the same
+        except lmbridge.ParseError:  # an answer the tiny model leaves unreadable: its time is real all the same
             pass
         return time.perf_counter() - t0
 
@@ -165,11 +165,11 @@ def stream_worker(args: argparse.Namespace) -> None:
         try:
             for event in cot.stream(question=question):
                 now = time.perf_counter() - t0
-                if row["first_delta"] is None and isinstance(event, bridge.FieldDelta):
+                if row["first_delta"] is None and isinstance(event, lmbridge.FieldDelta):
                     row["first_delta"] = now
-                if row["first_value"] is None and isinstance(event, bridge.FieldValue):
+                if row["first_value"] is None and isinstance(event, lmbridge.FieldValue):
                     row["first_value"] = now
-        except bridge.ParseError:
+        except lmbridge.ParseError:
             row["parsed"] = False
         row["stream"] = time.perf_counter() - t0
         return row
@@ -206,7 +206,7 @@ def hook_lines(hook: dict[str, list[float]]) -> tuple[list[str], bool]:
     return (["", 'Tracing hook, Predict("question -> answer") (median, microseconds per call)',
              _row("callbacks installed", "per call", "added") + "   goal", "-" * 80,
              _row("none", f"{none:.1f}", ""),
-             _row("one no-op bridge.Callback()", f"{noop:.1f}", f"{noop - none:.1f}")
+             _row("one no-op lmbridge.Callback()", f"{noop:.1f}", f"{noop - none:.1f}")
              + f"   <= {CALLBACK_GOAL_US:.0f} us {'met' if met else 'MISSED'}",
              _row("one watching predictor + LM runs", f"{watcher:.1f}", f"{watcher - none:.1f}")
              + "   (an exporter's floor: 2 runs, 4 events)"], met)
@@ -271,9 +271,9 @@ print(json.dumps({{"seconds": elapsed, "litellm": "litellm" in sys.modules,
 
 
 def measure_imports(dspy_python: Path, repeats: int, env: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
-    runs: dict[str, list[dict[str, Any]]] = {"bridge": [], "dspy": []}
+    runs: dict[str, list[dict[str, Any]]] = {"lmbridge": [], "dspy": []}
     for _ in range(repeats):  # alternate, so that load on the machine hits both alike
-        runs["bridge"].append(run_json([sys.executable, "-c", IMPORT_PROBE.format(module="bridge")], env))
+        runs["lmbridge"].append(run_json([sys.executable, "-c", IMPORT_PROBE.format(module="lmbridge")], env))
         runs["dspy"].append(run_json([str(dspy_python), "-c", IMPORT_PROBE.format(module="dspy")], env))
     return runs
 
@@ -296,7 +296,7 @@ def report(per_call: dict[str, dict[str, list[float]]], memory: dict[str, dict[s
              _row("scenario", "lmbridge", "DSPy") + f"{'ratio':>8}   goal", rule]
     ok = True
     for name, title in SCENARIOS.items():
-        b, d = median(per_call["bridge"][name]), median(per_call["dspy"][name])
+        b, d = median(per_call["lmbridge"][name]), median(per_call["dspy"][name])
         met = b / d <= PER_CALL_GOAL
         ok &= met
         lines.append(_row(title, f"{b:.1f}", f"{d:.1f}") + _goal(b / d, PER_CALL_GOAL, met))
@@ -307,37 +307,37 @@ def report(per_call: dict[str, dict[str, list[float]]], memory: dict[str, dict[s
     if stream:
         lines += stream_lines(stream)
 
-    bi = median([r["seconds"] for r in imports["bridge"]]) * 1000
+    bi = median([r["seconds"] for r in imports["lmbridge"]]) * 1000
     di = median([r["seconds"] for r in imports["dspy"]]) * 1000
-    leaked = any(r["litellm"] for r in imports["bridge"])
+    leaked = any(r["litellm"] for r in imports["lmbridge"])
     met = bi / di <= IMPORT_GOAL and not leaked
     ok &= met
-    modules = (str(imports["bridge"][0]["modules"]), str(imports["dspy"][0]["modules"]))
-    lines += ["", f"Cold import (fresh interpreter, median of {len(imports['bridge'])}, milliseconds)",
+    modules = (str(imports["lmbridge"][0]["modules"]), str(imports["dspy"][0]["modules"]))
+    lines += ["", f"Cold import (fresh interpreter, median of {len(imports['lmbridge'])}, milliseconds)",
               _row("import", "lmbridge", "DSPy") + f"{'ratio':>8}   goal", rule,
-              _row("import bridge / import dspy", f"{bi:.1f}", f"{di:.1f}")
+              _row("import lmbridge / import dspy", f"{bi:.1f}", f"{di:.1f}")
               + _goal(bi / di, IMPORT_GOAL, met),
               _row("modules in sys.modules after", *modules),
-              f"import bridge imports litellm: {'YES (goal MISSED)' if leaked else 'no'}; "
+              f"import lmbridge imports litellm: {'YES (goal MISSED)' if leaked else 'no'}; "
               f"import dspy imports litellm: {'yes' if imports['dspy'][0]['litellm'] else 'no'}"]
 
-    if memory.get("bridge") and memory.get("dspy"):
-        calls = memory["bridge"]["calls"]
+    if memory.get("lmbridge") and memory.get("dspy"):
+        calls = memory["lmbridge"]["calls"]
         step = calls // 5
-        curves = {k: memory[k]["traced_growth_curve"] for k in ("bridge", "dspy")}
+        curves = {k: memory[k]["traced_growth_curve"] for k in ("lmbridge", "dspy")}
         total = {k: c[-1] / calls for k, c in curves.items()}
         slope = {k: (c[-1] - c[0]) / (calls - step) for k, c in curves.items()}
-        rss = {k: memory[k]["rss_growth"] / 2**20 for k in ("bridge", "dspy")}
-        met = slope["bridge"] < MEMORY_GOAL_BYTES
+        rss = {k: memory[k]["rss_growth"] / 2**20 for k in ("lmbridge", "dspy")}
+        met = slope["lmbridge"] < MEMORY_GOAL_BYTES
         ok &= met
         lines += ["", f'Memory retained by Predict("question -> answer") over {calls:,} calls after warm-up',
                   _row("", "lmbridge", "DSPy") + "   goal", rule,
-                  _row("heap growth, bytes/call, whole run", f"{total['bridge']:.1f}",
+                  _row("heap growth, bytes/call, whole run", f"{total['lmbridge']:.1f}",
                        f"{total['dspy']:.1f}"),
-                  _row("heap growth, bytes/call, last 4/5", f"{slope['bridge']:.1f}", f"{slope['dspy']:.1f}")
+                  _row("heap growth, bytes/call, last 4/5", f"{slope['lmbridge']:.1f}", f"{slope['dspy']:.1f}")
                   + f"   flat (< {MEMORY_GOAL_BYTES} B/call) {'met' if met else 'MISSED'}",
-                  _row("RSS growth, MiB", f"{rss['bridge']:.1f}", f"{rss['dspy']:.1f}")]
-        for k, label in (("bridge", "lmbridge"), ("dspy", "DSPy")):
+                  _row("RSS growth, MiB", f"{rss['lmbridge']:.1f}", f"{rss['dspy']:.1f}")]
+        for k, label in (("lmbridge", "lmbridge"), ("dspy", "DSPy")):
             curve = ", ".join(f"{v / 1024:.0f}" for v in curves[k])
             lines.append(f"  {label} heap growth along the run (KiB, every {step:,} calls): {curve}")
     lines += ["", "ratio = lmbridge / DSPy (lower is better); the goals are the ones set for lmbridge.",
@@ -352,15 +352,15 @@ EVALUATE_GOAL = 1.5
 
 def measure_evaluate(sizes: tuple[int, ...]) -> dict[int, float]:
     """Microseconds per row of Evaluate on a ScriptedLM, for each devset size."""
-    import bridge
-    from bridge.testing import ScriptedLM
+    import lmbridge
+    from lmbridge.testing import ScriptedLM
 
     out: dict[int, float] = {}
     for n in sizes:
-        devset = [bridge.Example(question=f"What is {i} + {i}?", answer=str(2 * i)).with_inputs("question")
+        devset = [lmbridge.Example(question=f"What is {i} + {i}?", answer=str(2 * i)).with_inputs("question")
                   for i in range(n)]
-        program = bridge.Predict("question -> answer", lm=ScriptedLM(lambda m: {"answer": "4"}))
-        evaluate = bridge.Evaluate(devset=devset, metric=bridge.metrics.answer_exact_match, num_threads=1,
+        program = lmbridge.Predict("question -> answer", lm=ScriptedLM(lambda m: {"answer": "4"}))
+        evaluate = lmbridge.Evaluate(devset=devset, metric=lmbridge.metrics.answer_exact_match, num_threads=1,
                                    display_progress=False)
         start = time.perf_counter()
         result = evaluate(program)
@@ -418,10 +418,10 @@ def main() -> None:
         return
     dspy_python = ensure_dspy()
     env = child_env()
-    per_call: dict[str, dict[str, list[float]]] = {"bridge": {}, "dspy": {}}
+    per_call: dict[str, dict[str, list[float]]] = {"lmbridge": {}, "dspy": {}}
     memory: dict[str, dict[str, Any]] = {}
     hook: dict[str, list[float]] = {"none": [], "noop": [], "watcher": []}
-    commands = {"bridge": [sys.executable, str(Path(__file__).resolve()), "--worker"],
+    commands = {"lmbridge": [sys.executable, str(Path(__file__).resolve()), "--worker"],
                 "dspy": [str(dspy_python), str(HERE / "_dspy_overhead.py")]}
     for round_no in range(args.rounds):
         for side, cmd in commands.items():
@@ -447,8 +447,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text + "\n")
     print(f"\nsaved to {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
-    if any(r["litellm"] for r in imports["bridge"]):
-        raise SystemExit("FAILED: import bridge imported litellm")
+    if any(r["litellm"] for r in imports["lmbridge"]):
+        raise SystemExit("FAILED: import lmbridge imported litellm")
 
 
 if __name__ == "__main__":

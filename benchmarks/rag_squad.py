@@ -3,11 +3,11 @@
     .venv/bin/python benchmarks/rag_squad.py                  # recall on all 300 dev questions, answers on 20
     .venv/bin/python benchmarks/rag_squad.py --n 5            # a quicker look
 
-Retrieval is ``bridge.BM25Retriever`` (the bm25s library) over the 2,067 SQuAD dev paragraphs in
+Retrieval is ``lmbridge.BM25Retriever`` (the bm25s library) over the 2,067 SQuAD dev paragraphs in
 ../shared/datasets/squad/corpus.jsonl. Recall@k counts a question as found when the paragraph its
 answer comes from is among the k passages retrieved; it needs no model and uses every dev question.
 
-Answers come from ``bridge.LM("local/smollm2")`` (SmolLM2-135M-Instruct, in-process, greedy
+Answers come from ``lmbridge.LM("local/smollm2")`` (SmolLM2-135M-Instruct, in-process, greedy
 decoding, cache off) on the first ``n`` dev questions, through two programs that share the
 retriever (k passages): ``RAG`` from examples/rag_squad.py (ChainOfThought over the passages), the
 same program with a plain Predict in place of the ChainOfThought, and that Predict with 3
@@ -30,18 +30,18 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-import bridge  # noqa: E402 - after the path set-up above, so that the checkout is imported
+import lmbridge  # noqa: E402 - after the path set-up above, so that the checkout is imported
 from examples.data import load_jsonl  # noqa: E402
 from examples.rag_squad import RAG, AnswerFromContext, load_corpus, load_questions  # noqa: E402
 
 
-def train_demos(n: int) -> list[bridge.Example]:
+def train_demos(n: int) -> list[lmbridge.Example]:
     """The first n train questions with a short answer (at most 4 words) and a short paragraph."""
     rows = [r for r in load_jsonl("squad", "train") if len(r["answers"][0].split()) <= 4 and len(r["context"]) <= 700]
-    return [bridge.Example(context=[r["context"]], question=r["question"], answer=r["answers"][0]) for r in rows[:n]]
+    return [lmbridge.Example(context=[r["context"]], question=r["question"], answer=r["answers"][0]) for r in rows[:n]]
 
 
-def recall_at(retriever: bridge.BM25Retriever, questions: list[bridge.Example], ks: list[int]) -> dict[int, float]:
+def recall_at(retriever: lmbridge.BM25Retriever, questions: list[lmbridge.Example], ks: list[int]) -> dict[int, float]:
     top = max(ks)
     hits = {k: 0 for k in ks}
     for q in questions:
@@ -51,10 +51,10 @@ def recall_at(retriever: bridge.BM25Retriever, questions: list[bridge.Example], 
     return {k: 100.0 * hits[k] / len(questions) for k in ks}
 
 
-def answer_scores(program: bridge.Module, questions: list[bridge.Example]) -> dict[str, float]:
-    em, f1 = bridge.metrics.exact_match("answer"), bridge.metrics.f1("answer")
+def answer_scores(program: lmbridge.Module, questions: list[lmbridge.Example]) -> dict[str, float]:
+    em, f1 = lmbridge.metrics.exact_match("answer"), lmbridge.metrics.f1("answer")
     start = time.perf_counter()
-    result = bridge.Evaluate(devset=questions, metric=f1, num_threads=1, display_progress=False)(program)
+    result = lmbridge.Evaluate(devset=questions, metric=f1, num_threads=1, display_progress=False)(program)
     elapsed = time.perf_counter() - start
     ems = [em(r.example, r.prediction) if r.prediction is not None else 0.0 for r in result.results]
     return {"em": 100.0 * sum(ems) / len(ems), "f1": result.score, "failed": float(result.errors),
@@ -78,21 +78,21 @@ def main(argv: list[str] | None = None) -> None:
                  + ", ".join(f"recall@{k} = {v:.1f}%" for k, v in recall.items()))
     print(lines[-1], flush=True)
 
-    lm = bridge.LM(args.model, cache=False)
+    lm = lmbridge.LM(args.model, cache=False)
     questions = everything[:args.n]
     cot = RAG(retriever, k=args.k)
     plain = RAG(retriever, k=args.k)
-    plain.generate = bridge.Predict(AnswerFromContext)  # same prompt, no reasoning field
+    plain.generate = lmbridge.Predict(AnswerFromContext)  # same prompt, no reasoning field
     shown = RAG(retriever, k=args.k)
-    shown.generate = bridge.Predict(AnswerFromContext, demos=train_demos(3))
+    shown.generate = lmbridge.Predict(AnswerFromContext, demos=train_demos(3))
     lines += ["", f"answers on the first {len(questions)} dev questions, k={args.k} passages:",
               f"{'program':<28} {'EM':>6} {'F1':>6} {'failed':>7} {'calls':>6} {'seconds':>8}"]
     print("\n".join(lines[-2:]), flush=True)
     trainset = everything[len(everything) - args.train:]
     if set(map(id, trainset)) & set(map(id, questions)):
         parser.error("--n plus --train is more than the dev questions: the scored and training questions overlap")
-    with bridge.context(lm=lm):
-        optimizer = bridge.BootstrapFewShot(metric=bridge.metrics.f1("answer"), metric_threshold=0.5,
+    with lmbridge.context(lm=lm):
+        optimizer = lmbridge.BootstrapFewShot(metric=lmbridge.metrics.f1("answer"), metric_threshold=0.5,
                                             max_bootstrapped_demos=3, max_labeled_demos=0, num_threads=1)
         compiled = optimizer.compile(plain, trainset=trainset)
         report = compiled.report or {}

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/scale_out.py           # about 8 minutes on 2 busy cores
     .venv/bin/python benchmarks/scale_out.py --quick   # a smoke run
 
-The model is a ``bridge.testing.ScriptedLM`` that sleeps 200 ms per call (a provider's latency) and
+The model is a ``lmbridge.testing.ScriptedLM`` that sleeps 200 ms per call (a provider's latency) and
 answers SST-2 rows (real data, /work/shared/datasets/sst2) right only under an instruction that
 says "carefully", so the search has something to find. Trials use MIPROv2's default minibatch
 (35). Each worker runs one thread: the speed-up comes from processes alone. For each worker count
@@ -54,11 +54,11 @@ def rows(split: str, n: int, offset: int = 0) -> list[dict[str, str]]:
 # -- one worker ----------------------------------------------------------------------------------------
 
 def worker(url: str, redis_url: str, prefix: str, log_path: str, options: dict[str, Any]) -> None:
-    import bridge
-    import bridge.optimizers.mipro as mipro
-    from bridge.cache import Cache
-    from bridge.cache_redis import RedisCache
-    from bridge.testing import ScriptedLM
+    import lmbridge
+    import lmbridge.optimizers.mipro as mipro
+    from lmbridge.cache import Cache
+    from lmbridge.cache_redis import RedisCache
+    from lmbridge.testing import ScriptedLM
 
     class CountingCache(RedisCache):
         """Counts the hits Redis answered: this process's own entries are in its memory layer."""
@@ -98,10 +98,10 @@ def worker(url: str, redis_url: str, prefix: str, log_path: str, options: dict[s
 
     cache = CountingCache(redis_url, prefix=prefix)
     lm = ScriptedLM(model, cache=cache)  # type: ignore[arg-type]
-    student = bridge.Predict(SIG, lm=lm)
-    train = [bridge.Example(**r).with_inputs("text") for r in rows("train", options["train"])]
-    val = [bridge.Example(**r).with_inputs("text") for r in rows("dev", options["val"])]
-    opt = bridge.MIPROv2(bridge.metrics.exact_match("label"), auto=None, num_candidates=3,
+    student = lmbridge.Predict(SIG, lm=lm)
+    train = [lmbridge.Example(**r).with_inputs("text") for r in rows("train", options["train"])]
+    val = [lmbridge.Example(**r).with_inputs("text") for r in rows("dev", options["val"])]
+    opt = lmbridge.MIPROv2(lmbridge.metrics.exact_match("label"), auto=None, num_candidates=3,
                          max_bootstrapped_demos=1, max_labeled_demos=1, num_threads=1, display_progress=False)
     opt.compile(student, trainset=train, valset=val, num_trials=options["trials"],
                 minibatch_size=options["batch"], minibatch_full_eval_steps=options["full_every"], checkpoint=url)

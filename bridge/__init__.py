@@ -1,16 +1,16 @@
 """lmbridge: typed signatures, modules and optimizers for LangChain and LlamaIndex stacks.
 
-This file is the whole public API: explicit re-exports, no logic. ``import bridge`` imports
+This file is the whole public API: explicit re-exports, no logic. ``import lmbridge`` imports
 neither LiteLLM, LangChain, LlamaIndex, optuna, llama.cpp, torch nor sentence-transformers.
 """
 
-from bridge import metrics, testing
-from bridge.cache_redis import RedisCache
-from bridge.callbacks import Callback, LMEnd, Run, RunScore, current_run_id
-from bridge.constrain import constraint_fallbacks
-from bridge.control import BestOfN, Parallel, Refine
-from bridge.embedders import SentenceTransformerEmbedder
-from bridge.errors import (
+from lmbridge import metrics, testing
+from lmbridge.cache_redis import RedisCache
+from lmbridge.callbacks import Callback, LMEnd, Run, RunScore, current_run_id
+from lmbridge.constrain import constraint_fallbacks
+from lmbridge.control import BestOfN, Parallel, Refine
+from lmbridge.embedders import SentenceTransformerEmbedder
+from lmbridge.errors import (
     AuthenticationError,
     BridgeError,
     ConfigurationError,
@@ -28,13 +28,13 @@ from bridge.errors import (
     StateError,
     ToolError,
 )
-from bridge.evaluate import Evaluate, EvaluationResult, EvaluationRow
-from bridge.format_text import TextFormat
-from bridge.formats import ChatFormat, JSONFormat, PromptFormat
-from bridge.labels import LabelScores, score_labels
-from bridge.lm import LM, BaseLM, Completion, RawResult, inspect_history
-from bridge.module import Module
-from bridge.optimizers import (
+from lmbridge.evaluate import Evaluate, EvaluationResult, EvaluationRow
+from lmbridge.format_text import TextFormat
+from lmbridge.formats import ChatFormat, JSONFormat, PromptFormat
+from lmbridge.labels import LabelScores, score_labels
+from lmbridge.lm import LM, BaseLM, Completion, RawResult, inspect_history
+from lmbridge.module import Module
+from lmbridge.optimizers import (
     COPRO,
     GEPA,
     SIMBA,
@@ -45,17 +45,17 @@ from bridge.optimizers import (
     LabeledFewShot,
     MIPROv2,
 )
-from bridge.otel import OpenTelemetryCallback
-from bridge.predict import ChainOfThought, Predict
-from bridge.react import ReAct
-from bridge.retrieval import BM25Retriever, Retrieve, Retriever
-from bridge.settings import Settings, configure, context, context_executor, current
-from bridge.signature import Field, InputField, OutputField, Signature, make_signature
-from bridge.streaming import FieldDelta, FieldValue, ParseRetry, StreamEnd, StreamEvent, streamify
-from bridge.toolcalls import ToolCall
-from bridge.tools import Tool
-from bridge.tracking import trace, track_usage
-from bridge.types import Example, Message, Passage, Prediction, Usage
+from lmbridge.otel import OpenTelemetryCallback
+from lmbridge.predict import ChainOfThought, Predict
+from lmbridge.react import ReAct
+from lmbridge.retrieval import BM25Retriever, Retrieve, Retriever
+from lmbridge.settings import Settings, configure, context, context_executor, current
+from lmbridge.signature import Field, InputField, OutputField, Signature, make_signature
+from lmbridge.streaming import FieldDelta, FieldValue, ParseRetry, StreamEnd, StreamEvent, streamify
+from lmbridge.toolcalls import ToolCall
+from lmbridge.tools import Tool
+from lmbridge.tracking import trace, track_usage
+from lmbridge.types import Example, Message, Passage, Prediction, Usage
 
 __version__ = "0.1.0"
 

@@ -22,7 +22,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from bridge.types import Message
+from lmbridge.types import Message
 
 _SECRET_PARAMS = frozenset({"api_key", "api_base", "base_url", "headers", "extra_headers", "organization"})
 

@@ -8,7 +8,7 @@ own (``default_cache``). The memory plus SQLite cache stays the default.
 The rules are the default cache's rules:
 
 * Keys are the same SHA-256 of the model, the messages and the sampling parameters
-  (``bridge.cache.cache_key``): credentials and base URLs never enter a key or a record.
+  (``lmbridge.cache.cache_key``): credentials and base URLs never enter a key or a record.
 * Redis is never a reason for a call to fail. When it cannot be reached (down, restarting, a
   timeout), the cache warns once with a ``CacheUnavailableWarning``, counts the failure in
   ``errors``, and the LM runs uncached; after ``retry_after`` seconds it tries Redis again. A
@@ -29,8 +29,8 @@ import warnings
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from bridge.cache import Cache, shared_cache
-from bridge.errors import MissingDependencyError
+from lmbridge.cache import Cache, shared_cache
+from lmbridge.errors import MissingDependencyError
 
 CACHE_URL_ENV = "LMBRIDGE_CACHE_URL"
 

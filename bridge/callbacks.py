@@ -1,12 +1,12 @@
-"""The tracing hook: ``bridge.Callback`` sees every module, predictor, LM, tool and retriever call,
+"""The tracing hook: ``lmbridge.Callback`` sees every module, predictor, LM, tool and retriever call,
 and every evaluation run, compile trial and example, as a tree of runs.
 
-Install callbacks in the settings, ``bridge.configure(callbacks=[...])`` or
-``with bridge.context(callbacks=[...]):``; worker threads started through ``context_executor``
+Install callbacks in the settings, ``lmbridge.configure(callbacks=[...])`` or
+``with lmbridge.context(callbacks=[...]):``; worker threads started through ``context_executor``
 (Evaluate, the optimizers) inherit them with the rest of the settings. Each call made while a
 callback is installed becomes a ``Run``: a fresh ``run_id``, the ``parent_run_id`` of the run it
 happened inside (tracked in a ContextVar, so it follows threads and asyncio tasks), a ``kind``, a
-``name``, tags and metadata. An exporter (OpenTelemetry in ``bridge.otel``, the LangChain and
+``name``, tags and metadata. An exporter (OpenTelemetry in ``lmbridge.otel``, the LangChain and
 LlamaIndex adapters) rebuilds the tree from those ids.
 
 With no callback installed, the only cost is one check of ``current().callbacks`` per call.
@@ -46,13 +46,13 @@ from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
-    from bridge.toolcalls import ToolCall
-    from bridge.types import Example, Message, Passage, Prediction, Usage
+    from lmbridge.toolcalls import ToolCall
+    from lmbridge.types import Example, Message, Passage, Prediction, Usage
 
 T = TypeVar("T")
 RunKind = Literal["module", "predictor", "lm", "tool", "retriever", "compile", "evaluate", "trial", "example"]
 
-logger = logging.getLogger("bridge.callbacks")
+logger = logging.getLogger("lmbridge.callbacks")
 
 
 @dataclass(slots=True)
@@ -338,7 +338,7 @@ def start_run(kind: RunKind, name: str, *start: Any, callbacks: Sequence[Callbac
     ``scope.end(payload)`` when the call succeeds.
     """
     if callbacks is None:
-        from bridge.settings import current
+        from lmbridge.settings import current
 
         callbacks = current().callbacks
     if not callbacks:

@@ -27,11 +27,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bridge.errors import BridgeError
-from bridge.lm import LM, BaseLM
-from bridge.module import Module
-from bridge.settings import context, current
-from bridge.types import Example
+from lmbridge.errors import BridgeError
+from lmbridge.lm import LM, BaseLM
+from lmbridge.module import Module
+from lmbridge.settings import context, current
+from lmbridge.types import Example
 
 OPTIMIZERS = {
     "labeled": "LabeledFewShot: k labeled demos from the trainset, no LM calls",
@@ -58,7 +58,7 @@ data files (--trainset, --valset, --devset):
 
 the LM:
   --lm MODEL uses that model for the whole run. Without --lm the program's own LM is used (an LM
-  given to its predictors, or bridge.configure(...) run when its module is imported); when it has
+  given to its predictors, or lmbridge.configure(...) run when its module is imported); when it has
   none, the embedded local/smollm2.
 
 exit status: 0 on success; 1 when the run failed (no usable LM, refused credentials, an unknown
@@ -102,7 +102,7 @@ def load_program(spec: str) -> Module:
 
 
 def load_metric(spec: str) -> Any:
-    from bridge import metrics
+    from lmbridge import metrics
 
     name, _, field = spec.partition(":")
     if name in ("exact_match", "f1") and field and "." not in field:
@@ -170,7 +170,7 @@ def _lm_context(lm: BaseLM | None) -> Any:
 # -- compile -----------------------------------------------------------------------------------------
 
 def make_optimizer(args: argparse.Namespace, metric: Any) -> Any:
-    import bridge.optimizers as opt
+    import lmbridge.optimizers as opt
 
     common: dict[str, Any] = {"seed": args.seed, "max_lm_calls": args.max_lm_calls,
                               "max_cost": args.max_cost, "display_progress": not args.quiet}
@@ -256,7 +256,7 @@ def compile_with_workers(args: argparse.Namespace) -> int:
         children = []
         for i in range(1, args.workers):
             log = open(Path(tmp) / f"worker-{i}.log", "w+")  # noqa: SIM115 - closed below
-            command = [sys.executable, "-m", "bridge.cli", *args.argv, "--workers", "1", "--quiet",
+            command = [sys.executable, "-m", "lmbridge.cli", *args.argv, "--workers", "1", "--quiet",
                        "--out", str(Path(tmp) / f"worker-{i}.json")]
             children.append((i, log, subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)))
         args.workers = 1
@@ -310,7 +310,7 @@ def report_table(report: dict[str, Any], saved: str | None = None) -> str:
 # -- evaluate ----------------------------------------------------------------------------------------
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from bridge.evaluate import Evaluate
+    from lmbridge.evaluate import Evaluate
 
     program = load_program(args.program)
     if args.load:
@@ -335,8 +335,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _annotation(type_text: str) -> Any:
     """The type a saved field names, or str when it names a type only the program's code knows."""
-    from bridge.errors import SignatureError
-    from bridge.signature import make_signature
+    from lmbridge.errors import SignatureError
+    from lmbridge.signature import make_signature
 
     try:
         return make_signature(f"x -> y: {type_text}").output_fields["y"].annotation
@@ -346,7 +346,7 @@ def _annotation(type_text: str) -> Any:
 
 def saved_signature(state: dict[str, Any]) -> Any:
     """A signature rebuilt from a predictor's saved state: fields, types, descriptions, instructions."""
-    from bridge.signature import Field, make_signature
+    from lmbridge.signature import Field, make_signature
 
     fields = {name: Field(name, entry["kind"], _annotation(str(entry.get("type", "str"))),
                           str(entry.get("desc", "")), str(entry.get("prefix", "")))
@@ -367,9 +367,9 @@ def render_file(path: str, program: Module | None = None, show_report: bool = Tr
     compile report. Runs no model and, without ``program``, no code. The file is checked first (its
     format marker, version and shape: StateError names what is wrong); the text comes back raw, for
     ``printable`` to make safe for a terminal."""
-    from bridge.formats import format_from_state
-    from bridge.persistence import apply_state, check_state, read_state
-    from bridge.predict import DEFAULT_FORMAT
+    from lmbridge.formats import format_from_state
+    from lmbridge.persistence import apply_state, check_state, read_state
+    from lmbridge.predict import DEFAULT_FORMAT
 
     state = read_state(path)
     predictors = check_state(state)
@@ -426,7 +426,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Print a LangChain prompt (``module:NAME`` or a text file) migrated to a signature class."""
-    from adapters.langchain_migrate import print_migration
+    from lmbridge.adapters.langchain_migrate import print_migration
 
     template = _import(args.prompt, "the prompt") if ":" in args.prompt and not Path(args.prompt).exists() else None
     return print_migration(args.prompt, template, output_fields=args.output_fields, name=args.name,
@@ -436,7 +436,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 # -- the parser --------------------------------------------------------------------------------------
 
 def _version() -> str:
-    from bridge import __version__
+    from lmbridge import __version__
 
     return f"lmbridge {__version__}"
 
@@ -451,7 +451,7 @@ def _common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-fields", metavar="A,B",
                    help="comma-separated input fields of the data rows (default: the first predictor's)")
     p.add_argument("--num-threads", type=int, metavar="N",
-                   help="examples run at once (default: bridge.configure's num_threads)")
+                   help="examples run at once (default: lmbridge.configure's num_threads)")
     p.add_argument("--quiet", action="store_true", help="no progress display on stderr")
 
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from weakref import WeakKeyDictionary
 
-from bridge.signature import Signature
-from bridge.values import json_schema, render
+from lmbridge.signature import Signature
+from lmbridge.values import json_schema, render
 
 _TRUE_FALSE = ("yes", "no")
 
@@ -54,7 +54,7 @@ def note_fallback(reason: str, detail: str = "") -> None:
         _warned.add(reason)
     if first:
         warnings.warn(f"constrained decoding unavailable ({reason}{': ' + detail[:200] if detail else ''}); "
-                      "decoding unconstrained. Counted in bridge.constraint_fallbacks().", RuntimeWarning,
+                      "decoding unconstrained. Counted in lmbridge.constraint_fallbacks().", RuntimeWarning,
                       stacklevel=3)
 
 

@@ -15,13 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from bridge.errors import EvaluationError, describe
-from bridge.module import Module
-from bridge.predict import Predict
-from bridge.settings import context_executor, current
-from bridge.signature import InputField, OutputField, Signature
-from bridge.types import Example, Prediction
-from bridge.values import render
+from lmbridge.errors import EvaluationError, describe
+from lmbridge.module import Module
+from lmbridge.predict import Predict
+from lmbridge.settings import context_executor, current
+from lmbridge.signature import InputField, OutputField, Signature
+from lmbridge.types import Example, Prediction
+from lmbridge.values import render
 
 RewardFn = Callable[[dict[str, Any], Prediction], Any]
 
@@ -123,7 +123,7 @@ class Refine(BestOfN):
 class Parallel:
     """Run ``(module, inputs)`` pairs on worker threads that carry the caller's settings and
     trackers; each task runs in its own copy of the caller's context, so tasks never see each
-    other's ``bridge.context`` changes.
+    other's ``lmbridge.context`` changes.
 
     ``parallel(pairs)`` returns the results in order, None where a pair failed. Past
     ``max_errors`` failures (None: no limit) it stops and raises ``EvaluationError`` from the last

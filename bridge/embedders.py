@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bridge.errors import ConfigurationError, MissingDependencyError
+from lmbridge.errors import ConfigurationError, MissingDependencyError
 
 Embedder = Callable[[list[str]], Sequence[Sequence[float]]]
 
@@ -60,7 +60,7 @@ class LiteLLMEmbedder:
         self.batch_size = batch_size
 
     def __call__(self, texts: list[str]) -> list[list[float]]:
-        from bridge.lm import _litellm, _map_error
+        from lmbridge.lm import _litellm, _map_error
 
         litellm = _litellm()
         out: list[list[float]] = []

@@ -22,7 +22,7 @@ so the original stays on ``__cause__``.
 
 The contract each entry point keeps (held by the property tests in ``tests/test_properties_*.py``):
 
-* **Parsing** (``PromptFormat.parse``, ``bridge.values.coerce`` and the parse inside a Predict call)
+* **Parsing** (``PromptFormat.parse``, ``lmbridge.values.coerce`` and the parse inside a Predict call)
   raises only ``ParseError``, whatever the completion holds: malformed or deeply nested JSON, odd
   Unicode labels, numbers in locale forms. It never returns a value the text does not state.
 * **Loading** a saved program raises only ``StateError``.
@@ -37,7 +37,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bridge.types import Usage
+    from lmbridge.types import Usage
 
 
 class BridgeError(Exception):
@@ -125,7 +125,7 @@ class RetrievalError(BridgeError):
 class EvaluationError(BridgeError):
     """Raised when evaluate or compile passes the ``max_errors`` the caller set, or stops at an example
     that cannot work (a metric that raises or returns no finite number, an example that does not fit
-    the program, a program bug); the cause is on ``__cause__``. See ``bridge.evaluate``."""
+    the program, a program bug); the cause is on ``__cause__``. See ``lmbridge.evaluate``."""
 
 
 class LMError(BridgeError):

@@ -29,8 +29,8 @@ from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.callbacks import RunScore, start_run
-from bridge.errors import (
+from lmbridge.callbacks import RunScore, start_run
+from lmbridge.errors import (
     AuthenticationError,
     BridgeError,
     ConfigurationError,
@@ -46,11 +46,11 @@ from bridge.errors import (
     ToolError,
     describe,
 )
-from bridge.module import Module
-from bridge.progress import Progress
-from bridge.settings import context_executor, current
-from bridge.tracking import trace, track_usage
-from bridge.types import Example, Prediction, Usage
+from lmbridge.module import Module
+from lmbridge.progress import Progress
+from lmbridge.settings import context_executor, current
+from lmbridge.tracking import trace, track_usage
+from lmbridge.types import Example, Prediction, Usage
 
 Metric = Callable[..., Any]
 
@@ -116,7 +116,7 @@ def stop_error(exc: BaseException, stage: str, index: int | None, example: Examp
     if isinstance(exc, AuthenticationError):
         return ConfigurationError(
             f"stopped {where}: {exc.model or 'the model'} refused the credentials ({cause}). Set the "
-            "provider's API key (for example OPENAI_API_KEY) or pass api_key= to bridge.LM")
+            "provider's API key (for example OPENAI_API_KEY) or pass api_key= to lmbridge.LM")
     if isinstance(exc, LMError):
         status = f" (HTTP {exc.status_code})" if exc.status_code else ""
         return ConfigurationError(
@@ -277,7 +277,7 @@ def check_examples(examples: Sequence[Any], what: str, *, minimum: int = 1) -> l
         raise ValueError(f"{what} has {len(rows)} examples; at least {minimum} are needed")
     for i, row in enumerate(rows):
         if not isinstance(row, Example):
-            raise TypeError(f"{what}[{i}] is a {type(row).__name__}, not a bridge.Example")
+            raise TypeError(f"{what}[{i}] is a {type(row).__name__}, not a lmbridge.Example")
         if row.input_keys is None:
             raise ValueError(f"{what}[{i}] has no input fields marked: build it with "
                              "Example(...).with_inputs('field', ...)")

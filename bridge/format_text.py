@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bridge.formats import FORMATS, ChatFormat, Scoring
-from bridge.signature import Signature
-from bridge.types import Message
-from bridge.values import render, render_input
+from lmbridge.formats import FORMATS, ChatFormat, Scoring
+from lmbridge.signature import Signature
+from lmbridge.types import Message
+from lmbridge.values import render, render_input
 
 
 class TextFormat(ChatFormat):

@@ -17,12 +17,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from weakref import WeakKeyDictionary
 
-from bridge.constrain import Constraint, chat_grammar, outputs_schema
-from bridge.errors import ParseError
-from bridge.partial import PartialOutputs, read_json_object, read_labelled
-from bridge.signature import Field, Signature
-from bridge.types import Message
-from bridge.values import (
+from lmbridge.constrain import Constraint, chat_grammar, outputs_schema
+from lmbridge.errors import ParseError
+from lmbridge.partial import PartialOutputs, read_json_object, read_labelled
+from lmbridge.signature import Field, Signature
+from lmbridge.types import Message
+from lmbridge.values import (
     coerce,
     describe_type,
     json_schema,
@@ -83,7 +83,7 @@ class PromptFormat:
 
     def constraint(self, signature: type[Signature]) -> Constraint | None:
         """What the answer must look like, for decoding constrained to the signature's types; None
-        when the format decodes unconstrained (see ``bridge.constrain``)."""
+        when the format decodes unconstrained (see ``lmbridge.constrain``)."""
         return None
 
     scoring: Scoring = "generate"

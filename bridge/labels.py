@@ -25,12 +25,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bridge.cache import cache_key
-from bridge.formats import PromptFormat
-from bridge.lm import BaseLM
-from bridge.signature import Signature
-from bridge.types import Usage
-from bridge.values import render
+from lmbridge.cache import cache_key
+from lmbridge.formats import PromptFormat
+from lmbridge.lm import BaseLM
+from lmbridge.signature import Signature
+from lmbridge.types import Usage
+from lmbridge.values import render
 
 CONTENT_FREE = ("N/A", "", "[MASK]")
 """The content-free inputs whose mean prediction is the model's prior over the options."""

@@ -2,8 +2,8 @@
 a subclass only says how to send one request (``_send`` / ``_asend``).
 
 ``LM`` sends through LiteLLM, the only network client in lmbridge, or runs the embedded model
-for ``"local/..."`` names. LiteLLM's exceptions are mapped once (in ``bridge.lm_litellm``) to
-``bridge`` errors raised ``from`` the original. ``import bridge`` never imports LiteLLM: it is
+for ``"local/..."`` names. LiteLLM's exceptions are mapped once (in ``lmbridge.lm_litellm``) to
+``bridge`` errors raised ``from`` the original. ``import lmbridge`` never imports LiteLLM: it is
 imported on the first request.
 """
 
@@ -18,22 +18,22 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bridge.cache import Cache, cache_key
-from bridge.cache_redis import default_cache
-from bridge.errors import LMError
-from bridge.lm_litellm import _litellm as _litellm
-from bridge.lm_litellm import _map_error as _map_error
-from bridge.lm_litellm import litellm_astream, litellm_stream, tool_request_flags
-from bridge.lm_stream import StreamingMixin
-from bridge.settings import current
-from bridge.toolcalls import ToolCall, read_tool_calls
-from bridge.tracking import record_usage
-from bridge.types import Message, Usage
+from lmbridge.cache import Cache, cache_key
+from lmbridge.cache_redis import default_cache
+from lmbridge.errors import LMError
+from lmbridge.lm_litellm import _litellm as _litellm
+from lmbridge.lm_litellm import _map_error as _map_error
+from lmbridge.lm_litellm import litellm_astream, litellm_stream, tool_request_flags
+from lmbridge.lm_stream import StreamingMixin
+from lmbridge.settings import current
+from lmbridge.toolcalls import ToolCall, read_tool_calls
+from lmbridge.tracking import record_usage
+from lmbridge.types import Message, Usage
 
 if TYPE_CHECKING:
-    from bridge.constrain import Constraint
-    from bridge.formats import PromptFormat
-    from bridge.signature import Signature
+    from lmbridge.constrain import Constraint
+    from lmbridge.formats import PromptFormat
+    from lmbridge.signature import Signature
 
 _KEY_ONLY_PARAMS = frozenset({"rollout_id"})  # part of the cache key, never sent
 
@@ -258,7 +258,7 @@ class BaseLM(StreamingMixin):
                       params: dict[str, Any] | None = None) -> OptionScores:
         """The log-probability of each option as the whole answer to ``messages``. Backends without
         log-probabilities raise ``LogprobsUnavailableError``."""
-        from bridge.errors import LogprobsUnavailableError
+        from lmbridge.errors import LogprobsUnavailableError
 
         raise LogprobsUnavailableError(
             f"{self.model}: label scoring needs log-probabilities, which {type(self).__name__} does not give; "
@@ -312,7 +312,7 @@ class LM(BaseLM):
         self._function_calling = function_calling
         self._schema_support: bool | None = None
         if model.startswith("local/"):
-            from bridge.local import LocalModel
+            from lmbridge.local import LocalModel
 
             self._local = LocalModel.for_name(model.removeprefix("local/"))
 
@@ -335,7 +335,7 @@ class LM(BaseLM):
         return self._function_calling
 
     def constraint_params(self, constraint: Constraint) -> dict[str, Any]:
-        from bridge.constrain import constrained_params
+        from lmbridge.constrain import constrained_params
 
         return constrained_params(self.model, self._local is not None, constraint, self._supports_schema)
 
@@ -492,14 +492,14 @@ class LM(BaseLM):
 
 
 async def _sleep_async(seconds: float) -> None:
-    import asyncio  # imported here: `import bridge` stays fast, and sync users never pay for asyncio
+    import asyncio  # imported here: `import lmbridge` stays fast, and sync users never pay for asyncio
 
     await asyncio.sleep(seconds)
 
 
 def inspect_history(n: int = 1, lm: BaseLM | None = None) -> str:
     """Print the last ``n`` prompts and completions of ``lm`` (default: the configured LM)."""
-    from bridge.settings import current
+    from lmbridge.settings import current
 
     target = lm or current().lm
     if target is None:

@@ -1,4 +1,4 @@
-"""LiteLLM glue for ``bridge.LM``: the lazy import (``import bridge`` never imports LiteLLM) and the
+"""LiteLLM glue for ``lmbridge.LM``: the lazy import (``import lmbridge`` never imports LiteLLM) and the
 mapping of LiteLLM's exceptions to ``bridge`` errors, done here once, raised ``from`` the original.
 """
 
@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from bridge.errors import (
+from lmbridge.errors import (
     AuthenticationError,
     ContextWindowError,
     LMError,
@@ -168,7 +168,7 @@ def _map_error(exc: Exception, model: str) -> Exception:
     server really sent. An answer the server completed (a 200 whose body cannot be read, a 4xx) is
     never re-sent. ``status_code`` is the status the server sent, or None when no HTTP answer came
     back; ``retry_after`` is its Retry-After header, when it sent a usable one."""
-    from bridge.lm import TransientError  # bridge.lm imports this module
+    from lmbridge.lm import TransientError  # lmbridge.lm imports this module
 
     litellm = _litellm()
     chain = _chain(exc)

@@ -17,15 +17,15 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from bridge.callbacks import NO_RUN, Callback, LMEnd, RunScope, start_run, watched
-from bridge.settings import current
+from lmbridge.callbacks import NO_RUN, Callback, LMEnd, RunScope, start_run, watched
+from lmbridge.settings import current
 
 if TYPE_CHECKING:
-    from bridge.errors import LMError
-    from bridge.formats import PromptFormat
-    from bridge.lm import Completion, RawResult, TransientError
-    from bridge.signature import Signature
-    from bridge.types import Message
+    from lmbridge.errors import LMError
+    from lmbridge.formats import PromptFormat
+    from lmbridge.lm import Completion, RawResult, TransientError
+    from lmbridge.signature import Signature
+    from lmbridge.types import Message
 
 
 class StreamingMixin:
@@ -112,7 +112,7 @@ class StreamingMixin:
 
     def _stream(self, messages: list[Message], params: dict[str, Any] | None,
                 signature: type[Signature] | None, fmt: PromptFormat | None) -> Iterator[str | Completion]:
-        from bridge.lm import TransientError
+        from lmbridge.lm import TransientError
 
         merged, key = self._prepare(messages, params)
         hit = self._hit(key, messages)
@@ -145,7 +145,7 @@ class StreamingMixin:
                        fmt: PromptFormat | None) -> AsyncIterator[str | Completion]:
         import asyncio
 
-        from bridge.lm import TransientError
+        from lmbridge.lm import TransientError
 
         merged, key = self._prepare(messages, params)
         hit = self._hit(key, messages)
@@ -244,7 +244,7 @@ async def _atraced_stream(scope: RunScope, items: AsyncIterator[str | Completion
 
 
 def _no_result(model: str) -> Exception:
-    from bridge.errors import LMError
+    from lmbridge.errors import LMError
 
     return LMError(f"{model}: the stream ended without a final result", model=model)
 

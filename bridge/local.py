@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bridge.cache import default_cache_dir
-from bridge.errors import ContextWindowError, LMError, MissingDependencyError
-from bridge.lm import RawResult
-from bridge.toolcalls import read_tool_calls
-from bridge.types import Message
+from lmbridge.cache import default_cache_dir
+from lmbridge.errors import ContextWindowError, LMError, MissingDependencyError
+from lmbridge.lm import RawResult
+from lmbridge.toolcalls import read_tool_calls
+from lmbridge.types import Message
 
 
 @dataclass(frozen=True)
@@ -281,7 +281,7 @@ class LocalModel:
             self._grammars[text] = _checked_grammar(llama, text)
         grammar = self._grammars[text]
         if grammar is None:
-            from bridge.constrain import note_fallback
+            from lmbridge.constrain import note_fallback
 
             note_fallback("grammar rejected by llama.cpp", text[:120])
         return grammar

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bridge.callbacks import start_run, watched
-from bridge.settings import current
-from bridge.tracking import track_usage
-from bridge.types import Prediction
+from lmbridge.callbacks import start_run, watched
+from lmbridge.settings import current
+from lmbridge.tracking import track_usage
+from lmbridge.types import Prediction
 
 if TYPE_CHECKING:
-    from bridge.predict import Predict
+    from lmbridge.predict import Predict
 
 
 class Module:
@@ -103,25 +103,25 @@ class Module:
 
     # -- persistence ---------------------------------------------------------------------------
     def dump_state(self) -> dict[str, Any]:
-        from bridge.persistence import program_state
+        from lmbridge.persistence import program_state
 
         return program_state(self)
 
     def load_state(self, state: dict[str, Any]) -> Module:
-        from bridge.persistence import apply_state
+        from lmbridge.persistence import apply_state
 
         apply_state(self, state)
         return self
 
     def save(self, path: str | Path) -> None:
         """Write the program's state (instructions, demos, fields, report) to a JSON file."""
-        from bridge.persistence import save
+        from lmbridge.persistence import save
 
         save(self, path)
 
     def load(self, path: str | Path) -> Module:
         """Read state saved by ``save`` into this program. Never runs code."""
-        from bridge.persistence import load
+        from lmbridge.persistence import load
 
         load(self, path)
         return self
@@ -152,7 +152,7 @@ def _walk_modules(value: Any, prefix: str, found: list[tuple[str, Module]], seen
 
 
 def _walk(value: Any, prefix: str, found: list[tuple[str, Predict]], seen: set[int]) -> None:
-    from bridge.predict import Predict
+    from lmbridge.predict import Predict
 
     for name, child in _children(value):
         if id(child) in seen or not isinstance(child, (Module, list, tuple, dict)):

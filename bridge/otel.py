@@ -1,7 +1,7 @@
 """OpenTelemetry export: every traced run becomes a span, following the GenAI semantic conventions.
 
-    from bridge.otel import OpenTelemetryCallback
-    bridge.configure(callbacks=[OpenTelemetryCallback()])
+    from lmbridge.otel import OpenTelemetryCallback
+    lmbridge.configure(callbacks=[OpenTelemetryCallback()])
 
 Spans go to the tracer provider you set up (``opentelemetry.trace.set_tracer_provider``) or the one
 given. A root run is a child of the span active where the program was called, so lmbridge's spans
@@ -36,9 +36,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bridge.callbacks import Callback, LMEnd, Run, RunScore
-from bridge.errors import MissingDependencyError
-from bridge.types import Message, Passage
+from lmbridge.callbacks import Callback, LMEnd, Run, RunScore
+from lmbridge.errors import MissingDependencyError
+from lmbridge.types import Message, Passage
 
 _REQUEST_PARAMS = ("temperature", "max_tokens", "top_p", "top_k", "seed", "frequency_penalty", "presence_penalty")
 
@@ -51,7 +51,7 @@ class OpenTelemetryCallback(Callback):
             from opentelemetry import trace
         except ImportError as exc:
             raise MissingDependencyError("opentelemetry-api", "otel") from exc
-        from bridge import __version__
+        from lmbridge import __version__
 
         self._trace = trace
         self.tracer = trace.get_tracer("lmbridge", __version__, tracer_provider=tracer_provider)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.signature import Signature
+from lmbridge.signature import Signature
 
 
 @dataclass(frozen=True)

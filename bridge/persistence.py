@@ -15,15 +15,15 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bridge.errors import StateError
-from bridge.formats import format_from_state
-from bridge.signature_spec import type_name
-from bridge.types import Example
-from bridge.values import to_jsonable
+from lmbridge.errors import StateError
+from lmbridge.formats import format_from_state
+from lmbridge.signature_spec import type_name
+from lmbridge.types import Example
+from lmbridge.values import to_jsonable
 
 if TYPE_CHECKING:
-    from bridge.module import Module
-    from bridge.predict import Predict
+    from lmbridge.module import Module
+    from lmbridge.predict import Predict
 
 FORMAT = "lmbridge.program"
 FORMAT_VERSION = 1
@@ -51,7 +51,7 @@ def predictor_state(p: Predict) -> dict[str, Any]:
 
 def retrieve_modules(program: Module) -> dict[str, Any]:
     """The ``Retrieve`` modules of a program by path (``"self"`` for a bare Retrieve)."""
-    from bridge.retrieval import Retrieve
+    from lmbridge.retrieval import Retrieve
 
     found: dict[str, Any] = {"self": program} if isinstance(program, Retrieve) else {}
     found.update((n, m) for n, m in program.named_modules() if isinstance(m, Retrieve))

@@ -12,18 +12,18 @@ from types import MappingProxyType
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from bridge.callbacks import Callback, start_run, watched
-from bridge.errors import ConfigurationError, InputError, ParseError
-from bridge.formats import ChatFormat, PromptFormat
-from bridge.labels import score_labels
-from bridge.lm import BaseLM, Completion
-from bridge.module import Module
-from bridge.settings import current
-from bridge.signature import Signature, SignatureLike, ensure_signature
-from bridge.streaming import FieldParser, ParseRetry, StreamEnd, StreamEvent, atraced_events, find_sink, traced_events
-from bridge.tracking import record_step, record_usage
-from bridge.types import Example, Message, Prediction, Usage
-from bridge.values import render, render_input
+from lmbridge.callbacks import Callback, start_run, watched
+from lmbridge.errors import ConfigurationError, InputError, ParseError
+from lmbridge.formats import ChatFormat, PromptFormat
+from lmbridge.labels import score_labels
+from lmbridge.lm import BaseLM, Completion
+from lmbridge.module import Module
+from lmbridge.settings import current
+from lmbridge.signature import Signature, SignatureLike, ensure_signature
+from lmbridge.streaming import FieldParser, ParseRetry, StreamEnd, StreamEvent, atraced_events, find_sink, traced_events
+from lmbridge.tracking import record_step, record_usage
+from lmbridge.types import Example, Message, Prediction, Usage
+from lmbridge.values import render, render_input
 
 DEFAULT_FORMAT: PromptFormat = ChatFormat()
 _PLAIN = (str, int, float, bool, type(None))
@@ -63,7 +63,7 @@ class Predict(Module):
         if lm is None:
             raise ConfigurationError(
                 "no LM is configured: pass Predict(..., lm=...) or call "
-                "bridge.configure(lm=bridge.LM('local/smollm2')) first")
+                "lmbridge.configure(lm=lmbridge.LM('local/smollm2')) first")
         return lm, self.format or settings.format or DEFAULT_FORMAT
 
     def _check(self, inputs: Mapping[str, Any]) -> None:
@@ -205,7 +205,7 @@ class Predict(Module):
     # -- streaming ------------------------------------------------------------------------------
     def stream(self, **inputs: Any) -> Iterator[StreamEvent]:
         """Yield the answer's field events as the model writes them, then ``StreamEnd(prediction)``
-        (see ``bridge.streaming``). The call is cached, retried, counted and traced like ``__call__``."""
+        (see ``lmbridge.streaming``). The call is cached, retried, counted and traced like ``__call__``."""
         return self._events(inputs, "self")
 
     def astream(self, **inputs: Any) -> AsyncIterator[StreamEvent]:
@@ -317,7 +317,7 @@ class Predict(Module):
 
     def _traced_predict(self, callbacks: tuple[Callback, ...], inputs: dict[str, Any]) -> Prediction:
         sink = find_sink(callbacks)
-        if sink is not None:  # inside bridge.streamify: stream this answer to the sink
+        if sink is not None:  # inside lmbridge.streamify: stream this answer to the sink
             prediction: Prediction | None = None
             for event in self._events(inputs, sink.name_of(self)):
                 if isinstance(event, StreamEnd):
@@ -363,7 +363,7 @@ class ChainOfThought(Module):
 
     def __init__(self, signature: SignatureLike, *, rationale_desc: str = "think it through step by step",
                  **predict_options: Any) -> None:
-        from bridge.signature import OutputField
+        from lmbridge.signature import OutputField
 
         base = ensure_signature(signature)
         extended = base.prepend("reasoning", OutputField(desc=rationale_desc), str)

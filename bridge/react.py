@@ -14,7 +14,7 @@ holds the whole trajectory, with ``finish_reason`` saying how the loop ended.
 Steps are written in one of two ways. The text protocol above works with every model. When the LM
 calls tools natively (``function_calling``: ``"auto"`` asks ``lm.supports_function_calling()``), a
 step is instead a request that offers the tools' JSON schemas and ``finish`` (see
-``bridge.react_native``), and the model's tool calls are the step. The trajectory, the loop and
+``lmbridge.react_native``), and the model's tool calls are the step. The trajectory, the loop and
 ``extract`` are the same in both modes.
 """
 
@@ -26,16 +26,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bridge.errors import ContextWindowError, InputError, ParseError, SignatureError, ToolError
-from bridge.lm import BaseLM, Completion
-from bridge.module import Module
-from bridge.predict import ChainOfThought, Predict
-from bridge.react_native import FINISH, NO_CALL_NOTE, native_messages, reask_messages, tool_specs
-from bridge.signature import Field, InputField, Signature, SignatureLike, ensure_signature, make_signature
-from bridge.tools import Tool, ensure_tool, render_result
-from bridge.tracking import record_step, record_usage
-from bridge.types import Message, Prediction, Usage
-from bridge.values import coerce
+from lmbridge.errors import ContextWindowError, InputError, ParseError, SignatureError, ToolError
+from lmbridge.lm import BaseLM, Completion
+from lmbridge.module import Module
+from lmbridge.predict import ChainOfThought, Predict
+from lmbridge.react_native import FINISH, NO_CALL_NOTE, native_messages, reask_messages, tool_specs
+from lmbridge.signature import Field, InputField, Signature, SignatureLike, ensure_signature, make_signature
+from lmbridge.tools import Tool, ensure_tool, render_result
+from lmbridge.tracking import record_step, record_usage
+from lmbridge.types import Message, Prediction, Usage
+from lmbridge.values import coerce
 
 FinishReason = Literal["finish", "max_iters", "context_overflow", "return_direct"]
 FunctionCalling = Literal["auto"] | bool
@@ -70,8 +70,8 @@ class _Decision:
 class ReAct(Module):
     """``ReAct(signature, tools=[...], max_iters=10)``: answer ``signature`` by calling tools.
 
-    ``tools`` are ``bridge.Tool`` objects, plain (sync or async) callables, or tools of a framework
-    with a converter (LangChain tools, see ``bridge.tools.register_tool_converter``). ``predict_options``
+    ``tools`` are ``lmbridge.Tool`` objects, plain (sync or async) callables, or tools of a framework
+    with a converter (LangChain tools, see ``lmbridge.tools.register_tool_converter``). ``predict_options``
     (``lm=``, ``format=``, sampling parameters) go to both predictors. ``function_calling`` picks
     how steps are written: ``"auto"`` (native tool calls when the LM supports them, else the text
     protocol), ``True`` (always native) or ``False`` (always text).

@@ -1,6 +1,6 @@
 """The native side of ReAct: the prompt and the tool specs of a step when the model calls tools itself.
 
-Pure functions of their arguments, used by ``bridge.react.ReAct`` in its native mode. The step
+Pure functions of their arguments, used by ``lmbridge.react.ReAct`` in its native mode. The step
 predictor keeps its one signature in both modes; here its state becomes a function-calling request:
 
 * the system message is the predictor's instructions (optimizers may have rewritten them) and a
@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bridge.predict import Predict
-from bridge.tools import Tool
-from bridge.types import Message
-from bridge.values import render, render_input
+from lmbridge.predict import Predict
+from lmbridge.tools import Tool
+from lmbridge.types import Message
+from lmbridge.values import render, render_input
 
 FINISH = "finish"
 NATIVE_NOTE = (

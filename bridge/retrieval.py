@@ -1,7 +1,7 @@
 """Retrieval: the retriever protocol, the ``Retrieve`` module, and a BM25 retriever.
 
 A retriever is any callable ``retriever(query, k)`` that returns (or, when async, resolves to) a
-list of ``bridge.Passage``. Plain strings and mappings with a ``"text"`` key are accepted too and
+list of ``lmbridge.Passage``. Plain strings and mappings with a ``"text"`` key are accepted too and
 turned into Passages, so a three-line function over a search index is already a retriever.
 ``BM25Retriever`` ranks an in-memory corpus with the ``bm25s`` library (``pip install
 'lmbridge[retrieval]'``), imported on first use.
@@ -14,11 +14,11 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from bridge.callbacks import start_run
-from bridge.errors import BridgeError, MissingDependencyError, RetrievalError, describe
-from bridge.module import Module
-from bridge.tools import run_sync
-from bridge.types import Passage, Prediction
+from lmbridge.callbacks import start_run
+from lmbridge.errors import BridgeError, MissingDependencyError, RetrievalError, describe
+from lmbridge.module import Module
+from lmbridge.tools import run_sync
+from lmbridge.types import Passage, Prediction
 
 PassageLike = Passage | str | Mapping[str, Any]
 
@@ -141,7 +141,7 @@ class Retrieve(Module):
     It has no predictor and nothing to learn; ``k`` may be given per call, and is saved with the
     program. ``query`` is usually a string; any object the retriever takes (a LlamaIndex
     ``QueryBundle``) is passed through as is, and so are keyword ``options`` (``filters=...``).
-    A retriever that fails raises ``bridge.RetrievalError``.
+    A retriever that fails raises ``lmbridge.RetrievalError``.
     """
 
     def __init__(self, retriever: RetrieverLike, k: int = 3) -> None:

@@ -1,7 +1,7 @@
 """Configuration: one frozen ``Settings`` value, read through a ContextVar.
 
 Precedence, highest first: an argument given to a module or call, then the innermost
-``bridge.context(...)``, then ``bridge.configure(...)``. ``configure`` replaces the process-wide
+``lmbridge.context(...)``, then ``lmbridge.configure(...)``. ``configure`` replaces the process-wide
 default (it never mutates it); ``context`` applies to the current thread or task and to the worker
 threads started through ``context_executor``, which copy the caller's context into each task.
 """
@@ -16,12 +16,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bridge.errors import ConfigurationError
+from lmbridge.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from bridge.callbacks import Callback
-    from bridge.formats import PromptFormat
-    from bridge.lm import BaseLM
+    from lmbridge.callbacks import Callback
+    from lmbridge.formats import PromptFormat
+    from lmbridge.lm import BaseLM
 
 T = TypeVar("T")
 
@@ -37,7 +37,7 @@ class Settings:
     num_threads: int = 8
     """Default worker threads for Evaluate and the optimizers."""
     callbacks: tuple[Callback, ...] = ()
-    """The tracing hooks (``bridge.Callback``) that see every call; given as any sequence."""
+    """The tracing hooks (``lmbridge.Callback``) that see every call; given as any sequence."""
 
 
 _default = Settings()
@@ -51,26 +51,26 @@ def _check(changes: dict[str, Any]) -> None:
         raise ConfigurationError(f"unknown setting(s) {unknown}; known: {sorted(_FIELDS)}")
     lm = changes.get("lm")
     if lm is not None and not callable(getattr(lm, "complete", None)):
-        raise ConfigurationError(f"lm must be a bridge LM (bridge.LM(...)), got {type(lm).__name__}")
+        raise ConfigurationError(f"lm must be a bridge LM (lmbridge.LM(...)), got {type(lm).__name__}")
     if "callbacks" in changes:
         changes["callbacks"] = _callbacks(changes["callbacks"])
 
 
 def _callbacks(value: Any) -> tuple[Callback, ...]:
-    from bridge.callbacks import Callback, CallbackSet
+    from lmbridge.callbacks import Callback, CallbackSet
 
     if value is None:
         return ()
     if isinstance(value, Callback) or not isinstance(value, (list, tuple)):
-        raise ConfigurationError(f"callbacks must be a list of bridge.Callback, got {type(value).__name__}")
+        raise ConfigurationError(f"callbacks must be a list of lmbridge.Callback, got {type(value).__name__}")
     wrong = [type(c).__name__ for c in value if not isinstance(c, Callback)]
     if wrong:
-        raise ConfigurationError(f"callbacks must be bridge.Callback instances (subclass it); got {wrong}")
+        raise ConfigurationError(f"callbacks must be lmbridge.Callback instances (subclass it); got {wrong}")
     return CallbackSet(value)
 
 
 def configure(**changes: Any) -> None:
-    """Set process-wide defaults, for example ``bridge.configure(lm=bridge.LM("local/smollm2"))``."""
+    """Set process-wide defaults, for example ``lmbridge.configure(lm=lmbridge.LM("local/smollm2"))``."""
     global _default
     _check(changes)
     _default = dataclasses.replace(_default, **changes)

@@ -2,16 +2,16 @@
 
 Two forms, accepted anywhere a signature is::
 
-    class QA(bridge.Signature):
+    class QA(lmbridge.Signature):
         \"\"\"Answer the question in a few words.\"\"\"
-        question: str = bridge.InputField()
-        answer: str = bridge.OutputField(desc="a short phrase")
+        question: str = lmbridge.InputField()
+        answer: str = lmbridge.OutputField(desc="a short phrase")
 
     "context: list[str], question -> answer: int, confidence: float"
 
 A signature is a class that is never instantiated. Transforms (``with_instructions``, ``prepend``,
 ``append``, ``delete``, ``with_updated_field``) return new classes and leave the original alone.
-The string form is parsed in ``bridge.signature_spec``, which reads types with ``ast`` against a fixed
+The string form is parsed in ``lmbridge.signature_spec``, which reads types with ``ast`` against a fixed
 table of names: nothing is evaluated.
 """
 
@@ -22,10 +22,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, ClassVar, Union
 
-from bridge.errors import SignatureError
-from bridge.signature_spec import Field as Field
-from bridge.signature_spec import FieldKind as FieldKind
-from bridge.signature_spec import check_type, parse_spec, type_name
+from lmbridge.errors import SignatureError
+from lmbridge.signature_spec import Field as Field
+from lmbridge.signature_spec import FieldKind as FieldKind
+from lmbridge.signature_spec import check_type, parse_spec, type_name
 
 
 class _FieldSpec:

@@ -14,7 +14,7 @@ field labels, JSONFormat by partial JSON. A value is read the way ``parse`` read
 the ``StreamEnd`` prediction is the authority, and a field whose early value differs from it (a
 chatty model wrote a preamble before the label) gets a second ``FieldValue``.
 
-``bridge.streamify(program)`` turns any module into an async generator of these events: each
+``lmbridge.streamify(program)`` turns any module into an async generator of these events: each
 predictor the program runs streams under its name in the program (``"generate.predict"``).
 """
 
@@ -25,14 +25,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 from weakref import WeakKeyDictionary
 
-from bridge.callbacks import Callback, RunScope
-from bridge.errors import ParseError
+from lmbridge.callbacks import Callback, RunScope
+from lmbridge.errors import ParseError
 
 if TYPE_CHECKING:
-    from bridge.formats import PromptFormat
-    from bridge.module import Module
-    from bridge.signature import Signature
-    from bridge.types import Prediction
+    from lmbridge.formats import PromptFormat
+    from lmbridge.module import Module
+    from lmbridge.signature import Signature
+    from lmbridge.types import Prediction
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +180,7 @@ def streamify(program: Module) -> Callable[..., AsyncIterator[StreamEvent]]:
     async def run(**inputs: Any) -> AsyncIterator[StreamEvent]:
         import asyncio
 
-        from bridge.settings import context, current
+        from lmbridge.settings import context, current
 
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[StreamEvent | None] = asyncio.Queue()

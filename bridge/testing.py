@@ -24,12 +24,12 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, Union
 
-from bridge.errors import LMError, LMTimeoutError, RateLimitError
-from bridge.formats import ChatFormat, PromptFormat
-from bridge.lm import BaseLM, RawResult, TransientError
-from bridge.signature import Signature
-from bridge.toolcalls import ToolCall as ToolCall
-from bridge.types import Message
+from lmbridge.errors import LMError, LMTimeoutError, RateLimitError
+from lmbridge.formats import ChatFormat, PromptFormat
+from lmbridge.lm import BaseLM, RawResult, TransientError
+from lmbridge.signature import Signature
+from lmbridge.toolcalls import ToolCall as ToolCall
+from lmbridge.types import Message
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Tools: plain Python callables that an agent (``bridge.ReAct``) may call.
+"""Tools: plain Python callables that an agent (``lmbridge.ReAct``) may call.
 
 ``Tool(func)`` reads the name from the function, the description from its docstring, and the JSON
 schema of the arguments from its type hints (through pydantic). Arguments are validated before the
@@ -27,8 +27,8 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
-from bridge.callbacks import start_run
-from bridge.errors import ToolError, describe
+from lmbridge.callbacks import start_run
+from lmbridge.errors import ToolError, describe
 
 T = TypeVar("T")
 
@@ -184,8 +184,8 @@ ToolConverter = Callable[[Any], Tool]
 """Turns a tool object of another framework into a ``Tool``."""
 
 ADAPTER_MODULES: dict[str, str] = {
-    "langchain_core": "adapters.langchain_tools",
-    "llama_index": "adapters.llamaindex_tools",
+    "langchain_core": "lmbridge.adapters.langchain_tools",
+    "llama_index": "lmbridge.adapters.llamaindex_tools",
 }
 """Framework packages whose tools an adapter converts, and the adapter module that registers it."""
 

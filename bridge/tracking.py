@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.types import Usage
+from lmbridge.types import Usage
 
 
 @dataclass

@@ -45,7 +45,7 @@ import re
 import typing
 from typing import Any, Literal, Union
 
-from bridge.errors import ParseError
+from lmbridge.errors import ParseError
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
 _NONE_WORDS = {"none", "null", "n/a", "na", "nothing"}

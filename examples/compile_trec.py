@@ -18,25 +18,25 @@ from typing import Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import bridge
+import lmbridge
 from examples.data import load_classification
 
 Kind = Literal["abbreviation", "description", "entity", "human", "location", "numeric"]
 
 
-class QuestionType(bridge.Signature):
+class QuestionType(lmbridge.Signature):
     """Classify what kind of answer the question asks for."""
 
-    text: str = bridge.InputField(prefix="Question")
-    label: Kind = bridge.OutputField(prefix="Answer type")
+    text: str = lmbridge.InputField(prefix="Question")
+    label: Kind = lmbridge.OutputField(prefix="Answer type")
 
 
-def make_optimizer(name: str, metric: bridge.metrics.Metric, seed: int) -> bridge.optimizers.Optimizer:
+def make_optimizer(name: str, metric: lmbridge.metrics.Metric, seed: int) -> lmbridge.optimizers.Optimizer:
     if name == "labeled":
-        return bridge.LabeledFewShot(k=8, seed=seed)
+        return lmbridge.LabeledFewShot(k=8, seed=seed)
     if name == "bootstrap":
-        return bridge.BootstrapFewShot(metric=metric, max_bootstrapped_demos=4, max_labeled_demos=8, seed=seed)
-    return bridge.MIPROv2(metric, auto="light", seed=seed)
+        return lmbridge.BootstrapFewShot(metric=metric, max_bootstrapped_demos=4, max_labeled_demos=8, seed=seed)
+    return lmbridge.MIPROv2(metric, auto="light", seed=seed)
 
 
 def main(argv: list[str] | None = None) -> tuple[float, float]:
@@ -51,14 +51,14 @@ def main(argv: list[str] | None = None) -> tuple[float, float]:
     parser.add_argument("--out", default="trec_program.json")
     args = parser.parse_args(argv)
 
-    bridge.configure(lm=bridge.LM(args.model, max_tokens=32))
+    lmbridge.configure(lm=lmbridge.LM(args.model, max_tokens=32))
     rows = load_classification("trec", "train", args.train + args.val)
     trainset, valset = rows[:args.train], rows[args.train:]
     testset = load_classification("trec", "test", args.test)
-    metric = bridge.metrics.exact_match("label")
-    evaluate = bridge.Evaluate(devset=testset, metric=metric, num_threads=1)
+    metric = lmbridge.metrics.exact_match("label")
+    evaluate = lmbridge.Evaluate(devset=testset, metric=metric, num_threads=1)
 
-    student = bridge.Predict(QuestionType)
+    student = lmbridge.Predict(QuestionType)
     before = evaluate(student).score
     optimizer = make_optimizer(args.optimizer, metric, args.seed)
     print(f"estimate: {optimizer.estimate(student, trainset=trainset, valset=valset)}")

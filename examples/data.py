@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import bridge
+import lmbridge
 
 
 def datasets_dir() -> Path:
@@ -27,10 +27,10 @@ def load_jsonl(name: str, split: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def load_classification(name: str, split: str, n: int | None = None) -> list[bridge.Example]:
+def load_classification(name: str, split: str, n: int | None = None) -> list[lmbridge.Example]:
     """TREC / SST-2 rows as Examples with ``text`` as input and ``label`` as the label."""
     rows = load_jsonl(name, split)[:n]
-    return [bridge.Example(text=r["text"], label=r["label"]).with_inputs("text") for r in rows]
+    return [lmbridge.Example(text=r["text"], label=r["label"]).with_inputs("text") for r in rows]
 
 
 def labels_of(name: str) -> list[str]:

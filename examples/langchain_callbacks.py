@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from langchain_core.tracers.base import BaseTracer
 from langchain_core.tracers.schemas import Run
 
-import bridge
-from adapters.langchain import to_runnable
+import lmbridge
 from examples.data import load_jsonl
+from lmbridge.adapters.langchain import to_runnable
 
 
 class TreePrinter(BaseTracer):
@@ -50,15 +50,15 @@ class TreePrinter(BaseTracer):
             self._print(child, depth + 1)
 
 
-class RAG(bridge.Module):
+class RAG(lmbridge.Module):
     """Retrieve two SQuAD paragraphs, then answer with a ChainOfThought."""
 
     def __init__(self) -> None:
         rows = load_jsonl("squad", "corpus")
-        self.retrieve = bridge.Retrieve(bridge.BM25Retriever([r["text"] for r in rows]), k=2)
-        self.answer = bridge.ChainOfThought("context: list[str], question -> answer")
+        self.retrieve = lmbridge.Retrieve(lmbridge.BM25Retriever([r["text"] for r in rows]), k=2)
+        self.answer = lmbridge.ChainOfThought("context: list[str], question -> answer")
 
-    def forward(self, question: str) -> bridge.Prediction:  # type: ignore[override]
+    def forward(self, question: str) -> lmbridge.Prediction:  # type: ignore[override]
         return self.answer(context=self.retrieve(question).passages, question=question)
 
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> list[str]:
 
     printer = TreePrinter()
     question = load_jsonl("squad", "dev")[0]["question"]
-    with bridge.context(lm=bridge.LM(args.model, max_tokens=48)):
+    with lmbridge.context(lm=lmbridge.LM(args.model, max_tokens=48)):
         out: Any = to_runnable(RAG()).invoke(question, {"callbacks": [printer], "run_name": "squad-rag",
                                                         "tags": ["example"]})
     print(f"Q: {question}\nA: {out['answer']}")

@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from langchain_core.prompts import PromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda
 
-import bridge
-from adapters.langchain import from_prompt_template, to_langchain_chain, to_runnable
-from adapters.langchain_chat import BridgeChatModel
+import lmbridge
 from examples.data import load_classification
+from lmbridge.adapters.langchain import from_prompt_template, to_langchain_chain, to_runnable
+from lmbridge.adapters.langchain_chat import BridgeChatModel
 
 HAND_WRITTEN = PromptTemplate.from_template(
     "Decide whether the movie review below is positive or negative.\n\n"
@@ -48,16 +48,16 @@ def main(argv: list[str] | None = None) -> float:
     print(f"migrated signature: {signature.spec()}\ninstructions: {signature.instructions}")
 
     trainset = load_classification("sst2", "train", 50)
-    compiled = bridge.LabeledFewShot(k=args.demos, display_progress=False).compile(
-        bridge.Predict(signature), trainset=trainset)
+    compiled = lmbridge.LabeledFewShot(k=args.demos, display_progress=False).compile(
+        lmbridge.Predict(signature), trainset=trainset)
 
     chain: Runnable[Any, Any] = (RunnableLambda(lambda review: {"text": review.strip()})
              | to_runnable(compiled, output_key="label")
              | RunnableLambda(lambda label: "+" if label == "positive" else "-"))
 
     testset = load_classification("sst2", "test", args.test)
-    lm = bridge.LM(args.model, max_tokens=16)
-    with bridge.context(lm=lm):
+    lm = lmbridge.LM(args.model, max_tokens=16)
+    with lmbridge.context(lm=lm):
         marks = chain.batch([ex.text for ex in testset], config={"max_concurrency": 2})
     exported = to_langchain_chain(compiled, BridgeChatModel(lm=lm))
     labels = exported.batch([{"text": ex.text.strip()} for ex in testset], return_exceptions=True)

@@ -29,9 +29,9 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnablePassthrough
 
-import bridge
-from adapters.langchain import to_runnable
+import lmbridge
 from examples.data import load_jsonl
+from lmbridge.adapters.langchain import to_runnable
 
 
 class SquadRetriever(BaseRetriever):
@@ -44,27 +44,27 @@ class SquadRetriever(BaseRetriever):
         return [Document(p.text, metadata={"title": p.metadata["title"]}) for p in self.index(query, self.k)]
 
 
-class AnswerFromContext(bridge.Signature):
+class AnswerFromContext(lmbridge.Signature):
     """Answer the question with a short phrase copied from the context."""
 
-    context: list[str] = bridge.InputField(desc="passages that may hold the answer")
-    question: str = bridge.InputField()
-    answer: str = bridge.OutputField(desc="a few words")
+    context: list[str] = lmbridge.InputField(desc="passages that may hold the answer")
+    question: str = lmbridge.InputField()
+    answer: str = lmbridge.OutputField(desc="a few words")
 
 
 def retriever(k: int) -> SquadRetriever:
     rows = load_jsonl("squad", "corpus")
-    index = bridge.BM25Retriever([r["text"] for r in rows], [{"title": r["title"]} for r in rows])
+    index = lmbridge.BM25Retriever([r["text"] for r in rows], [{"title": r["title"]} for r in rows])
     return SquadRetriever(index=index, k=k)
 
 
-def chain_for(program: bridge.Module, docs: SquadRetriever) -> Runnable[Any, Any]:
+def chain_for(program: lmbridge.Module, docs: SquadRetriever) -> Runnable[Any, Any]:
     return {"context": docs, "question": RunnablePassthrough()} | to_runnable(program) | StrOutputParser()
 
 
 def score(chain: Runnable[Any, Any], rows: list[dict[str, Any]]) -> float:
     answers = chain.batch([r["question"] for r in rows], config={"max_concurrency": 1})
-    f1 = bridge.metrics.token_f1
+    f1 = lmbridge.metrics.token_f1
     return 100.0 * sum(max(f1(a, g) for g in r["answers"]) for a, r in zip(answers, rows)) / len(rows)
 
 
@@ -78,12 +78,12 @@ def main(argv: list[str] | None = None) -> tuple[float, float]:
 
     docs = retriever(args.k)
     short = sorted(load_jsonl("squad", "train")[:300], key=lambda r: len(r["context"]))[:20]  # short demos
-    trainset = [bridge.Example(context=[r["context"]], question=r["question"], answer=r["answers"][0])
+    trainset = [lmbridge.Example(context=[r["context"]], question=r["question"], answer=r["answers"][0])
                 .with_inputs("context", "question") for r in short]
-    program = bridge.Predict(AnswerFromContext)
-    compiled = bridge.LabeledFewShot(k=args.demos, display_progress=False).compile(program, trainset=trainset)
+    program = lmbridge.Predict(AnswerFromContext)
+    compiled = lmbridge.LabeledFewShot(k=args.demos, display_progress=False).compile(program, trainset=trainset)
     test = load_jsonl("squad", "dev")[-args.test:]
-    with bridge.context(lm=bridge.LM(args.model, max_tokens=16)):
+    with lmbridge.context(lm=lmbridge.LM(args.model, max_tokens=16)):
         before = score(chain_for(program, docs), test)
         after = score(chain_for(compiled, docs), test)
     print(f"answer F1 on {len(test)} SQuAD dev questions: {before:.1f} before, {after:.1f} after "

@@ -1,4 +1,4 @@
-"""A ReAct program over LangChain tools: ``bridge.ReAct(..., tools=[langchain_tool, ...])``.
+"""A ReAct program over LangChain tools: ``lmbridge.ReAct(..., tools=[langchain_tool, ...])``.
 
 The tools are plain LangChain ``@tool`` functions, passed to ReAct as they are: their names,
 descriptions and argument schemas reach the model, ``ToolException`` is handled as LangChain does
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from langchain_core.tools import ToolException, tool
 
-import bridge
+import lmbridge
 from examples.data import load_jsonl
 
 
@@ -47,13 +47,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--max-iters", type=int, default=3)
     args = parser.parse_args(argv)
 
-    agent = bridge.ReAct("question -> answer: float", tools=[calculator], max_iters=args.max_iters,
-                         lm=bridge.LM(args.model, max_tokens=64))
+    agent = lmbridge.ReAct("question -> answer: float", tools=[calculator], max_iters=args.max_iters,
+                         lm=lmbridge.LM(args.model, max_tokens=64))
     results = []
     for row in load_jsonl("gsm8k", "test")[:args.n]:
         try:
             pred = agent(question=row["question"])
-        except bridge.ParseError as error:
+        except lmbridge.ParseError as error:
             print(f"Q: {row['question'][:80]}...\n   no readable answer: {error.message}")
             results.append({"gold": row["answer"], "answer": None, "finish_reason": "parse_error", "steps": []})
             continue

@@ -1,7 +1,7 @@
 """LlamaIndex retrievers inside a compiled lmbridge RAG program, served back as a LlamaIndex query engine.
 
 The SQuAD dev paragraphs (../shared/datasets/squad) go into a LlamaIndex ``VectorStoreIndex``
-embedded offline by all-MiniLM-L6-v2 (``bridge.SentenceTransformerEmbedder`` wrapped as a LlamaIndex
+embedded offline by all-MiniLM-L6-v2 (``lmbridge.SentenceTransformerEmbedder`` wrapped as a LlamaIndex
 embedding) and into LlamaIndex's ``BM25Retriever``; a ``QueryFusionRetriever`` fuses the two by
 reciprocal rank. That retriever feeds a bridge RAG program, which ``BootstrapFewShot`` compiles on
 the embedded model; the compiled program is then served as a LlamaIndex query engine. Printed:
@@ -22,27 +22,27 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import bridge
-from adapters.llamaindex import from_llamaindex_retriever, to_llamaindex_embedding, to_query_engine
+import lmbridge
 from examples.data import load_jsonl
+from lmbridge.adapters.llamaindex import from_llamaindex_retriever, to_llamaindex_embedding, to_query_engine
 
 
-class AnswerFromContext(bridge.Signature):
+class AnswerFromContext(lmbridge.Signature):
     """Answer the question with a short phrase copied from the context."""
 
-    context: list[str] = bridge.InputField(desc="passages that may hold the answer")
-    question: str = bridge.InputField()
-    answer: str = bridge.OutputField(desc="a few words")
+    context: list[str] = lmbridge.InputField(desc="passages that may hold the answer")
+    question: str = lmbridge.InputField()
+    answer: str = lmbridge.OutputField(desc="a few words")
 
 
-class RAG(bridge.Module):
+class RAG(lmbridge.Module):
     """Retrieve k passages with a LlamaIndex retriever, then answer from them."""
 
     def __init__(self, retriever: Any, k: int = 1) -> None:
-        self.retrieve = bridge.Retrieve(retriever, k=k)
-        self.generate = bridge.Predict(AnswerFromContext)
+        self.retrieve = lmbridge.Retrieve(retriever, k=k)
+        self.generate = lmbridge.Predict(AnswerFromContext)
 
-    def forward(self, question: str) -> bridge.Prediction:  # type: ignore[override]
+    def forward(self, question: str) -> lmbridge.Prediction:  # type: ignore[override]
         return self.generate(context=self.retrieve(question).passages, question=question)
 
 
@@ -55,7 +55,7 @@ def build_retrievers(rows: list[dict[str, Any]], top_k: int) -> dict[str, Any]:
     from llama_index.retrievers.bm25 import BM25Retriever
 
     nodes = [TextNode(text=r["text"], id_=r["id"], metadata={"title": r["title"]}) for r in rows]
-    embed = to_llamaindex_embedding(bridge.SentenceTransformerEmbedder())
+    embed = to_llamaindex_embedding(lmbridge.SentenceTransformerEmbedder())
     vector = VectorStoreIndex(nodes, embed_model=embed).as_retriever(similarity_top_k=top_k)
     bm25 = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=top_k)
     # num_queries=1: no query rewriting, so the LLM the fusion retriever insists on is never called
@@ -75,9 +75,9 @@ def recall_at(retriever: Any, questions: list[dict[str, Any]], ks: list[int]) ->
     return {k: 100.0 * hits[k] / len(questions) for k in ks}
 
 
-def scores(program: bridge.Module, examples: list[bridge.Example]) -> dict[str, float]:
-    em, f1 = bridge.metrics.exact_match("answer"), bridge.metrics.f1("answer")
-    result = bridge.Evaluate(devset=examples, metric=f1, num_threads=1, display_progress=False)(program)
+def scores(program: lmbridge.Module, examples: list[lmbridge.Example]) -> dict[str, float]:
+    em, f1 = lmbridge.metrics.exact_match("answer"), lmbridge.metrics.f1("answer")
+    result = lmbridge.Evaluate(devset=examples, metric=f1, num_threads=1, display_progress=False)(program)
     ems = [em(r.example, r.prediction) if r.prediction is not None else 0.0 for r in result.results]
     return {"em": 100.0 * sum(ems) / len(ems), "f1": result.score, "failed": float(result.errors)}
 
@@ -107,16 +107,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"{name:<16} " + "  ".join(f"R@{k}={v:5.1f}" for k, v in by_k.items())
               + f"  ({args.recall} dev questions)")
 
-    def example(q: dict[str, Any]) -> bridge.Example:
-        return bridge.Example(question=q["question"], answer=q["answers"][0], answers=q["answers"]).with_inputs(
+    def example(q: dict[str, Any]) -> lmbridge.Example:
+        return lmbridge.Example(question=q["question"], answer=q["answers"][0], answers=q["answers"]).with_inputs(
             "question")
 
     scored, trainset = [example(q) for q in dev[:args.n]], [example(q) for q in dev[len(dev) - args.train:]]
-    lm = bridge.LM(args.model, max_tokens=args.max_tokens)
+    lm = lmbridge.LM(args.model, max_tokens=args.max_tokens)
     program = RAG(from_llamaindex_retriever(retrievers["fusion (RRF)"]), k=args.k)
-    with bridge.context(lm=lm):
+    with lmbridge.context(lm=lm):
         before = scores(program, scored)
-        optimizer = bridge.BootstrapFewShot(metric=bridge.metrics.f1("answer"), metric_threshold=0.5,
+        optimizer = lmbridge.BootstrapFewShot(metric=lmbridge.metrics.f1("answer"), metric_threshold=0.5,
                                             max_bootstrapped_demos=2, max_labeled_demos=0, num_threads=1)
         compiled = optimizer.compile(program, trainset=trainset)
         after = scores(compiled, scored)

@@ -15,25 +15,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import bridge
+import lmbridge
 from examples.rag_squad import AnswerFromContext, load_corpus, load_questions
 
 
-class GenerateQuery(bridge.Signature):
+class GenerateQuery(lmbridge.Signature):
     """Write a short search query for the facts still needed to answer the question."""
 
-    context: list[str] = bridge.InputField(desc="passages found so far")
-    question: str = bridge.InputField()
-    query: str = bridge.OutputField(desc="a few keywords")
+    context: list[str] = lmbridge.InputField(desc="passages found so far")
+    question: str = lmbridge.InputField()
+    query: str = lmbridge.OutputField(desc="a few keywords")
 
 
-class MultiHop(bridge.Module):
-    def __init__(self, retriever: bridge.BM25Retriever, hops: int = 2, k: int = 2) -> None:
-        self.retrieve = bridge.Retrieve(retriever, k=k)
-        self.generate_query = [bridge.Predict(GenerateQuery, max_tokens=32) for _ in range(hops)]
-        self.generate_answer = bridge.ChainOfThought(AnswerFromContext)
+class MultiHop(lmbridge.Module):
+    def __init__(self, retriever: lmbridge.BM25Retriever, hops: int = 2, k: int = 2) -> None:
+        self.retrieve = lmbridge.Retrieve(retriever, k=k)
+        self.generate_query = [lmbridge.Predict(GenerateQuery, max_tokens=32) for _ in range(hops)]
+        self.generate_answer = lmbridge.ChainOfThought(AnswerFromContext)
 
-    def forward(self, question: str) -> bridge.Prediction:  # type: ignore[override]
+    def forward(self, question: str) -> lmbridge.Prediction:  # type: ignore[override]
         context: list[str] = []
         queries: list[str] = []
         for write_query in self.generate_query:
@@ -54,11 +54,11 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--k", type=int, default=2, help="passages retrieved per hop")
     args = parser.parse_args(argv)
 
-    bridge.configure(lm=bridge.LM(args.model))
+    lmbridge.configure(lm=lmbridge.LM(args.model))
     program = MultiHop(load_corpus(), hops=args.hops, k=args.k)
     print("predictors:", [name for name, _ in program.named_predictors()])
     questions = load_questions("dev", args.n)
-    result = bridge.Evaluate(devset=questions, metric=bridge.metrics.f1("answer"), num_threads=1,
+    result = lmbridge.Evaluate(devset=questions, metric=lmbridge.metrics.f1("answer"), num_threads=1,
                              display_progress=False)(program)
     for row in result.results:
         pred = row.prediction

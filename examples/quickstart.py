@@ -25,15 +25,15 @@ from typing import Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import bridge
+import lmbridge
 from examples.data import load_classification
 
 
-class Sentiment(bridge.Signature):
+class Sentiment(lmbridge.Signature):
     """Classify the sentiment of the movie review as negative or positive."""
 
-    text: str = bridge.InputField(prefix="Review")
-    label: Literal["negative", "positive"] = bridge.OutputField(prefix="Sentiment")
+    text: str = lmbridge.InputField(prefix="Review")
+    label: Literal["negative", "positive"] = lmbridge.OutputField(prefix="Sentiment")
 
 
 def main(argv: list[str] | None = None) -> tuple[float, float]:
@@ -47,22 +47,22 @@ def main(argv: list[str] | None = None) -> tuple[float, float]:
     parser.add_argument("--out", default="sst2_program.json")
     args = parser.parse_args(argv)
 
-    bridge.configure(lm=bridge.LM(args.model, max_tokens=8))
+    lmbridge.configure(lm=lmbridge.LM(args.model, max_tokens=8))
     rng = random.Random(args.seed)
     train = load_classification("sst2", "train")
     rng.shuffle(train)
     test = load_classification("sst2", "test")
     rng.shuffle(test)
     trainset, valset, testset = train[:args.train], train[args.train:args.train + args.val], test[:args.test]
-    metric = bridge.metrics.exact_match("label")
-    evaluate = bridge.Evaluate(devset=testset, metric=metric, num_threads=1, display_progress=False)
+    metric = lmbridge.metrics.exact_match("label")
+    evaluate = lmbridge.Evaluate(devset=testset, metric=metric, num_threads=1, display_progress=False)
 
-    program = bridge.Predict(Sentiment)
+    program = lmbridge.Predict(Sentiment)
     before = evaluate(program)
     print(f"zero-shot: {before.score:.1f}% on {len(testset)} unseen SST-2 test reviews "
           f"({before.errors} unparsable answers, {before.usage.calls} LM calls)")
 
-    optimizer = bridge.LabeledFewShot(k=8, balanced=True, format=bridge.TextFormat(), metric=metric,
+    optimizer = lmbridge.LabeledFewShot(k=8, balanced=True, format=lmbridge.TextFormat(), metric=metric,
                                       seed=args.seed)
     compiled = optimizer.compile(program, trainset=trainset, valset=valset)
     selection = (compiled.report or {}).get("selection", {})
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> tuple[float, float]:
     out = Path(args.out).resolve()
     compiled.save(out)
     print(f"saved the compiled program to {out}")
-    loaded = bridge.Predict(Sentiment).load(out)
+    loaded = lmbridge.Predict(Sentiment).load(out)
     print(f"the loaded program on the first {args.show} test reviews:")
     for example in testset[:args.show]:
         answer = loaded(text=example.text).label

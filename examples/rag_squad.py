@@ -14,39 +14,39 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import bridge
+import lmbridge
 from examples.data import load_jsonl
 
 
-def load_corpus() -> bridge.BM25Retriever:
+def load_corpus() -> lmbridge.BM25Retriever:
     """A BM25 index over every SQuAD dev paragraph, with its id and article title as metadata."""
     rows = load_jsonl("squad", "corpus")
-    return bridge.BM25Retriever([r["text"] for r in rows], [{"id": r["id"], "title": r["title"]} for r in rows])
+    return lmbridge.BM25Retriever([r["text"] for r in rows], [{"id": r["id"], "title": r["title"]} for r in rows])
 
 
-def load_questions(split: str = "dev", n: int | None = None) -> list[bridge.Example]:
+def load_questions(split: str = "dev", n: int | None = None) -> list[lmbridge.Example]:
     """SQuAD questions with all gold answers and the id of the paragraph that holds them."""
     rows = load_jsonl("squad", split)[:n]
-    return [bridge.Example(question=r["question"], answers=r["answers"],
+    return [lmbridge.Example(question=r["question"], answers=r["answers"],
                            context_id=r["context_id"]).with_inputs("question") for r in rows]
 
 
-class AnswerFromContext(bridge.Signature):
+class AnswerFromContext(lmbridge.Signature):
     """Answer the question with a short phrase copied from the context."""
 
-    context: list[str] = bridge.InputField(desc="passages that may hold the answer")
-    question: str = bridge.InputField()
-    answer: str = bridge.OutputField(desc="a few words")
+    context: list[str] = lmbridge.InputField(desc="passages that may hold the answer")
+    question: str = lmbridge.InputField()
+    answer: str = lmbridge.OutputField(desc="a few words")
 
 
-class RAG(bridge.Module):
+class RAG(lmbridge.Module):
     """Retrieve k passages for the question, then answer from them."""
 
-    def __init__(self, retriever: bridge.BM25Retriever, k: int = 3) -> None:
-        self.retrieve = bridge.Retrieve(retriever, k=k)
-        self.generate = bridge.ChainOfThought(AnswerFromContext)
+    def __init__(self, retriever: lmbridge.BM25Retriever, k: int = 3) -> None:
+        self.retrieve = lmbridge.Retrieve(retriever, k=k)
+        self.generate = lmbridge.ChainOfThought(AnswerFromContext)
 
-    def forward(self, question: str) -> bridge.Prediction:  # type: ignore[override]
+    def forward(self, question: str) -> lmbridge.Prediction:  # type: ignore[override]
         passages = self.retrieve(question)
         pred = self.generate(context=passages.passages, question=question)
         return pred.copy(context_ids=[p.metadata["id"] for p in passages.passage_objects])
@@ -59,10 +59,10 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--k", type=int, default=3, help="passages retrieved per question")
     args = parser.parse_args(argv)
 
-    bridge.configure(lm=bridge.LM(args.model))
+    lmbridge.configure(lm=lmbridge.LM(args.model))
     program = RAG(load_corpus(), k=args.k)
     questions = load_questions("dev", args.n)
-    result = bridge.Evaluate(devset=questions, metric=bridge.metrics.f1("answer"), num_threads=1,
+    result = lmbridge.Evaluate(devset=questions, metric=lmbridge.metrics.f1("answer"), num_threads=1,
                              display_progress=False)(program)
     for row in result.results:
         pred = row.prediction

@@ -18,7 +18,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import bridge
+import lmbridge
 from examples.rag_squad import load_corpus
 
 QUESTIONS = [
@@ -49,7 +49,7 @@ def calculator(expression: str) -> str:
     return str(int(result) if isinstance(result, float) and result.is_integer() else result)
 
 
-def make_search(retriever: bridge.BM25Retriever, chars: int = 300) -> bridge.Tool:
+def make_search(retriever: lmbridge.BM25Retriever, chars: int = 300) -> lmbridge.Tool:
     """A tool over the SQuAD paragraphs: the best paragraph for a query, cut to ``chars``."""
 
     def search(query: str) -> str:
@@ -57,15 +57,15 @@ def make_search(retriever: bridge.BM25Retriever, chars: int = 300) -> bridge.Too
         found = retriever(query, 1)
         return found[0].text[:chars] if found else "nothing found"
 
-    return bridge.Tool(search, timeout=10)
+    return lmbridge.Tool(search, timeout=10)
 
 
-def _step(question: str, trajectory: str, thought: str, tool: str, args: dict[str, Any]) -> bridge.Example:
-    return bridge.Example(question=question, trajectory=trajectory, next_thought=thought, next_tool_name=tool,
+def _step(question: str, trajectory: str, thought: str, tool: str, args: dict[str, Any]) -> lmbridge.Example:
+    return lmbridge.Example(question=question, trajectory=trajectory, next_thought=thought, next_tool_name=tool,
                           next_tool_args=args)
 
 
-def demos() -> tuple[list[bridge.Example], list[bridge.Example]]:
+def demos() -> tuple[list[lmbridge.Example], list[lmbridge.Example]]:
     """Hand-written demonstrations: one arithmetic run and one look-up run."""
     calc = ("\nThought: I need to multiply 12 by 7.\nTool: calculator\nArgs: {\"expression\": \"12*7\"}\n"
             "Observation: 84")
@@ -80,23 +80,23 @@ def demos() -> tuple[list[bridge.Example], list[bridge.Example]]:
         _step("Who wrote Hamlet?", look, "The search says William Shakespeare wrote it.", "finish", {}),
     ]
     extract = [
-        bridge.Example(question="What is 12 times 7?", trajectory=calc, reasoning="The calculator gave 84.",
+        lmbridge.Example(question="What is 12 times 7?", trajectory=calc, reasoning="The calculator gave 84.",
                        answer="84"),
-        bridge.Example(question="Who wrote Hamlet?", trajectory=look,
+        lmbridge.Example(question="Who wrote Hamlet?", trajectory=look,
                        reasoning="The paragraph says Hamlet was written by William Shakespeare.",
                        answer="William Shakespeare"),
     ]
     return react, extract
 
 
-def build_agent(retriever: bridge.BM25Retriever, max_iters: int = 3, **predict_options: Any) -> bridge.ReAct:
-    agent = bridge.ReAct("question -> answer", tools=[calculator, make_search(retriever)], max_iters=max_iters,
+def build_agent(retriever: lmbridge.BM25Retriever, max_iters: int = 3, **predict_options: Any) -> lmbridge.ReAct:
+    agent = lmbridge.ReAct("question -> answer", tools=[calculator, make_search(retriever)], max_iters=max_iters,
                          **predict_options)
     agent.react.demos, agent.extract.predict.demos = demos()
     return agent
 
 
-def show(question: str, pred: bridge.Prediction) -> None:
+def show(question: str, pred: lmbridge.Prediction) -> None:
     print(f"Q: {question}")
     for i, s in enumerate(pred.trajectory, 1):
         observation = str(s["observation"]).replace("\n", " ")
@@ -105,14 +105,14 @@ def show(question: str, pred: bridge.Prediction) -> None:
     print(f"  finish_reason: {pred.finish_reason}; answer: {pred.answer!r}; LM calls: {pred.usage.calls}\n")
 
 
-def main(argv: list[str] | None = None) -> list[bridge.Prediction]:
+def main(argv: list[str] | None = None) -> list[lmbridge.Prediction]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="local/smollm2")
     parser.add_argument("--n", type=int, default=2, help="questions to ask")
     parser.add_argument("--max-iters", type=int, default=3)
     args = parser.parse_args(argv)
 
-    agent = build_agent(load_corpus(), max_iters=args.max_iters, lm=bridge.LM(args.model), max_tokens=96)
+    agent = build_agent(load_corpus(), max_iters=args.max_iters, lm=lmbridge.LM(args.model), max_tokens=96)
     predictions = []
     for question in QUESTIONS[:args.n]:
         pred = agent(question=question)

@@ -16,7 +16,7 @@ The events on the wire::
     event: end
     data: {"prediction": {"reasoning": "...", "answer": "Paris"}, "lm_calls": 1}
 
-Any module works: ``bridge.streamify(program)`` streams each predictor it runs, under its name.
+Any module works: ``lmbridge.streamify(program)`` streams each predictor it runs, under its name.
 """
 
 from __future__ import annotations
@@ -29,18 +29,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import bridge
+import lmbridge
 
 
-def sse(event: bridge.StreamEvent) -> bytes:
+def sse(event: lmbridge.StreamEvent) -> bytes:
     """One streaming event as a server-sent event."""
     name: str
     data: dict[str, Any]
-    if isinstance(event, bridge.FieldDelta):
+    if isinstance(event, lmbridge.FieldDelta):
         name, data = "delta", {"predictor": event.predictor, "field": event.field, "text": event.delta}
-    elif isinstance(event, bridge.FieldValue):
+    elif isinstance(event, lmbridge.FieldValue):
         name, data = "value", {"predictor": event.predictor, "field": event.field, "value": event.value}
-    elif isinstance(event, bridge.ParseRetry):
+    elif isinstance(event, lmbridge.ParseRetry):
         name, data = "retry", {"predictor": event.predictor, "error": event.error}
     else:
         prediction = event.prediction
@@ -48,9 +48,9 @@ def sse(event: bridge.StreamEvent) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data, default=str)}\n\n".encode()
 
 
-def make_server(program: bridge.Module, host: str = "127.0.0.1", port: int = 8765) -> ThreadingHTTPServer:
+def make_server(program: lmbridge.Module, host: str = "127.0.0.1", port: int = 8765) -> ThreadingHTTPServer:
     """An HTTP server whose ``GET /?field=value...`` streams ``program(**fields)`` as events."""
-    stream: Callable[..., AsyncIterator[bridge.StreamEvent]] = bridge.streamify(program)
+    stream: Callable[..., AsyncIterator[lmbridge.StreamEvent]] = lmbridge.streamify(program)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -66,7 +66,7 @@ def make_server(program: bridge.Module, host: str = "127.0.0.1", port: int = 876
                 async for event in stream(**inputs):
                     self.wfile.write(sse(event))
                     self.wfile.flush()
-            except bridge.BridgeError as error:  # a documented failure: tell the client, end the stream
+            except lmbridge.BridgeError as error:  # a documented failure: tell the client, end the stream
                 message = json.dumps({"error": f"{type(error).__name__}: {error}"})
                 self.wfile.write(f"event: error\ndata: {message}\n\n".encode())
 
@@ -81,8 +81,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--model", default="local/smollm2")
     args = parser.parse_args()
-    bridge.configure(lm=bridge.LM(args.model, max_tokens=128))
-    server = make_server(bridge.ChainOfThought("question -> answer"), port=args.port)
+    lmbridge.configure(lm=lmbridge.LM(args.model, max_tokens=128))
+    server = make_server(lmbridge.ChainOfThought("question -> answer"), port=args.port)
     print(f"streaming on http://127.0.0.1:{args.port}/?question=...")
     server.serve_forever()
 

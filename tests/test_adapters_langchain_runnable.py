@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 import pytest
 
-import bridge
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.testing import ScriptedLM
 
 pytest.importorskip("langchain_core")
 
@@ -24,7 +24,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import ConfigurableField, RunnableLambda, RunnablePassthrough
 from pydantic import BaseModel
 
-from adapters.langchain import to_runnable
+from lmbridge.adapters.langchain import to_runnable
 
 
 class Address(BaseModel):
@@ -32,16 +32,16 @@ class Address(BaseModel):
     country: str
 
 
-class Profile(bridge.Signature):
+class Profile(lmbridge.Signature):
     """Describe the person."""
 
-    name: str = bridge.InputField(desc="the full name")
-    age: int = bridge.InputField()
-    tags: list[str] = bridge.InputField()
-    home: Address = bridge.InputField()
-    tone: Literal["formal", "casual"] = bridge.InputField()
-    summary: str = bridge.OutputField()
-    score: int = bridge.OutputField()
+    name: str = lmbridge.InputField(desc="the full name")
+    age: int = lmbridge.InputField()
+    tags: list[str] = lmbridge.InputField()
+    home: Address = lmbridge.InputField()
+    tone: Literal["formal", "casual"] = lmbridge.InputField()
+    summary: str = lmbridge.OutputField()
+    score: int = lmbridge.OutputField()
 
 
 def profile_inputs() -> dict[str, Any]:
@@ -52,7 +52,7 @@ def profile_inputs() -> dict[str, Any]:
 # -- schemas and validation -----------------------------------------------------------------------
 
 def test_input_and_output_schemas_are_typed_from_the_signature() -> None:
-    runnable = to_runnable(bridge.Predict(Profile))
+    runnable = to_runnable(lmbridge.Predict(Profile))
     schema = runnable.get_input_jsonschema()
     props = schema["properties"]
     assert props["age"]["type"] == "integer"
@@ -71,8 +71,8 @@ def test_input_and_output_schemas_are_typed_from_the_signature() -> None:
 ])
 def test_bad_input_fails_before_any_model_call(change: dict[str, Any], problem: str) -> None:
     lm = ScriptedLM([{"summary": "x", "score": 1}])
-    runnable = to_runnable(bridge.Predict(Profile, lm=lm))
-    with pytest.raises(bridge.InputError, match=problem):
+    runnable = to_runnable(lmbridge.Predict(Profile, lm=lm))
+    with pytest.raises(lmbridge.InputError, match=problem):
         runnable.invoke({**profile_inputs(), **change})
     assert lm.calls == []
 
@@ -81,14 +81,14 @@ def test_missing_field_is_named() -> None:
     lm = ScriptedLM([])
     inputs = profile_inputs()
     del inputs["age"]
-    with pytest.raises(bridge.InputError, match="age: missing field"):
-        to_runnable(bridge.Predict(Profile, lm=lm)).invoke(inputs)
+    with pytest.raises(lmbridge.InputError, match="age: missing field"):
+        to_runnable(lmbridge.Predict(Profile, lm=lm)).invoke(inputs)
     assert lm.calls == []
 
 
 def test_valid_input_is_converted_to_the_field_types() -> None:
     lm = ScriptedLM([{"summary": "A mathematician.", "score": 9}])
-    result = to_runnable(bridge.Predict(Profile, lm=lm)).invoke({**profile_inputs(), "age": "36"})
+    result = to_runnable(lmbridge.Predict(Profile, lm=lm)).invoke({**profile_inputs(), "age": "36"})
     assert result == {"summary": "A mathematician.", "score": 9}
     sent = lm.calls[0][-1]["content"]
     assert "Age: 36" in sent and '"city": "London"' in sent and "[1] maths\n[2] engines" in sent
@@ -101,7 +101,7 @@ def echo_lm() -> ScriptedLM:
 
 
 def test_after_a_chat_prompt_template_and_a_string() -> None:
-    program = bridge.Predict("question -> answer", lm=echo_lm())
+    program = lmbridge.Predict("question -> answer", lm=echo_lm())
     prompt = ChatPromptTemplate.from_messages([("human", "What is the capital of {country}?")])
     chain = prompt | to_runnable(program)
     assert chain.invoke({"country": "Peru"}) == {"answer": "seen: Question: What is the capital of Peru?"}
@@ -118,7 +118,7 @@ class Library(BaseRetriever):
 
 def test_after_a_retriever_documents_become_passages() -> None:
     lm = ScriptedLM([{"answer": "the Broncos"}])
-    program = bridge.Predict("context: list[str], question -> answer", lm=lm)
+    program = lmbridge.Predict("context: list[str], question -> answer", lm=lm)
     chain = {"context": Library(), "question": RunnablePassthrough()} | to_runnable(program)
     assert chain.invoke("Who won Super Bowl 50?") == {"answer": "the Broncos"}
     sent = lm.calls[0][-1]["content"]
@@ -129,7 +129,7 @@ def test_after_a_retriever_documents_become_passages() -> None:
 
 def test_retriever_into_a_plain_text_field_and_a_custom_document_writer() -> None:
     lm = ScriptedLM([{"answer": "x"}, {"answer": "y"}])
-    program = bridge.Predict("context, question -> answer", lm=lm)
+    program = lmbridge.Predict("context, question -> answer", lm=lm)
     ({"context": Library(), "question": RunnablePassthrough()} | to_runnable(program)).invoke("Who won?")
     assert "Context: [1] The Broncos won Super Bowl 50." in lm.calls[0][-1]["content"]
     custom = to_runnable(program, document_text=lambda d: f"{d.metadata['source']} | {d.page_content}")
@@ -138,13 +138,13 @@ def test_retriever_into_a_plain_text_field_and_a_custom_document_writer() -> Non
 
 
 def test_before_string_and_json_parsers() -> None:
-    cot = bridge.ChainOfThought("question -> answer", lm=ScriptedLM(
+    cot = lmbridge.ChainOfThought("question -> answer", lm=ScriptedLM(
         lambda m: {"reasoning": "Lima is the capital.", "answer": "Lima"}))
     assert (to_runnable(cot) | StrOutputParser()).invoke({"question": "Capital of Peru?"}) == "Lima"
     assert (to_runnable(cot) | JsonOutputParser()).invoke({"question": "Capital of Peru?"}) == {
         "reasoning": "Lima is the capital.", "answer": "Lima"}
-    two = bridge.Predict("q -> a, b", lm=ScriptedLM(lambda m: {"a": "1", "b": "2"}))
-    with pytest.raises(bridge.InputError, match="output_key"):
+    two = lmbridge.Predict("q -> a, b", lm=ScriptedLM(lambda m: {"a": "1", "b": "2"}))
+    with pytest.raises(lmbridge.InputError, match="output_key"):
         (to_runnable(two) | StrOutputParser()).invoke({"q": "?"})
     assert (to_runnable(two, output_key="b") | StrOutputParser()).invoke({"q": "?"}) == "2"
     rag = {"question": RunnablePassthrough()} | to_runnable(cot) | StrOutputParser()
@@ -158,25 +158,25 @@ def test_before_string_and_json_parsers() -> None:
 def test_with_config_names_the_run() -> None:
     from langchain_core.tracers.context import collect_runs
 
-    program = bridge.Predict("question -> answer", lm=echo_lm())
+    program = lmbridge.Predict("question -> answer", lm=echo_lm())
     with collect_runs() as collector:
         to_runnable(program).with_config(run_name="qa", tags=["t1"]).invoke({"question": "Hi"})
     assert collector.traced_runs[0].name == "qa" and "t1" in collector.traced_runs[0].tags
 
 
 def test_with_retry_and_with_fallbacks() -> None:
-    flaky = ScriptedLM([bridge.LMError("boom"), {"answer": "second try"}], num_retries=0)
-    retried = to_runnable(bridge.Predict("question -> answer", lm=flaky)).with_retry(stop_after_attempt=2)
+    flaky = ScriptedLM([lmbridge.LMError("boom"), {"answer": "second try"}], num_retries=0)
+    retried = to_runnable(lmbridge.Predict("question -> answer", lm=flaky)).with_retry(stop_after_attempt=2)
     assert retried.invoke({"question": "?"}) == {"answer": "second try"}
-    broken = to_runnable(bridge.Predict("question -> answer", lm=ScriptedLM([bridge.LMError("down")],
+    broken = to_runnable(lmbridge.Predict("question -> answer", lm=ScriptedLM([lmbridge.LMError("down")],
                                                                              num_retries=0)))
-    backup = to_runnable(bridge.Predict("question -> answer", lm=ScriptedLM([{"answer": "backup"}])))
+    backup = to_runnable(lmbridge.Predict("question -> answer", lm=ScriptedLM([{"answer": "backup"}])))
     assert broken.with_fallbacks([backup]).invoke({"question": "?"}) == {"answer": "backup"}
 
 
 def test_configurable_lm_and_temperature() -> None:
     own, other = ScriptedLM([{"answer": "own"}]), ScriptedLM([{"answer": "other"}, {"answer": "warm"}])
-    program = bridge.ChainOfThought("question -> answer", lm=own)
+    program = lmbridge.ChainOfThought("question -> answer", lm=own)
     runnable = to_runnable(program, output_key="answer").configurable_fields(
         lm=ConfigurableField(id="lm"), temperature=ConfigurableField(id="temperature"))
     other = ScriptedLM([{"reasoning": "r", "answer": "other"}, {"reasoning": "r", "answer": "warm"}])
@@ -190,7 +190,7 @@ def test_configurable_lm_and_temperature() -> None:
 
 def test_as_tool_uses_the_signature() -> None:
     lm = ScriptedLM([{"answer": "Lima"}])
-    program = bridge.Predict(bridge.make_signature("question -> answer", "Answer geography questions."), lm=lm)
+    program = lmbridge.Predict(lmbridge.make_signature("question -> answer", "Answer geography questions."), lm=lm)
     tool = to_runnable(program).as_tool()
     assert tool.name == "lmbridge_Predict"
     assert tool.description == "Answer geography questions."
@@ -200,7 +200,7 @@ def test_as_tool_uses_the_signature() -> None:
 
 def test_include_usage() -> None:
     lm = ScriptedLM([{"answer": "Lima"}])
-    out = to_runnable(bridge.Predict("question -> answer", lm=lm), include_usage=True).invoke({"question": "?"})
+    out = to_runnable(lmbridge.Predict("question -> answer", lm=lm), include_usage=True).invoke({"question": "?"})
     assert out["answer"] == "Lima"
     assert out["usage"]["calls"] == 1 and out["usage"]["prompt_tokens"] > 0
 
@@ -208,7 +208,7 @@ def test_include_usage() -> None:
 def test_batch_honours_max_concurrency_and_keeps_order() -> None:
     lock, active, peak = threading.Lock(), [0], [0]
 
-    def answer(messages: list[bridge.Message]) -> dict[str, str]:
+    def answer(messages: list[lmbridge.Message]) -> dict[str, str]:
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
@@ -217,7 +217,7 @@ def test_batch_honours_max_concurrency_and_keeps_order() -> None:
             active[0] -= 1
         return {"answer": messages[-1]["content"].splitlines()[-2].split()[1]}
 
-    runnable = to_runnable(bridge.Predict("question -> answer", lm=ScriptedLM(answer)))
+    runnable = to_runnable(lmbridge.Predict("question -> answer", lm=ScriptedLM(answer)))
     inputs = [{"question": f"q{i}"} for i in range(8)]
     outputs = runnable.batch(inputs, config={"max_concurrency": 3})
     assert [o["answer"] for o in outputs] == [f"q{i}" for i in range(8)]
@@ -228,16 +228,16 @@ def test_batch_honours_max_concurrency_and_keeps_order() -> None:
 
 
 def test_a_custom_module_with_named_inputs_gets_a_schema() -> None:
-    class Shout(bridge.Module):
+    class Shout(lmbridge.Module):
         def __init__(self) -> None:
-            self.say = bridge.Predict("text -> loud", lm=ScriptedLM(lambda m: {"loud": "HI"}))
+            self.say = lmbridge.Predict("text -> loud", lm=ScriptedLM(lambda m: {"loud": "HI"}))
 
-        def forward(self, text: str) -> bridge.Prediction:  # type: ignore[override]
+        def forward(self, text: str) -> lmbridge.Prediction:  # type: ignore[override]
             return self.say(text=text)
 
     runnable = to_runnable(Shout())
     assert runnable.get_input_jsonschema()["properties"]["text"]["type"] == "string"
     assert runnable.invoke("hi") == {"loud": "HI"}
-    with pytest.raises(bridge.InputError, match="volume: unknown field"):
+    with pytest.raises(lmbridge.InputError, match="volume: unknown field"):
         runnable.invoke({"text": "hi", "volume": 3})
     assert (RunnableLambda(lambda x: {"text": x}) | runnable).invoke("hi") == {"loud": "HI"}

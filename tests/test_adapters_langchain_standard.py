@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-import bridge
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.testing import ScriptedLM
 
 pytest.importorskip("langchain_core")
 pytest.importorskip("langchain_tests")
@@ -19,27 +19,27 @@ from langchain_core.tools import BaseTool
 from langchain_tests.integration_tests import ToolsIntegrationTests
 from langchain_tests.unit_tests import ToolsUnitTests
 
-from adapters.langchain import to_langchain_tool
+from lmbridge.adapters.langchain import to_langchain_tool
 
 
-class Forecast(bridge.Signature):
+class Forecast(lmbridge.Signature):
     """Forecast tomorrow's weather for a city."""
 
-    city: str = bridge.InputField(desc="the city name")
-    days: int = bridge.InputField(desc="how many days ahead")
-    unit: str = bridge.InputField(desc="C or F")
-    summary: str = bridge.OutputField()
-    high: int = bridge.OutputField()
+    city: str = lmbridge.InputField(desc="the city name")
+    days: int = lmbridge.InputField(desc="how many days ahead")
+    unit: str = lmbridge.InputField(desc="C or F")
+    summary: str = lmbridge.OutputField()
+    high: int = lmbridge.OutputField()
 
 
 def forecast_tool() -> BaseTool:
     lm = ScriptedLM(lambda messages: {"summary": "Sunny and mild.", "high": 21})
-    return to_langchain_tool(bridge.Predict(Forecast, lm=lm))
+    return to_langchain_tool(lmbridge.Predict(Forecast, lm=lm))
 
 
 def cot_tool() -> BaseTool:
     lm = ScriptedLM(lambda messages: {"reasoning": "It is the capital.", "answer": "Lima"})
-    return to_langchain_tool(bridge.ChainOfThought("country -> answer", lm=lm), name="capital_of")
+    return to_langchain_tool(lmbridge.ChainOfThought("country -> answer", lm=lm), name="capital_of")
 
 
 class TestForecastToolUnit(ToolsUnitTests):

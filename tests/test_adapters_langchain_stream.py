@@ -10,20 +10,20 @@ from typing import Any
 
 import pytest
 
-import bridge
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.testing import ScriptedLM
 
 pytest.importorskip("langchain_core")
 
 from langchain_core.output_parsers import JsonOutputParser, StrOutputParser
 
-from adapters.langchain import to_runnable
+from lmbridge.adapters.langchain import to_runnable
 
 REPLY = {"reasoning": "Peru is in South America; its capital is Lima.", "answer": "Lima", "confidence": 0.9}
 
 
-def cot() -> bridge.ChainOfThought:
-    return bridge.ChainOfThought("question -> answer, confidence: float",
+def cot() -> lmbridge.ChainOfThought:
+    return lmbridge.ChainOfThought("question -> answer, confidence: float",
                                  lm=ScriptedLM(lambda m: REPLY, chunk_size=5))
 
 
@@ -53,7 +53,7 @@ def test_astream_and_output_key() -> None:
 def test_stream_through_string_and_json_parsers() -> None:
     text = list((to_runnable(cot(), output_key="answer") | StrOutputParser()).stream({"question": "?"}))
     assert "".join(text) == "Lima"
-    program = bridge.ChainOfThought("question -> answer", lm=ScriptedLM(
+    program = lmbridge.ChainOfThought("question -> answer", lm=ScriptedLM(
         lambda m: {"reasoning": "a long line of thought here", "answer": "Lima"}, chunk_size=3))
     pieces = list((to_runnable(program) | StrOutputParser()).stream({"question": "?"}))
     assert "".join(pieces) == "Lima"
@@ -64,7 +64,7 @@ def test_stream_through_string_and_json_parsers() -> None:
 def test_a_multi_predictor_program_streams_only_its_outputs() -> None:
     lm = ScriptedLM([{"next_thought": "I should finish", "next_tool_name": "finish", "next_tool_args": {}},
                      {"reasoning": "nothing to look up", "answer": "Lima"}], chunk_size=4)
-    agent = bridge.ReAct("question -> answer", tools=[lambda q: q], lm=lm)
+    agent = lmbridge.ReAct("question -> answer", tools=[lambda q: q], lm=lm)
     chunks = list(to_runnable(agent).stream({"question": "Capital of Peru?"}))
     keys = set().union(*(c.keys() for c in chunks))
     assert "next_thought" not in keys and "answer" in keys

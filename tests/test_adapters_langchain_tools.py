@@ -1,4 +1,4 @@
-"""LangChain tools straight into bridge.ReAct, with LangChain's semantics (injected arguments,
+"""LangChain tools straight into lmbridge.ReAct, with LangChain's semantics (injected arguments,
 return_direct, ToolException and handle_tool_error), and LangChain models as bridge LMs (wrapped
 models, text models, native tool calls, the cache key)."""
 
@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import pytest
 
-import bridge
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.testing import ScriptedLM
 
 pytest.importorskip("langchain_core")
 
@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import InjectedToolArg, InjectedToolCallId, StructuredTool, ToolException, tool
 
-from adapters.langchain import LangChainLM, from_langchain_tool
+from lmbridge.adapters.langchain import LangChainLM, from_langchain_tool
 
 
 @tool
@@ -36,7 +36,7 @@ def step(tool_name: str, args: dict[str, Any], thought: str = "go") -> dict[str,
 def test_react_takes_a_langchain_tool_directly() -> None:
     lm = ScriptedLM([step("multiply", {"a": 6, "b": 7}), step("finish", {}),
                      {"reasoning": "6*7", "answer": "42"}])
-    agent = bridge.ReAct("question -> answer", tools=[multiply], lm=lm)
+    agent = lmbridge.ReAct("question -> answer", tools=[multiply], lm=lm)
     result = agent(question="What is 6 times 7?")
     assert result.answer == "42" and result.trajectory[0]["observation"] == "42"
     assert "multiply: Multiply two integers." in lm.calls[0][-1]["content"] or \
@@ -50,11 +50,11 @@ def test_injected_arguments_are_hidden_and_filled() -> None:
         return f"user {user_id}: 2 {status} orders"
 
     with pytest.raises(TypeError, match=r"user_id.*injected="):
-        bridge.ReAct("question -> answer", tools=[orders])
+        lmbridge.ReAct("question -> answer", tools=[orders])
     converted = from_langchain_tool(orders, injected={"user_id": 7})
     assert list(converted.args) == ["status"]
     lm = ScriptedLM([step("orders", {"status": "open"}), step("finish", {}), {"reasoning": "r", "answer": "2"}])
-    result = bridge.ReAct("question -> answer", tools=[converted], lm=lm)(question="How many open orders?")
+    result = lmbridge.ReAct("question -> answer", tools=[converted], lm=lm)(question="How many open orders?")
     assert result.trajectory[0]["observation"] == "user 7: 2 open orders"
 
 
@@ -76,7 +76,7 @@ def test_return_direct_ends_the_loop_with_the_tool_result() -> None:
         return f"{item} costs 3 EUR"
 
     lm = ScriptedLM([step("lookup_price", {"item": "tea"})])
-    result = bridge.ReAct("question -> answer", tools=[lookup_price], lm=lm)(question="Price of tea?")
+    result = lmbridge.ReAct("question -> answer", tools=[lookup_price], lm=lm)(question="Price of tea?")
     assert result.answer == "tea costs 3 EUR"
     assert result.finish_reason == "return_direct" and lm.remaining == 0
 
@@ -88,7 +88,7 @@ def test_return_direct_with_several_outputs_goes_through_extract() -> None:
         return 3
 
     lm = ScriptedLM([step("lookup_price", {"item": "tea"}), {"reasoning": "r", "answer": "3", "currency": "EUR"}])
-    result = bridge.ReAct("question -> answer, currency", tools=[lookup_price], lm=lm)(question="Price of tea?")
+    result = lmbridge.ReAct("question -> answer, currency", tools=[lookup_price], lm=lm)(question="Price of tea?")
     assert (result.answer, result.currency, result.finish_reason) == ("3", "EUR", "return_direct")
 
 
@@ -110,14 +110,14 @@ def failing(handle: Any) -> StructuredTool:
 ])
 def test_tool_exceptions_behave_as_in_langchain(handle: Any, observation: str, error: bool) -> None:
     lm = ScriptedLM([step("divide", {"a": 1, "b": 0}), step("finish", {}), {"reasoning": "r", "answer": "none"}])
-    result = bridge.ReAct("question -> answer", tools=[failing(handle)], lm=lm)(question="1/0?")
+    result = lmbridge.ReAct("question -> answer", tools=[failing(handle)], lm=lm)(question="1/0?")
     assert result.trajectory[0]["observation"] == observation
     assert result.trajectory[0]["error"] is error
 
 
 def test_handle_validation_error_lets_langchain_answer() -> None:
     strict = from_langchain_tool(multiply)
-    with pytest.raises(bridge.ToolError, match="b"):
+    with pytest.raises(lmbridge.ToolError, match="b"):
         strict(a=1)
     lenient_tool = StructuredTool.from_function(multiply.func, name="multiply",  # type: ignore[arg-type]
                                                 handle_validation_error="give a and b as integers")
@@ -153,7 +153,7 @@ def test_native_react_on_a_tool_calling_chat_model() -> None:
     ], seen=[])
     lm = LangChainLM(chat.with_retry(stop_after_attempt=2), cache=False)
     assert lm.supports_function_calling()
-    result = bridge.ReAct("question -> answer: int", tools=[multiply], lm=lm)(question="6 times 7?")
+    result = lmbridge.ReAct("question -> answer: int", tools=[multiply], lm=lm)(question="6 times 7?")
     assert result.answer == 42 and result.trajectory[0]["observation"] == "42"
     offered = [t["function"]["name"] for t in chat.seen[0]["tools"]]
     assert offered == ["multiply", "finish"]
@@ -162,13 +162,13 @@ def test_native_react_on_a_tool_calling_chat_model() -> None:
 def test_wrapped_and_text_models() -> None:
     base = GenericFakeChatModel(messages=iter(["Answer: Lima", "Answer: Quito"]))
     assert not LangChainLM(base).supports_function_calling()
-    program = bridge.Predict("question -> answer", lm=LangChainLM(base.bind(stop=["\n\n"]), cache=False))
+    program = lmbridge.Predict("question -> answer", lm=LangChainLM(base.bind(stop=["\n\n"]), cache=False))
     assert program(question="Capital of Peru?").answer == "Lima"
     broken = GenericFakeChatModel(messages=iter([]))
     fallback = LangChainLM(broken.with_fallbacks([base]), cache=False)
-    assert bridge.Predict("question -> answer", lm=fallback)(question="Capital of Ecuador?").answer == "Quito"
+    assert lmbridge.Predict("question -> answer", lm=fallback)(question="Capital of Ecuador?").answer == "Quito"
     text = LangChainLM(FakeListLLM(responses=["Lima"]), cache=False)
-    assert bridge.Predict("question -> answer", lm=text)(question="Capital of Peru?").answer == "Lima"
+    assert lmbridge.Predict("question -> answer", lm=text)(question="Capital of Peru?").answer == "Lima"
 
 
 def test_differently_configured_models_do_not_share_cache_entries() -> None:
@@ -185,13 +185,13 @@ def test_a_failing_chat_model_gives_a_clear_error() -> None:
         def _generate(self, *args: Any, **kwargs: Any) -> ChatResult:
             raise ConnectionError("provider unreachable")
 
-    with pytest.raises(bridge.LMError, match="ConnectionError: provider unreachable"):
-        bridge.Predict("q -> a", lm=LangChainLM(Down(messages=iter([])), cache=False))(q="?")
+    with pytest.raises(lmbridge.LMError, match="ConnectionError: provider unreachable"):
+        lmbridge.Predict("q -> a", lm=LangChainLM(Down(messages=iter([])), cache=False))(q="?")
 
 
 def test_langchain_lm_streams_through_the_model() -> None:
     chat = GenericFakeChatModel(messages=iter(["Reasoning: Lima is the capital of Peru.\nAnswer: Lima"]))
-    program = bridge.ChainOfThought("question -> answer", lm=LangChainLM(chat, cache=False))
+    program = lmbridge.ChainOfThought("question -> answer", lm=LangChainLM(chat, cache=False))
     events = list(program.stream(question="Capital of Peru?"))
     deltas = [e.delta for e in events if getattr(e, "field", None) == "reasoning" and hasattr(e, "delta")]
     assert len(deltas) > 3 and "".join(deltas).strip() == "Lima is the capital of Peru."

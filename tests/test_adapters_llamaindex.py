@@ -1,5 +1,5 @@
 """The LlamaIndex adapter, against the real llama-index-core: a retriever over real SQuAD paragraphs
-feeding bridge.Retrieve, and LlamaIndex LLMs running bridge programs. No network."""
+feeding lmbridge.Retrieve, and LlamaIndex LLMs running bridge programs. No network."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-import bridge
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.testing import ScriptedLM
 
 pytest.importorskip("llama_index.core")
 
@@ -29,7 +29,7 @@ from llama_index.core.llms import CustomLLM, MockLLM
 from llama_index.core.schema import TextNode
 from overlap_retriever import OverlapRetriever
 
-from adapters.llamaindex import LlamaIndexLM, from_llamaindex_retriever
+from lmbridge.adapters.llamaindex import LlamaIndexLM, from_llamaindex_retriever
 
 
 def datasets_dir() -> Path:
@@ -77,7 +77,7 @@ def test_retriever_returns_passages_in_llamaindex_order(retriever: OverlapRetrie
     assert [p.score for p in passages] == [n.score for n in nodes]
     assert passages[0].metadata["node_id"] == question["context_id"]
     assert passages[0].metadata["title"] == question["title"]
-    assert isinstance(adapted, bridge.Retriever)
+    assert isinstance(adapted, lmbridge.Retriever)
 
 
 def test_k_sets_the_top_k_both_ways(retriever: OverlapRetriever, question: dict[str, Any]) -> None:
@@ -91,7 +91,7 @@ def test_k_sets_the_top_k_both_ways(retriever: OverlapRetriever, question: dict[
 
 def test_llamaindex_retriever_feeds_bridge_retrieve(retriever: OverlapRetriever,
                                                     question: dict[str, Any]) -> None:
-    retrieve = bridge.Retrieve(from_llamaindex_retriever(retriever), k=3)
+    retrieve = lmbridge.Retrieve(from_llamaindex_retriever(retriever), k=3)
     found = retrieve(question["question"])
     assert len(found.passages) == 3
     assert found.passages[0] == question["context"]
@@ -101,7 +101,7 @@ def test_llamaindex_retriever_feeds_bridge_retrieve(retriever: OverlapRetriever,
 def test_async_retriever_in_sync_and_async_retrieve(retriever: OverlapRetriever,
                                                     question: dict[str, Any]) -> None:
     adapted = from_llamaindex_retriever(retriever, use_async=True)
-    retrieve = bridge.Retrieve(adapted, k=2)
+    retrieve = lmbridge.Retrieve(adapted, k=2)
     by_await = asyncio.run(retrieve.acall(question["question"]))
     by_call = retrieve(question["question"])
     assert by_await.passages == by_call.passages
@@ -110,8 +110,8 @@ def test_async_retriever_in_sync_and_async_retrieve(retriever: OverlapRetriever,
 
 def test_retrieved_passages_reach_a_predictor(retriever: OverlapRetriever, question: dict[str, Any]) -> None:
     lm = ScriptedLM([{"answer": question["answers"][0]}])
-    passages = bridge.Retrieve(from_llamaindex_retriever(retriever), k=2)(question["question"]).passages
-    pred = bridge.Predict("context: list[str], question -> answer", lm=lm)(context=passages,
+    passages = lmbridge.Retrieve(from_llamaindex_retriever(retriever), k=2)(question["question"]).passages
+    pred = lmbridge.Predict("context: list[str], question -> answer", lm=lm)(context=passages,
                                                                             question=question["question"])
     assert pred.answer == question["answers"][0]
     assert question["context"][:80] in lm.calls[0][-1]["content"]
@@ -150,8 +150,8 @@ class ScriptedChatLLM(CustomLLM):
 def test_bridge_program_on_a_llamaindex_llm(question: dict[str, Any]) -> None:
     llm = ScriptedChatLLM(replies=[f"Answer: {question['answers'][0]}"], seen=[])
     lm = LlamaIndexLM(llm, cache=False)
-    program = bridge.Predict("question -> answer", lm=lm, format=bridge.ChatFormat(instructions="system"))
-    with bridge.track_usage() as tracker:
+    program = lmbridge.Predict("question -> answer", lm=lm, format=lmbridge.ChatFormat(instructions="system"))
+    with lmbridge.track_usage() as tracker:
         pred = program(question=question["question"])
     assert pred.answer == question["answers"][0]
     assert (tracker.usage.prompt_tokens, tracker.usage.completion_tokens) == (40, 3)
@@ -162,7 +162,7 @@ def test_bridge_program_on_a_llamaindex_llm(question: dict[str, Any]) -> None:
 
 def test_llamaindex_lm_async() -> None:
     llm = ScriptedChatLLM(replies=["Answer: Lima"], seen=[])
-    program = bridge.Predict("question -> answer", lm=LlamaIndexLM(llm, cache=False))
+    program = lmbridge.Predict("question -> answer", lm=LlamaIndexLM(llm, cache=False))
     assert asyncio.run(program.acall(question="Capital of Peru?")).answer == "Lima"
 
 
@@ -176,12 +176,12 @@ def test_llamaindex_lm_failure_is_an_lm_error() -> None:
         def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
             raise ConnectionError("server gone")
 
-    with pytest.raises(bridge.LMError) as info:
+    with pytest.raises(lmbridge.LMError) as info:
         LlamaIndexLM(Broken(), cache=False)("hi")
     assert isinstance(info.value.__cause__, ConnectionError)
 
 
 def test_missing_llamaindex_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "llama_index.core", None)
-    with pytest.raises(bridge.MissingDependencyError, match=r"lmbridge\[llamaindex\]"):
+    with pytest.raises(lmbridge.MissingDependencyError, match=r"lmbridge\[llamaindex\]"):
         from_llamaindex_retriever(object())  # type: ignore[arg-type]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-import bridge
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.testing import ScriptedLM
 
 pytest.importorskip("llama_index.core")
 
@@ -28,7 +28,7 @@ except ImportError:  # llama-index-core 0.14 no longer ships it: the same shape,
     class LabelledRagDataset(BaseModel):  # type: ignore[no-redef]
         examples: list[LabelledRagDataExample]
 
-from adapters.llamaindex import evaluator_metric, from_llamaindex_dataset
+from lmbridge.adapters.llamaindex import evaluator_metric, from_llamaindex_dataset
 
 
 def rag_dataset() -> LabelledRagDataset:
@@ -59,9 +59,9 @@ def test_a_query_response_dataset_becomes_examples() -> None:
 def test_correctness_evaluator_as_a_metric_in_evaluate() -> None:
     judge = ScriptedChatLLM(replies=["5.0\nMatches the reference.", "1.0\nWrong stadium."], seen=[])
     metric = evaluator_metric(CorrectnessEvaluator(llm=judge), use="score", scale=5.0)
-    program = bridge.Predict("question -> answer", lm=ScriptedLM([{"answer": "Denver Broncos"},
+    program = lmbridge.Predict("question -> answer", lm=ScriptedLM([{"answer": "Denver Broncos"},
                                                                   {"answer": "Wembley"}]))
-    result = bridge.Evaluate(devset=from_llamaindex_dataset(rag_dataset()), metric=metric, num_threads=1,
+    result = lmbridge.Evaluate(devset=from_llamaindex_dataset(rag_dataset()), metric=metric, num_threads=1,
                              display_progress=False)(program)
     assert [r.score for r in result.results] == [1.0, 0.2]
     assert "Denver Broncos" in (judge.seen[0][-1].content or "")  # the response reached the judge
@@ -72,7 +72,7 @@ def test_faithfulness_evaluator_reads_the_contexts() -> None:
     judge = ScriptedChatLLM(replies=["YES"], seen=[])
     metric = evaluator_metric(FaithfulnessEvaluator(llm=judge), contexts="contexts")
     [example, _] = from_llamaindex_dataset(rag_dataset())
-    assert metric(example, bridge.Prediction(answer="Denver Broncos")) == 1.0
+    assert metric(example, lmbridge.Prediction(answer="Denver Broncos")) == 1.0
     assert "defeated the Carolina Panthers" in str(judge.seen[0])
 
 
@@ -81,7 +81,7 @@ def test_an_evaluator_without_a_verdict_fails_loudly() -> None:
     metric = evaluator_metric(CorrectnessEvaluator(llm=judge))
     [example, _] = from_llamaindex_dataset(rag_dataset())
     with pytest.raises(ValueError, match="CorrectnessEvaluator"):
-        metric(example, bridge.Prediction(answer="x"))
+        metric(example, lmbridge.Prediction(answer="x"))
     with pytest.raises(TypeError, match="BaseEvaluator"):
         evaluator_metric(lambda *a: 1.0)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-import bridge
+import lmbridge
 
 pytest.importorskip("llama_index.core")
 
@@ -19,7 +19,7 @@ from llama_index.core.llms import MockLLM
 from llama_index.core.tools import FunctionTool, QueryEngineTool, ToolOutput
 from llamaindex_fixtures import ScriptedChatLLM, ScriptedToolLLM, hashing_index, squad_dir, squad_nodes
 
-from adapters.llamaindex import LlamaIndexLM, from_llamaindex_tool
+from lmbridge.adapters.llamaindex import LlamaIndexLM, from_llamaindex_tool
 
 
 class ProviderError(Exception):
@@ -51,14 +51,14 @@ class FailingLLM(ScriptedChatLLM):
 
 
 @pytest.mark.parametrize(("error", "kind", "transient"), [
-    (RateLimitError("slow down", 429), bridge.RateLimitError, True),
-    (ProviderError("bad key", 401), bridge.AuthenticationError, False),
-    (APITimeoutError("read timed out"), bridge.LMTimeoutError, True),
-    (ProviderError("This model's maximum context length is 4096 tokens", 400), bridge.ContextWindowError, False),
-    (ProviderError("upstream overloaded", 503), bridge.LMError, True),
-    (ValueError("a bug"), bridge.LMError, False),
+    (RateLimitError("slow down", 429), lmbridge.RateLimitError, True),
+    (ProviderError("bad key", 401), lmbridge.AuthenticationError, False),
+    (APITimeoutError("read timed out"), lmbridge.LMTimeoutError, True),
+    (ProviderError("This model's maximum context length is 4096 tokens", 400), lmbridge.ContextWindowError, False),
+    (ProviderError("upstream overloaded", 503), lmbridge.LMError, True),
+    (ValueError("a bug"), lmbridge.LMError, False),
 ])
-def test_provider_errors_are_mapped_and_transient_ones_retried(error: Exception, kind: type[bridge.LMError],
+def test_provider_errors_are_mapped_and_transient_ones_retried(error: Exception, kind: type[lmbridge.LMError],
                                                               transient: bool) -> None:
     llm = FailingLLM(replies=[], seen=[], failures=[error] * 3)
     lm = LlamaIndexLM(llm, cache=False, num_retries=2, backoff=0.001)
@@ -72,8 +72,8 @@ def test_provider_errors_are_mapped_and_transient_ones_retried(error: Exception,
 def test_a_transient_error_then_success_is_retried_and_counted() -> None:
     llm = FailingLLM(replies=["Answer: Lima"], seen=[], failures=[RateLimitError("slow", 429, {"retry-after": "0"})])
     lm = LlamaIndexLM(llm, cache=False, backoff=0.001)
-    with bridge.track_usage() as tracker:
-        assert bridge.Predict("question -> answer", lm=lm)(question="Capital of Peru?").answer == "Lima"
+    with lmbridge.track_usage() as tracker:
+        assert lmbridge.Predict("question -> answer", lm=lm)(question="Capital of Peru?").answer == "Lima"
     assert tracker.usage.retries == 1 and tracker.usage.calls == 1
 
 
@@ -108,8 +108,8 @@ def test_native_react_runs_the_tools_a_function_calling_llm_calls() -> None:
                           offered=[], seen=[])
     lm = LlamaIndexLM(llm, cache=False)
     assert lm.supports_function_calling()
-    extract = bridge.testing.ScriptedLM([{"reasoning": "2+40", "answer": "42"}])
-    agent = bridge.ReAct("question -> answer", tools=[add], lm=lm)
+    extract = lmbridge.testing.ScriptedLM([{"reasoning": "2+40", "answer": "42"}])
+    agent = lmbridge.ReAct("question -> answer", tools=[add], lm=lm)
     agent.extract.predict.lm = extract
     pred = agent(question="What is 2 + 40?")
     assert pred.answer == "42"
@@ -123,7 +123,7 @@ def test_native_react_runs_the_tools_a_function_calling_llm_calls() -> None:
 def test_tool_calls_come_back_in_the_completion_and_async() -> None:
     llm = ScriptedToolLLM(script=[("", [("add", {"a": 1, "b": 2})])], offered=[], seen=[])
     lm = LlamaIndexLM(llm, cache=False)
-    spec = bridge.Tool(add).to_function_spec()
+    spec = lmbridge.Tool(add).to_function_spec()
     completion = asyncio.run(lm.acomplete([{"role": "user", "content": "1+2?"}], {"tools": [spec]}))
     assert [(c.name, c.args, c.id) for c in completion.tool_calls] == [("add", {"a": 1, "b": 2}, "call_0")]
 
@@ -131,8 +131,8 @@ def test_tool_calls_come_back_in_the_completion_and_async() -> None:
 def test_an_llm_without_function_calling_says_so() -> None:
     lm = LlamaIndexLM(MockLLM(), cache=False)
     assert not lm.supports_function_calling()
-    with pytest.raises(bridge.LMError, match="function_calling=False"):
-        lm.complete([{"role": "user", "content": "hi"}], {"tools": [bridge.Tool(add).to_function_spec()]})
+    with pytest.raises(lmbridge.LMError, match="function_calling=False"):
+        lm.complete([{"role": "user", "content": "hi"}], {"tools": [lmbridge.Tool(add).to_function_spec()]})
 
 
 # -- LlamaIndex tools as bridge tools ------------------------------------------------------------------------
@@ -145,7 +145,7 @@ def test_a_function_tool_keeps_its_schema_and_description() -> None:
     assert schema["properties"]["a"]["type"] == "integer" and sorted(schema["required"]) == ["a", "b"]
     assert tool(a=2, b=3) == "5"
     assert asyncio.run(tool.acall(a=2, b=3)) == "5"
-    with pytest.raises(bridge.ToolError, match="b"):
+    with pytest.raises(lmbridge.ToolError, match="b"):
         tool(a=2)
 
 
@@ -166,10 +166,10 @@ def test_a_tool_error_output_is_a_tool_error() -> None:
     def as_error(output: ToolOutput) -> ToolOutput:
         return ToolOutput(content="disk full", tool_name="broken", raw_input={}, raw_output=None, is_error=True)
 
-    with pytest.raises(bridge.ToolError, match="disk full"):
+    with pytest.raises(lmbridge.ToolError, match="disk full"):
         from_llamaindex_tool(FunctionTool.from_defaults(fn=broken))(x=1)
     flagged = FunctionTool.from_defaults(fn=lambda x: x, name="flagged", description="d", callback=as_error)
-    with pytest.raises(bridge.ToolError, match="disk full"):
+    with pytest.raises(lmbridge.ToolError, match="disk full"):
         from_llamaindex_tool(flagged)(x=1)
 
 

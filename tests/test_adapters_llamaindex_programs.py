@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 import pytest
 
-import bridge
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.testing import ScriptedLM
 
 pytest.importorskip("llama_index.core")
 
@@ -24,7 +24,12 @@ from llama_index.core.tools import FunctionTool
 from llama_index.core.workflow import StartEvent, StopEvent, Workflow, step
 from llamaindex_fixtures import hashing_index, read_jsonl, squad_dir, squad_nodes
 
-from adapters.llamaindex import from_llamaindex_retriever, to_llamaindex_prompt, to_llamaindex_tool, to_query_engine
+from lmbridge.adapters.llamaindex import (
+    from_llamaindex_retriever,
+    to_llamaindex_prompt,
+    to_llamaindex_tool,
+    to_query_engine,
+)
 
 if not (squad_dir() / "corpus.jsonl").is_file():
     pytest.skip("the SQuAD dataset is not available", allow_module_level=True)
@@ -40,21 +45,21 @@ def index(questions: list[dict[str, Any]]) -> VectorStoreIndex:
     return hashing_index(squad_nodes(40, questions))
 
 
-class Answer(bridge.Signature):
+class Answer(lmbridge.Signature):
     """Answer from the context."""
 
-    context: list[str] = bridge.InputField(desc="passages")
-    question: str = bridge.InputField()
-    answer: str = bridge.OutputField()
-    confidence: float = bridge.OutputField()
+    context: list[str] = lmbridge.InputField(desc="passages")
+    question: str = lmbridge.InputField()
+    answer: str = lmbridge.OutputField()
+    confidence: float = lmbridge.OutputField()
 
 
-class RAG(bridge.Module):
+class RAG(lmbridge.Module):
     def __init__(self, retriever: Any, k: int = 3) -> None:
-        self.retrieve = bridge.Retrieve(retriever, k=k)
-        self.generate = bridge.ChainOfThought(Answer)
+        self.retrieve = lmbridge.Retrieve(retriever, k=k)
+        self.generate = lmbridge.ChainOfThought(Answer)
 
-    def forward(self, question: str) -> bridge.Prediction:  # type: ignore[override]
+    def forward(self, question: str) -> lmbridge.Prediction:  # type: ignore[override]
         return self.generate(context=self.retrieve(question).passages, question=question)
 
 
@@ -70,7 +75,7 @@ def test_query_engine_response_has_source_nodes_and_typed_outputs(index: VectorS
     engine = to_query_engine(RAG(from_llamaindex_retriever(li), k=3))
     assert isinstance(engine, BaseQueryEngine)
     q = questions[0]["question"]
-    with bridge.context(lm=ScriptedLM([reply("Denver Broncos")])):
+    with lmbridge.context(lm=ScriptedLM([reply("Denver Broncos")])):
         response = engine.query(q)
     assert isinstance(response, Response)
     assert response.response == "Denver Broncos"
@@ -86,34 +91,34 @@ def test_query_engine_response_has_source_nodes_and_typed_outputs(index: VectorS
 
 def test_query_engine_async(index: VectorStoreIndex, questions: list[dict[str, Any]]) -> None:
     engine = to_query_engine(RAG(from_llamaindex_retriever(index.as_retriever(), use_async=True), k=2))
-    with bridge.context(lm=ScriptedLM([reply("Santa Clara")])):
+    with lmbridge.context(lm=ScriptedLM([reply("Santa Clara")])):
         response = asyncio.run(engine.aquery(questions[0]["question"]))
     assert str(response) == "Santa Clara"
     assert len(response.source_nodes) == 2
 
 
 def test_query_engine_needs_one_input_or_an_input_key() -> None:
-    program = bridge.Predict("topic, question -> answer")
+    program = lmbridge.Predict("topic, question -> answer")
     with pytest.raises(TypeError, match="input_key"):
         to_query_engine(program)
     engine = to_query_engine(program, input_key="question", inputs={"topic": "football"})
-    with bridge.context(lm=ScriptedLM([{"answer": "Broncos"}])) as settings:
+    with lmbridge.context(lm=ScriptedLM([{"answer": "Broncos"}])) as settings:
         assert str(engine.query("Who won?")) == "Broncos"
     assert settings.lm is not None and "football" in settings.lm.calls[0][-1]["content"]  # type: ignore[attr-defined]
 
 
 # -- tool ---------------------------------------------------------------------------------------------------
 
-class Classify(bridge.Signature):
+class Classify(lmbridge.Signature):
     """Classify the question by what kind of answer it expects."""
 
-    question: str = bridge.InputField(desc="a question in English")
-    max_words: int = bridge.InputField(desc="a limit")
-    label: Literal["person", "place", "number"] = bridge.OutputField()
+    question: str = lmbridge.InputField(desc="a question in English")
+    max_words: int = lmbridge.InputField(desc="a limit")
+    label: Literal["person", "place", "number"] = lmbridge.OutputField()
 
 
 def test_tool_schema_is_typed_from_the_signature() -> None:
-    tool = to_llamaindex_tool(bridge.Predict(Classify), name="classify")
+    tool = to_llamaindex_tool(lmbridge.Predict(Classify), name="classify")
     assert isinstance(tool, FunctionTool)
     schema = tool.metadata.get_parameters_dict()
     assert schema["properties"]["question"]["type"] == "string"
@@ -121,35 +126,35 @@ def test_tool_schema_is_typed_from_the_signature() -> None:
     assert schema["properties"]["max_words"]["type"] == "integer"
     assert sorted(schema["required"]) == ["max_words", "question"]
     assert tool.metadata.description.startswith("Classify the question")
-    with bridge.context(lm=ScriptedLM([{"label": "place"}, {"label": "person"}])):
+    with lmbridge.context(lm=ScriptedLM([{"label": "place"}, {"label": "person"}])):
         assert tool(question="Where is Paris?", max_words=3).raw_output == "place"
         assert asyncio.run(tool.acall(question="Who won?", max_words=3)).content == "person"
 
 
 def test_tool_with_several_outputs_returns_them_all() -> None:
-    program = bridge.Predict("question -> answer, confidence: float")
+    program = lmbridge.Predict("question -> answer, confidence: float")
     tool = to_llamaindex_tool(program)
     assert tool.metadata.name == "predict"
-    with bridge.context(lm=ScriptedLM([{"answer": "Paris", "confidence": 0.5}])):
+    with lmbridge.context(lm=ScriptedLM([{"answer": "Paris", "confidence": 0.5}])):
         assert tool(question="Capital of France?").raw_output == {"answer": "Paris", "confidence": 0.5}
 
 
 # -- a workflow step --------------------------------------------------------------------------------------
 
-class SlowLM(bridge.BaseLM):
+class SlowLM(lmbridge.BaseLM):
     """Answers after a blocking sleep, as a local model or a slow HTTP client would."""
 
     def __init__(self, delay: float) -> None:
         super().__init__("slow", cache=False, num_retries=0)
         self.delay = delay
 
-    def _send(self, messages: Any, params: Any, signature: Any, fmt: Any) -> bridge.RawResult:
+    def _send(self, messages: Any, params: Any, signature: Any, fmt: Any) -> lmbridge.RawResult:
         time.sleep(self.delay)
-        return bridge.RawResult("Paris")
+        return lmbridge.RawResult("Paris")
 
 
 class AskWorkflow(Workflow):
-    program: bridge.Module = bridge.Predict("question -> answer")
+    program: lmbridge.Module = lmbridge.Predict("question -> answer")
 
     @step
     async def ask(self, ev: StartEvent) -> StopEvent:
@@ -158,7 +163,7 @@ class AskWorkflow(Workflow):
 
 
 class AskSyncWorkflow(Workflow):
-    program: bridge.Module = bridge.Predict("question -> answer")
+    program: lmbridge.Module = lmbridge.Predict("question -> answer")
 
     @step
     def ask(self, ev: StartEvent) -> StopEvent:  # LlamaIndex runs a sync step on a worker thread
@@ -178,7 +183,7 @@ def test_a_program_step_does_not_block_the_event_loop(workflow: type[Workflow]) 
                 await asyncio.sleep(0.01)
 
         task = asyncio.create_task(ticker())
-        with bridge.context(lm=SlowLM(0.4)):
+        with lmbridge.context(lm=SlowLM(0.4)):
             result = await workflow(timeout=10).run(question="Capital of France?")
         done.set()
         await task
@@ -192,8 +197,8 @@ def test_a_program_step_does_not_block_the_event_loop(workflow: type[Workflow]) 
 # -- prompt export --------------------------------------------------------------------------------------
 
 def test_prompt_export_renders_exactly_the_messages_lmbridge_sends() -> None:
-    predictor = bridge.Predict(Answer, format=bridge.ChatFormat(instructions="system"))
-    predictor.demos = [bridge.Example(context=["Paris is in France."], question="Where is Paris?",
+    predictor = lmbridge.Predict(Answer, format=lmbridge.ChatFormat(instructions="system"))
+    predictor.demos = [lmbridge.Example(context=["Paris is in France."], question="Where is Paris?",
                                       answer="France", confidence=0.9)]
     inputs = {"context": ["Levi's Stadium {is} in Santa Clara.", "It hosted Super Bowl 50."],
               "question": "Where was {the} game played?"}
@@ -209,23 +214,23 @@ def test_prompt_export_renders_exactly_the_messages_lmbridge_sends() -> None:
 
 
 def test_prompt_export_default_format_and_parser_types() -> None:
-    predictor = bridge.Predict("question -> answer: int")
+    predictor = lmbridge.Predict("question -> answer: int")
     template = to_llamaindex_prompt(predictor)
     rendered = template.format_messages(question="How many legs has a dog?")
     assert [ChatMessage(role=m["role"], content=m["content"]) for m in predictor.messages(
         question="How many legs has a dog?")] == rendered
     assert template.output_parser is not None
     assert template.output_parser.parse("4") == {"answer": 4}
-    with pytest.raises(bridge.ParseError):
+    with pytest.raises(lmbridge.ParseError):
         template.output_parser.parse("four-ish")
 
 
 def test_source_nodes_from_a_bridge_retriever(questions: list[dict[str, Any]]) -> None:
     pytest.importorskip("bm25s")
     rows = read_jsonl(squad_dir() / "corpus.jsonl", 30)
-    bm25 = bridge.BM25Retriever([r["text"] for r in rows], [{"node_id": r["id"], "title": r["title"]} for r in rows])
+    bm25 = lmbridge.BM25Retriever([r["text"] for r in rows], [{"node_id": r["id"], "title": r["title"]} for r in rows])
     engine = to_query_engine(RAG(bm25, k=2))
-    with bridge.context(lm=ScriptedLM([reply("Denver Broncos")])):
+    with lmbridge.context(lm=ScriptedLM([reply("Denver Broncos")])):
         response = engine.query(questions[0]["question"])
     expected = bm25(questions[0]["question"], 2)
     assert [n.node.get_content() for n in response.source_nodes] == [p.text for p in expected]

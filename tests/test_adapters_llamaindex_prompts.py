@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import bridge
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.testing import ScriptedLM
 
 pytest.importorskip("llama_index.core")
 
@@ -17,8 +17,8 @@ from llama_index.core.llms import ChatMessage
 from llama_index.core.prompts import ChatPromptTemplate, PromptTemplate, RichPromptTemplate
 from llama_index.core.prompts.default_prompts import DEFAULT_REFINE_PROMPT, DEFAULT_TEXT_QA_PROMPT
 
-from adapters.llamaindex import from_llamaindex_prompt
-from adapters.llamaindex_prompts import lost_lines
+from lmbridge.adapters.llamaindex import from_llamaindex_prompt
+from lmbridge.adapters.llamaindex_prompts import lost_lines
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.llamaindex_prompts import default_prompts, measure
@@ -38,7 +38,7 @@ def test_text_qa_prompt() -> None:
     assert "Given the context information and not prior knowledge, answer the query." in qa.instructions
     assert [f.label for f in qa.fields().values()] == ["Context", "Query", "Answer"]
     lm = ScriptedLM([{"answer": "Levi's Stadium"}])
-    pred = bridge.Predict(qa, lm=lm)(context_str=["Super Bowl 50 was at Levi's Stadium."], query_str="Where?")
+    pred = lmbridge.Predict(qa, lm=lm)(context_str=["Super Bowl 50 was at Levi's Stadium."], query_str="Where?")
     assert pred.answer == "Levi's Stadium"
     sent = lm.calls[0][-1]["content"]
     assert "Context: [1] Super Bowl 50 was at Levi's Stadium." in sent and sent.endswith("Answer:")
@@ -69,7 +69,7 @@ def test_rich_template() -> None:
     sig = from_llamaindex_prompt(rich)
     assert sig.spec() == "context_str: list[str], question: str -> answer: str"
     assert sig.instructions == "Be brief."
-    with pytest.raises(bridge.SignatureError, match="jinja"):
+    with pytest.raises(lmbridge.SignatureError, match="jinja"):
         from_llamaindex_prompt(RichPromptTemplate("{% for x in items %}{{ x }}{% endfor %} {{ question }}"))
 
 
@@ -84,20 +84,20 @@ def test_template_var_mappings_are_honoured() -> None:
 def test_function_mappings_are_refused_clearly() -> None:
     template = PromptTemplate("Examples:\n{few_shot}\nQuery: {query_str}",
                               function_mappings={"few_shot": lambda **kw: ""})
-    with pytest.raises(bridge.SignatureError, match="function_mappings"):
+    with pytest.raises(lmbridge.SignatureError, match="function_mappings"):
         from_llamaindex_prompt(template)
 
 
 def test_a_fixed_assistant_turn_is_refused() -> None:
     template = ChatPromptTemplate(message_templates=[ChatMessage(role="user", content="Q: {q}"),
                                                      ChatMessage(role="assistant", content="A: 4")])
-    with pytest.raises(bridge.SignatureError, match="demo"):
+    with pytest.raises(lmbridge.SignatureError, match="demo"):
         from_llamaindex_prompt(template)
 
 
 def test_the_langchain_migrator_refuses_a_llamaindex_template_clearly() -> None:
     pytest.importorskip("langchain_core")
-    from adapters.langchain import from_prompt_template
+    from lmbridge.adapters.langchain import from_prompt_template
 
-    with pytest.raises(bridge.SignatureError, match="from_llamaindex_prompt"):
+    with pytest.raises(lmbridge.SignatureError, match="from_llamaindex_prompt"):
         from_prompt_template(DEFAULT_TEXT_QA_PROMPT)  # type: ignore[arg-type]

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-import bridge
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.testing import ScriptedLM
 
 pytest.importorskip("llama_index.core")
 
@@ -26,7 +26,7 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, Te
 from llama_index.core.vector_stores import ExactMatchFilter, MetadataFilters
 from llamaindex_fixtures import hashing_index, read_jsonl, squad_dir, squad_nodes
 
-from adapters.llamaindex import AsyncLlamaIndexRetriever, LlamaIndexRetriever, from_llamaindex_retriever
+from lmbridge.adapters.llamaindex import AsyncLlamaIndexRetriever, LlamaIndexRetriever, from_llamaindex_retriever
 
 if not (squad_dir() / "corpus.jsonl").is_file():
     pytest.skip("the SQuAD dataset is not available", allow_module_level=True)
@@ -46,7 +46,7 @@ def index(questions: list[dict[str, Any]]) -> VectorStoreIndex:
 
 def test_k_raises_the_default_top_k_of_two(index: VectorStoreIndex, questions: list[dict[str, Any]]) -> None:
     li = index.as_retriever()  # similarity_top_k=2, LlamaIndex's default
-    retrieve = bridge.Retrieve(from_llamaindex_retriever(li), k=5)
+    retrieve = lmbridge.Retrieve(from_llamaindex_retriever(li), k=5)
     found = retrieve(questions[0]["question"])
     assert len(found.passages) == 5
     assert li.similarity_top_k == 2  # the shared retriever is untouched
@@ -101,12 +101,12 @@ def test_a_retriever_without_a_known_knob_is_sliced(questions: list[dict[str, An
 
 # -- k is saved with the program --------------------------------------------------------------------
 
-class RAG(bridge.Module):
+class RAG(lmbridge.Module):
     def __init__(self, retriever: Any, k: int) -> None:
-        self.retrieve = bridge.Retrieve(retriever, k=k)
-        self.generate = bridge.Predict("context: list[str], question -> answer")
+        self.retrieve = lmbridge.Retrieve(retriever, k=k)
+        self.generate = lmbridge.Predict("context: list[str], question -> answer")
 
-    def forward(self, question: str) -> bridge.Prediction:  # type: ignore[override]
+    def forward(self, question: str) -> lmbridge.Prediction:  # type: ignore[override]
         found = self.retrieve(question)
         return self.generate(context=found.passages, question=question)
 
@@ -120,7 +120,7 @@ def test_k_is_saved_and_restored(index: VectorStoreIndex, tmp_path: Path) -> Non
     assert fresh.dump_state()["retrieve"] == {"retrieve": {"k": 7}}
     state = fresh.dump_state()
     state["retrieve"]["retrieve"]["k"] = 0
-    with pytest.raises(bridge.StateError, match="positive integer"):
+    with pytest.raises(lmbridge.StateError, match="positive integer"):
         RAG(adapted, k=3).load_state(state)
     del state["retrieve"]  # a file from before k was saved: k stays as built
     assert RAG(adapted, k=3).load_state(state).retrieve.k == 3  # type: ignore[attr-defined]
@@ -130,7 +130,7 @@ def test_k_is_saved_and_restored(index: VectorStoreIndex, tmp_path: Path) -> Non
 
 def test_metadata_filters_pass_through_retrieve(index: VectorStoreIndex, questions: list[dict[str, Any]]) -> None:
     question = questions[0]["question"]  # about Super_Bowl_50, the title of most nodes
-    retrieve = bridge.Retrieve(from_llamaindex_retriever(index.as_retriever()), k=4)
+    retrieve = lmbridge.Retrieve(from_llamaindex_retriever(index.as_retriever()), k=4)
     assert retrieve(question).passage_objects[0].metadata["title"] == "Super_Bowl_50"
     filters = MetadataFilters(filters=[ExactMatchFilter(key="title", value="Warsaw")])
     found = retrieve(question, filters=filters)
@@ -143,8 +143,8 @@ def test_a_query_bundle_passes_through(index: VectorStoreIndex, questions: list[
     target = questions[1]
     embedding = index._embed_model.get_query_embedding(target["question"])
     bundle = QueryBundle(query_str="unrelated words entirely", embedding=embedding)
-    by_bundle = bridge.Retrieve(adapted, k=3)(bundle)
-    by_text = bridge.Retrieve(adapted, k=3)(target["question"])
+    by_bundle = lmbridge.Retrieve(adapted, k=3)(bundle)
+    by_text = lmbridge.Retrieve(adapted, k=3)(target["question"])
     assert by_bundle.passages == by_text.passages  # the bundle's own embedding was used
 
 
@@ -179,7 +179,7 @@ def test_a_query_engine_gives_its_retriever_and_postprocessors(index: VectorStor
 def test_an_empty_retrieval_feeds_an_empty_context(index: VectorStoreIndex) -> None:
     empty = VectorStoreIndex([], embed_model=index._embed_model)
     lm = ScriptedLM([{"answer": "unknown"}])
-    with bridge.context(lm=lm):
+    with lmbridge.context(lm=lm):
         pred = RAG(from_llamaindex_retriever(empty.as_retriever()), k=3)(question="Who won?")
     assert pred.answer == "unknown"
 
@@ -214,17 +214,17 @@ class Broken(BaseRetriever):
 
 
 def test_a_retriever_that_raises_names_itself() -> None:
-    with pytest.raises(bridge.RetrievalError, match="Broken") as info:
-        bridge.Retrieve(from_llamaindex_retriever(Broken()))("q")
+    with pytest.raises(lmbridge.RetrievalError, match="Broken") as info:
+        lmbridge.Retrieve(from_llamaindex_retriever(Broken()))("q")
     assert isinstance(info.value.__cause__, ConnectionError)
-    with pytest.raises(bridge.RetrievalError, match="Broken"):
-        asyncio.run(bridge.Retrieve(from_llamaindex_retriever(Broken(), use_async=True)).acall("q"))
+    with pytest.raises(lmbridge.RetrievalError, match="Broken"):
+        asyncio.run(lmbridge.Retrieve(from_llamaindex_retriever(Broken(), use_async=True)).acall("q"))
 
 
 def test_a_failing_retriever_is_counted_in_evaluate() -> None:
-    devset = [bridge.Example(question=f"q{i}", answer="a").with_inputs("question") for i in range(3)]
-    with bridge.context(lm=ScriptedLM([{"answer": "a"}] * 3)):
-        result = bridge.Evaluate(devset=devset, metric=bridge.metrics.exact_match("answer"), num_threads=1,
+    devset = [lmbridge.Example(question=f"q{i}", answer="a").with_inputs("question") for i in range(3)]
+    with lmbridge.context(lm=ScriptedLM([{"answer": "a"}] * 3)):
+        result = lmbridge.Evaluate(devset=devset, metric=lmbridge.metrics.exact_match("answer"), num_threads=1,
                                  display_progress=False)(RAG(from_llamaindex_retriever(Broken()), k=2))
     assert result.errors == 3 and result.score == 0.0
     assert all("RetrievalError" in (r.error or "") and "Broken" in (r.error or "") for r in result.results)
@@ -237,16 +237,17 @@ def test_a_failing_retriever_is_counted_in_compile() -> None:
                 raise ConnectionError("vector store unreachable")
             return [NodeWithScore(node=TextNode(text="the answer is a"), score=1.0)]
 
-    trainset = [bridge.Example(question=f"q{i}", answer="a").with_inputs("question") for i in range(4)]
-    optimizer = bridge.BootstrapFewShot(metric=bridge.metrics.exact_match("answer"), max_bootstrapped_demos=4,
+    trainset = [lmbridge.Example(question=f"q{i}", answer="a").with_inputs("question") for i in range(4)]
+    optimizer = lmbridge.BootstrapFewShot(metric=lmbridge.metrics.exact_match("answer"), max_bootstrapped_demos=4,
                                         max_labeled_demos=0)
-    with bridge.context(lm=ScriptedLM([{"answer": "a"}] * 8)):
+    with lmbridge.context(lm=ScriptedLM([{"answer": "a"}] * 8)):
         compiled = optimizer.compile(RAG(from_llamaindex_retriever(FailsOnOdd()), k=2), trainset=trainset)
     report = compiled.report or {}
     assert report["failures"] == 2
     assert any("RetrievalError" in e and "FailsOnOdd" in e for e in report["errors"])
     assert [d["question"] for d in compiled.predictors()[0].demos] == ["q0", "q2"]
-    with pytest.raises(bridge.EvaluationError, match="Broken"), bridge.context(lm=ScriptedLM([{"answer": "a"}] * 8)):
+    with pytest.raises(lmbridge.EvaluationError, match="Broken"), \
+            lmbridge.context(lm=ScriptedLM([{"answer": "a"}] * 8)):
         optimizer.compile(RAG(from_llamaindex_retriever(Broken()), k=2), trainset=trainset)
 
 
@@ -254,11 +255,11 @@ def test_sync_and_async_forms_agree(index: VectorStoreIndex, questions: list[dic
     sync = from_llamaindex_retriever(index.as_retriever())
     asynchronous = from_llamaindex_retriever(index.as_retriever(), use_async=True)
     assert isinstance(sync, LlamaIndexRetriever) and isinstance(asynchronous, AsyncLlamaIndexRetriever)
-    assert isinstance(sync, bridge.Retriever)
+    assert isinstance(sync, lmbridge.Retriever)
     q = questions[2]["question"]
-    by_await = asyncio.run(bridge.Retrieve(asynchronous, k=4).acall(q))
-    by_call = bridge.Retrieve(asynchronous, k=4)(q)
-    assert by_await.passages == by_call.passages == bridge.Retrieve(sync, k=4)(q).passages
+    by_await = asyncio.run(lmbridge.Retrieve(asynchronous, k=4).acall(q))
+    by_call = lmbridge.Retrieve(asynchronous, k=4)(q)
+    assert by_await.passages == by_call.passages == lmbridge.Retrieve(sync, k=4)(q).passages
     assert len(by_await.passages) == 4
 
 

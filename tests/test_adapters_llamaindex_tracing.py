@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-import bridge
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.testing import ScriptedLM
 
 pytest.importorskip("llama_index.core")
 
@@ -22,18 +22,23 @@ from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.span_handlers import SimpleSpanHandler
 from llamaindex_fixtures import ScriptedChatLLM, hashing_index, read_jsonl, squad_dir, squad_nodes
 
-from adapters.llamaindex import LlamaIndexInstrumentation, LlamaIndexLM, from_llamaindex_retriever, to_query_engine
+from lmbridge.adapters.llamaindex import (
+    LlamaIndexInstrumentation,
+    LlamaIndexLM,
+    from_llamaindex_retriever,
+    to_query_engine,
+)
 
 if not (squad_dir() / "corpus.jsonl").is_file():
     pytest.skip("the SQuAD dataset is not available", allow_module_level=True)
 
 
-class RAG(bridge.Module):
+class RAG(lmbridge.Module):
     def __init__(self, retriever: Any, k: int = 2) -> None:
-        self.retrieve = bridge.Retrieve(retriever, k=k)
-        self.generate = bridge.ChainOfThought("context: list[str], question -> answer")
+        self.retrieve = lmbridge.Retrieve(retriever, k=k)
+        self.generate = lmbridge.ChainOfThought("context: list[str], question -> answer")
 
-    def forward(self, question: str) -> bridge.Prediction:  # type: ignore[override]
+    def forward(self, question: str) -> lmbridge.Prediction:  # type: ignore[override]
         return self.generate(context=self.retrieve(question).passages, question=question)
 
 
@@ -48,7 +53,7 @@ REPLY = "Reasoning: the passage names the winner\nAnswer: Denver Broncos"
 
 def test_a_streaming_query_engine_yields_the_answer_as_written(retriever: Any) -> None:
     engine = to_query_engine(RAG(retriever), streaming=True)
-    with bridge.context(lm=ScriptedLM([REPLY], chunk_size=3)):
+    with lmbridge.context(lm=ScriptedLM([REPLY], chunk_size=3)):
         response = engine.query("Which team won Super Bowl 50?")
         assert isinstance(response, StreamingResponse)
         deltas = list(response.response_gen)
@@ -65,7 +70,7 @@ def test_an_async_streaming_query_engine(retriever: Any) -> None:
         assert isinstance(response, AsyncStreamingResponse)
         return [d async for d in response.response_gen], response
 
-    with bridge.context(lm=ScriptedLM([REPLY], chunk_size=3)):
+    with lmbridge.context(lm=ScriptedLM([REPLY], chunk_size=3)):
         deltas, response = asyncio.run(run())
     assert "".join(deltas).strip() == "Denver Broncos" and len(response.source_nodes) == 2
 
@@ -83,11 +88,11 @@ class StreamingLLM(ScriptedChatLLM):
 
 def test_a_llamaindex_llm_streams_through_stream_chat() -> None:
     lm = LlamaIndexLM(StreamingLLM(replies=["Denver Broncos won it"], seen=[]), cache=False)
-    events = list(bridge.Predict("question -> answer", lm=lm).stream(question="Who won?"))
-    deltas = [e.delta for e in events if isinstance(e, bridge.FieldDelta)]
+    events = list(lmbridge.Predict("question -> answer", lm=lm).stream(question="Who won?"))
+    deltas = [e.delta for e in events if isinstance(e, lmbridge.FieldDelta)]
     assert len(deltas) > 1 and "".join(deltas).strip() == "Denver Broncos won it"
     end = events[-1]
-    assert isinstance(end, bridge.StreamEnd) and end.prediction.answer == "Denver Broncos won it"
+    assert isinstance(end, lmbridge.StreamEnd) and end.prediction.answer == "Denver Broncos won it"
 
 
 # -- the span tree ---------------------------------------------------------------------------------------------
@@ -120,7 +125,7 @@ def test_a_program_run_is_one_span_tree(retriever: Any, spans: tuple[SimpleSpanH
     handler, events = spans
     engine = to_query_engine(RAG(retriever))
     lm = ScriptedLM([REPLY], cache=True, model="scripted-span-tree")
-    with bridge.context(lm=lm, callbacks=[LlamaIndexInstrumentation()]):
+    with lmbridge.context(lm=lm, callbacks=[LlamaIndexInstrumentation()]):
         engine.query("Which team won Super Bowl 50?")
         engine.query("Which team won Super Bowl 50?")  # the second LM call is a cache hit
     by_id = {s.id_: s for s in handler.completed_spans}
@@ -158,12 +163,12 @@ def _under(span: Any, ancestor: str, by_id: dict[str, Any]) -> bool:
 
 def test_a_failing_run_drops_its_spans(spans: tuple[SimpleSpanHandler, Events]) -> None:
     handler, _ = spans
-    program = bridge.Predict("question -> answer")
-    with bridge.context(lm=ScriptedLM(["no label at all"] * 2 + ["still none"] * 2),
+    program = lmbridge.Predict("question -> answer")
+    with lmbridge.context(lm=ScriptedLM(["no label at all"] * 2 + ["still none"] * 2),
                         callbacks=[LlamaIndexInstrumentation()]):
         try:
             program(question="q")
-        except bridge.ParseError:
+        except lmbridge.ParseError:
             pass
     assert get_dispatcher().span_handlers  # the handler is still installed
     assert not [s for s in handler.open_spans.values() if s.id_.startswith("lmbridge.")]

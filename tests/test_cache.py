@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-import bridge
-from bridge.cache import Cache, cache_key, default_cache_dir, shared_cache
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.cache import Cache, cache_key, default_cache_dir, shared_cache
+from lmbridge.testing import ScriptedLM
 
-MESSAGES: list[bridge.Message] = [{"role": "user", "content": "hello"}]
+MESSAGES: list[lmbridge.Message] = [{"role": "user", "content": "hello"}]
 SECRET = "sk-very-secret-key-123"
 
 
@@ -72,7 +72,7 @@ def test_key_depends_on_model_messages_and_sampling() -> None:
 
 
 def test_sqlite_file_holds_no_secret(tmp_path: Path) -> None:
-    lm = bridge.LM("openai/fake", api_key=SECRET, api_base="http://127.0.0.1:9/v1", cache=Cache(tmp_path))
+    lm = lmbridge.LM("openai/fake", api_key=SECRET, api_base="http://127.0.0.1:9/v1", cache=Cache(tmp_path))
     key = cache_key(lm.model, MESSAGES, {**lm.params, "api_key": SECRET})
     lm._cache.set(key, record("answer"))  # type: ignore[union-attr]
     data = b"".join(p.read_bytes() for p in tmp_path.iterdir())

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-import bridge
-from bridge.cli import OPTIMIZERS, main, parser
+import lmbridge
+from lmbridge.cli import OPTIMIZERS, main, parser
 
 TASK = '''
-import bridge
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.testing import ScriptedLM
 
 CALLS = []
 
@@ -31,7 +31,7 @@ def model(messages):
 def lm():
     return ScriptedLM(model)
 
-program = bridge.Predict("text -> label: Literal['negative', 'positive']")
+program = lmbridge.Predict("text -> label: Literal['negative', 'positive']")
 
 def metric(example, prediction, trace=None):
     return example.label == prediction.label
@@ -166,7 +166,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["--version"])
     assert info.value.code == 0
-    assert capsys.readouterr().out.strip() == f"lmbridge {bridge.__version__}"
+    assert capsys.readouterr().out.strip() == f"lmbridge {lmbridge.__version__}"
 
 
 @pytest.mark.parametrize("command", [None, "compile", "evaluate"])
@@ -183,7 +183,7 @@ def test_every_option_has_help_and_the_data_format_is_explained(command: str | N
 
 
 def test_only_optimizers_that_work_from_the_command_line_are_offered(capsys: pytest.CaptureFixture[str]) -> None:
-    import bridge.optimizers as opt
+    import lmbridge.optimizers as opt
 
     offered = set(OPTIMIZERS)
     assert "knn" not in offered and "ensemble" not in offered
@@ -237,7 +237,7 @@ def test_saved_artifacts_hold_no_host_name_or_pid(task: str, tmp_path: Path) -> 
 
 
 CONFIGURED = TASK + """
-bridge.configure(lm=ScriptedLM(model))
+lmbridge.configure(lm=ScriptedLM(model))
 """
 
 
@@ -265,7 +265,7 @@ def metric_with_typo(example, prediction, trace=None):
 
 AUTH = TASK + """
 def refused():
-    return ScriptedLM(lambda m: bridge.AuthenticationError("Incorrect API key provided", status_code=401))
+    return ScriptedLM(lambda m: lmbridge.AuthenticationError("Incorrect API key provided", status_code=401))
 """
 
 
@@ -305,9 +305,9 @@ def test_every_example_failing_is_not_a_score(tmp_path: Path, task: str, capsys:
 # -- inspect on files that are broken or hostile -----------------------------------------------------
 
 def _saved_program(tmp_path: Path) -> dict[str, object]:
-    import bridge
+    import lmbridge
 
-    program = bridge.Predict("text -> label: Literal['negative', 'positive']",
+    program = lmbridge.Predict("text -> label: Literal['negative', 'positive']",
                              demos=[{"text": "a good film", "label": "positive"}])
     program.save(tmp_path / "good.json")
     return json.loads((tmp_path / "good.json").read_text())  # type: ignore[no-any-return]
@@ -403,7 +403,7 @@ def test_inspect_into_a_closed_pipe_prints_no_traceback(tmp_path: Path) -> None:
     (tmp_path / "big.json").write_text(json.dumps(good))
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}
-    proc = subprocess.run(f"{sys.executable} -m bridge.cli inspect big.json | head -c 10", shell=True,
+    proc = subprocess.run(f"{sys.executable} -m lmbridge.cli inspect big.json | head -c 10", shell=True,
                           cwd=tmp_path, env=env, capture_output=True, timeout=120)
     assert len(proc.stdout) == 10
     assert b"Traceback" not in proc.stderr and b"BrokenPipeError" not in proc.stderr, proc.stderr.decode()

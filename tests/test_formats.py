@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import bridge
-from bridge.formats import PromptFormat, format_from_state
-from bridge.signature import make_signature
+import lmbridge
+from lmbridge.formats import PromptFormat, format_from_state
+from lmbridge.signature import make_signature
 
 
 class Mood(enum.Enum):
@@ -26,21 +26,21 @@ class Point(pydantic.BaseModel):
     y: int
 
 
-class Everything(bridge.Signature):
+class Everything(lmbridge.Signature):
     """Fill in every field."""
 
-    text: str = bridge.InputField()
-    passages: list[str] = bridge.InputField()
-    summary: str = bridge.OutputField(desc="one line")
-    count: int = bridge.OutputField()
-    ratio: float = bridge.OutputField()
-    ok: bool = bridge.OutputField()
-    kind: Literal["alpha", "beta"] = bridge.OutputField()
-    mood: Mood = bridge.OutputField()
-    tags: list[str] = bridge.OutputField()
-    scores: dict[str, int] = bridge.OutputField()
-    maybe: Optional[int] = bridge.OutputField()  # noqa: UP045
-    point: Point = bridge.OutputField()
+    text: str = lmbridge.InputField()
+    passages: list[str] = lmbridge.InputField()
+    summary: str = lmbridge.OutputField(desc="one line")
+    count: int = lmbridge.OutputField()
+    ratio: float = lmbridge.OutputField()
+    ok: bool = lmbridge.OutputField()
+    kind: Literal["alpha", "beta"] = lmbridge.OutputField()
+    mood: Mood = lmbridge.OutputField()
+    tags: list[str] = lmbridge.OutputField()
+    scores: dict[str, int] = lmbridge.OutputField()
+    maybe: Optional[int] = lmbridge.OutputField()  # noqa: UP045
+    point: Point = lmbridge.OutputField()
 
 
 EVERYTHING_VALUES: dict[str, Any] = {
@@ -61,10 +61,10 @@ Sentiment = make_signature("text -> sentiment: Literal['positive', 'negative', '
 Multi = make_signature("question -> reasoning, answer: int")
 
 FORMATS: list[PromptFormat] = [
-    bridge.ChatFormat(),
-    bridge.ChatFormat(demos="inline", instructions="system"),
-    bridge.JSONFormat(),
-    bridge.JSONFormat(demos="inline", instructions="user"),
+    lmbridge.ChatFormat(),
+    lmbridge.ChatFormat(demos="inline", instructions="system"),
+    lmbridge.JSONFormat(),
+    lmbridge.JSONFormat(demos="inline", instructions="user"),
 ]
 FORMAT_IDS = ["chat", "chat-inline-system", "json", "json-inline-user"]
 
@@ -87,7 +87,7 @@ def test_render_then_parse_round_trips_every_type(fmt: PromptFormat) -> None:
         (Multi, {"reasoning": "2 + 2 is 4. Answer: is below", "answer": 4}),
     ],
 )
-def test_round_trips_per_signature(fmt: PromptFormat, sig: type[bridge.Signature],
+def test_round_trips_per_signature(fmt: PromptFormat, sig: type[lmbridge.Signature],
                                    values: dict[str, Any]) -> None:
     assert fmt.parse(sig, fmt.render_outputs(sig, values)) == values
 
@@ -103,7 +103,7 @@ def test_state_round_trips(fmt: PromptFormat) -> None:
 # -- the messages ---------------------------------------------------------------------------------
 
 def test_chat_messages_end_with_the_first_output_label() -> None:
-    messages = bridge.ChatFormat().format(Multi, [], {"question": "What is 2+2?"})
+    messages = lmbridge.ChatFormat().format(Multi, [], {"question": "What is 2+2?"})
     assert len(messages) == 1
     last = messages[-1]
     assert last["role"] == "user"
@@ -113,18 +113,18 @@ def test_chat_messages_end_with_the_first_output_label() -> None:
 
 
 def test_chat_instructions_in_system_message() -> None:
-    messages = bridge.ChatFormat(instructions="system").format(QA, [], {"question": "q?"})
+    messages = lmbridge.ChatFormat(instructions="system").format(QA, [], {"question": "q?"})
     assert [m["role"] for m in messages] == ["system", "user"]
     assert QA.instructions in messages[0]["content"]
     assert QA.instructions not in messages[1]["content"]
 
 
-DEMOS = [bridge.Example(question="Capital of France?", answer="Paris"),
-         bridge.Example(question="Capital of Peru?", answer="Lima")]
+DEMOS = [lmbridge.Example(question="Capital of France?", answer="Paris"),
+         lmbridge.Example(question="Capital of Peru?", answer="Lima")]
 
 
 def test_chat_demos_as_turns() -> None:
-    fmt = bridge.ChatFormat()
+    fmt = lmbridge.ChatFormat()
     messages = fmt.format(QA, DEMOS, {"question": "Capital of Chile?"})
     assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant", "user"]
     assert "Capital of France?" in messages[0]["content"]
@@ -136,7 +136,7 @@ def test_chat_demos_as_turns() -> None:
 
 
 def test_chat_demos_inline() -> None:
-    messages = bridge.ChatFormat(demos="inline").format(QA, DEMOS, {"question": "Capital of Chile?"})
+    messages = lmbridge.ChatFormat(demos="inline").format(QA, DEMOS, {"question": "Capital of Chile?"})
     assert len(messages) == 1
     content = messages[0]["content"]
     assert "Question: Capital of France?\nAnswer: Paris" in content
@@ -146,14 +146,14 @@ def test_chat_demos_inline() -> None:
 
 
 def test_demos_missing_an_input_are_left_out() -> None:
-    demos = [bridge.Example(answer="orphan"), *DEMOS]
-    messages = bridge.ChatFormat().format(QA, demos, {"question": "q"})
+    demos = [lmbridge.Example(answer="orphan"), *DEMOS]
+    messages = lmbridge.ChatFormat().format(QA, demos, {"question": "q"})
     assert all("orphan" not in m["content"] for m in messages)
     assert len(messages) == 5
 
 
 def test_json_messages_and_demos() -> None:
-    fmt = bridge.JSONFormat()
+    fmt = lmbridge.JSONFormat()
     messages = fmt.format(QA, DEMOS, {"question": "Capital of Chile?"})
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
     assert '"answer"' in messages[0]["content"]
@@ -162,35 +162,35 @@ def test_json_messages_and_demos() -> None:
 
 
 def test_json_guide_shows_schema_of_models() -> None:
-    messages = bridge.JSONFormat().format(Everything, [], {"text": "t", "passages": []})
+    messages = lmbridge.JSONFormat().format(Everything, [], {"text": "t", "passages": []})
     assert '"x"' in messages[0]["content"] and '"point"' in messages[0]["content"]
 
 
 def test_passages_are_numbered_in_the_prompt() -> None:
-    messages = bridge.ChatFormat().format(Everything, [], {"text": "t", "passages": ["one", "two"]})
+    messages = lmbridge.ChatFormat().format(Everything, [], {"text": "t", "passages": ["one", "two"]})
     assert "[1] one\n[2] two" in messages[-1]["content"]
 
 
 # -- ChatFormat parsing of what models write ----------------------------------------------------------
 
 def test_chat_first_field_may_come_without_its_label() -> None:
-    fmt = bridge.ChatFormat()
+    fmt = lmbridge.ChatFormat()
     assert fmt.parse(Multi, " add them.\nAnswer: 4") == {"reasoning": "add them.", "answer": 4}
 
 
 def test_chat_first_field_label_repeated_by_the_model() -> None:
-    fmt = bridge.ChatFormat()
+    fmt = lmbridge.ChatFormat()
     assert fmt.parse(Multi, "Reasoning: add them.\nAnswer: 4") == {"reasoning": "add them.", "answer": 4}
     assert fmt.parse(QA, "Answer: Paris") == {"answer": "Paris"}
 
 
 @pytest.mark.parametrize("text", ["**Answer:** 4", "## Answer: 4", "answer: 4", "ANSWER : 4"])
 def test_chat_label_variants(text: str) -> None:
-    assert bridge.ChatFormat().parse(Multi, "think\n" + text)["answer"] == 4
+    assert lmbridge.ChatFormat().parse(Multi, "think\n" + text)["answer"] == 4
 
 
 def test_chat_model_continuing_with_another_example_is_cut() -> None:
-    fmt = bridge.ChatFormat()
+    fmt = lmbridge.ChatFormat()
     text = "Paris\n\nQuestion: Capital of Spain?\nAnswer: Madrid"
     assert fmt.parse(QA, text) == {"answer": "Paris"}
     text = "adding.\nAnswer: 4\nQuestion: what next?\nReasoning: more\nAnswer: 9"
@@ -199,35 +199,35 @@ def test_chat_model_continuing_with_another_example_is_cut() -> None:
 
 def test_chat_repeated_output_label_stops_reading() -> None:
     text = "first\nAnswer: 1\nReasoning: again\nAnswer: 2"
-    assert bridge.ChatFormat().parse(Multi, text) == {"reasoning": "first", "answer": 1}
+    assert lmbridge.ChatFormat().parse(Multi, text) == {"reasoning": "first", "answer": 1}
 
 
 def test_chat_literal_is_matched_leniently() -> None:
-    fmt = bridge.ChatFormat()
+    fmt = lmbridge.ChatFormat()
     assert fmt.parse(Sentiment, " Positive.") == {"sentiment": "positive"}
     assert fmt.parse(Sentiment, "The sentiment is **negative**") == {"sentiment": "negative"}
-    with pytest.raises(bridge.ParseError):
+    with pytest.raises(lmbridge.ParseError):
         fmt.parse(Sentiment, "positive or negative")
-    with pytest.raises(bridge.ParseError):
+    with pytest.raises(lmbridge.ParseError):
         fmt.parse(Sentiment, "unknown")
 
 
 def test_chat_missing_field_raises_parse_error_naming_it() -> None:
-    with pytest.raises(bridge.ParseError) as info:
-        bridge.ChatFormat().parse(Multi, "I think it is four")
+    with pytest.raises(lmbridge.ParseError) as info:
+        lmbridge.ChatFormat().parse(Multi, "I think it is four")
     assert info.value.field == "answer"
     assert info.value.completion == "I think it is four"
 
 
 def test_chat_empty_typed_field_raises() -> None:
-    with pytest.raises(bridge.ParseError):
-        bridge.ChatFormat().parse(Multi, "why\nAnswer:")
+    with pytest.raises(lmbridge.ParseError):
+        lmbridge.ChatFormat().parse(Multi, "why\nAnswer:")
 
 
 # -- JSONFormat parsing ----------------------------------------------------------------------------
 
 def test_json_parse_is_lenient_about_fences_and_prose() -> None:
-    fmt = bridge.JSONFormat()
+    fmt = lmbridge.JSONFormat()
     fenced = 'Sure!\n```json\n{"reasoning": "r", "answer": 4}\n```'
     assert fmt.parse(Multi, fenced) == {"reasoning": "r", "answer": 4}
     assert fmt.parse(Multi, 'Here: {"reasoning": "r", "answer": "4"} ok') == {"reasoning": "r", "answer": 4}
@@ -240,12 +240,12 @@ def test_json_parse_is_lenient_about_fences_and_prose() -> None:
                                   '{"reasoning": "r", "answer": "x"}',
                                   '{"reasoning": "r", "answer": [1]}', "{broken"])
 def test_json_bad_completions_raise_parse_error(text: str) -> None:
-    with pytest.raises(bridge.ParseError):
-        bridge.JSONFormat().parse(Multi, text)
+    with pytest.raises(lmbridge.ParseError):
+        lmbridge.JSONFormat().parse(Multi, text)
 
 
 def test_repair_message_shows_the_error() -> None:
-    error = bridge.ParseError("field 'answer': expected an int, found no number in 'four'")
+    error = lmbridge.ParseError("field 'answer': expected an int, found no number in 'four'")
     for fmt in FORMATS:
         message = fmt.repair(Multi, error)
         assert "found no number" in message
@@ -269,28 +269,28 @@ FUZZ = settings(max_examples=int(os.environ.get("LMBRIDGE_FUZZ_EXAMPLES", "40"))
                 suppress_health_check=[HealthCheck.too_slow])
 
 
-def _parse_or_parse_error(fmt: PromptFormat, sig: type[bridge.Signature], text: str) -> None:
+def _parse_or_parse_error(fmt: PromptFormat, sig: type[lmbridge.Signature], text: str) -> None:
     try:
         values = fmt.parse(sig, text)
-    except bridge.ParseError:
+    except lmbridge.ParseError:
         return
     assert set(values) == set(sig.output_fields)
 
 
-@pytest.mark.parametrize("fmt", [bridge.ChatFormat(), bridge.JSONFormat()], ids=["chat", "json"])
+@pytest.mark.parametrize("fmt", [lmbridge.ChatFormat(), lmbridge.JSONFormat()], ids=["chat", "json"])
 @pytest.mark.parametrize("sig", FUZZ_SIGNATURES, ids=lambda s: s.spec()[:40])
 @FUZZ
 @given(text=st.text(max_size=300))
-def test_fuzz_arbitrary_text_only_raises_parse_error(fmt: PromptFormat, sig: type[bridge.Signature],
+def test_fuzz_arbitrary_text_only_raises_parse_error(fmt: PromptFormat, sig: type[lmbridge.Signature],
                                                      text: str) -> None:
     _parse_or_parse_error(fmt, sig, text)
 
 
-@pytest.mark.parametrize("fmt", [bridge.ChatFormat(), bridge.JSONFormat()], ids=["chat", "json"])
+@pytest.mark.parametrize("fmt", [lmbridge.ChatFormat(), lmbridge.JSONFormat()], ids=["chat", "json"])
 @pytest.mark.parametrize("sig", FUZZ_SIGNATURES, ids=lambda s: s.spec()[:40])
 @FUZZ
 @given(text=LABELLED_TEXT)
-def test_fuzz_labels_and_junk_only_raise_parse_error(fmt: PromptFormat, sig: type[bridge.Signature],
+def test_fuzz_labels_and_junk_only_raise_parse_error(fmt: PromptFormat, sig: type[lmbridge.Signature],
                                                      text: str) -> None:
     _parse_or_parse_error(fmt, sig, text)
 
@@ -306,19 +306,19 @@ JSON_VALUES = st.recursive(
 @FUZZ
 @given(obj=st.dictionaries(st.sampled_from([*LABEL_WORDS, "answer", "count", "point", "maybe"]), JSON_VALUES,
                            max_size=8))
-def test_fuzz_json_objects_with_wrong_types_only_raise_parse_error(sig: type[bridge.Signature],
+def test_fuzz_json_objects_with_wrong_types_only_raise_parse_error(sig: type[lmbridge.Signature],
                                                                    obj: dict[str, Any]) -> None:
     import json
 
-    _parse_or_parse_error(bridge.JSONFormat(), sig, json.dumps(obj))
+    _parse_or_parse_error(lmbridge.JSONFormat(), sig, json.dumps(obj))
 
 
 @pytest.mark.parametrize("sig", FUZZ_SIGNATURES[:3], ids=lambda s: s.spec()[:40])
 @FUZZ
 @given(text=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=60))
-def test_fuzz_chat_str_round_trip(sig: type[bridge.Signature], text: str) -> None:
+def test_fuzz_chat_str_round_trip(sig: type[lmbridge.Signature], text: str) -> None:
     """Any single-line text value written by render_outputs comes back (stripped)."""
-    fmt = bridge.ChatFormat()
+    fmt = lmbridge.ChatFormat()
     first = next(iter(sig.output_fields.values()))
     if first.annotation is not str:
         return
@@ -330,7 +330,7 @@ def test_fuzz_chat_str_round_trip(sig: type[bridge.Signature], text: str) -> Non
         values["answer"] = 7
     try:
         parsed = fmt.parse(sig, fmt.render_outputs(sig, values))
-    except bridge.ParseError:
+    except lmbridge.ParseError:
         # Only text that itself looks like a field label may fail to come back.
         assert ":" in line
         return
@@ -338,8 +338,8 @@ def test_fuzz_chat_str_round_trip(sig: type[bridge.Signature], text: str) -> Non
         assert parsed == values
 
 
-@pytest.mark.parametrize("cls", [bridge.ChatFormat, bridge.JSONFormat])
-def test_format_options_are_checked(cls: type[bridge.ChatFormat] | type[bridge.JSONFormat]) -> None:
+@pytest.mark.parametrize("cls", [lmbridge.ChatFormat, lmbridge.JSONFormat])
+def test_format_options_are_checked(cls: type[lmbridge.ChatFormat] | type[lmbridge.JSONFormat]) -> None:
     with pytest.raises(ValueError, match="demos"):
         cls(demos="sideways")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="instructions"):
@@ -358,16 +358,16 @@ Typed = make_signature("question -> flag: bool, n: float, note: Optional[str]")
                          ids=["dotted-capital-i", "long-s"])
 def test_chat_labels_with_case_folding_characters_do_not_raise_key_error(text: str) -> None:
     # re.I matches these letters to the label, but their lower() is not the label: was a KeyError.
-    assert bridge.ChatFormat().parse(Multi, text) == {"reasoning": "because", "answer": 4}
+    assert lmbridge.ChatFormat().parse(Multi, text) == {"reasoning": "because", "answer": 4}
 
 
-@pytest.mark.parametrize("fmt", [bridge.ChatFormat(), bridge.JSONFormat()], ids=["chat", "json"])
+@pytest.mark.parametrize("fmt", [lmbridge.ChatFormat(), lmbridge.JSONFormat()], ids=["chat", "json"])
 @pytest.mark.parametrize("depth", [2000, 100_000])
 def test_deeply_nested_json_is_a_parse_error_in_both_formats(fmt: PromptFormat, depth: int) -> None:
     nested = "[" * depth + "]" * depth
     sig = make_signature("q -> items: list[Any]")
     for text in (nested, '{"items": ' + nested + "}", "Items: " + nested):
-        with pytest.raises(bridge.ParseError):
+        with pytest.raises(lmbridge.ParseError):
             fmt.parse(sig, text)
 
 
@@ -386,13 +386,13 @@ def test_deeply_nested_json_is_a_parse_error_in_both_formats(fmt: PromptFormat, 
         (Everything, EVERYTHING_JSON),  # "scores": {"a": true} was {"a": 1}
     ],
 )
-def test_json_values_are_taken_strictly(sig: type[bridge.Signature], text: str) -> None:
-    with pytest.raises(bridge.ParseError):
-        bridge.JSONFormat().parse(sig, text)
+def test_json_values_are_taken_strictly(sig: type[lmbridge.Signature], text: str) -> None:
+    with pytest.raises(lmbridge.ParseError):
+        lmbridge.JSONFormat().parse(sig, text)
 
 
 def test_json_values_that_state_the_type_are_read() -> None:
-    fmt = bridge.JSONFormat()
+    fmt = lmbridge.JSONFormat()
     assert fmt.parse(Typed, '{"flag": false, "n": 2, "note": null}') == {"flag": False, "n": 2.0, "note": None}
     assert fmt.parse(Pick, '{"pick": 2}') == {"pick": 2}
     assert fmt.parse(Pick, '{"pick": "3"}') == {"pick": 3}  # a string is read by the text rules
@@ -410,6 +410,6 @@ def test_json_values_that_state_the_type_are_read() -> None:
         (Typed, "yes\nN: nan\nNote: none"), (Typed, "10\nN: 1\nNote: none"),
     ],
 )
-def test_chat_values_not_stated_are_refused(sig: type[bridge.Signature], text: str) -> None:
-    with pytest.raises(bridge.ParseError):
-        bridge.ChatFormat().parse(sig, text)
+def test_chat_values_not_stated_are_refused(sig: type[lmbridge.Signature], text: str) -> None:
+    with pytest.raises(lmbridge.ParseError):
+        lmbridge.ChatFormat().parse(sig, text)

@@ -9,20 +9,20 @@ from typing import Any
 
 import pytest
 
-import bridge
-import bridge.lm
-from bridge.cache import Cache
-from bridge.testing import ScriptedLM
+import lmbridge
+import lmbridge.lm
+from lmbridge.cache import Cache
+from lmbridge.testing import ScriptedLM
 
-MESSAGES: list[bridge.Message] = [{"role": "user", "content": "hi"}]
+MESSAGES: list[lmbridge.Message] = [{"role": "user", "content": "hi"}]
 
 
 def test_transient_errors_are_retried_and_counted(waits: list[float]) -> None:
-    lm = ScriptedLM([bridge.RateLimitError("slow down", retry_after=1.5),
-                     bridge.LMError("server error", status_code=503),
-                     bridge.LMTimeoutError("timeout"),
+    lm = ScriptedLM([lmbridge.RateLimitError("slow down", retry_after=1.5),
+                     lmbridge.LMError("server error", status_code=503),
+                     lmbridge.LMTimeoutError("timeout"),
                      "finally"], backoff=0.01)
-    with bridge.track_usage() as tracker:
+    with lmbridge.track_usage() as tracker:
         completion = lm.complete(MESSAGES)
     assert completion.text == "finally"
     assert completion.usage.retries == 3
@@ -35,7 +35,7 @@ def test_transient_errors_are_retried_and_counted(waits: list[float]) -> None:
 
 
 def test_backoff_grows(waits: list[float]) -> None:
-    lm = ScriptedLM([bridge.LMError("e", status_code=500)] * 4 + ["ok"], num_retries=4, backoff=1.0)
+    lm = ScriptedLM([lmbridge.LMError("e", status_code=500)] * 4 + ["ok"], num_retries=4, backoff=1.0)
     lm.complete(MESSAGES)
     assert len(waits) == 4
     # each wait is backoff * 2**attempt * a jitter in [0.5, 1.5)
@@ -44,8 +44,8 @@ def test_backoff_grows(waits: list[float]) -> None:
 
 
 def test_retries_spent_raise_the_last_error(waits: list[float]) -> None:
-    lm = ScriptedLM([bridge.RateLimitError("429")] * 3, num_retries=2)
-    with bridge.track_usage() as tracker, pytest.raises(bridge.RateLimitError) as info:
+    lm = ScriptedLM([lmbridge.RateLimitError("429")] * 3, num_retries=2)
+    with lmbridge.track_usage() as tracker, pytest.raises(lmbridge.RateLimitError) as info:
         lm.complete(MESSAGES)
     assert info.value.attempts == 3
     assert len(lm.calls) == 3
@@ -53,10 +53,10 @@ def test_retries_spent_raise_the_last_error(waits: list[float]) -> None:
     assert tracker.usage.calls == 0
 
 
-@pytest.mark.parametrize("error", [bridge.AuthenticationError("bad key", status_code=401),
-                                   bridge.ContextWindowError("too long", status_code=400),
-                                   bridge.LMError("bad request", status_code=400)])
-def test_non_retryable_errors_are_not_retried(error: bridge.LMError, waits: list[float]) -> None:
+@pytest.mark.parametrize("error", [lmbridge.AuthenticationError("bad key", status_code=401),
+                                   lmbridge.ContextWindowError("too long", status_code=400),
+                                   lmbridge.LMError("bad request", status_code=400)])
+def test_non_retryable_errors_are_not_retried(error: lmbridge.LMError, waits: list[float]) -> None:
     lm = ScriptedLM([error, "never"])
     with pytest.raises(type(error)):
         lm.complete(MESSAGES)
@@ -66,7 +66,7 @@ def test_non_retryable_errors_are_not_retried(error: bridge.LMError, waits: list
 
 
 def test_async_complete_retries_too(waits: list[float]) -> None:
-    lm = ScriptedLM([bridge.RateLimitError("429", retry_after=0.25), "ok"])
+    lm = ScriptedLM([lmbridge.RateLimitError("429", retry_after=0.25), "ok"])
     completion = asyncio.run(lm.acomplete(MESSAGES))
     assert completion.text == "ok"
     assert completion.usage.retries == 1
@@ -74,7 +74,7 @@ def test_async_complete_retries_too(waits: list[float]) -> None:
 
 
 def test_retry_after_is_capped(waits: list[float]) -> None:
-    lm = ScriptedLM([bridge.RateLimitError("429", retry_after=3600), "ok"])
+    lm = ScriptedLM([lmbridge.RateLimitError("429", retry_after=3600), "ok"])
     lm.complete(MESSAGES)
     assert waits == [60.0]
 
@@ -82,10 +82,10 @@ def test_retry_after_is_capped(waits: list[float]) -> None:
 @pytest.mark.parametrize("hint", [float("nan"), float("inf"), -1.0, float("-inf")])
 def test_a_retry_after_that_is_not_a_wait_never_reaches_sleep(waits: list[float], hint: float) -> None:
     """time.sleep(nan) raises ValueError, and inf would sleep forever: both fall back to the backoff."""
-    lm = ScriptedLM([bridge.RateLimitError("429", retry_after=hint), "ok"], backoff=0.01)
+    lm = ScriptedLM([lmbridge.RateLimitError("429", retry_after=hint), "ok"], backoff=0.01)
     assert lm.complete(MESSAGES).text == "ok"
     assert len(waits) == 1 and math.isfinite(waits[0]) and 0 < waits[0] < 0.1
-    assert asyncio.run(ScriptedLM([bridge.LMTimeoutError("t", retry_after=hint), "ok"], backoff=0.01)
+    assert asyncio.run(ScriptedLM([lmbridge.LMTimeoutError("t", retry_after=hint), "ok"], backoff=0.01)
                        .acomplete(MESSAGES)).text == "ok"
     assert len(waits) == 2 and math.isfinite(waits[1])
 
@@ -95,7 +95,7 @@ def test_a_retry_after_that_is_not_a_wait_never_reaches_sleep(waits: list[float]
     ("", None), (None, None), ("1e999", None), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
 ])
 def test_retry_after_header_parsing(value: str | None, expected: float | None) -> None:
-    from bridge.lm_litellm import parse_retry_after
+    from lmbridge.lm_litellm import parse_retry_after
 
     assert parse_retry_after(value) == expected
     assert parse_retry_after("250", millis=True) == 0.25
@@ -104,7 +104,7 @@ def test_retry_after_header_parsing(value: str | None, expected: float | None) -
 
 def test_usage_accumulates_on_the_lm() -> None:
     lm = ScriptedLM(["one answer", "two answers"])
-    long: list[bridge.Message] = [{"role": "user", "content": "a prompt long enough to count"}]
+    long: list[lmbridge.Message] = [{"role": "user", "content": "a prompt long enough to count"}]
     lm.complete(long)
     lm.complete(long, {"temperature": 0.5})
     assert lm.usage.calls == 2
@@ -122,10 +122,10 @@ def test_history_is_bounded() -> None:
 
 def test_inspect_history_prints_the_last_prompts(capsys: pytest.CaptureFixture[str]) -> None:
     lm = ScriptedLM(lambda m: "answer to " + m[-1]["content"])
-    bridge.configure(lm=lm)
+    lmbridge.configure(lm=lm)
     for i in range(3):
         lm.complete([{"role": "user", "content": f"prompt {i}"}])
-    text = bridge.inspect_history(2)
+    text = lmbridge.inspect_history(2)
     out = capsys.readouterr().out
     assert "prompt 1" in out and "prompt 2" in out and "prompt 0" not in out
     assert "answer to prompt 2" in out
@@ -133,7 +133,7 @@ def test_inspect_history_prints_the_last_prompts(capsys: pytest.CaptureFixture[s
 
 
 def test_inspect_history_without_lm(capsys: pytest.CaptureFixture[str]) -> None:
-    assert bridge.inspect_history() == ""
+    assert lmbridge.inspect_history() == ""
     assert "no LM" in capsys.readouterr().out
 
 
@@ -181,49 +181,49 @@ def test_cache_is_shared_between_lm_objects_with_the_same_model(tmp_path: Path) 
 
 
 def test_failed_calls_are_not_cached(tmp_path: Path, waits: list[float]) -> None:
-    lm = ScriptedLM([bridge.AuthenticationError("no"), "ok"], cache=Cache(tmp_path))
-    with pytest.raises(bridge.AuthenticationError):
+    lm = ScriptedLM([lmbridge.AuthenticationError("no"), "ok"], cache=Cache(tmp_path))
+    with pytest.raises(lmbridge.AuthenticationError):
         lm.complete(MESSAGES)
     assert lm.complete(MESSAGES).text == "ok"
 
 
 def test_usage_arithmetic() -> None:
-    a = bridge.Usage(calls=1, prompt_tokens=10, completion_tokens=2, cost=None, retries=1)
-    b = bridge.Usage(calls=2, cache_hits=1, prompt_tokens=5, cost=0.5, parse_retries=1)
+    a = lmbridge.Usage(calls=1, prompt_tokens=10, completion_tokens=2, cost=None, retries=1)
+    b = lmbridge.Usage(calls=2, cache_hits=1, prompt_tokens=5, cost=0.5, parse_retries=1)
     total = a + b
     assert (total.calls, total.cache_hits, total.prompt_tokens, total.completion_tokens) == (3, 1, 15, 2)
     assert total.cost == 0.5 and total.retries == 1 and total.parse_retries == 1
     assert total.total_tokens == 17
-    assert (bridge.Usage() + bridge.Usage()).cost is None
+    assert (lmbridge.Usage() + lmbridge.Usage()).cost is None
     a.add(b)
     assert a == total
 
 
 def test_function_calling_support_comes_from_litellm_unless_given() -> None:
-    assert bridge.BaseLM("x").supports_function_calling() is False
-    assert bridge.LM("openai/gpt-4o-mini").supports_function_calling() is True
-    assert bridge.LM("openai/my-own-server-model").supports_function_calling() is False
-    assert bridge.LM("openai/my-own-server-model", function_calling=True).supports_function_calling() is True
-    assert bridge.LM("openai/gpt-4o-mini", function_calling=False).supports_function_calling() is False
+    assert lmbridge.BaseLM("x").supports_function_calling() is False
+    assert lmbridge.LM("openai/gpt-4o-mini").supports_function_calling() is True
+    assert lmbridge.LM("openai/my-own-server-model").supports_function_calling() is False
+    assert lmbridge.LM("openai/my-own-server-model", function_calling=True).supports_function_calling() is True
+    assert lmbridge.LM("openai/gpt-4o-mini", function_calling=False).supports_function_calling() is False
 
 
 def test_a_failing_support_lookup_means_no_native_tools(monkeypatch: pytest.MonkeyPatch) -> None:
-    litellm = bridge.lm._litellm()
+    litellm = lmbridge.lm._litellm()
 
     def broken(model: str) -> bool:
         raise RuntimeError("unknown provider")
 
     monkeypatch.setattr(litellm, "supports_function_calling", broken)
-    assert bridge.LM("openai/gpt-4o-mini").supports_function_calling() is False
+    assert lmbridge.LM("openai/gpt-4o-mini").supports_function_calling() is False
 
 
 def test_function_calling_is_not_sent_as_a_request_parameter() -> None:
-    lm = bridge.LM("openai/gpt-4o-mini", function_calling=True)
+    lm = lmbridge.LM("openai/gpt-4o-mini", function_calling=True)
     assert "function_calling" not in lm.params
 
 
 def test_tool_call_reading() -> None:
-    from bridge.toolcalls import ToolCall, read_tool_calls
+    from lmbridge.toolcalls import ToolCall, read_tool_calls
 
     built = ToolCall("add", {"a": 1})
     assert built.raw == '{"a": 1}' and built.error is None
@@ -264,7 +264,7 @@ class FakeLlama:
 
 def local_model(llama: FakeLlama, spec: Any = None) -> Any:
     pytest.importorskip("llama_cpp")
-    from bridge.local import LocalModel
+    from lmbridge.local import LocalModel
 
     model = LocalModel(Path("/nowhere/fake.gguf"), spec)
     model._llama = llama
@@ -276,7 +276,7 @@ def add_spec() -> dict[str, object]:
         """Add two integers."""
         return a + b
 
-    return bridge.Tool(add).to_function_spec()
+    return lmbridge.Tool(add).to_function_spec()
 
 
 def test_local_tool_request_goes_through_the_function_calling_handler() -> None:
@@ -312,7 +312,7 @@ def test_local_plain_requests_keep_the_models_own_chat_template() -> None:
 
 def test_local_support_needs_a_chatml_template() -> None:
     pytest.importorskip("llama_cpp")
-    from bridge.local import KNOWN
+    from lmbridge.local import KNOWN
 
     assert local_model(FakeLlama([])).supports_tools() is True
     assert local_model(FakeLlama([], template="{{ bos_token }}<start_of_turn>")).supports_tools() is False
@@ -322,7 +322,7 @@ def test_local_support_needs_a_chatml_template() -> None:
 def test_a_corrupt_tool_call_in_the_memory_cache_is_a_counted_miss(tmp_path: Path) -> None:
     cache = Cache(tmp_path)
     lm = ScriptedLM(["fresh"], cache=cache)
-    key = bridge.lm.cache_key(lm.model, MESSAGES, lm.params)
+    key = lmbridge.lm.cache_key(lm.model, MESSAGES, lm.params)
     cache.set(key, {"text": "x", "tool_calls": [{"raw": "{}"}]})  # no name: from_record cannot read it
     completion = lm.complete(MESSAGES)
     assert (completion.text, completion.cached) == ("fresh", False)

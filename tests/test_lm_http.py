@@ -1,4 +1,4 @@
-"""bridge.LM through the real LiteLLM against a scripted OpenAI-compatible server on 127.0.0.1.
+"""lmbridge.LM through the real LiteLLM against a scripted OpenAI-compatible server on 127.0.0.1.
 
 The fake server counts every request it receives, so these tests also show that neither LiteLLM nor
 the OpenAI SDK retries on its own: every retry is bridge's, and it is counted in Usage.retries.
@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from fake_openai import FakeOpenAI, Reply, calls, fail, ok, raw, slow
 
-import bridge
-import bridge.lm
-from bridge.cache import Cache
+import lmbridge
+import lmbridge.lm
+from lmbridge.cache import Cache
 
-MESSAGES: list[bridge.Message] = [{"role": "user", "content": "Say hi"}]
+MESSAGES: list[lmbridge.Message] = [{"role": "user", "content": "Say hi"}]
 CONTEXT_MESSAGE = ("This model's maximum context length is 8192 tokens. However, your messages resulted in "
                    "9000 tokens. Please reduce the length of the messages.")
 
@@ -37,9 +37,9 @@ def server(_shared_server: FakeOpenAI) -> FakeOpenAI:
     return _shared_server
 
 
-def make_lm(server: FakeOpenAI, **options: object) -> bridge.LM:
+def make_lm(server: FakeOpenAI, **options: object) -> lmbridge.LM:
     options.setdefault("cache", False)
-    return bridge.LM("openai/fake", api_base=server.base_url, api_key="none", backoff=0.01, **options)  # type: ignore[arg-type]
+    return lmbridge.LM("openai/fake", api_base=server.base_url, api_key="none", backoff=0.01, **options)  # type: ignore[arg-type]
 
 
 def script(server: FakeOpenAI, *replies: Reply) -> None:
@@ -79,7 +79,7 @@ def test_429_is_retried_honouring_retry_after(server: FakeOpenAI, waits: list[fl
 def test_5xx_is_retried_with_backoff(server: FakeOpenAI, waits: list[float], status: int) -> None:
     script(server, fail(status, "overloaded"), fail(status, "overloaded"), ok("done"))
     lm = make_lm(server)
-    with bridge.track_usage() as tracker:
+    with lmbridge.track_usage() as tracker:
         assert lm.complete(MESSAGES).text == "done"
     assert server.count == 3
     assert tracker.usage.retries == 2
@@ -102,7 +102,7 @@ def test_timeout_is_retried(server: FakeOpenAI, waits: list[float]) -> None:
 
 def test_timeouts_spent_raise_lm_timeout_error(server: FakeOpenAI, waits: list[float]) -> None:
     script(server, slow(1.0))
-    with pytest.raises(bridge.LMTimeoutError) as info:
+    with pytest.raises(lmbridge.LMTimeoutError) as info:
         make_lm(server, timeout=0.2, num_retries=1).complete(MESSAGES)
     assert info.value.attempts == 2
     assert server.count == 2
@@ -112,13 +112,13 @@ def test_timeouts_spent_raise_lm_timeout_error(server: FakeOpenAI, waits: list[f
 def test_rate_limit_retries_spent_raise_rate_limit_error(server: FakeOpenAI, waits: list[float]) -> None:
     script(server, fail(429, "quota", Retry_After="0"))
     lm = make_lm(server, num_retries=2)
-    with bridge.track_usage() as tracker, pytest.raises(bridge.RateLimitError) as info:
+    with lmbridge.track_usage() as tracker, pytest.raises(lmbridge.RateLimitError) as info:
         lm.complete(MESSAGES)
     assert server.count == 3
     assert info.value.attempts == 3
     assert info.value.status_code == 429
     assert tracker.usage.retries == 2
-    assert isinstance(info.value, bridge.LMError)
+    assert isinstance(info.value, lmbridge.LMError)
     litellm_exception(info.value)
 
 
@@ -127,7 +127,7 @@ def test_rate_limit_retries_spent_raise_rate_limit_error(server: FakeOpenAI, wai
                                    fail(403, "forbidden")])
 def test_auth_errors_are_not_retried(server: FakeOpenAI, waits: list[float], reply: Reply) -> None:
     script(server, reply, ok("never"))
-    with pytest.raises(bridge.AuthenticationError) as info:
+    with pytest.raises(lmbridge.AuthenticationError) as info:
         make_lm(server).complete(MESSAGES)
     assert server.count == 1
     assert waits == []
@@ -137,7 +137,7 @@ def test_auth_errors_are_not_retried(server: FakeOpenAI, waits: list[float], rep
 
 def test_context_window_error_is_not_retried(server: FakeOpenAI, waits: list[float]) -> None:
     script(server, fail(400, CONTEXT_MESSAGE), ok("never"))
-    with pytest.raises(bridge.ContextWindowError) as info:
+    with pytest.raises(lmbridge.ContextWindowError) as info:
         make_lm(server).complete(MESSAGES)
     assert server.count == 1
     assert waits == []
@@ -149,9 +149,9 @@ def test_context_window_error_is_not_retried(server: FakeOpenAI, waits: list[flo
 def test_other_client_errors_are_lm_errors_not_retried(server: FakeOpenAI, waits: list[float],
                                                         status: int) -> None:
     script(server, fail(status, "nope"), ok("never"))
-    with pytest.raises(bridge.LMError) as info:
+    with pytest.raises(lmbridge.LMError) as info:
         make_lm(server).complete(MESSAGES)
-    assert type(info.value) is bridge.LMError
+    assert type(info.value) is lmbridge.LMError
     assert info.value.status_code == status
     assert server.count == 1
     litellm_exception(info.value)
@@ -172,7 +172,7 @@ def test_a_completed_answer_that_cannot_be_read_is_never_re_sent(server: FakeOpe
                                                                  reply: Reply) -> None:
     """The server completed (and billed) the request: it raises at once, with the real status."""
     script(server, reply, ok("never"))
-    with pytest.raises(bridge.LMError) as info:
+    with pytest.raises(lmbridge.LMError) as info:
         make_lm(server, num_retries=3).complete(MESSAGES)
     assert server.count == 1, "a completed request was sent again"
     assert waits == []
@@ -184,7 +184,7 @@ def test_a_completed_answer_that_cannot_be_read_is_never_re_sent(server: FakeOpe
 @pytest.mark.parametrize("body", ["not json at all", "<html><body>Bad Gateway</body></html>"])
 def test_the_error_quotes_an_excerpt_of_the_body(server: FakeOpenAI, waits: list[float], body: str) -> None:
     script(server, raw(body * 50))
-    with pytest.raises(bridge.LMError) as info:
+    with pytest.raises(lmbridge.LMError) as info:
         make_lm(server).complete(MESSAGES)
     assert body[:12] in str(info.value)
     assert len(str(info.value)) < 600  # an excerpt, not the whole body
@@ -192,7 +192,7 @@ def test_the_error_quotes_an_excerpt_of_the_body(server: FakeOpenAI, waits: list
 
 def test_the_async_path_never_re_sends_a_completed_answer(server: FakeOpenAI, waits: list[float]) -> None:
     script(server, raw("not json"), ok("never"))
-    with pytest.raises(bridge.LMError) as info:
+    with pytest.raises(lmbridge.LMError) as info:
         asyncio.run(make_lm(server).acomplete(MESSAGES))
     assert server.count == 1 and waits == [] and info.value.status_code == 200
 
@@ -207,8 +207,8 @@ def test_an_unreadable_error_page_from_a_failing_server_is_retried(server: FakeO
 def test_a_missing_api_key_is_an_authentication_error_and_not_retried(
         server: FakeOpenAI, waits: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    lm = bridge.LM("openai/gpt-4o-mini", api_base=server.base_url, cache=False, backoff=0.01)
-    with pytest.raises(bridge.AuthenticationError) as info:
+    lm = lmbridge.LM("openai/gpt-4o-mini", api_base=server.base_url, cache=False, backoff=0.01)
+    with pytest.raises(lmbridge.AuthenticationError) as info:
         lm.complete(MESSAGES)
     assert waits == [] and info.value.attempts == 1
     assert server.count == 0  # refused before anything was sent
@@ -227,15 +227,15 @@ def test_a_retry_after_that_is_not_a_wait_falls_back_to_backoff(server: FakeOpen
 
 def test_retry_after_is_filled_on_the_error_from_the_real_response(server: FakeOpenAI, waits: list[float]) -> None:
     script(server, fail(429, "quota", Retry_After="7"))
-    with pytest.raises(bridge.RateLimitError) as info:
+    with pytest.raises(lmbridge.RateLimitError) as info:
         make_lm(server, num_retries=0).complete(MESSAGES)
     assert info.value.retry_after == 7.0
     script(server, fail(503, "later", Retry_After_Ms="1500"))
-    with pytest.raises(bridge.LMError) as info:
+    with pytest.raises(lmbridge.LMError) as info:
         make_lm(server, num_retries=1).complete(MESSAGES)
     assert info.value.retry_after == 1.5 and waits == [1.5]
     script(server, fail(400, "bad request"))
-    with pytest.raises(bridge.LMError) as info:
+    with pytest.raises(lmbridge.LMError) as info:
         make_lm(server).complete(MESSAGES)
     assert info.value.retry_after is None
 
@@ -258,9 +258,9 @@ def test_unreachable_server_is_an_lm_error(waits: list[float]) -> None:
     with socket.socket() as s:  # a loopback port with nothing listening
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    lm = bridge.LM("openai/fake", api_base=f"http://127.0.0.1:{port}/v1", api_key="none", cache=False,
+    lm = lmbridge.LM("openai/fake", api_base=f"http://127.0.0.1:{port}/v1", api_key="none", cache=False,
                    num_retries=1, backoff=0.01)
-    with pytest.raises(bridge.LMError) as info:
+    with pytest.raises(lmbridge.LMError) as info:
         lm.complete(MESSAGES)
     assert info.value.attempts == 2  # a connection error is transient
     litellm_exception(info.value)
@@ -272,7 +272,7 @@ def test_async_path_retries_and_maps_errors(server: FakeOpenAI, waits: list[floa
     completion = asyncio.run(lm.acomplete(MESSAGES))
     assert completion.text == "async ok"
     assert completion.usage.retries == 1
-    with pytest.raises(bridge.AuthenticationError) as info:
+    with pytest.raises(lmbridge.AuthenticationError) as info:
         asyncio.run(lm.acomplete(MESSAGES))
     litellm_exception(info.value)
     assert server.count == 3
@@ -280,7 +280,7 @@ def test_async_path_retries_and_maps_errors(server: FakeOpenAI, waits: list[floa
 
 def test_predict_over_http_with_json_mode(server: FakeOpenAI) -> None:
     script(server, ok('{"answer": 42}'))
-    predict = bridge.Predict("question -> answer: int", lm=make_lm(server), format=bridge.JSONFormat())
+    predict = lmbridge.Predict("question -> answer: int", lm=make_lm(server), format=lmbridge.JSONFormat())
     assert predict(question="6*7?").answer == 42
     assert server.requests[0]["response_format"] == {"type": "json_object"}
 
@@ -289,7 +289,7 @@ def test_cache_hit_skips_the_server_and_keys_hold_no_secrets(server: FakeOpenAI,
     script(server, ok("cached answer"))
     first = make_lm(server, cache=Cache(tmp_path))
     assert first.complete(MESSAGES).text == "cached answer"
-    other_key = bridge.LM("openai/fake", api_base=server.base_url, api_key="a-different-key",
+    other_key = lmbridge.LM("openai/fake", api_base=server.base_url, api_key="a-different-key",
                           cache=Cache(tmp_path), backoff=0.01)
     again = other_key.complete(MESSAGES)
     assert again.cached and again.text == "cached answer"
@@ -305,9 +305,9 @@ def test_network_beyond_loopback_is_blocked_in_tests() -> None:
 
 
 def test_network_guard_stops_litellm_too(waits: list[float]) -> None:
-    lm = bridge.LM("openai/gpt-4o-mini", api_base="http://10.255.255.1:9/v1", api_key="sk-test", cache=False,
+    lm = lmbridge.LM("openai/gpt-4o-mini", api_base="http://10.255.255.1:9/v1", api_key="sk-test", cache=False,
                    num_retries=0)
-    with pytest.raises(bridge.LMError) as info:
+    with pytest.raises(lmbridge.LMError) as info:
         lm.complete(MESSAGES)
     assert "tests may not reach the network" in repr(_root_cause(info.value))
 
@@ -357,7 +357,7 @@ def test_tool_requests_are_retried_and_mapped_like_plain_ones(server: FakeOpenAI
     assert completion.usage.retries == 1 and server.count == 2
     assert all(r["tools"] == [ADD_SPEC] for r in server.requests)
     script(server, fail(401, "bad key"))
-    with pytest.raises(bridge.AuthenticationError):
+    with pytest.raises(lmbridge.AuthenticationError):
         make_lm(server).complete(MESSAGES, TOOLS)
 
 

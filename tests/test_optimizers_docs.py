@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-import bridge
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.testing import ScriptedLM
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted(p for p in (ROOT / "docs" / "optimizers").glob("*.md")
@@ -30,7 +30,7 @@ def test_page_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.Monke
     pytest.importorskip("optuna")
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(ROOT))
-    monkeypatch.setattr(bridge, "LM", lambda *args, **kwargs: ScriptedLM(any_task))
+    monkeypatch.setattr(lmbridge, "LM", lambda *args, **kwargs: ScriptedLM(any_task))
     namespace: dict[str, Any] = {"__name__": "__docs__"}
     for block in re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.S):
         exec(compile(block, f"{page.name}:example", "exec", dont_inherit=True), namespace)

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from test_optimizers_support import SIG, last_text, metric, program_state, sentiment_rows, truth
 
-import bridge
-from bridge import MIPROv2
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge import MIPROv2
+from lmbridge.testing import ScriptedLM
 
 pytest.importorskip("optuna")
 HERE = Path(__file__).resolve().parent
@@ -51,8 +51,8 @@ def system_model(messages: list[Any]) -> Any:
     return {"label": "positive"}
 
 
-def compile_zero_shot(model: Any, **options: Any) -> bridge.Module:
-    student = bridge.Predict(SIG, lm=ScriptedLM(model))
+def compile_zero_shot(model: Any, **options: Any) -> lmbridge.Module:
+    student = lmbridge.Predict(SIG, lm=ScriptedLM(model))
     opt = MIPROv2(metric, max_bootstrapped_demos=0, max_labeled_demos=0, num_threads=1,
                   **{k: v for k, v in options.items() if k in ("max_lm_calls", "formats", "seed")})
     compile_options = {k: v for k, v in options.items() if k in ("minibatch_size", "num_trials")}
@@ -62,7 +62,7 @@ def compile_zero_shot(model: Any, **options: Any) -> bridge.Module:
 
 
 def test_mipro_finds_the_instruction_the_model_needs_and_leaves_the_student_alone() -> None:
-    student = bridge.Predict(SIG, lm=ScriptedLM(instruction_model))
+    student = lmbridge.Predict(SIG, lm=ScriptedLM(instruction_model))
     opt = MIPROv2(metric, auto=None, num_candidates=3, max_bootstrapped_demos=0, max_labeled_demos=0,
                   num_threads=1, formats=[])
     compiled = opt.compile(student, trainset=sentiment_rows(6), valset=sentiment_rows(12, offset=6),
@@ -81,10 +81,10 @@ def test_mipro_finds_the_instruction_the_model_needs_and_leaves_the_student_alon
 
 def test_mipro_searches_the_prompt_format_and_the_format_is_saved(tmp_path: Path) -> None:
     compiled = compile_zero_shot(system_model)
-    assert isinstance(compiled, bridge.Predict)
+    assert isinstance(compiled, lmbridge.Predict)
     assert compiled.format is not None and compiled.format.to_state()["instructions"] == "system"
     compiled.save(tmp_path / "p.json")
-    loaded = bridge.Predict(SIG).load(tmp_path / "p.json")
+    loaded = lmbridge.Predict(SIG).load(tmp_path / "p.json")
     assert loaded.format == compiled.format
 
 
@@ -94,7 +94,7 @@ def test_mipro_picks_a_demo_set_when_demos_are_what_helps() -> None:
             return instruction_model(messages)
         return {"label": truth(last_text(messages)) if len(messages) > 1 else "positive"}
 
-    student = bridge.Predict(SIG, lm=ScriptedLM(needs_demos))
+    student = lmbridge.Predict(SIG, lm=ScriptedLM(needs_demos))
     opt = MIPROv2(metric, auto=None, num_candidates=4, max_bootstrapped_demos=2, max_labeled_demos=2,
                   num_threads=1, formats=[])
     compiled = opt.compile(student, trainset=sentiment_rows(8), valset=sentiment_rows(8, offset=8),
@@ -130,7 +130,7 @@ def test_mipro_estimate_bounds_the_calls_without_calling() -> None:
         calls.append(1)
         return instruction_model(messages)
 
-    student = bridge.Predict(SIG, lm=ScriptedLM(counted))
+    student = lmbridge.Predict(SIG, lm=ScriptedLM(counted))
     opt = MIPROv2(metric, auto=None, num_candidates=4, max_bootstrapped_demos=2, max_labeled_demos=2,
                   num_threads=1)
     train, val = sentiment_rows(8), sentiment_rows(8, offset=8)
@@ -142,7 +142,7 @@ def test_mipro_estimate_bounds_the_calls_without_calling() -> None:
 
 
 def test_mipro_bad_arguments_are_clear() -> None:
-    student = bridge.Predict(SIG, lm=ScriptedLM(instruction_model))
+    student = lmbridge.Predict(SIG, lm=ScriptedLM(instruction_model))
     with pytest.raises(ValueError, match="at least 2"):
         MIPROv2(metric).compile(student, trainset=sentiment_rows(1))
     with pytest.raises(ValueError, match="num_candidates"):
@@ -153,8 +153,8 @@ def test_mipro_bad_arguments_are_clear() -> None:
 
 def test_mipro_without_optuna_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "optuna", None)
-    student = bridge.Predict(SIG, lm=ScriptedLM(instruction_model))
-    with pytest.raises(bridge.MissingDependencyError, match=r"lmbridge\[optuna\]"):
+    student = lmbridge.Predict(SIG, lm=ScriptedLM(instruction_model))
+    with pytest.raises(lmbridge.MissingDependencyError, match=r"lmbridge\[optuna\]"):
         MIPROv2(metric).compile(student, trainset=sentiment_rows(4))
 
 
@@ -163,8 +163,8 @@ def test_mipro_without_optuna_names_the_extra(monkeypatch: pytest.MonkeyPatch) -
 SCRIPT = textwrap.dedent("""
     import json, os, sys, time
     sys.path.insert(0, {tests!r})
-    import bridge
-    from bridge.testing import ScriptedLM
+    import lmbridge
+    from lmbridge.testing import ScriptedLM
     from test_optimizers_support import SIG, metric, sentiment_rows
     from test_optimizers_mipro import instruction_model
 
@@ -176,8 +176,8 @@ SCRIPT = textwrap.dedent("""
         time.sleep(float(os.environ.get("CALL_DELAY", "0.05")))
         return instruction_model(messages)
 
-    student = bridge.Predict(SIG, lm=ScriptedLM(model))
-    opt = bridge.MIPROv2(metric, auto=None, num_candidates=3, max_bootstrapped_demos=1, max_labeled_demos=1,
+    student = lmbridge.Predict(SIG, lm=ScriptedLM(model))
+    opt = lmbridge.MIPROv2(metric, auto=None, num_candidates=3, max_bootstrapped_demos=1, max_labeled_demos=1,
                          num_threads=1, display_progress=False)
     compiled = opt.compile(student, trainset=sentiment_rows(4), valset=sentiment_rows(6, offset=4),
                            num_trials=8, minibatch_size=3, minibatch_full_eval_steps=3,
@@ -300,15 +300,15 @@ class Interrupt:
         return graded_model(messages)
 
 
-def _compile_graded(model: Any, checkpoint: Path, **options: Any) -> bridge.Module:
-    student = bridge.Predict(SIG, lm=ScriptedLM(model))
+def _compile_graded(model: Any, checkpoint: Path, **options: Any) -> lmbridge.Module:
+    student = lmbridge.Predict(SIG, lm=ScriptedLM(model))
     opt = MIPROv2(metric, auto=None, num_candidates=4, max_bootstrapped_demos=1, max_labeled_demos=1,
                   num_threads=1, seed=5, display_progress=False, **options)
     return opt.compile(student, trainset=sentiment_rows(8), valset=sentiment_rows(9, offset=8), num_trials=12,
                        minibatch_size=3, minibatch_full_eval_steps=3, checkpoint=checkpoint)
 
 
-def _search_path(program: bridge.Module) -> list[Any]:
+def _search_path(program: lmbridge.Module) -> list[Any]:
     assert program.report is not None
     return [(t["kind"], t["score"], t["config"]) for t in program.report["trials"]]
 

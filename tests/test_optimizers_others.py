@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from test_optimizers_support import SIG, CountingModel, last_text, metric, program_state, sentiment_rows, truth
 
-import bridge
-from bridge import COPRO, GEPA, SIMBA, Ensemble, KNNFewShot
-from bridge.optimizers import HashingEmbedder, majority
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge import COPRO, GEPA, SIMBA, Ensemble, KNNFewShot
+from lmbridge.optimizers import HashingEmbedder, majority
+from lmbridge.testing import ScriptedLM
 
 
 def rewriting_model(messages: list[Any]) -> Any:
@@ -30,7 +30,7 @@ def rewriting_model(messages: list[Any]) -> Any:
 # -- COPRO ------------------------------------------------------------------------------------------
 
 def test_copro_rewrites_the_instruction_and_scores_each_candidate() -> None:
-    student = bridge.Predict(SIG, lm=ScriptedLM(rewriting_model))
+    student = lmbridge.Predict(SIG, lm=ScriptedLM(rewriting_model))
     compiled = COPRO(metric=metric, breadth=3, depth=2).compile(student, trainset=sentiment_rows(8))
     assert "carefully" in compiled.instructions and "carefully" not in student.instructions
     report = compiled.report
@@ -48,7 +48,7 @@ def test_copro_keeps_the_instruction_after_a_lead_in_line() -> None:
                                             'answer."\n\nThis instruction will help the model.'}
         return rewriting_model(messages)
 
-    student = bridge.Predict(SIG, lm=ScriptedLM(model))
+    student = lmbridge.Predict(SIG, lm=ScriptedLM(model))
     compiled = COPRO(metric=metric, breadth=2, depth=1).compile(student, trainset=sentiment_rows(8))
     assert compiled.instructions == "Read the review carefully and answer."
     assert compiled.report is not None and compiled.report["best_score"] == 100.0
@@ -74,7 +74,7 @@ def test_gepa_evolves_the_instruction_from_feedback() -> None:
         ok = example.label == prediction.label
         return {"score": float(ok), "feedback": "right" if ok else f"wrong: the review is {example.label}"}
 
-    student = bridge.Predict(SIG, lm=ScriptedLM(model))
+    student = lmbridge.Predict(SIG, lm=ScriptedLM(model))
     opt = GEPA(feedback_metric, max_metric_calls=40, reflection_minibatch_size=3)
     compiled = opt.compile(student, trainset=sentiment_rows(8), valset=sentiment_rows(8, offset=8))
     assert "carefully" in compiled.instructions
@@ -91,7 +91,7 @@ def test_gepa_starts_only_proposals_the_budget_can_keep() -> None:
     for budget, reflections, best in ((4 + 2 * 2 + 4 - 1, 0, 50.0), (4 + 2 * 2 + 4, 1, 100.0)):
         lm = ScriptedLM(rewriting_model)
         compiled = GEPA(metric, max_metric_calls=budget, reflection_minibatch_size=2).compile(
-            bridge.Predict(SIG, lm=lm), trainset=train, valset=val)
+            lmbridge.Predict(SIG, lm=lm), trainset=train, valset=val)
         assert sum("You improve the instruction" in str(m[0]["content"]) for m in lm.calls) == reflections
         assert compiled.report is not None and compiled.report["best_score"] == best
         assert compiled.report["examples_run"] <= budget
@@ -107,7 +107,7 @@ def test_gepa_budget_arguments_are_exclusive() -> None:
 def test_gepa_same_seed_same_program() -> None:
     results = []
     for _ in range(2):
-        student = bridge.Predict(SIG, lm=ScriptedLM(rewriting_model))
+        student = lmbridge.Predict(SIG, lm=ScriptedLM(rewriting_model))
         compiled = GEPA(metric, auto="light", seed=4).compile(student, trainset=sentiment_rows(6),
                                                                valset=sentiment_rows(6, offset=6))
         results.append(program_state(compiled))
@@ -127,7 +127,7 @@ def test_simba_adds_demos_or_rules_where_runs_disagree() -> None:
             return {"label": truth(text)}
         return {"label": "positive"}
 
-    student = bridge.Predict(SIG, lm=ScriptedLM(noisy))
+    student = lmbridge.Predict(SIG, lm=ScriptedLM(noisy))
     opt = SIMBA(metric=metric, bsize=6, num_candidates=3, max_steps=2, max_demos=2)
     compiled = opt.compile(student, trainset=sentiment_rows(10))
     report = compiled.report
@@ -139,7 +139,7 @@ def test_simba_adds_demos_or_rules_where_runs_disagree() -> None:
 
 def test_simba_budget_cap_returns_a_program() -> None:
     model = CountingModel(needs_demos=False)
-    student = bridge.Predict(SIG, lm=ScriptedLM(model))
+    student = lmbridge.Predict(SIG, lm=ScriptedLM(model))
     compiled = SIMBA(metric=metric, bsize=4, num_candidates=2, max_steps=3, max_lm_calls=10).compile(
         student, trainset=sentiment_rows(6))
     assert model.calls == 10
@@ -151,7 +151,7 @@ def test_simba_budget_cap_returns_a_program() -> None:
 def test_knn_fewshot_shows_the_nearest_training_examples_as_demos() -> None:
     lm = ScriptedLM(CountingModel(needs_demos=True))
     train = sentiment_rows(8)
-    student = bridge.Predict(SIG, lm=lm)
+    student = lmbridge.Predict(SIG, lm=lm)
     compiled = KNNFewShot(2, train, HashingEmbedder()).compile(student)
     near = compiled.nearest(text="a great film number 2")
     assert near[0].text == "a great film number 2"
@@ -164,21 +164,21 @@ def test_knn_fewshot_shows_the_nearest_training_examples_as_demos() -> None:
 
 def test_knn_fewshot_rejects_a_bad_embedder() -> None:
     with pytest.raises(ValueError, match="vectors"):
-        KNNFewShot(2, sentiment_rows(4), lambda texts: [[1.0]]).compile(bridge.Predict(SIG))
+        KNNFewShot(2, sentiment_rows(4), lambda texts: [[1.0]]).compile(lmbridge.Predict(SIG))
 
 
 # -- Ensemble ----------------------------------------------------------------------------------------
 
 def test_ensemble_reduces_with_majority() -> None:
     answers = iter(["positive", "negative", "negative"])
-    programs = [bridge.Predict(SIG, lm=ScriptedLM([{"label": next(answers)}])) for _ in range(3)]
+    programs = [lmbridge.Predict(SIG, lm=ScriptedLM([{"label": next(answers)}])) for _ in range(3)]
     ensembled = Ensemble(reduce_fn=majority).compile(programs)
     assert ensembled(text="hmm").label == "negative"
     assert ensembled.report is not None and ensembled.report["programs"] == 3
 
 
 def test_ensemble_without_reduce_returns_every_prediction_and_size_samples() -> None:
-    programs = [bridge.Predict(SIG, lm=ScriptedLM(lambda m: {"label": "positive"})) for _ in range(4)]
+    programs = [lmbridge.Predict(SIG, lm=ScriptedLM(lambda m: {"label": "positive"})) for _ in range(4)]
     outputs = Ensemble(size=2, deterministic=True).compile(programs)(text="x")
     assert isinstance(outputs, list) and len(outputs) == 2
     with pytest.raises(ValueError):
@@ -187,7 +187,7 @@ def test_ensemble_without_reduce_returns_every_prediction_and_size_samples() -> 
 
 def test_a_proposal_that_echoes_the_proposer_prompt_is_dropped() -> None:
     # A base model asked for an instruction may copy the request back; that is no candidate.
-    from bridge.optimizers.proposer import ProposeInstruction, clean_instruction
+    from lmbridge.optimizers.proposer import ProposeInstruction, clean_instruction
 
     own = ProposeInstruction.instructions
     assert clean_instruction(own[:80], prompt=own) is None

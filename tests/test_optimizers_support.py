@@ -9,24 +9,24 @@ from typing import Any
 
 import pytest
 
-import bridge
-from bridge.cache import Cache
-from bridge.evaluate import read_score, run_many
-from bridge.optimizers.budget import Budget, BudgetExhausted
-from bridge.optimizers.state import build, snapshot
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.cache import Cache
+from lmbridge.evaluate import read_score, run_many
+from lmbridge.optimizers.budget import Budget, BudgetExhausted
+from lmbridge.optimizers.state import build, snapshot
+from lmbridge.testing import ScriptedLM
 
 SIG = "text -> label: Literal['negative', 'positive']"
-metric = bridge.metrics.exact_match("label")
+metric = lmbridge.metrics.exact_match("label")
 
 
-def sentiment_rows(n: int, offset: int = 0) -> list[bridge.Example]:
+def sentiment_rows(n: int, offset: int = 0) -> list[lmbridge.Example]:
     words = ["good", "bad", "great", "awful"]
     rows = []
     for i in range(offset, offset + n):
         word = words[i % 4]
         label = "positive" if word in ("good", "great") else "negative"
-        rows.append(bridge.Example(text=f"a {word} film number {i}", label=label).with_inputs("text"))
+        rows.append(lmbridge.Example(text=f"a {word} film number {i}", label=label).with_inputs("text"))
     return rows
 
 
@@ -55,7 +55,7 @@ class CountingModel:
         return {"label": truth(last_text(messages))}
 
 
-def program_state(program: bridge.Module) -> list[tuple[str, str, list[dict[str, Any]]]]:
+def program_state(program: lmbridge.Module) -> list[tuple[str, str, list[dict[str, Any]]]]:
     return [(name, p.instructions, [d.to_dict() for d in p.demos]) for name, p in program.named_predictors()]
 
 
@@ -66,7 +66,7 @@ def test_metered_lm_refuses_the_call_past_the_cap_and_gives_back_cache_hits() ->
     inner = ScriptedLM(model, cache=Cache(disk=False))
     budget = Budget(max_lm_calls=2)
     lm = budget.wrap(inner)
-    predict = bridge.Predict(SIG, lm=lm)
+    predict = lmbridge.Predict(SIG, lm=lm)
     predict(text="a good one")
     predict(text="a good one")  # a cache hit costs nothing
     predict(text="a bad one")
@@ -95,7 +95,7 @@ def test_read_score_accepts_numbers_bools_and_feedback_results() -> None:
 
 def test_run_many_keeps_input_order_on_threads_and_names_trace_steps() -> None:
     lm = ScriptedLM(CountingModel(needs_demos=False))
-    program = bridge.Predict(SIG, lm=lm)
+    program = lmbridge.Predict(SIG, lm=lm)
     rows = sentiment_rows(8)
     outcomes = run_many(program, rows, metric, threads=4, traced=True)
     assert [o.example for o in outcomes] == rows
@@ -105,15 +105,15 @@ def test_run_many_keeps_input_order_on_threads_and_names_trace_steps() -> None:
 
 
 def test_fatal_errors_stop_the_run_instead_of_scoring_zero() -> None:
-    program = bridge.Predict(SIG)  # no LM configured anywhere
-    with pytest.raises(bridge.ConfigurationError):
+    program = lmbridge.Predict(SIG)  # no LM configured anywhere
+    with pytest.raises(lmbridge.ConfigurationError):
         run_many(program, sentiment_rows(2), metric)
 
 
 # -- state -------------------------------------------------------------------------------------------
 
 def test_build_copies_the_student_and_never_touches_it() -> None:
-    student = bridge.Predict(SIG)
+    student = lmbridge.Predict(SIG)
     state = snapshot(student)
     demo = sentiment_rows(1)[0]
     state["self"] = state["self"].with_demos([demo]).with_instructions("Be careful.")
@@ -139,8 +139,8 @@ class PricedLM(ScriptedLM):
 
 def test_max_cost_stops_the_compile_when_the_spend_reaches_it() -> None:
     model = CountingModel(needs_demos=False)
-    student = bridge.Predict(SIG, lm=PricedLM(model, price=0.01))
-    compiled = bridge.BootstrapFewShot(metric=metric, max_bootstrapped_demos=8, max_cost=0.03,
+    student = lmbridge.Predict(SIG, lm=PricedLM(model, price=0.01))
+    compiled = lmbridge.BootstrapFewShot(metric=metric, max_bootstrapped_demos=8, max_cost=0.03,
                                        num_threads=1).compile(student, trainset=sentiment_rows(8))
     assert model.calls == 3
     assert compiled.report is not None and "max_cost" in compiled.report["stopped_early"]
@@ -149,8 +149,8 @@ def test_max_cost_stops_the_compile_when_the_spend_reaches_it() -> None:
 
 def test_max_cost_with_an_unpriced_model_stops_instead_of_spending_blind() -> None:
     model = CountingModel(needs_demos=False)
-    student = bridge.Predict(SIG, lm=PricedLM(model, price=None))
-    compiled = bridge.BootstrapFewShot(metric=metric, max_cost=1.0, num_threads=1).compile(
+    student = lmbridge.Predict(SIG, lm=PricedLM(model, price=None))
+    compiled = lmbridge.BootstrapFewShot(metric=metric, max_cost=1.0, num_threads=1).compile(
         student, trainset=sentiment_rows(4))
     assert model.calls == 1
     assert compiled.report is not None and "reports no price" in compiled.report["stopped_early"]

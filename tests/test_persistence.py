@@ -8,26 +8,26 @@ from typing import Any, Literal
 
 import pytest
 
-import bridge
-from bridge.persistence import FORMAT_VERSION, library_version
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.persistence import FORMAT_VERSION, library_version
+from lmbridge.testing import ScriptedLM
 
 SECRET = "sk-secret-do-not-save"
 
 
-class Classify(bridge.Signature):
+class Classify(lmbridge.Signature):
     """Label the text."""
 
-    text: str = bridge.InputField(desc="the text")
-    label: Literal["a", "b"] = bridge.OutputField()
+    text: str = lmbridge.InputField(desc="the text")
+    label: Literal["a", "b"] = lmbridge.OutputField()
 
 
-class Pipeline(bridge.Module):
+class Pipeline(lmbridge.Module):
     def __init__(self) -> None:
-        self.classify = bridge.Predict(Classify)
-        self.explain = bridge.ChainOfThought("text, label -> explanation")
+        self.classify = lmbridge.Predict(Classify)
+        self.explain = lmbridge.ChainOfThought("text, label -> explanation")
 
-    def forward(self, text: str) -> bridge.Prediction:
+    def forward(self, text: str) -> lmbridge.Prediction:
         label = self.classify(text=text).label
         return self.explain(text=text, label=label)
 
@@ -36,16 +36,16 @@ def compiled() -> Pipeline:
     program = Pipeline()
     program.classify.instructions = "Pick a or b carefully."
     program.classify.signature = program.classify.signature.with_updated_field("label", desc="the class")
-    program.classify.demos = [bridge.Example(text="first", label="a"),
-                              bridge.Example(text="second", label="b")]
-    program.classify.format = bridge.JSONFormat()
-    program.explain.predict.demos = [bridge.Example(text="t", label="a", reasoning="r", explanation="e")]
-    program.explain.predict.format = bridge.ChatFormat(demos="inline", instructions="system")
+    program.classify.demos = [lmbridge.Example(text="first", label="a"),
+                              lmbridge.Example(text="second", label="b")]
+    program.classify.format = lmbridge.JSONFormat()
+    program.explain.predict.demos = [lmbridge.Example(text="t", label="a", reasoning="r", explanation="e")]
+    program.explain.predict.format = lmbridge.ChatFormat(demos="inline", instructions="system")
     program.report = {"optimizer": "LabeledFewShot", "score": 87.5, "trials": [1, 2]}
     return program
 
 
-def snapshot(program: bridge.Module) -> str:
+def snapshot(program: lmbridge.Module) -> str:
     return json.dumps(program.dump_state()["predictors"], sort_keys=True) + json.dumps(program.report)
 
 
@@ -59,10 +59,10 @@ def test_round_trip(tmp_path: Path) -> None:
     assert loaded.classify.signature.output_fields["label"].desc == "the class"
     assert loaded.classify.signature.input_fields["text"].desc == "the text"
     assert loaded.classify.demos == original.classify.demos
-    assert isinstance(loaded.classify.demos[0], bridge.Example)
-    assert loaded.classify.format == bridge.JSONFormat()
+    assert isinstance(loaded.classify.demos[0], lmbridge.Example)
+    assert loaded.classify.format == lmbridge.JSONFormat()
     assert loaded.explain.predict.demos == original.explain.predict.demos
-    assert loaded.explain.predict.format == bridge.ChatFormat(demos="inline", instructions="system")
+    assert loaded.explain.predict.format == lmbridge.ChatFormat(demos="inline", instructions="system")
     assert loaded.report == original.report
     assert snapshot(loaded) == snapshot(original)
 
@@ -71,7 +71,7 @@ def test_loaded_program_runs_with_the_loaded_state(tmp_path: Path) -> None:
     compiled().save(tmp_path / "p.json")
     program = Pipeline().load(tmp_path / "p.json")
     lm = ScriptedLM([{"label": "b"}, {"reasoning": "because", "explanation": "it is b"}])
-    with bridge.context(lm=lm):
+    with lmbridge.context(lm=lm):
         assert program(text="x").explanation == "it is b"
     first_request = "\n".join(m["content"] for m in lm.calls[0])
     assert "Pick a or b carefully." in first_request
@@ -91,7 +91,7 @@ def test_file_has_versions_and_is_plain_json(tmp_path: Path) -> None:
 
 def test_no_credentials_or_base_urls_in_the_file(tmp_path: Path) -> None:
     program = compiled()
-    lm = bridge.LM("openai/gpt-4o-mini", api_key=SECRET, api_base="http://10.1.2.3:8000/v1", cache=False)
+    lm = lmbridge.LM("openai/gpt-4o-mini", api_key=SECRET, api_base="http://10.1.2.3:8000/v1", cache=False)
     program.classify.lm = lm
     program.explain.predict.lm = lm
     program.save(tmp_path / "p.json")
@@ -160,7 +160,7 @@ def test_every_misfit_raises_state_error_and_changes_nothing(tmp_path: Path) -> 
         before = snapshot(program)
         path = tmp_path / "bad.json"
         path.write_text(json.dumps(state))
-        with pytest.raises(bridge.StateError):
+        with pytest.raises(lmbridge.StateError):
             program.load(path)
         assert snapshot(program) == before, f"{name}: the program changed"
 
@@ -173,13 +173,13 @@ def test_not_json_or_not_an_object_raises_state_error(tmp_path: Path, content: s
     path.write_text(content)
     program = compiled()
     before = snapshot(program)
-    with pytest.raises(bridge.StateError):
+    with pytest.raises(lmbridge.StateError):
         program.load(path)
     assert snapshot(program) == before
 
 
 def test_missing_file_raises_state_error(tmp_path: Path) -> None:
-    with pytest.raises(bridge.StateError):
+    with pytest.raises(lmbridge.StateError):
         compiled().load(tmp_path / "nope.json")
 
 
@@ -216,37 +216,37 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path: Path) -> None:
 
 
 def test_single_predict_saves_and_loads(tmp_path: Path) -> None:
-    p = bridge.Predict(Classify, demos=[{"text": "t", "label": "a"}])
+    p = lmbridge.Predict(Classify, demos=[{"text": "t", "label": "a"}])
     p.save(tmp_path / "p.json")
-    q = bridge.Predict(Classify).load(tmp_path / "p.json")
-    assert isinstance(q, bridge.Predict)
+    q = lmbridge.Predict(Classify).load(tmp_path / "p.json")
+    assert isinstance(q, lmbridge.Predict)
     assert q.demos == p.demos
 
 
 def test_a_file_that_is_not_utf8_raises_state_error(tmp_path: Path) -> None:
     path = tmp_path / "p.json"
     path.write_bytes(b'{"format": "\xff\xfe"}')
-    with pytest.raises(bridge.StateError, match="not UTF-8"):
+    with pytest.raises(lmbridge.StateError, match="not UTF-8"):
         compiled().load(path)
 
 
 def test_a_deeply_nested_file_is_named_as_such(tmp_path: Path) -> None:
     path = tmp_path / "p.json"
     path.write_text("[" * 100_000 + "]" * 100_000)
-    with pytest.raises(bridge.StateError, match="too deeply"):
+    with pytest.raises(lmbridge.StateError, match="too deeply"):
         compiled().load(path)
 
 
 def test_a_failure_while_applying_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Even a failure after validation (here: the second predictor's format cannot be built) leaves
     the first predictor as it was: new values are built for every predictor before any is assigned."""
-    import bridge.persistence
+    import lmbridge.persistence
 
     path = tmp_path / "p.json"
     compiled().save(path)
     program = Pipeline()
     before = snapshot(program)
-    real = bridge.persistence.format_from_state
+    real = lmbridge.persistence.format_from_state
     built: list[object] = []
 
     def second_fails(state: Any) -> Any:
@@ -255,7 +255,7 @@ def test_a_failure_while_applying_changes_nothing(tmp_path: Path, monkeypatch: p
             raise ValueError("cannot build")
         return real(state)
 
-    monkeypatch.setattr(bridge.persistence, "format_from_state", second_fails)
-    with pytest.raises(bridge.StateError):
+    monkeypatch.setattr(lmbridge.persistence, "format_from_state", second_fails)
+    with pytest.raises(lmbridge.StateError):
         program.load(path)
     assert snapshot(program) == before

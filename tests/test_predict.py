@@ -8,20 +8,20 @@ from typing import Literal
 
 import pytest
 
-import bridge
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.testing import ScriptedLM
 
 
-class Sentiment(bridge.Signature):
+class Sentiment(lmbridge.Signature):
     """Classify the sentiment."""
 
-    text: str = bridge.InputField()
-    label: Literal["positive", "negative"] = bridge.OutputField()
+    text: str = lmbridge.InputField()
+    label: Literal["positive", "negative"] = lmbridge.OutputField()
 
 
 def test_predict_returns_typed_values_and_usage() -> None:
     lm = ScriptedLM([{"answer": 42}])
-    predict = bridge.Predict("question -> answer: int", lm=lm)
+    predict = lmbridge.Predict("question -> answer: int", lm=lm)
     pred = predict(question="6 times 7?")
     assert pred.answer == 42
     assert pred["answer"] == 42
@@ -32,7 +32,7 @@ def test_predict_returns_typed_values_and_usage() -> None:
 
 
 def test_messages_shows_the_request_without_calling_a_model() -> None:
-    predict = bridge.Predict("question -> answer", demos=[{"question": "q1", "answer": "a1"}])
+    predict = lmbridge.Predict("question -> answer", demos=[{"question": "q1", "answer": "a1"}])
     messages = predict.messages(question="q2")
     assert messages[-1]["content"].endswith("Question: q2\nAnswer:")
     assert messages[1] == {"role": "assistant", "content": "a1"}
@@ -40,7 +40,7 @@ def test_messages_shows_the_request_without_calling_a_model() -> None:
 
 def test_unparseable_completion_is_reasked_once_with_the_error() -> None:
     lm = ScriptedLM(["I am not sure", {"label": "positive"}])
-    predict = bridge.Predict(Sentiment, lm=lm)
+    predict = lmbridge.Predict(Sentiment, lm=lm)
     pred = predict(text="great film")
     assert pred.label == "positive"
     assert len(lm.calls) == 2
@@ -55,8 +55,8 @@ def test_unparseable_completion_is_reasked_once_with_the_error() -> None:
 
 def test_second_failure_raises_parse_error_with_completion_and_signature() -> None:
     lm = ScriptedLM(["maybe", "still not sure"])
-    predict = bridge.Predict(Sentiment, lm=lm)
-    with bridge.track_usage() as tracker, pytest.raises(bridge.ParseError) as info:
+    predict = lmbridge.Predict(Sentiment, lm=lm)
+    with lmbridge.track_usage() as tracker, pytest.raises(lmbridge.ParseError) as info:
         predict(text="meh")
     error = info.value
     assert error.completion == "still not sure"
@@ -64,7 +64,7 @@ def test_second_failure_raises_parse_error_with_completion_and_signature() -> No
     assert error.attempts == 2
     assert error.field == "label"
     assert error.usage is not None and error.usage.calls == 2 and error.usage.parse_retries == 1
-    assert isinstance(error.__cause__, bridge.ParseError)
+    assert isinstance(error.__cause__, lmbridge.ParseError)
     assert tracker.usage.calls == 2
     assert tracker.usage.parse_retries == 1
     assert len(lm.calls) == 2  # re-asked once, not more
@@ -72,10 +72,10 @@ def test_second_failure_raises_parse_error_with_completion_and_signature() -> No
 
 def test_missing_and_unknown_inputs_raise_input_error() -> None:
     lm = ScriptedLM([{"answer": "x"}])
-    predict = bridge.Predict("question, context -> answer", lm=lm)
-    with pytest.raises(bridge.InputError, match=r"missing.*'context'"):
+    predict = lmbridge.Predict("question, context -> answer", lm=lm)
+    with pytest.raises(lmbridge.InputError, match=r"missing.*'context'"):
         predict(question="q")
-    with pytest.raises(bridge.InputError, match=r"unknown.*'config'"):
+    with pytest.raises(lmbridge.InputError, match=r"unknown.*'config'"):
         predict(question="q", context="c", config="x")
     with pytest.raises(TypeError):  # InputError is also a TypeError
         predict()
@@ -83,20 +83,20 @@ def test_missing_and_unknown_inputs_raise_input_error() -> None:
 
 
 def test_no_lm_configured_raises_configuration_error() -> None:
-    with pytest.raises(bridge.ConfigurationError, match="no LM"):
-        bridge.Predict("question -> answer")(question="q")
+    with pytest.raises(lmbridge.ConfigurationError, match="no LM"):
+        lmbridge.Predict("question -> answer")(question="q")
 
 
 def test_configure_rejects_non_lms_and_unknown_settings() -> None:
-    with pytest.raises(bridge.ConfigurationError):
-        bridge.configure(lm="openai/gpt-4o")
-    with pytest.raises(bridge.ConfigurationError, match="unknown"):
-        bridge.configure(temperature=0.5)
+    with pytest.raises(lmbridge.ConfigurationError):
+        lmbridge.configure(lm="openai/gpt-4o")
+    with pytest.raises(lmbridge.ConfigurationError, match="unknown"):
+        lmbridge.configure(temperature=0.5)
 
 
 def test_chain_of_thought_returns_reasoning() -> None:
     lm = ScriptedLM([{"reasoning": "6*7 is 42", "answer": 42}])
-    cot = bridge.ChainOfThought("question -> answer: int", lm=lm)
+    cot = lmbridge.ChainOfThought("question -> answer: int", lm=lm)
     pred = cot(question="6 times 7?")
     assert pred.reasoning == "6*7 is 42"
     assert pred.answer == 42
@@ -109,12 +109,12 @@ def test_async_acall_uses_the_native_async_path() -> None:
     main_thread = threading.get_ident()
     seen: list[int] = []
 
-    def answer(messages: list[bridge.Message]) -> object:
+    def answer(messages: list[lmbridge.Message]) -> object:
         seen.append(threading.get_ident())
         return "maybe" if len(seen) == 1 else {"label": "negative"}
 
     lm = ScriptedLM(answer)
-    predict = bridge.Predict(Sentiment, lm=lm)
+    predict = lmbridge.Predict(Sentiment, lm=lm)
     pred = asyncio.run(predict.acall(text="awful"))
     assert pred.label == "negative"
     assert pred.usage.calls == 2 and pred.usage.parse_retries == 1
@@ -122,13 +122,13 @@ def test_async_acall_uses_the_native_async_path() -> None:
 
 
 def test_async_chain_of_thought_and_gather() -> None:
-    def echo(messages: list[bridge.Message]) -> dict[str, str]:
+    def echo(messages: list[lmbridge.Message]) -> dict[str, str]:
         return {"reasoning": "r", "answer": messages[-1]["content"].split("Question: ")[1].split("\n")[0]}
 
     lm = ScriptedLM(echo)
-    cot = bridge.ChainOfThought("question -> answer", lm=lm)
+    cot = lmbridge.ChainOfThought("question -> answer", lm=lm)
 
-    async def main() -> list[bridge.Prediction]:
+    async def main() -> list[lmbridge.Prediction]:
         return await asyncio.gather(*(cot.acall(question=f"q{i}") for i in range(5)))
 
     preds = asyncio.run(main())
@@ -139,14 +139,14 @@ def test_precedence_explicit_then_context_then_configure() -> None:
     configured = ScriptedLM(lambda m: {"answer": "configured"})
     contextual = ScriptedLM(lambda m: {"answer": "context"})
     explicit = ScriptedLM(lambda m: {"answer": "explicit"})
-    bridge.configure(lm=configured)
-    plain = bridge.Predict("question -> answer")
-    pinned = bridge.Predict("question -> answer", lm=explicit)
+    lmbridge.configure(lm=configured)
+    plain = lmbridge.Predict("question -> answer")
+    pinned = lmbridge.Predict("question -> answer", lm=explicit)
     assert plain(question="q").answer == "configured"
-    with bridge.context(lm=contextual):
+    with lmbridge.context(lm=contextual):
         assert plain(question="q").answer == "context"
         assert pinned(question="q").answer == "explicit"
-        with bridge.context(lm=configured):
+        with lmbridge.context(lm=configured):
             assert plain(question="q").answer == "configured"
         assert plain(question="q").answer == "context"
     assert plain(question="q").answer == "configured"
@@ -154,11 +154,11 @@ def test_precedence_explicit_then_context_then_configure() -> None:
 
 def test_format_precedence() -> None:
     lm = ScriptedLM(lambda m: '{"answer": "json"}' if "JSON" in m[0]["content"] else "chat")
-    plain = bridge.Predict("question -> answer", lm=lm)
+    plain = lmbridge.Predict("question -> answer", lm=lm)
     assert plain(question="q").answer == "chat"
-    with bridge.context(format=bridge.JSONFormat()):
+    with lmbridge.context(format=lmbridge.JSONFormat()):
         assert plain(question="q").answer == "json"
-        pinned = bridge.Predict("question -> answer", lm=lm, format=bridge.ChatFormat())
+        pinned = lmbridge.Predict("question -> answer", lm=lm, format=lmbridge.ChatFormat())
         assert pinned(question="q").answer == "chat"
 
 
@@ -173,14 +173,14 @@ def test_json_format_asks_for_json_mode_only_when_the_lm_supports_it() -> None:
             seen.append(dict(params))
             return super()._send(messages, params, signature, fmt)
 
-    bridge.Predict("q -> a", lm=JsonModeLM([{"a": "x"}]), format=bridge.JSONFormat(), temperature=0.3)(q="1")
+    lmbridge.Predict("q -> a", lm=JsonModeLM([{"a": "x"}]), format=lmbridge.JSONFormat(), temperature=0.3)(q="1")
     assert seen == [{"response_format": {"type": "json_object"}, "temperature": 0.3}]
 
 
 def test_context_executor_workers_inherit_the_context() -> None:
     lm = ScriptedLM(lambda m: {"answer": "from context"})
-    predict = bridge.Predict("question -> answer")
-    with bridge.context(lm=lm), bridge.context_executor(3) as pool:
+    predict = lmbridge.Predict("question -> answer")
+    with lmbridge.context(lm=lm), lmbridge.context_executor(3) as pool:
         answers = list(pool.map(lambda i: predict(question=str(i)).answer, range(6)))
     assert answers == ["from context"] * 6
 
@@ -188,11 +188,11 @@ def test_context_executor_workers_inherit_the_context() -> None:
 def test_contexts_in_two_threads_stay_apart() -> None:
     barrier = threading.Barrier(2)
     results: dict[str, list[str]] = {}
-    predict = bridge.Predict("question -> answer")
+    predict = lmbridge.Predict("question -> answer")
 
     def worker(name: str) -> None:
         lm = ScriptedLM(lambda m: {"answer": name})
-        with bridge.context(lm=lm):
+        with lmbridge.context(lm=lm):
             barrier.wait()  # both contexts are now open at once
             got = [predict(question="q").answer for _ in range(20)]
             barrier.wait()
@@ -204,19 +204,19 @@ def test_contexts_in_two_threads_stay_apart() -> None:
     for t in threads:
         t.join()
     assert results == {"left": ["left"] * 20, "right": ["right"] * 20}
-    assert bridge.current().lm is None
+    assert lmbridge.current().lm is None
 
 
 def test_plain_threads_do_not_see_a_context_but_do_see_configure() -> None:
     lm = ScriptedLM(lambda m: {"answer": "x"})
     seen: list[object] = []
-    with bridge.context(lm=lm):
-        t = threading.Thread(target=lambda: seen.append(bridge.current().lm))
+    with lmbridge.context(lm=lm):
+        t = threading.Thread(target=lambda: seen.append(lmbridge.current().lm))
         t.start()
         t.join()
     assert seen == [None]
-    bridge.configure(lm=lm)
-    t = threading.Thread(target=lambda: seen.append(bridge.current().lm))
+    lmbridge.configure(lm=lm)
+    t = threading.Thread(target=lambda: seen.append(lmbridge.current().lm))
     t.start()
     t.join()
     assert seen[-1] is lm
@@ -225,16 +225,16 @@ def test_plain_threads_do_not_see_a_context_but_do_see_configure() -> None:
 def test_trace_records_each_predict_call() -> None:
     lm = ScriptedLM(lambda m: {"answer": "a"})
 
-    class TwoStep(bridge.Module):
+    class TwoStep(lmbridge.Module):
         def __init__(self) -> None:
-            self.first = bridge.Predict("question -> answer", lm=lm)
-            self.second = bridge.Predict("question -> answer", lm=lm)
+            self.first = lmbridge.Predict("question -> answer", lm=lm)
+            self.second = lmbridge.Predict("question -> answer", lm=lm)
 
-        def forward(self, question: str) -> bridge.Prediction:
+        def forward(self, question: str) -> lmbridge.Prediction:
             return self.second(question=self.first(question=question).answer)
 
     program = TwoStep()
-    with bridge.trace() as steps:
+    with lmbridge.trace() as steps:
         pred = program(question="q")
     assert [s[0] for s in steps] == [program.first, program.second]
     assert steps[0][1] == {"question": "q"}
@@ -243,7 +243,7 @@ def test_trace_records_each_predict_call() -> None:
 
 
 def test_instructions_property_replaces_the_signature() -> None:
-    predict = bridge.Predict(Sentiment)
+    predict = lmbridge.Predict(Sentiment)
     predict.instructions = "Label it."
     assert predict.signature.instructions == "Label it."
     assert Sentiment.instructions == "Classify the sentiment."
@@ -251,20 +251,20 @@ def test_instructions_property_replaces_the_signature() -> None:
 
 def test_deepcopy_and_reset_copy_share_the_lm_but_not_demos() -> None:
     lm = ScriptedLM(lambda m: {"answer": "a"})
-    predict = bridge.Predict("question -> answer", lm=lm, demos=[{"question": "q", "answer": "a"}])
+    predict = lmbridge.Predict("question -> answer", lm=lm, demos=[{"question": "q", "answer": "a"}])
     copy = predict.deepcopy()
-    assert isinstance(copy, bridge.Predict)
+    assert isinstance(copy, lmbridge.Predict)
     assert copy.lm is lm
-    copy.demos.append(bridge.Example(question="q2", answer="a2"))
+    copy.demos.append(lmbridge.Example(question="q2", answer="a2"))
     assert len(predict.demos) == 1
     reset = predict.reset_copy()
-    assert isinstance(reset, bridge.Predict)
+    assert isinstance(reset, lmbridge.Predict)
     assert reset.demos == [] and len(predict.demos) == 1
 
 
 def test_missing_later_field_is_reasked_by_continuation() -> None:
     lm = ScriptedLM(["6 times 7 makes forty-two", " 42"])
-    predict = bridge.Predict("question -> reasoning, answer: int", lm=lm)
+    predict = lmbridge.Predict("question -> reasoning, answer: int", lm=lm)
     pred = predict(question="6*7?")
     assert (pred.reasoning, pred.answer) == ("6 times 7 makes forty-two", 42)
     repair = lm.calls[1][-1]["content"]
@@ -277,10 +277,10 @@ def test_async_reask_matches_sync() -> None:
     sync_lm = ScriptedLM(["no answer here", "still none"])
     async_lm = ScriptedLM(["no answer here", "still none"])
     sig = "question -> reasoning, answer: int"
-    with pytest.raises(bridge.ParseError) as sync_error:
-        bridge.Predict(sig, lm=sync_lm)(question="q")
-    with pytest.raises(bridge.ParseError) as async_error:
-        asyncio.run(bridge.Predict(sig, lm=async_lm).acall(question="q"))
+    with pytest.raises(lmbridge.ParseError) as sync_error:
+        lmbridge.Predict(sig, lm=sync_lm)(question="q")
+    with pytest.raises(lmbridge.ParseError) as async_error:
+        asyncio.run(lmbridge.Predict(sig, lm=async_lm).acall(question="q"))
     assert sync_lm.calls == async_lm.calls
     assert sync_error.value.completion == async_error.value.completion == "still none"
     assert str(sync_error.value) == str(async_error.value)

@@ -19,9 +19,9 @@ from fake_openai import FakeOpenAI, Reply, fail, raw
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import bridge
-from bridge.cache import Cache
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.cache import Cache
+from lmbridge.testing import ScriptedLM
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 HTTP = settings(FAST, max_examples=20)  # each example is a real LiteLLM request to the loopback server
@@ -40,33 +40,33 @@ hostile_text = st.one_of(
 
 # -- saved state --------------------------------------------------------------------------------------
 
-class Classify(bridge.Signature):
+class Classify(lmbridge.Signature):
     """Label the text."""
 
-    text: str = bridge.InputField(desc="the text")
-    label: Literal["a", "b"] = bridge.OutputField()
+    text: str = lmbridge.InputField(desc="the text")
+    label: Literal["a", "b"] = lmbridge.OutputField()
 
 
-class Pipeline(bridge.Module):
+class Pipeline(lmbridge.Module):
     def __init__(self) -> None:
-        self.classify = bridge.Predict(Classify, format=bridge.JSONFormat())
-        self.explain = bridge.ChainOfThought("text, label -> explanation")
+        self.classify = lmbridge.Predict(Classify, format=lmbridge.JSONFormat())
+        self.explain = lmbridge.ChainOfThought("text, label -> explanation")
 
-    def forward(self, text: str) -> bridge.Prediction:
+    def forward(self, text: str) -> lmbridge.Prediction:
         return self.explain(text=text, label=self.classify(text=text).label)
 
 
 def _program() -> Pipeline:
     program = Pipeline()
     program.classify.instructions = "Pick a or b."
-    program.classify.demos = [bridge.Example(text="t", label="a")]
+    program.classify.demos = [lmbridge.Example(text="t", label="a")]
     return program
 
 
 GOOD_STATE = _program().dump_state()
 
 
-def _snapshot(program: bridge.Module) -> str:
+def _snapshot(program: lmbridge.Module) -> str:
     return json.dumps(program.dump_state()["predictors"], sort_keys=True, default=repr) + repr(program.report)
 
 
@@ -113,7 +113,7 @@ def test_loading_adversarial_state_raises_only_state_error_and_changes_nothing(s
     before = _snapshot(program)
     try:
         program.load_state(state)
-    except bridge.StateError:
+    except lmbridge.StateError:
         assert _snapshot(program) == before
     else:
         assert program.dump_state()["format"] == "lmbridge.program"
@@ -129,13 +129,13 @@ def test_loading_adversarial_files_raises_only_state_error(content: str) -> None
         path.write_bytes(content.encode("utf-8", "surrogatepass"))
         try:
             program.load(path)
-        except bridge.StateError:
+        except lmbridge.StateError:
             assert _snapshot(program) == before
 
 
 # -- cache entries ------------------------------------------------------------------------------------
 
-MESSAGES: list[bridge.Message] = [{"role": "user", "content": "hi"}]
+MESSAGES: list[lmbridge.Message] = [{"role": "user", "content": "hi"}]
 
 
 @FAST
@@ -188,11 +188,11 @@ def server() -> Iterator[FakeOpenAI]:
 def test_an_adversarial_200_body_gives_a_completion_or_an_lm_error_and_is_never_re_sent(
         server: FakeOpenAI, waits: list[float], body: str, content_type: str) -> None:
     server.reset([raw(body, Content_Type=content_type)])
-    lm = bridge.LM("openai/fake", api_base=server.base_url, api_key="none", cache=False, num_retries=2,
+    lm = lmbridge.LM("openai/fake", api_base=server.base_url, api_key="none", cache=False, num_retries=2,
                    backoff=0.001)
     try:
         completion = lm.complete(MESSAGES)
-    except bridge.LMError as exc:
+    except lmbridge.LMError as exc:
         assert exc.attempts == 1
     else:
         assert isinstance(completion.text, str)
@@ -209,9 +209,9 @@ def test_an_adversarial_error_answer_is_an_lm_error_and_only_unfinished_ones_are
     reply = Reply(status, body=body, headers=headers) if body.strip() else fail(status, **headers)
     server.reset([reply])
     waits.clear()
-    lm = bridge.LM("openai/fake", api_base=server.base_url, api_key="none", cache=False, num_retries=1,
+    lm = lmbridge.LM("openai/fake", api_base=server.base_url, api_key="none", cache=False, num_retries=1,
                    backoff=0.001)
-    with pytest.raises(bridge.LMError) as info:
+    with pytest.raises(lmbridge.LMError) as info:
         lm.complete(MESSAGES)
     retried = status in (408, 429) or status >= 500
     assert server.count == (2 if retried else 1), f"status {status}: {server.count} requests"

@@ -21,10 +21,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import bridge
-from bridge.formats import PromptFormat
-from bridge.signature import make_signature
-from bridge.values import to_jsonable
+import lmbridge
+from lmbridge.formats import PromptFormat
+from lmbridge.signature import make_signature
+from lmbridge.values import to_jsonable
 
 
 class Mood(enum.Enum):
@@ -60,7 +60,7 @@ TYPES: dict[str, Any] = {
     "model": Outer,
 }
 SIGNATURES = {k: make_signature("question -> value: T", custom_types={"T": t}) for k, t in TYPES.items()}
-FORMATS: list[PromptFormat] = [bridge.ChatFormat(), bridge.JSONFormat()]
+FORMATS: list[PromptFormat] = [lmbridge.ChatFormat(), lmbridge.JSONFormat()]
 FUZZ = settings(max_examples=int(os.environ.get("LMBRIDGE_FUZZ_EXAMPLES", "30")), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
@@ -169,7 +169,7 @@ def _check(fmt: PromptFormat, kind: str, text: str) -> None:
     sig = SIGNATURES[kind]
     try:
         values = fmt.parse(sig, text)
-    except bridge.ParseError:
+    except lmbridge.ParseError:
         return
     value = values["value"]
     assert _stated(value, _haystack(text)), f"{kind}: read {value!r}, which {text[:200]!r} does not state"
@@ -180,14 +180,14 @@ def _check(fmt: PromptFormat, kind: str, text: str) -> None:
 @FUZZ
 @given(text=CHAT_TEXT)
 def test_chat_format_reads_only_stated_values_and_raises_only_parse_error(kind: str, text: str) -> None:
-    _check(bridge.ChatFormat(), kind, text)
+    _check(lmbridge.ChatFormat(), kind, text)
 
 
 @pytest.mark.parametrize("kind", list(TYPES))
 @FUZZ
 @given(text=JSON_TEXT)
 def test_json_format_reads_only_stated_values_and_raises_only_parse_error(kind: str, text: str) -> None:
-    _check(bridge.JSONFormat(), kind, text)
+    _check(lmbridge.JSONFormat(), kind, text)
 
 
 @pytest.mark.parametrize("kind", ["int", "float", "literal-num", "literal-letter", "bool"])

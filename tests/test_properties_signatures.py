@@ -15,9 +15,9 @@ import pydantic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import bridge
-from bridge.signature import make_signature
-from bridge.signature_spec import check_type
+import lmbridge
+from lmbridge.signature import make_signature
+from lmbridge.signature_spec import check_type
 
 FUZZ = settings(max_examples=int(os.environ.get("LMBRIDGE_FUZZ_EXAMPLES", "60")), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
@@ -87,16 +87,16 @@ def good_specs(draw: Callable[..., Any]) -> str:
 def test_adversarial_signature_strings_raise_only_signature_error(spec: str) -> None:
     try:
         sig = make_signature(spec)
-    except bridge.SignatureError:
+    except lmbridge.SignatureError:
         return
     for name, field in sig.fields().items():
         check_type(field.annotation, name)  # what is accepted is a type lmbridge handles
     inputs = {n: "x" for n in sig.input_fields}
-    for fmt in (bridge.ChatFormat(), bridge.JSONFormat()):
+    for fmt in (lmbridge.ChatFormat(), lmbridge.JSONFormat()):
         assert fmt.format(sig, [], inputs)[-1]["role"] == "user"
     try:
         again = make_signature(sig.spec())
-    except bridge.SignatureError:
+    except lmbridge.SignatureError:
         return  # a few types have no string form (tuple[int, ...]); saying so is the contract
     assert list(again.fields()) == list(sig.fields())
 
@@ -108,7 +108,7 @@ def test_wide_unions_are_read_without_recursion(width: int, names: list[str]) ->
     spec = "q -> a: " + " | ".join(names[i % len(names)] for i in range(width))
     try:
         make_signature(spec)
-    except bridge.SignatureError:
+    except lmbridge.SignatureError:
         pass
 
 
@@ -152,14 +152,14 @@ def _function(params: list[tuple[str, Any, bool]]) -> Callable[..., Any]:
 def test_adversarial_tool_definitions_raise_only_tool_error(params: list[tuple[str, Any, bool]], name: str | None,
                                                             args: Any) -> None:
     try:
-        tool = bridge.Tool(_function(params), name=name)
-    except bridge.ToolError:
+        tool = lmbridge.Tool(_function(params), name=name)
+    except lmbridge.ToolError:
         return
     assert tool.json_schema()["type"] == "object"
     assert tool.name in tool.describe() and tool.to_function_spec()["function"]["name"] == tool.name
     try:
         values = tool.validate(args)
-    except bridge.ToolError:
+    except lmbridge.ToolError:
         return
     for pname, annotation, _ in params:
         if annotation is int and values.get(pname) is not None:

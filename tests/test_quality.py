@@ -10,29 +10,29 @@ from typing import Any, Literal
 
 import pytest
 
-import bridge
-from bridge.constrain import Constraint, chat_grammar, constrained_params, constraint_fallbacks, outputs_schema
-from bridge.formats import format_from_state
-from bridge.lm import OptionScores
-from bridge.optimizers.selection import decide, paired_bootstrap, stratified_sample
-from bridge.testing import ScriptedLM
-from bridge.types import Message, Usage
+import lmbridge
+from lmbridge.constrain import Constraint, chat_grammar, constrained_params, constraint_fallbacks, outputs_schema
+from lmbridge.formats import format_from_state
+from lmbridge.lm import OptionScores
+from lmbridge.optimizers.selection import decide, paired_bootstrap, stratified_sample
+from lmbridge.testing import ScriptedLM
+from lmbridge.types import Message, Usage
 
 
-class Sentiment(bridge.Signature):
+class Sentiment(lmbridge.Signature):
     """Classify the sentiment."""
 
-    text: str = bridge.InputField()
-    label: Literal["negative", "positive"] = bridge.OutputField()
+    text: str = lmbridge.InputField()
+    label: Literal["negative", "positive"] = lmbridge.OutputField()
 
 
-class Graded(bridge.Signature):
+class Graded(lmbridge.Signature):
     """Grade it."""
 
-    text: str = bridge.InputField()
-    reason: str = bridge.OutputField()
-    ok: bool = bridge.OutputField()
-    score: int = bridge.OutputField()
+    text: str = lmbridge.InputField()
+    reason: str = lmbridge.OutputField()
+    ok: bool = lmbridge.OutputField()
+    score: int = lmbridge.OutputField()
 
 
 class GrammarLM(ScriptedLM):
@@ -73,12 +73,12 @@ def test_outputs_schema_requires_every_output_field() -> None:
 
 def test_constrained_is_the_default_and_the_grammar_reaches_the_lm_but_not_the_reask() -> None:
     lm = GrammarLM(["I cannot tell", "positive"])
-    pred = bridge.Predict(Sentiment, lm=lm)(text="great")
+    pred = lmbridge.Predict(Sentiment, lm=lm)(text="great")
     assert pred.label == "positive"
     assert lm.requests[0]["grammar"] == chat_grammar(Sentiment)
     assert "grammar" not in lm.requests[1]  # the re-ask answers one field: no whole-answer grammar
     lm = GrammarLM(["positive"])
-    bridge.Predict(Sentiment, lm=lm, format=bridge.ChatFormat(constrained=False))(text="great")
+    lmbridge.Predict(Sentiment, lm=lm, format=lmbridge.ChatFormat(constrained=False))(text="great")
     assert "grammar" not in lm.requests[0]
 
 
@@ -96,18 +96,18 @@ def test_an_api_model_without_structured_output_falls_back_and_is_counted() -> N
 
 
 def test_format_choices_round_trip_and_defaults_keep_the_old_state() -> None:
-    assert bridge.ChatFormat().to_state() == {"name": "chat", "demos": "turns", "instructions": "user"}
-    for fmt in (bridge.ChatFormat(constrained=False, scoring="calibrated"), bridge.JSONFormat(scoring="labels"),
-                bridge.TextFormat(), bridge.TextFormat(instructions=False, scoring="calibrated")):
+    assert lmbridge.ChatFormat().to_state() == {"name": "chat", "demos": "turns", "instructions": "user"}
+    for fmt in (lmbridge.ChatFormat(constrained=False, scoring="calibrated"), lmbridge.JSONFormat(scoring="labels"),
+                lmbridge.TextFormat(), lmbridge.TextFormat(instructions=False, scoring="calibrated")):
         assert format_from_state(fmt.to_state()) == fmt
     with pytest.raises(ValueError, match="scoring"):
-        bridge.ChatFormat(scoring="vote")  # type: ignore[arg-type]
+        lmbridge.ChatFormat(scoring="vote")  # type: ignore[arg-type]
 
 
 def test_text_format_writes_plain_blocks_for_the_completion_endpoint() -> None:
-    demos = [bridge.Example(text="a delight", label="positive"), bridge.Example(text="dull", label="negative")]
+    demos = [lmbridge.Example(text="a delight", label="positive"), lmbridge.Example(text="dull", label="negative")]
     lm = GrammarLM(["negative"])
-    program = bridge.Predict(Sentiment, lm=lm, demos=demos, format=bridge.TextFormat())
+    program = lmbridge.Predict(Sentiment, lm=lm, demos=demos, format=lmbridge.TextFormat())
     assert program(text="boring").label == "negative"
     [message] = lm.calls[0]
     assert message["content"] == ("Classify the sentiment.\n\nText: a delight\nLabel: positive\n\n"
@@ -118,10 +118,10 @@ def test_text_format_writes_plain_blocks_for_the_completion_endpoint() -> None:
 # -- label scoring ----------------------------------------------------------------------------------
 def test_label_scoring_picks_the_most_probable_option_with_probabilities_summing_to_one() -> None:
     lm = ScoringLM(lambda m, options: [-2.0, -0.5])
-    fmt = bridge.ChatFormat(scoring="labels")
-    pred = bridge.Predict(Sentiment, lm=lm, format=fmt)(text="fine")
+    fmt = lmbridge.ChatFormat(scoring="labels")
+    pred = lmbridge.Predict(Sentiment, lm=lm, format=fmt)(text="fine")
     assert pred.label == "positive" and pred.usage.calls == 1 and lm.calls == []
-    scores = bridge.score_labels(lm, fmt, Sentiment, [], {"text": "fine"})
+    scores = lmbridge.score_labels(lm, fmt, Sentiment, [], {"text": "fine"})
     assert scores is not None and abs(sum(scores.probabilities) - 1.0) < 1e-9
     assert scores.options == ("negative", "positive") and scores.choice == "positive"
 
@@ -133,8 +133,8 @@ def test_calibration_divides_out_the_content_free_prior() -> None:
             return [-3.0, -0.05]  # the model says "positive" to anything
         return [-1.2, -0.4]  # slightly positive for this input: less than its bias
     lm = ScoringLM(scorer)
-    plain = bridge.Predict(Sentiment, lm=lm, format=bridge.ChatFormat(scoring="labels"))(text="meh")
-    calibrated = bridge.Predict(Sentiment, lm=lm, format=bridge.ChatFormat(scoring="calibrated"))
+    plain = lmbridge.Predict(Sentiment, lm=lm, format=lmbridge.ChatFormat(scoring="labels"))(text="meh")
+    calibrated = lmbridge.Predict(Sentiment, lm=lm, format=lmbridge.ChatFormat(scoring="calibrated"))
     assert plain.label == "positive" and calibrated(text="meh").label == "negative"
     probes = len(lm.scored)
     calibrated(text="so so")  # the prior is estimated once per prompt
@@ -142,15 +142,15 @@ def test_calibration_divides_out_the_content_free_prior() -> None:
 
 
 def test_label_scoring_without_logprobs_is_a_clear_error() -> None:
-    program = bridge.Predict(Sentiment, lm=ScriptedLM(["positive"]), format=bridge.ChatFormat(scoring="labels"))
-    with pytest.raises(bridge.LogprobsUnavailableError, match="log-probabilities"):
+    program = lmbridge.Predict(Sentiment, lm=ScriptedLM(["positive"]), format=lmbridge.ChatFormat(scoring="labels"))
+    with pytest.raises(lmbridge.LogprobsUnavailableError, match="log-probabilities"):
         program(text="x")
 
 
 def test_label_scoring_leaves_other_outputs_to_generation() -> None:
     lm = ScoringLM(lambda m, o: [0.0] * len(o))
     lm._script = ["because\nOk: yes\nScore: 3"]
-    pred = bridge.Predict(Graded, lm=lm, format=bridge.ChatFormat(scoring="labels"))(text="x")
+    pred = lmbridge.Predict(Graded, lm=lm, format=lmbridge.ChatFormat(scoring="labels"))(text="x")
     assert pred.ok is True and pred.score == 3 and lm.scored == []
 
 
@@ -166,9 +166,9 @@ def test_paired_bootstrap_tells_noise_from_a_gain() -> None:
     assert diff == 10.0 and low <= 0 <= high
 
 
-def _rows(n: int) -> list[bridge.Example]:
+def _rows(n: int) -> list[lmbridge.Example]:
     rng = random.Random(1)
-    return [bridge.Example(text=f"review {i}", label=rng.choice(["negative", "positive"])).with_inputs("text")
+    return [lmbridge.Example(text=f"review {i}", label=rng.choice(["negative", "positive"])).with_inputs("text")
             for i in range(n)]
 
 
@@ -180,11 +180,11 @@ def test_an_optimizer_returns_a_strong_student_unchanged() -> None:
         text = messages[-1]["content"].split("Text: ")[-1].split("\n")[0]
         return gold[text] if len(messages) == 1 else "negative"  # demos make this model worse
     lm = ScriptedLM(answer)
-    metric = bridge.metrics.exact_match("label")
-    student = bridge.Predict(Sentiment, lm=lm)
+    metric = lmbridge.metrics.exact_match("label")
+    student = lmbridge.Predict(Sentiment, lm=lm)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = bridge.LabeledFewShot(k=4, metric=metric, display_progress=False).compile(
+        program = lmbridge.LabeledFewShot(k=4, metric=metric, display_progress=False).compile(
             student, trainset=rows[:10], valset=rows[10:])
     assert program.predictors()[0].demos == []
     selection = program.report["selection"]
@@ -198,9 +198,9 @@ def test_a_clear_gain_is_kept_and_reported_with_its_interval() -> None:
     def answer(messages: list[Message]) -> str:
         text = messages[-1]["content"].split("Text: ")[-1].split("\n")[0]
         return gold[text] if len(messages) > 1 else "negative"  # demos help
-    program = bridge.LabeledFewShot(k=4, metric=bridge.metrics.exact_match("label"), display_progress=False,
-                                    balanced=True, format=bridge.ChatFormat(demos="turns")).compile(
-        bridge.Predict(Sentiment, lm=ScriptedLM(answer)), trainset=rows[:10], valset=rows[10:])
+    program = lmbridge.LabeledFewShot(k=4, metric=lmbridge.metrics.exact_match("label"), display_progress=False,
+                                    balanced=True, format=lmbridge.ChatFormat(demos="turns")).compile(
+        lmbridge.Predict(Sentiment, lm=ScriptedLM(answer)), trainset=rows[:10], valset=rows[10:])
     selection = program.report["selection"]
     assert selection["kept"] == "winner" and selection["interval"][0] > 0 and selection["rows"] == 30
     labels = [d["label"] for d in program.predictors()[0].demos]
@@ -210,12 +210,12 @@ def test_a_clear_gain_is_kept_and_reported_with_its_interval() -> None:
 def test_a_small_valset_is_warned_about_with_numbers() -> None:
     rows = _rows(16)
     with pytest.warns(RuntimeWarning, match=r"the valset has 6 rows: one row is 16.7 points"):
-        bridge.LabeledFewShot(k=2, metric=bridge.metrics.exact_match("label"), display_progress=False).compile(
-            bridge.Predict(Sentiment, lm=ScriptedLM(lambda m: "positive")), trainset=rows[:10], valset=rows[10:])
+        lmbridge.LabeledFewShot(k=2, metric=lmbridge.metrics.exact_match("label"), display_progress=False).compile(
+            lmbridge.Predict(Sentiment, lm=ScriptedLM(lambda m: "positive")), trainset=rows[:10], valset=rows[10:])
 
 
 def test_stratified_and_balanced_samples() -> None:
-    rows = [bridge.Example(text=str(i), label="a" if i < 80 else "b") for i in range(100)]
+    rows = [lmbridge.Example(text=str(i), label="a" if i < 80 else "b") for i in range(100)]
     picked = stratified_sample(rows, "label", 10, random.Random(0))
     assert sorted(r.label for r in picked) == ["a"] * 8 + ["b"] * 2
     picked = stratified_sample(rows, "label", 10, random.Random(0), balanced=True)
@@ -226,18 +226,18 @@ def test_stratified_and_balanced_samples() -> None:
 
 def test_macro_f1_counts_every_class_equally() -> None:
     golds = ["a"] * 8 + ["b"] * 2
-    assert bridge.metrics.macro_f1(golds, ["a"] * 10) == pytest.approx((2 * 8 / (16 + 2) + 0) / 2)
-    assert bridge.metrics.macro_f1(golds, golds) == 1.0
-    assert bridge.metrics.macro_f1(["a", "b"], [None, "b"]) == pytest.approx(0.5)  # a: missed; b: right
+    assert lmbridge.metrics.macro_f1(golds, ["a"] * 10) == pytest.approx((2 * 8 / (16 + 2) + 0) / 2)
+    assert lmbridge.metrics.macro_f1(golds, golds) == 1.0
+    assert lmbridge.metrics.macro_f1(["a", "b"], [None, "b"]) == pytest.approx(0.5)  # a: missed; b: right
     with pytest.raises(ValueError, match="2 gold labels but 1"):
-        bridge.metrics.macro_f1(["a", "b"], ["a"])
+        lmbridge.metrics.macro_f1(["a", "b"], ["a"])
 
 
 def test_auto_optimizer_says_what_it_chose_from_data_size_and_speed() -> None:
-    from bridge.optimizers import BootstrapFewShot, LabeledFewShot, MIPROv2, auto_optimizer
+    from lmbridge.optimizers import BootstrapFewShot, LabeledFewShot, MIPROv2, auto_optimizer
 
-    metric = bridge.metrics.exact_match("label")
-    student = bridge.Predict(Sentiment)
+    metric = lmbridge.metrics.exact_match("label")
+    student = lmbridge.Predict(Sentiment)
     opt, why = auto_optimizer(metric, student, trainset=_rows(5), valset=_rows(10))
     assert isinstance(opt, LabeledFewShot) and opt.balanced and "5 training rows" in why
     opt, why = auto_optimizer(metric, student, trainset=_rows(40), valset=_rows(30), seconds_per_call=0.1)

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from sample_tools import add, lookup
 
-import bridge
-from bridge.react import render_trajectory
-from bridge.testing import ScriptedLM
-from bridge.types import Message
+import lmbridge
+from lmbridge.react import render_trajectory
+from lmbridge.testing import ScriptedLM
+from lmbridge.types import Message
 
 
 def step(thought: str, tool: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -24,10 +24,10 @@ def answer(text: str) -> dict[str, Any]:
 
 def test_a_run_calls_tools_records_observations_and_finishes() -> None:
     lm = ScriptedLM([step("add them", "add", {"a": 2, "b": 3}), step("done", "finish"), answer("5")])
-    agent = bridge.ReAct("question -> answer", tools=[add, lookup], lm=lm)
+    agent = lmbridge.ReAct("question -> answer", tools=[add, lookup], lm=lm)
     pred = agent(question="What is 2 + 3?")
 
-    assert isinstance(pred, bridge.Prediction)
+    assert isinstance(pred, lmbridge.Prediction)
     assert pred.answer == "5"
     assert pred.finish_reason == "finish"
     assert [s["tool_name"] for s in pred.trajectory] == ["add", "finish"]
@@ -41,7 +41,7 @@ def test_a_run_calls_tools_records_observations_and_finishes() -> None:
 
 
 def test_its_predictors_are_ordinary_predicts() -> None:
-    agent = bridge.ReAct("question -> answer: int", tools=[add])
+    agent = lmbridge.ReAct("question -> answer: int", tools=[add])
     names = dict(agent.named_predictors())
     assert set(names) == {"react", "extract.predict"}
     step_sig = names["react"].signature
@@ -55,12 +55,12 @@ def test_its_predictors_are_ordinary_predicts() -> None:
 
 
 def test_state_saves_and_loads(tmp_path: Any) -> None:
-    agent = bridge.ReAct("question -> answer", tools=[add])
-    agent.react.demos = [bridge.Example(question="1+1?", trajectory="(no steps yet)", **step("x", "add"))]
+    agent = lmbridge.ReAct("question -> answer", tools=[add])
+    agent.react.demos = [lmbridge.Example(question="1+1?", trajectory="(no steps yet)", **step("x", "add"))]
     agent.extract.predict.instructions = "Answer briefly."
     agent.save(tmp_path / "agent.json")
-    fresh = bridge.ReAct("question -> answer", tools=[add]).load(tmp_path / "agent.json")
-    assert isinstance(fresh, bridge.ReAct)
+    fresh = lmbridge.ReAct("question -> answer", tools=[add]).load(tmp_path / "agent.json")
+    assert isinstance(fresh, lmbridge.ReAct)
     assert fresh.extract.predict.instructions == "Answer briefly."
     assert fresh.react.demos[0]["next_tool_name"] == "add"
 
@@ -69,7 +69,7 @@ def test_a_failing_tool_becomes_an_error_observation_and_the_run_goes_on() -> No
     lm = ScriptedLM([step("look", "lookup", {"key": "capital of spain"}),
                      step("retry", "lookup", {"key": "capital of france"}),
                      step("done", "finish"), answer("Paris")])
-    pred = bridge.ReAct("question -> answer", tools=[lookup], lm=lm)(question="Capital of France?")
+    pred = lmbridge.ReAct("question -> answer", tools=[lookup], lm=lm)(question="Capital of France?")
     first, second = pred.trajectory[0], pred.trajectory[1]
     assert first["error"] is True
     assert "LookupError" in first["observation"] and "capital of spain" in first["observation"]
@@ -82,7 +82,7 @@ def test_a_failing_tool_becomes_an_error_observation_and_the_run_goes_on() -> No
 def test_bad_arguments_are_reported_to_the_model() -> None:
     lm = ScriptedLM([step("add", "add", {"a": "two", "b": 3}), step("add", "add", {"a": 2}),
                      step("done", "finish"), answer("?")])
-    pred = bridge.ReAct("question -> answer", tools=[add], lm=lm)(question="2+3?")
+    pred = lmbridge.ReAct("question -> answer", tools=[add], lm=lm)(question="2+3?")
     assert pred.trajectory[0]["error"] and "invalid arguments: a" in pred.trajectory[0]["observation"]
     assert pred.trajectory[1]["error"] and "b: Field required" in pred.trajectory[1]["observation"]
     assert "invalid arguments" in lm.calls[2][-1]["content"]
@@ -91,7 +91,7 @@ def test_bad_arguments_are_reported_to_the_model() -> None:
 def test_an_unknown_tool_is_reported_to_the_model() -> None:
     bad = "I will check the weather.\nTool: weather\nArgs: {\"city\": \"Oslo\"}"
     lm = ScriptedLM([bad, bad, step("done", "finish"), answer("unknown")])
-    pred = bridge.ReAct("question -> answer", tools=[add], lm=lm)(question="Weather in Oslo?")
+    pred = lmbridge.ReAct("question -> answer", tools=[add], lm=lm)(question="Weather in Oslo?")
     first = pred.trajectory[0]
     assert first["tool_name"] == "weather"
     assert first["error"] is True
@@ -101,7 +101,7 @@ def test_an_unknown_tool_is_reported_to_the_model() -> None:
 
 def test_an_unreadable_step_is_recorded_and_the_loop_continues() -> None:
     lm = ScriptedLM(["hmm", "hmm again", step("done", "finish"), answer("x")])
-    pred = bridge.ReAct("question -> answer", tools=[add], lm=lm)(question="?")
+    pred = lmbridge.ReAct("question -> answer", tools=[add], lm=lm)(question="?")
     assert pred.trajectory[0]["error"] is True
     assert "could not be read" in pred.trajectory[0]["observation"]
     assert pred.finish_reason == "finish"
@@ -110,7 +110,7 @@ def test_an_unreadable_step_is_recorded_and_the_loop_continues() -> None:
 def test_a_garbled_step_that_names_a_tool_is_still_used() -> None:
     garbled = 'I should add the numbers with add, not lookup {"a": 4, "b": 5}'
     lm = ScriptedLM([garbled, garbled, step("done", "finish"), answer("9")])
-    pred = bridge.ReAct("question -> answer", tools=[add, lookup], lm=lm)(question="4+5?")
+    pred = lmbridge.ReAct("question -> answer", tools=[add, lookup], lm=lm)(question="4+5?")
     assert pred.trajectory[0]["tool_name"] == "add"
     assert pred.trajectory[0]["observation"] == "9"
 
@@ -122,7 +122,7 @@ def test_max_iters_bounds_a_runaway_loop() -> None:
         return step("again", "add", {"a": 1, "b": 1})
 
     lm = ScriptedLM(always_add)
-    pred = bridge.ReAct("question -> answer", tools=[add], max_iters=4, lm=lm)(question="loop?")
+    pred = lmbridge.ReAct("question -> answer", tools=[add], max_iters=4, lm=lm)(question="loop?")
     assert pred.finish_reason == "max_iters"
     assert len(pred.trajectory) == 4
     assert len(lm.calls) == 5  # four steps and one extraction
@@ -139,7 +139,7 @@ def test_async_run_awaits_async_tools() -> None:
         return key.upper()
 
     lm = ScriptedLM([step("fetch", "fetch", {"key": "abc"}), step("done", "finish"), answer("ABC")])
-    agent = bridge.ReAct("question -> answer", tools=[fetch], lm=lm)
+    agent = lmbridge.ReAct("question -> answer", tools=[fetch], lm=lm)
     pred = asyncio.run(agent.acall(question="?"))
     assert pred.trajectory[0]["observation"] == "ABC"
     assert ran_on_loop == [True]
@@ -152,7 +152,7 @@ def test_sync_run_also_takes_async_tools() -> None:
         return key * 2
 
     lm = ScriptedLM([step("fetch", "fetch", {"key": "ab"}), step("done", "finish"), answer("abab")])
-    pred = bridge.ReAct("question -> answer", tools=[fetch], lm=lm)(question="?")
+    pred = lmbridge.ReAct("question -> answer", tools=[fetch], lm=lm)(question="?")
     assert pred.trajectory[0]["observation"] == "abab"
 
 
@@ -161,7 +161,7 @@ def _overflowing(limit: int) -> Any:
     def respond(messages: list[Message]) -> Any:
         text = messages[-1]["content"]
         if text.count("Observation:") > limit:
-            return bridge.ContextWindowError("prompt too long")
+            return lmbridge.ContextWindowError("prompt too long")
         if text.rstrip().endswith("Reasoning:"):
             return answer("ok")
         return step("more", "add", {"a": 1, "b": 2})
@@ -170,7 +170,7 @@ def _overflowing(limit: int) -> Any:
 
 def test_context_overflow_drops_the_oldest_steps() -> None:
     lm = ScriptedLM(_overflowing(2))
-    pred = bridge.ReAct("question -> answer", tools=[add], max_iters=5, lm=lm)(question="?")
+    pred = lmbridge.ReAct("question -> answer", tools=[add], max_iters=5, lm=lm)(question="?")
     assert pred.finish_reason == "max_iters"
     assert len(pred.trajectory) == 5, "the prediction keeps every step"
     last_prompt = lm.calls[-1][-1]["content"]
@@ -187,20 +187,20 @@ def test_context_overflow_with_no_step_left_ends_the_loop() -> None:
             return answer("ok")
         steps_asked.append(1)
         if len(steps_asked) > 1:  # the context filled up after the first step, whatever is left out
-            return bridge.ContextWindowError("prompt too long")
+            return lmbridge.ContextWindowError("prompt too long")
         return step("more", "add", {"a": 1, "b": 2})
 
     lm = ScriptedLM(respond)
-    pred = bridge.ReAct("question -> answer", tools=[add], max_iters=5, lm=lm)(question="?")
+    pred = lmbridge.ReAct("question -> answer", tools=[add], max_iters=5, lm=lm)(question="?")
     assert pred.finish_reason == "context_overflow"
     assert len(pred.trajectory) == 1
     assert pred.answer == "ok"
 
 
 def test_inputs_that_overflow_alone_raise() -> None:
-    lm = ScriptedLM(lambda messages: bridge.ContextWindowError("too long"))
-    with pytest.raises(bridge.ContextWindowError):
-        bridge.ReAct("question -> answer", tools=[add], lm=lm)(question="?")
+    lm = ScriptedLM(lambda messages: lmbridge.ContextWindowError("too long"))
+    with pytest.raises(lmbridge.ContextWindowError):
+        lmbridge.ReAct("question -> answer", tools=[add], lm=lm)(question="?")
 
 
 def test_character_budget_trims_the_trajectory_shown() -> None:
@@ -210,7 +210,7 @@ def test_character_budget_trims_the_trajectory_shown() -> None:
         return step("x" * 200, "add", {"a": 1, "b": 2})
 
     lm = ScriptedLM(respond)
-    agent = bridge.ReAct("question -> answer", tools=[add], max_iters=4, max_trajectory_chars=600, lm=lm)
+    agent = lmbridge.ReAct("question -> answer", tools=[add], max_iters=4, max_trajectory_chars=600, lm=lm)
     pred = agent(question="?")
     assert len(pred.trajectory) == 4
     shown = lm.calls[-1][-1]["content"]
@@ -219,15 +219,15 @@ def test_character_budget_trims_the_trajectory_shown() -> None:
 
 
 def test_wrong_inputs_and_bad_tool_sets_are_rejected() -> None:
-    agent = bridge.ReAct("question -> answer", tools=[add], lm=ScriptedLM([]))
-    with pytest.raises(bridge.InputError):
+    agent = lmbridge.ReAct("question -> answer", tools=[add], lm=ScriptedLM([]))
+    with pytest.raises(lmbridge.InputError):
         agent(query="?")
     with pytest.raises(ValueError, match="unique"):
-        bridge.ReAct("question -> answer", tools=[add, bridge.Tool(lookup, name="add")])
+        lmbridge.ReAct("question -> answer", tools=[add, lmbridge.Tool(lookup, name="add")])
     with pytest.raises(ValueError, match="finish"):
-        bridge.ReAct("question -> answer", tools=[bridge.Tool(add, name="finish")])
-    with pytest.raises(bridge.SignatureError):
-        bridge.ReAct("question, trajectory -> answer", tools=[add])
+        lmbridge.ReAct("question -> answer", tools=[lmbridge.Tool(add, name="finish")])
+    with pytest.raises(lmbridge.SignatureError):
+        lmbridge.ReAct("question, trajectory -> answer", tools=[add])
 
 
 def test_render_trajectory_uses_the_step_labels() -> None:
@@ -248,7 +248,7 @@ def test_the_docs_page_examples_run() -> None:
     namespace: dict[str, Any] = {"__name__": "__docs__"}
     for block in blocks:
         exec(compile(block, str(page), "exec"), namespace)
-    assert isinstance(namespace["agent"], bridge.ReAct)
+    assert isinstance(namespace["agent"], lmbridge.ReAct)
     assert namespace["agent"].react.demos[0]["next_tool_name"] == "calculator"
     assert namespace["native_pred"].trajectory[0]["observation"] == "5"
     assert [c.name for c in namespace["completion"].tool_calls] == ["add"]

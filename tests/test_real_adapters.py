@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-import bridge
+import lmbridge
 
 pytest.importorskip("langchain_core")
 pytest.importorskip("llama_index.core")
@@ -20,8 +20,8 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from llama_index.core.schema import TextNode
 from overlap_retriever import OverlapRetriever
 
-from adapters.langchain import to_runnable
-from adapters.llamaindex import from_llamaindex_retriever
+from lmbridge.adapters.langchain import to_runnable
+from lmbridge.adapters.llamaindex import from_llamaindex_retriever
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from examples.data import load_jsonl
@@ -30,19 +30,19 @@ pytestmark = pytest.mark.real_model
 
 
 
-class RAG(bridge.Module):
+class RAG(lmbridge.Module):
     def __init__(self, retriever: Any, k: int = 2) -> None:
-        self.retrieve = bridge.Retrieve(retriever, k=k)
-        self.answer = bridge.Predict("context: list[str], question -> answer")
+        self.retrieve = lmbridge.Retrieve(retriever, k=k)
+        self.answer = lmbridge.Predict("context: list[str], question -> answer")
 
-    def forward(self, question: str) -> bridge.Prediction:  # type: ignore[override]
+    def forward(self, question: str) -> lmbridge.Prediction:  # type: ignore[override]
         passages = self.retrieve(question).passages
         return self.answer(context=passages, question=question)
 
 
 @pytest.fixture
-def lm(tmp_path: Path) -> bridge.LM:
-    return bridge.LM("local/smollm2", cache=bridge.cache.Cache(tmp_path), max_tokens=32)
+def lm(tmp_path: Path) -> lmbridge.LM:
+    return lmbridge.LM("local/smollm2", cache=lmbridge.cache.Cache(tmp_path), max_tokens=32)
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +50,8 @@ def questions() -> list[dict[str, Any]]:
     return load_jsonl("squad", "dev")[:2]
 
 
-def test_program_runs_inside_an_lcel_chain(lm: bridge.LM, questions: list[dict[str, Any]]) -> None:
-    program = bridge.Predict("context, question -> answer", lm=lm)
+def test_program_runs_inside_an_lcel_chain(lm: lmbridge.LM, questions: list[dict[str, Any]]) -> None:
+    program = lmbridge.Predict("context, question -> answer", lm=lm)
     chain: Runnable[Any, Any] = (
         RunnableLambda(lambda row: {"context": row["context"], "question": row["question"]})
         | to_runnable(program)
@@ -68,7 +68,7 @@ def test_program_runs_inside_an_lcel_chain(lm: bridge.LM, questions: list[dict[s
     assert asyncio.run(chain.ainvoke(questions[0])) == answers[0]
 
 
-def test_llamaindex_retriever_feeds_a_rag_program_in_a_chain(lm: bridge.LM,
+def test_llamaindex_retriever_feeds_a_rag_program_in_a_chain(lm: lmbridge.LM,
                                                              questions: list[dict[str, Any]]) -> None:
     rows = load_jsonl("squad", "corpus")[:60]
     known = {r["id"] for r in rows}
@@ -77,7 +77,7 @@ def test_llamaindex_retriever_feeds_a_rag_program_in_a_chain(lm: bridge.LM,
     nodes = [TextNode(text=r["text"], id_=r["id"], metadata={"title": r["title"]}) for r in rows]
     rag = RAG(from_llamaindex_retriever(OverlapRetriever(nodes, similarity_top_k=4)), k=1)
     runnable = to_runnable(rag, input_key="question", output_key="answer")
-    with bridge.context(lm=lm), bridge.trace() as steps:
+    with lmbridge.context(lm=lm), lmbridge.trace() as steps:
         answers = [runnable.invoke(q["question"]) for q in questions]
     assert all(isinstance(a, str) and a.strip() for a in answers)
     # the gold paragraph, found by the LlamaIndex retriever, was in the prompt of each answer

@@ -13,17 +13,17 @@ from typing import Any
 
 import pytest
 
-import bridge
+import lmbridge
 
 pytest.importorskip("langchain_core")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("LMBRIDGE_DATASETS", str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 
-from adapters.langchain import to_langchain_chain, to_runnable
-from adapters.langchain_chat import BridgeChatModel
 from examples import langchain_callbacks, langchain_chain, langchain_rag, langchain_react
 from examples.data import datasets_dir, load_classification
+from lmbridge.adapters.langchain import to_langchain_chain, to_runnable
+from lmbridge.adapters.langchain_chat import BridgeChatModel
 
 pytestmark = pytest.mark.real_model
 
@@ -68,18 +68,18 @@ def test_callback_example_prints_the_run_tree() -> None:
 def test_exported_chain_sends_the_same_messages_and_reads_the_same_answers() -> None:
     from langchain_core.exceptions import OutputParserException
 
-    sig = bridge.make_signature("text -> label: Literal['negative', 'positive']",
+    sig = lmbridge.make_signature("text -> label: Literal['negative', 'positive']",
                                 "Decide whether the movie review is positive or negative.")
     demos = [{"text": ex.text, "label": ex.label} for ex in load_classification("sst2", "train", 2)]
-    lm = bridge.LM("local/smollm2", max_tokens=8, cache=False)
-    chat_lm = bridge.LM("local/smollm2", max_tokens=8, cache=False)
-    predictor = bridge.Predict(sig, demos=demos, lm=lm)
+    lm = lmbridge.LM("local/smollm2", max_tokens=8, cache=False)
+    chat_lm = lmbridge.LM("local/smollm2", max_tokens=8, cache=False)
+    predictor = lmbridge.Predict(sig, demos=demos, lm=lm)
     chain = to_langchain_chain(predictor, BridgeChatModel(lm=chat_lm))
     for ex in load_classification("sst2", "test", 3):
         first = len(lm.history)
         try:
             ours: Any = predictor(text=ex.text).label
-        except bridge.ParseError:
+        except lmbridge.ParseError:
             ours = None
         try:
             theirs: Any = chain.invoke({"text": ex.text})["label"]
@@ -93,8 +93,8 @@ def test_exported_chain_sends_the_same_messages_and_reads_the_same_answers() -> 
 
 
 def test_stream_on_the_embedded_model_adds_up_to_invoke(tmp_path: Path) -> None:
-    lm = bridge.LM("local/smollm2", max_tokens=24, cache=bridge.cache.Cache(tmp_path))
-    runnable = to_runnable(bridge.Predict("question -> answer", lm=lm))
+    lm = lmbridge.LM("local/smollm2", max_tokens=24, cache=lmbridge.cache.Cache(tmp_path))
+    runnable = to_runnable(lmbridge.Predict("question -> answer", lm=lm))
     chunks = list(runnable.stream({"question": "What is the capital of France?"}))
     assert len(chunks) > 1 and all(set(c) == {"answer"} for c in chunks)
     assert dict(reduce(add, chunks)) == runnable.invoke({"question": "What is the capital of France?"})

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-import bridge
+import lmbridge
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -25,17 +25,17 @@ pytestmark = pytest.mark.real_model
 
 
 @pytest.fixture(scope="module")
-def corpus() -> bridge.BM25Retriever:
+def corpus() -> lmbridge.BM25Retriever:
     return load_corpus()
 
 
 @pytest.fixture(scope="module")
-def lm() -> bridge.LM:
-    return bridge.LM("local/smollm2")
+def lm() -> lmbridge.LM:
+    return lmbridge.LM("local/smollm2")
 
 
-def _check_trajectory(agent: bridge.ReAct, pred: bridge.Prediction) -> None:
-    assert isinstance(pred, bridge.Prediction)
+def _check_trajectory(agent: lmbridge.ReAct, pred: lmbridge.Prediction) -> None:
+    assert isinstance(pred, lmbridge.Prediction)
     assert isinstance(pred.answer, str)
     assert pred.finish_reason in ("finish", "max_iters", "context_overflow")
     assert 1 <= len(pred.trajectory) <= agent.max_iters
@@ -50,7 +50,7 @@ def _check_trajectory(agent: bridge.ReAct, pred: bridge.Prediction) -> None:
             assert step["observation"] == str(tool.call_with(step["tool_args"]))
 
 
-def test_react_calls_real_tools_and_records_the_trajectory(corpus: bridge.BM25Retriever, lm: bridge.LM) -> None:
+def test_react_calls_real_tools_and_records_the_trajectory(corpus: lmbridge.BM25Retriever, lm: lmbridge.LM) -> None:
     agent = build_agent(corpus, max_iters=3, lm=lm, max_tokens=96)
     pred = agent(question="What is 17 * 23?")
     print("\n", pred.trajectory, "\n", pred.finish_reason, repr(pred.answer))
@@ -59,14 +59,14 @@ def test_react_calls_real_tools_and_records_the_trajectory(corpus: bridge.BM25Re
     assert used >= len(pred.trajectory) + 1, "one completion per step at least, plus the extraction"
 
 
-def test_react_search_tool_over_squad(corpus: bridge.BM25Retriever, lm: bridge.LM) -> None:
+def test_react_search_tool_over_squad(corpus: lmbridge.BM25Retriever, lm: lmbridge.LM) -> None:
     agent = build_agent(corpus, max_iters=2, lm=lm, max_tokens=96)
     pred = agent(question="Which NFL team won Super Bowl 50?")
     print("\n", pred.trajectory, "\n", pred.finish_reason, repr(pred.answer))
     _check_trajectory(agent, pred)
 
 
-def test_react_async_run_has_the_same_shape(corpus: bridge.BM25Retriever, lm: bridge.LM) -> None:
+def test_react_async_run_has_the_same_shape(corpus: lmbridge.BM25Retriever, lm: lmbridge.LM) -> None:
     import asyncio
 
     agent = build_agent(corpus, max_iters=2, lm=lm, max_tokens=96)
@@ -81,17 +81,17 @@ def test_calculator_tool() -> None:
         calculator("__import__('os')")
 
 
-def test_rag_retrieves_the_gold_paragraph_and_answers(corpus: bridge.BM25Retriever, lm: bridge.LM) -> None:
+def test_rag_retrieves_the_gold_paragraph_and_answers(corpus: lmbridge.BM25Retriever, lm: lmbridge.LM) -> None:
     question = load_questions("dev", 1)[0]
     program = RAG(corpus, k=3)
     found = program.retrieve(question.question)
     ids = [p.metadata["id"] for p in found.passage_objects]
     assert question.context_id in ids  # BM25 is deterministic: this holds on any CPU
     gold = found.passages[ids.index(question.context_id)]
-    with bridge.context(lm=lm):
+    with lmbridge.context(lm=lm):
         try:
             pred = program(question=question.question)
-        except bridge.ParseError as error:  # whether a greedy answer parses depends on the CPU
+        except lmbridge.ParseError as error:  # whether a greedy answer parses depends on the CPU
             assert error.attempts == 2 and "reasoning" in error.signature
         else:
             assert pred.context_ids == ids
@@ -112,10 +112,10 @@ def test_examples_run_as_scripts(script: str, args: list[str], tmp_path: Any) ->
     assert "Q: " in done.stdout
 
 
-def test_native_tool_calls_on_the_embedded_model(lm: bridge.LM) -> None:
+def test_native_tool_calls_on_the_embedded_model(lm: lmbridge.LM) -> None:
     """SmolLM2 calls tools natively: llama.cpp's grammar makes its arguments valid JSON for the schema."""
     assert lm.supports_function_calling()
-    agent = bridge.ReAct("question -> answer", tools=[calculator], max_iters=2, lm=lm, max_tokens=64)
+    agent = lmbridge.ReAct("question -> answer", tools=[calculator], max_iters=2, lm=lm, max_tokens=64)
     pred = agent(question="What is 17 * 23? Use the calculator.")
     print("\n", pred.trajectory, "\n", pred.finish_reason, repr(pred.answer))
     _check_trajectory(agent, pred)
@@ -133,13 +133,13 @@ def test_native_tool_calls_on_the_embedded_model(lm: bridge.LM) -> None:
             assert step["observation"], "the observation is recorded"
 
 
-def test_a_named_tool_choice_gives_arguments_that_fit_the_schema(lm: bridge.LM) -> None:
+def test_a_named_tool_choice_gives_arguments_that_fit_the_schema(lm: lmbridge.LM) -> None:
     def add(a: int, b: int) -> int:
         """Add two integers."""
         return a + b
 
-    tool = bridge.Tool(add)
-    messages: list[bridge.Message] = [{"role": "system", "content": "You add numbers with the add tool."},
+    tool = lmbridge.Tool(add)
+    messages: list[lmbridge.Message] = [{"role": "system", "content": "You add numbers with the add tool."},
                                       {"role": "user", "content": "What is 40 plus 2?"}]
     completion = lm.complete(messages, {"tools": [tool.to_function_spec()],
                                         "tool_choice": {"type": "function", "function": {"name": "add"}}})

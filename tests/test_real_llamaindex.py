@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-import bridge
+import lmbridge
 
 pytest.importorskip("llama_index.core")
 pytest.importorskip("llama_index.retrievers.bm25")
@@ -29,7 +29,7 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.llms import CustomLLM
 
-from adapters.llamaindex import LlamaIndexLM, to_query_engine
+from lmbridge.adapters.llamaindex import LlamaIndexLM, to_query_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from examples import llamaindex_rag_squad as example
@@ -64,7 +64,7 @@ class BridgeBackedLLM(CustomLLM):
         return LLMMetadata(model_name="smollm2-via-bridge", is_chat_model=True)
 
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        sent: list[bridge.Message] = [{"role": m.role.value, "content": m.content or ""}  # type: ignore[typeddict-item]
+        sent: list[lmbridge.Message] = [{"role": m.role.value, "content": m.content or ""}  # type: ignore[typeddict-item]
                                       for m in messages]
         completion = self.lm.complete(sent, kwargs)
         return ChatResponse(message=ChatMessage(role="assistant", content=completion.text),
@@ -79,13 +79,13 @@ class BridgeBackedLLM(CustomLLM):
 
 
 def test_a_program_on_a_llamaindex_llm_backed_by_the_embedded_model() -> None:
-    llm = BridgeBackedLLM(lm=bridge.LM("local/smollm2", cache=False, max_tokens=16))
+    llm = BridgeBackedLLM(lm=lmbridge.LM("local/smollm2", cache=False, max_tokens=16))
     lm = LlamaIndexLM(llm, cache=False)
-    program = bridge.Predict("question -> answer", lm=lm)
-    with bridge.track_usage() as tracker:
+    program = lmbridge.Predict("question -> answer", lm=lm)
+    with lmbridge.track_usage() as tracker:
         try:
             prediction = program(question="What is the capital of France?")
-        except bridge.ParseError as error:  # a 135M model may not answer in shape: counted, not hidden
+        except lmbridge.ParseError as error:  # a 135M model may not answer in shape: counted, not hidden
             assert error.attempts == 2
         else:
             assert isinstance(prediction.answer, str) and prediction.answer.strip()
@@ -97,7 +97,7 @@ def test_a_compiled_program_served_as_a_streaming_query_engine() -> None:
     retrievers = example.build_retrievers(rows, top_k=2)
     program = example.RAG(example.from_llamaindex_retriever(retrievers["BM25"]), k=1)
     engine = to_query_engine(program, streaming=True)
-    with bridge.context(lm=bridge.LM("local/smollm2", cache=False, max_tokens=16)):
+    with lmbridge.context(lm=lmbridge.LM("local/smollm2", cache=False, max_tokens=16)):
         response = engine.query("Which NFL team represented the AFC at Super Bowl 50?")
         text = "".join(response.response_gen)
 

@@ -8,8 +8,8 @@ from typing import Literal
 
 import pytest
 
-import bridge
-from bridge.local import KNOWN, model_path
+import lmbridge
+from lmbridge.local import KNOWN, model_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from examples.data import load_classification
@@ -17,11 +17,11 @@ from examples.data import load_classification
 pytestmark = pytest.mark.real_model
 
 
-class Sentiment(bridge.Signature):
+class Sentiment(lmbridge.Signature):
     """Classify the sentiment of the movie review as negative or positive."""
 
-    text: str = bridge.InputField(prefix="Review")
-    label: Literal["negative", "positive"] = bridge.OutputField(prefix="Sentiment")
+    text: str = lmbridge.InputField(prefix="Review")
+    label: Literal["negative", "positive"] = lmbridge.OutputField(prefix="Sentiment")
 
 
 def test_gemma3_parts_are_joined_once_into_the_cache() -> None:
@@ -33,15 +33,15 @@ def test_gemma3_parts_are_joined_once_into_the_cache() -> None:
 
 
 def test_gemma3_base_model_follows_demonstrations(tmp_path: Path) -> None:
-    lm = bridge.LM("local/gemma3", max_tokens=8, cache=bridge.cache.Cache(tmp_path))
+    lm = lmbridge.LM("local/gemma3", max_tokens=8, cache=lmbridge.cache.Cache(tmp_path))
     demos = load_classification("sst2", "train", 6)
-    program = bridge.Predict(Sentiment, lm=lm, demos=demos)
+    program = lmbridge.Predict(Sentiment, lm=lm, demos=demos)
     answers = []
     failures = 0
     for example in load_classification("sst2", "test", 4):
         try:
             answers.append(program(text=example.text).label)
-        except bridge.ParseError as error:
+        except lmbridge.ParseError as error:
             assert error.attempts == 2 and error.usage is not None and error.usage.parse_retries == 1
             failures += 1
     # how many greedy answers of a 270M base model parse depends on the CPU; on any CPU each is a
@@ -56,15 +56,15 @@ def test_gemma3_base_model_follows_demonstrations(tmp_path: Path) -> None:
 
 
 def test_unknown_local_model_names_the_known_ones() -> None:
-    with pytest.raises(bridge.LMError, match="smollm2"):
-        bridge.LM("local/no-such-model")
+    with pytest.raises(lmbridge.LMError, match="smollm2"):
+        lmbridge.LM("local/no-such-model")
 
 
 def test_sampled_answers_depend_on_the_request_not_on_earlier_calls() -> None:
     # What makes a sampling compile (SIMBA, COPRO with a temperature) repeat: the embedded model's
     # random state is seeded from each request, so the calls that ran before do not move a sample.
     ask = [{"role": "user", "content": "Write a four-word name for a cat."}]
-    fresh = bridge.LM("local/smollm2", temperature=1.0, max_tokens=12, cache=False)
+    fresh = lmbridge.LM("local/smollm2", temperature=1.0, max_tokens=12, cache=False)
     first = fresh.complete(ask, {"rollout_id": 1}).text
     for n in range(3):  # move the model's own random state
         fresh.complete([{"role": "user", "content": f"Count to {n + 2}."}])

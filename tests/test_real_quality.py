@@ -11,7 +11,7 @@ from typing import Literal
 
 import pytest
 
-import bridge
+import lmbridge
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from examples.data import load_classification
@@ -19,20 +19,20 @@ from examples.data import load_classification
 pytestmark = pytest.mark.real_model
 
 
-class Sentiment(bridge.Signature):
+class Sentiment(lmbridge.Signature):
     """Classify the sentiment of the movie review as negative or positive."""
 
-    text: str = bridge.InputField(prefix="Review")
-    label: Literal["negative", "positive"] = bridge.OutputField(prefix="Sentiment")
+    text: str = lmbridge.InputField(prefix="Review")
+    label: Literal["negative", "positive"] = lmbridge.OutputField(prefix="Sentiment")
 
 
-def _shuffled(split: str, n: int) -> list[bridge.Example]:
+def _shuffled(split: str, n: int) -> list[lmbridge.Example]:
     rows = load_classification("sst2", split)
     random.Random(0).shuffle(rows)
     return rows[:n]
 
 
-def _balanced(split: str, n: int) -> list[bridge.Example]:
+def _balanced(split: str, n: int) -> list[lmbridge.Example]:
     rows = _shuffled(split, 400)
     pos = [r for r in rows if r.label == "positive"][: n // 2]
     neg = [r for r in rows if r.label == "negative"][: n // 2]
@@ -41,40 +41,40 @@ def _balanced(split: str, n: int) -> list[bridge.Example]:
 
 @pytest.mark.parametrize("model", ["smollm2", "gemma3"])
 def test_constrained_decoding_leaves_no_answer_unparsable(model: str, tmp_path: Path) -> None:
-    lm = bridge.LM(f"local/{model}", max_tokens=8, cache=bridge.cache.Cache(tmp_path))
-    program = bridge.Predict(Sentiment, lm=lm)  # the default ChatFormat: constrained
-    before = bridge.constraint_fallbacks()
-    with bridge.track_usage() as usage:
+    lm = lmbridge.LM(f"local/{model}", max_tokens=8, cache=lmbridge.cache.Cache(tmp_path))
+    program = lmbridge.Predict(Sentiment, lm=lm)  # the default ChatFormat: constrained
+    before = lmbridge.constraint_fallbacks()
+    with lmbridge.track_usage() as usage:
         answers = [program(text=e.text).label for e in _shuffled("test", 40)]
     assert len(answers) == 40 and set(answers) <= {"negative", "positive"}
     assert usage.usage.parse_retries == 0 and usage.usage.calls == 40
-    assert bridge.constraint_fallbacks() == before
+    assert lmbridge.constraint_fallbacks() == before
 
 
 def test_label_scoring_returns_valid_options_with_probabilities_summing_to_one(tmp_path: Path) -> None:
-    lm = bridge.LM("local/smollm2", cache=bridge.cache.Cache(tmp_path))
-    fmt = bridge.ChatFormat(scoring="labels")
-    program = bridge.Predict(Sentiment, lm=lm, format=fmt)
+    lm = lmbridge.LM("local/smollm2", cache=lmbridge.cache.Cache(tmp_path))
+    fmt = lmbridge.ChatFormat(scoring="labels")
+    program = lmbridge.Predict(Sentiment, lm=lm, format=fmt)
     for e in _shuffled("test", 3):
-        scores = bridge.score_labels(lm, fmt, Sentiment, [], {"text": e.text})
+        scores = lmbridge.score_labels(lm, fmt, Sentiment, [], {"text": e.text})
         assert scores is not None and scores.options == ("negative", "positive")
         assert abs(sum(scores.probabilities) - 1.0) < 1e-9 and all(0 <= p <= 1 for p in scores.probabilities)
         assert program(text=e.text).label == scores.choice
-    text_fmt = bridge.TextFormat(scoring="labels")
-    scores = bridge.score_labels(bridge.LM("local/gemma3", cache=False), text_fmt, Sentiment,
+    text_fmt = lmbridge.TextFormat(scoring="labels")
+    scores = lmbridge.score_labels(lmbridge.LM("local/gemma3", cache=False), text_fmt, Sentiment,
                                  _balanced("train", 4), {"text": "a wonderful film"})
     assert scores is not None and abs(sum(scores.probabilities) - 1.0) < 1e-9
 
 
 def test_calibration_moves_a_biased_model_toward_balance(tmp_path: Path) -> None:
-    lm = bridge.LM("local/smollm2", cache=bridge.cache.Cache(tmp_path))
+    lm = lmbridge.LM("local/smollm2", cache=lmbridge.cache.Cache(tmp_path))
     rows = _balanced("test", 20)  # 10 positive, 10 negative
-    fmt = bridge.ChatFormat(scoring="labels")
+    fmt = lmbridge.ChatFormat(scoring="labels")
 
     def positive_share(calibrate: bool) -> tuple[float, int]:
         probs = []
         for e in rows:
-            scores = bridge.score_labels(lm, fmt, Sentiment, [], {"text": e.text}, calibrate=calibrate)
+            scores = lmbridge.score_labels(lm, fmt, Sentiment, [], {"text": e.text}, calibrate=calibrate)
             assert scores is not None
             probs.append(scores.as_dict()["positive"])
         return sum(probs) / len(probs), sum(p > 0.5 for p in probs)
@@ -86,14 +86,14 @@ def test_calibration_moves_a_biased_model_toward_balance(tmp_path: Path) -> None
 
 
 def test_an_optimizer_given_a_strong_student_returns_it_unchanged(tmp_path: Path) -> None:
-    lm = bridge.LM("local/gemma3", max_tokens=8, cache=bridge.cache.Cache(tmp_path))
+    lm = lmbridge.LM("local/gemma3", max_tokens=8, cache=lmbridge.cache.Cache(tmp_path))
     demos = _balanced("train", 8)
-    student = bridge.Predict(Sentiment, lm=lm, demos=demos, format=bridge.TextFormat())
+    student = lmbridge.Predict(Sentiment, lm=lm, demos=demos, format=lmbridge.TextFormat())
     valset = [e for e in _shuffled("train", 400) if e not in demos][:30]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = bridge.LabeledFewShot(k=1, metric=bridge.metrics.exact_match("label"), display_progress=False,
-                                        format=bridge.ChatFormat()).compile(
+        program = lmbridge.LabeledFewShot(k=1, metric=lmbridge.metrics.exact_match("label"), display_progress=False,
+                                        format=lmbridge.ChatFormat()).compile(
             student, trainset=_shuffled("train", 10), valset=valset)
     p = program.predictors()[0]
     assert program.report["selection"]["kept"] == "student"

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-import bridge
-from bridge.retrieval import aretrieve, retrieve, to_passage, to_passages
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.retrieval import aretrieve, retrieve, to_passage, to_passages
+from lmbridge.testing import ScriptedLM
 
 CORPUS = [
     "Paris is the capital and most populous city of France.",
@@ -22,8 +22,8 @@ CORPUS = [
 
 
 def test_items_are_normalised_to_passages() -> None:
-    assert to_passage("text") == bridge.Passage("text")
-    p = bridge.Passage("x", 1.5, {"id": 1})
+    assert to_passage("text") == lmbridge.Passage("text")
+    p = lmbridge.Passage("x", 1.5, {"id": 1})
     assert to_passage(p) is p
     from_map = to_passage({"text": "y", "score": 2, "id": "d1"})
     assert (from_map.text, from_map.score, dict(from_map.metadata)) == ("y", 2.0, {"id": "d1"})
@@ -44,37 +44,37 @@ def test_a_plain_function_returning_strings_is_a_retriever() -> None:
     def search(query: str, k: int) -> list[str]:
         return [t for t in CORPUS if query.lower() in t.lower()][:k]
 
-    retrieve_ = bridge.Retrieve(search, k=2)
+    retrieve_ = lmbridge.Retrieve(search, k=2)
     pred = retrieve_("paris")
     assert pred.passages == [CORPUS[0]]
-    assert pred.passage_objects == [bridge.Passage(CORPUS[0])]
-    assert isinstance(retrieve_, bridge.Module) and retrieve_.named_predictors() == []
+    assert pred.passage_objects == [lmbridge.Passage(CORPUS[0])]
+    assert isinstance(retrieve_, lmbridge.Module) and retrieve_.named_predictors() == []
 
 
 def test_k_is_respected_per_call_and_by_default() -> None:
     def everything(query: str, k: int) -> list[str]:
         return CORPUS  # ignores k: Retrieve still keeps k
 
-    assert len(bridge.Retrieve(everything, k=2)("q").passages) == 2
-    assert len(bridge.Retrieve(everything, k=2)("q", k=3).passages) == 3
+    assert len(lmbridge.Retrieve(everything, k=2)("q").passages) == 2
+    assert len(lmbridge.Retrieve(everything, k=2)("q", k=3).passages) == 3
     with pytest.raises(ValueError):
-        bridge.Retrieve(everything, k=0)
+        lmbridge.Retrieve(everything, k=0)
     with pytest.raises(TypeError):
-        bridge.Retrieve("not callable")  # type: ignore[arg-type]
+        lmbridge.Retrieve("not callable")  # type: ignore[arg-type]
 
 
 def test_async_retrievers_work_from_sync_and_async_code() -> None:
-    async def search(query: str, k: int) -> list[bridge.Passage]:
+    async def search(query: str, k: int) -> list[lmbridge.Passage]:
         await asyncio.sleep(0)
-        return [bridge.Passage(f"{query}-{i}", score=float(k - i)) for i in range(k)]
+        return [lmbridge.Passage(f"{query}-{i}", score=float(k - i)) for i in range(k)]
 
-    module = bridge.Retrieve(search, k=2)
+    module = lmbridge.Retrieve(search, k=2)
     assert module("q").passages == ["q-0", "q-1"]
     pred = asyncio.run(module.acall("r", k=3))
     assert pred.passages == ["r-0", "r-1", "r-2"]
     assert [p.score for p in pred.passage_objects] == [3.0, 2.0, 1.0]
 
-    async def inside_a_loop() -> list[bridge.Passage]:
+    async def inside_a_loop() -> list[lmbridge.Passage]:
         return retrieve(search, "s", 1)  # sync call from code that runs an event loop
 
     assert [p.text for p in asyncio.run(inside_a_loop())] == ["s-0"]
@@ -88,7 +88,7 @@ def test_sync_retrievers_work_from_async_code() -> None:
 
 
 def test_bm25_ranks_the_relevant_passage_first() -> None:
-    bm25 = bridge.BM25Retriever(CORPUS, metadata=[{"id": f"d{i}"} for i in range(len(CORPUS))])
+    bm25 = lmbridge.BM25Retriever(CORPUS, metadata=[{"id": f"d{i}"} for i in range(len(CORPUS))])
     assert len(bm25) == 4
     found = bm25("Who won Super Bowl 50?", 2)
     assert len(found) == 2
@@ -101,8 +101,8 @@ def test_bm25_ranks_the_relevant_passage_first() -> None:
 
 
 def test_bm25_takes_passages_and_plugs_into_retrieve() -> None:
-    passages = [bridge.Passage(t, metadata={"n": i}) for i, t in enumerate(CORPUS)]
-    module = bridge.Retrieve(bridge.BM25Retriever(passages), k=1)
+    passages = [lmbridge.Passage(t, metadata={"n": i}) for i, t in enumerate(CORPUS)]
+    module = lmbridge.Retrieve(lmbridge.BM25Retriever(passages), k=1)
     pred = module("light energy in plants")
     assert pred.passages == [CORPUS[3]]
     assert pred.passage_objects[0].metadata["n"] == 3
@@ -110,37 +110,37 @@ def test_bm25_takes_passages_and_plugs_into_retrieve() -> None:
 
 def test_bm25_checks_its_corpus() -> None:
     with pytest.raises(ValueError, match="non-empty"):
-        bridge.BM25Retriever([])
+        lmbridge.BM25Retriever([])
     with pytest.raises(ValueError, match="metadata"):
-        bridge.BM25Retriever(CORPUS, metadata=[{}])
+        lmbridge.BM25Retriever(CORPUS, metadata=[{}])
 
 
 def test_bm25_without_the_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "bm25s", None)
-    with pytest.raises(bridge.MissingDependencyError, match=r"lmbridge\[retrieval\]"):
-        bridge.BM25Retriever(CORPUS)
+    with pytest.raises(lmbridge.MissingDependencyError, match=r"lmbridge\[retrieval\]"):
+        lmbridge.BM25Retriever(CORPUS)
 
 
 def test_import_bridge_does_not_import_bm25s() -> None:
-    code = "import sys, bridge; bridge.Retrieve(lambda q, k: []); print('bm25s' in sys.modules)"
+    code = "import sys, bridge; lmbridge.Retrieve(lambda q, k: []); print('bm25s' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
-class RAG(bridge.Module):
+class RAG(lmbridge.Module):
     def __init__(self, retriever: Any) -> None:
-        self.retrieve = bridge.Retrieve(retriever, k=2)
-        self.answer = bridge.ChainOfThought("context: list[str], question -> answer")
+        self.retrieve = lmbridge.Retrieve(retriever, k=2)
+        self.answer = lmbridge.ChainOfThought("context: list[str], question -> answer")
 
-    def forward(self, question: str) -> bridge.Prediction:  # type: ignore[override]
+    def forward(self, question: str) -> lmbridge.Prediction:  # type: ignore[override]
         context = self.retrieve(question).passages
         return self.answer(context=context, question=question)
 
 
 def test_a_rag_program_shows_the_passages_to_the_model() -> None:
     lm = ScriptedLM([{"reasoning": "The passage says Denver.", "answer": "Denver Broncos"}])
-    program = RAG(bridge.BM25Retriever(CORPUS))
-    with bridge.context(lm=lm):
+    program = RAG(lmbridge.BM25Retriever(CORPUS))
+    with lmbridge.context(lm=lm):
         pred = program(question="Who won Super Bowl 50?")
     assert pred.answer == "Denver Broncos"
     prompt = lm.calls[0][-1]["content"]
@@ -159,11 +159,11 @@ def test_the_docs_page_examples_run() -> None:
     for block in blocks:
         exec(compile(block, str(page), "exec"), namespace)
     assert namespace["best"].metadata["id"] == "sb50"
-    assert issubclass(namespace["RAG"], bridge.Module)
+    assert issubclass(namespace["RAG"], lmbridge.Module)
 
 
 def test_copies_of_a_program_share_the_retriever() -> None:
-    bm25 = bridge.BM25Retriever(CORPUS)
+    bm25 = lmbridge.BM25Retriever(CORPUS)
     program = RAG(bm25)
     copy = program.deepcopy()
     assert isinstance(copy, RAG)

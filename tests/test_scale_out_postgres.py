@@ -29,10 +29,10 @@ ROOT = HERE.parent
 
 WORKER = textwrap.dedent("""
     import json, os, sys, time
-    import bridge
-    import bridge.optimizers.mipro as mipro
-    import bridge.optimizers.shared_study as shared
-    from bridge.testing import ScriptedLM
+    import lmbridge
+    import lmbridge.optimizers.mipro as mipro
+    import lmbridge.optimizers.shared_study as shared
+    from lmbridge.testing import ScriptedLM
     from test_optimizers_support import SIG, metric, sentiment_rows
     from test_optimizers_mipro import instruction_model
 
@@ -59,14 +59,14 @@ WORKER = textwrap.dedent("""
         time.sleep(options.get("delay", 0.05))
         return instruction_model(messages)
 
-    student = bridge.Predict(SIG, lm=ScriptedLM(model))
-    opt = bridge.MIPROv2(metric, auto=None, num_candidates=3, max_bootstrapped_demos=1, max_labeled_demos=1,
+    student = lmbridge.Predict(SIG, lm=ScriptedLM(model))
+    opt = lmbridge.MIPROv2(metric, auto=None, num_candidates=3, max_bootstrapped_demos=1, max_labeled_demos=1,
                          num_threads=1, display_progress=False, seed=options.get("seed", 9),
                          max_lm_calls=options.get("max_lm_calls"))
     compiled = opt.compile(student, trainset=sentiment_rows(4), valset=sentiment_rows(6, offset=4),
                            num_trials=options["trials"], minibatch_size=3, minibatch_full_eval_steps=3,
                            checkpoint=url)
-    state = bridge.persistence.program_state(compiled)
+    state = lmbridge.persistence.program_state(compiled)
     state.pop("report", None)
     state.pop("lmbridge_version", None)
     print(json.dumps({"pid": os.getpid(), "state": state, "report": compiled.report, "finished": time.time()},
@@ -215,7 +215,7 @@ def test_max_lm_calls_holds_for_the_whole_study(tmp_path: Path, database: str) -
     workers = [start(tmp_path, database, log, trials=30, delay=0.05, max_lm_calls=cap) for _ in range(3)]
     results = [finish(w) for w in workers]
     task_calls = [line for line in log.read_text().splitlines() if line.startswith("task ")]
-    from bridge.optimizers.budget import StudyCounter
+    from lmbridge.optimizers.budget import StudyCounter
 
     counter = StudyCounter(sqlalchemy_url(database), the_study(database).study_name)
     calls, _ = counter.read()
@@ -227,8 +227,8 @@ def test_max_lm_calls_holds_for_the_whole_study(tmp_path: Path, database: str) -
 
 CLI_TASK = """
 import time
-import bridge
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.testing import ScriptedLM
 
 def model(messages):
     time.sleep(0.1)
@@ -240,7 +240,7 @@ def model(messages):
 def lm():
     return ScriptedLM(model)
 
-program = bridge.Predict("text -> label: Literal['negative', 'positive']")
+program = lmbridge.Predict("text -> label: Literal['negative', 'positive']")
 """
 
 
@@ -254,7 +254,7 @@ def test_the_cli_starts_n_workers_on_one_study(tmp_path: Path, database: str) ->
         (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])}
     done = subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "compile", "clitask_workers:program", "--trainset", "train.jsonl",
+        [sys.executable, "-m", "lmbridge.cli", "compile", "clitask_workers:program", "--trainset", "train.jsonl",
          "--valset", "dev.jsonl", "--metric", "exact_match:label", "--optimizer", "mipro", "--auto", "none",
          "--num-candidates", "3", "--num-trials", "12", "--minibatch-size", "3", "--quiet",
          "--lm-factory", "clitask_workers:lm", "--out", "m.json", "--checkpoint", database, "--workers", "3"],
@@ -270,7 +270,7 @@ def test_the_cli_starts_n_workers_on_one_study(tmp_path: Path, database: str) ->
 
 
 def test_workers_need_a_shared_mipro_checkpoint(capsys: pytest.CaptureFixture[str]) -> None:
-    from bridge.cli import main
+    from lmbridge.cli import main
 
     code = main(["compile", "x:program", "--trainset", "t.jsonl", "--metric", "exact_match:label",
                  "--out", "o.json", "--workers", "2"])

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-import bridge
-from bridge.cache_redis import CacheUnavailableWarning, RedisCache, default_cache
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.cache_redis import CacheUnavailableWarning, RedisCache, default_cache
+from lmbridge.testing import ScriptedLM
 
 if os.environ.get("LMBRIDGE_REQUIRE_SERVERS") == "1":
     import redis  # CI: a missing client is a failure, not a skip
@@ -34,7 +34,7 @@ def answer(messages: list[dict[str, str]]) -> str:
     return "answer to " + messages[-1]["content"]
 
 
-def ask_all(lm: bridge.LM | ScriptedLM) -> list[str]:
+def ask_all(lm: lmbridge.LM | ScriptedLM) -> list[str]:
     return [lm.complete([{"role": "user", "content": p}]).text for p in PROMPTS]
 
 
@@ -42,8 +42,8 @@ def ask_all(lm: bridge.LM | ScriptedLM) -> list[str]:
 
 WORKER = textwrap.dedent("""
     import json, os, sys
-    from bridge.cache_redis import RedisCache
-    from bridge.testing import ScriptedLM
+    from lmbridge.cache_redis import RedisCache
+    from lmbridge.testing import ScriptedLM
     from test_scale_out_redis import PROMPTS, answer
 
     how, url, prefix = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -79,7 +79,7 @@ def test_processes_hit_each_others_entries_through_redis(tmp_path: Path, redis_u
     client = redis.Redis.from_url(redis_url)
     for p in PROMPTS:  # a clean slate for these prompts only: the server may be shared with other tests
         lm = ScriptedLM(answer)
-        key = bridge.cache.cache_key(lm.model, [{"role": "user", "content": p}], lm.params)
+        key = lmbridge.cache.cache_key(lm.model, [{"role": "user", "content": p}], lm.params)
         client.delete(prefix + key)
 
     first = result(run_worker(tmp_path, "explicit", redis_url, prefix))
@@ -207,10 +207,10 @@ def test_the_cache_url_selects_redis_and_hides_its_password(monkeypatch: pytest.
 
 REAL_WORKER = textwrap.dedent("""
     import json, sys
-    import bridge
+    import lmbridge
 
     url, prefix = sys.argv[1], sys.argv[2]
-    lm = bridge.LM("local/smollm2", max_tokens=8, cache=bridge.RedisCache(url, prefix=prefix))
+    lm = lmbridge.LM("local/smollm2", max_tokens=8, cache=lmbridge.RedisCache(url, prefix=prefix))
     done = lm.complete([{"role": "user", "content": "Name one colour."}])
     print(json.dumps({"text": done.text, "cached": done.cached}))
 """)

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from bridge.cli import main
+from lmbridge.cli import main
 
 pytest.importorskip("optuna", reason="needs optuna: pip install 'lmbridge[optuna]'")
 
 TASK = '''
 import time
-import bridge
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.testing import ScriptedLM
 
 def model(messages):
     time.sleep(0.05)
@@ -28,7 +28,7 @@ def model(messages):
 def lm():
     return ScriptedLM(model)
 
-program = bridge.Predict("text -> label: Literal['negative', 'positive']")
+program = lmbridge.Predict("text -> label: Literal['negative', 'positive']")
 '''
 
 

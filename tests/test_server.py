@@ -1,5 +1,5 @@
 """LiteLLM against a real OpenAI-compatible server: ../shared/local-lm/serve.sh runs SmolLM2 under
-llama-cpp-python's server on 127.0.0.1, and bridge.LM("openai/...", api_base=...) talks to it."""
+llama-cpp-python's server on 127.0.0.1, and lmbridge.LM("openai/...", api_base=...) talks to it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Literal
 
 import pytest
 
-import bridge
+import lmbridge
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("LMBRIDGE_LOCAL_LM", ROOT.parent / "shared" / "local-lm"))
@@ -39,15 +39,15 @@ def server() -> Iterator[dict[str, str]]:
 
 def test_predict_through_litellm_against_a_real_openai_compatible_server(
         server: dict[str, str], tmp_path: Path) -> None:
-    class Sentiment(bridge.Signature):
+    class Sentiment(lmbridge.Signature):
         """Classify the sentiment of the movie review as negative or positive."""
 
-        text: str = bridge.InputField(prefix="Review")
-        label: Literal["negative", "positive"] = bridge.OutputField(prefix="Sentiment")
+        text: str = lmbridge.InputField(prefix="Review")
+        label: Literal["negative", "positive"] = lmbridge.OutputField(prefix="Sentiment")
 
-    lm = bridge.LM(f"openai/{server.get('LOCAL_LM_MODEL', 'smollm2')}", api_base=server["LOCAL_LM_API_BASE"],
-                   api_key="none", max_tokens=16, cache=bridge.cache.Cache(tmp_path), timeout=120)
-    program = bridge.Predict(Sentiment, lm=lm)
+    lm = lmbridge.LM(f"openai/{server.get('LOCAL_LM_MODEL', 'smollm2')}", api_base=server["LOCAL_LM_API_BASE"],
+                   api_key="none", max_tokens=16, cache=lmbridge.cache.Cache(tmp_path), timeout=120)
+    program = lmbridge.Predict(Sentiment, lm=lm)
     prediction = program(text="I loved this movie, it was wonderful from start to finish.")
     assert prediction.label in ("negative", "positive")
     assert prediction.usage.calls == 1 and prediction.usage.prompt_tokens > 0

@@ -9,8 +9,8 @@ from typing import Literal, Optional
 import pydantic
 import pytest
 
-import bridge
-from bridge.signature import ensure_signature, make_signature
+import lmbridge
+from lmbridge.signature import ensure_signature, make_signature
 
 
 class Color(enum.Enum):
@@ -29,11 +29,11 @@ class Person(pydantic.BaseModel):
     address: Address
 
 
-class QA(bridge.Signature):
+class QA(lmbridge.Signature):
     """Answer the question in a few words."""
 
-    question: str = bridge.InputField(desc="a factual question")
-    answer: str = bridge.OutputField(desc="a short phrase")
+    question: str = lmbridge.InputField(desc="a factual question")
+    answer: str = lmbridge.OutputField(desc="a short phrase")
 
 
 def test_class_form_reads_fields_descs_and_instructions() -> None:
@@ -47,9 +47,9 @@ def test_class_form_reads_fields_descs_and_instructions() -> None:
 
 
 def test_class_form_without_docstring_gets_default_instructions() -> None:
-    class Plain(bridge.Signature):
-        text: str = bridge.InputField()
-        summary: str = bridge.OutputField()
+    class Plain(lmbridge.Signature):
+        text: str = lmbridge.InputField()
+        summary: str = lmbridge.OutputField()
 
     assert "text" in Plain.instructions and "summary" in Plain.instructions
 
@@ -60,17 +60,17 @@ def test_signature_is_never_instantiated() -> None:
 
 
 def test_class_form_supports_all_types() -> None:
-    class Everything(bridge.Signature):
-        text: str = bridge.InputField()
-        count: int = bridge.OutputField()
-        ratio: float = bridge.OutputField()
-        ok: bool = bridge.OutputField()
-        kind: Literal["a", "b"] = bridge.OutputField()
-        color: Color = bridge.OutputField()
-        tags: list[str] = bridge.OutputField()
-        scores: dict[str, int] = bridge.OutputField()
-        maybe: Optional[int] = bridge.OutputField()  # noqa: UP045 - the spelling users write
-        person: Person = bridge.OutputField()
+    class Everything(lmbridge.Signature):
+        text: str = lmbridge.InputField()
+        count: int = lmbridge.OutputField()
+        ratio: float = lmbridge.OutputField()
+        ok: bool = lmbridge.OutputField()
+        kind: Literal["a", "b"] = lmbridge.OutputField()
+        color: Color = lmbridge.OutputField()
+        tags: list[str] = lmbridge.OutputField()
+        scores: dict[str, int] = lmbridge.OutputField()
+        maybe: Optional[int] = lmbridge.OutputField()  # noqa: UP045 - the spelling users write
+        person: Person = lmbridge.OutputField()
 
     outs = Everything.output_fields
     assert outs["count"].annotation is int
@@ -122,7 +122,7 @@ def test_string_form_custom_types_for_enums_and_models() -> None:
 
 
 def test_string_form_never_evaluates_code() -> None:
-    with pytest.raises(bridge.SignatureError):
+    with pytest.raises(lmbridge.SignatureError):
         make_signature("text -> out: __import__('os').system('echo hacked')")
 
 
@@ -144,7 +144,7 @@ def test_string_form_never_evaluates_code() -> None:
     ],
 )
 def test_malformed_strings_raise_signature_error_naming_the_bad_part(spec: str, names: str) -> None:
-    with pytest.raises(bridge.SignatureError) as info:
+    with pytest.raises(lmbridge.SignatureError) as info:
         make_signature(spec)
     assert names in str(info.value)
 
@@ -152,51 +152,51 @@ def test_malformed_strings_raise_signature_error_naming_the_bad_part(spec: str, 
 def test_signature_error_is_a_value_error_and_bridge_error() -> None:
     with pytest.raises(ValueError):
         make_signature("nope")
-    with pytest.raises(bridge.BridgeError):
+    with pytest.raises(lmbridge.BridgeError):
         make_signature("nope")
 
 
 def test_field_without_input_or_output_field_is_rejected() -> None:
-    with pytest.raises(bridge.SignatureError, match="'context'"):
-        class Bad(bridge.Signature):
-            question: str = bridge.InputField()
+    with pytest.raises(lmbridge.SignatureError, match="'context'"):
+        class Bad(lmbridge.Signature):
+            question: str = lmbridge.InputField()
             context: str = "default"
-            answer: str = bridge.OutputField()
+            answer: str = lmbridge.OutputField()
 
 
 def test_field_without_default_is_rejected() -> None:
-    with pytest.raises(bridge.SignatureError, match="'context'"):
-        class Bad(bridge.Signature):
-            question: str = bridge.InputField()
+    with pytest.raises(lmbridge.SignatureError, match="'context'"):
+        class Bad(lmbridge.Signature):
+            question: str = lmbridge.InputField()
             context: str
-            answer: str = bridge.OutputField()
+            answer: str = lmbridge.OutputField()
 
 
 def test_missing_annotation_is_rejected() -> None:
-    with pytest.raises(bridge.SignatureError, match=r"'answer'.*annotation"):
-        class Bad(bridge.Signature):
-            question: str = bridge.InputField()
-            answer = bridge.OutputField()
+    with pytest.raises(lmbridge.SignatureError, match=r"'answer'.*annotation"):
+        class Bad(lmbridge.Signature):
+            question: str = lmbridge.InputField()
+            answer = lmbridge.OutputField()
 
 
 def test_unsupported_type_is_rejected_naming_the_field() -> None:
-    with pytest.raises(bridge.SignatureError, match=r"Bad\.answer"):
-        class Bad(bridge.Signature):
-            question: str = bridge.InputField()
-            answer: set[str] = bridge.OutputField()
+    with pytest.raises(lmbridge.SignatureError, match=r"Bad\.answer"):
+        class Bad(lmbridge.Signature):
+            question: str = lmbridge.InputField()
+            answer: set[str] = lmbridge.OutputField()
 
 
 def test_signature_without_outputs_is_rejected() -> None:
-    with pytest.raises(bridge.SignatureError, match="no output"):
-        class Bad(bridge.Signature):
-            question: str = bridge.InputField()
+    with pytest.raises(lmbridge.SignatureError, match="no output"):
+        class Bad(lmbridge.Signature):
+            question: str = lmbridge.InputField()
 
 
 def test_ensure_signature_rejects_non_signatures() -> None:
-    with pytest.raises(bridge.SignatureError):
+    with pytest.raises(lmbridge.SignatureError):
         ensure_signature(42)  # type: ignore[arg-type]
-    with pytest.raises(bridge.SignatureError):
-        ensure_signature(bridge.Signature)
+    with pytest.raises(lmbridge.SignatureError):
+        ensure_signature(lmbridge.Signature)
     assert ensure_signature(QA) is QA
     assert ensure_signature("a -> b").output_fields["b"].annotation is str
 
@@ -211,9 +211,9 @@ def test_with_instructions_returns_a_new_class() -> None:
 
 
 def test_prepend_and_append_return_new_classes() -> None:
-    pre = QA.prepend("reasoning", bridge.OutputField(desc="think"), str)
+    pre = QA.prepend("reasoning", lmbridge.OutputField(desc="think"), str)
     assert list(pre.output_fields) == ["reasoning", "answer"]
-    post = QA.append("context", bridge.InputField(), list[str])
+    post = QA.append("context", lmbridge.InputField(), list[str])
     assert list(post.input_fields) == ["question", "context"]
     assert post.input_fields["context"].annotation == list[str]
     assert list(QA.output_fields) == ["answer"]
@@ -222,12 +222,12 @@ def test_prepend_and_append_return_new_classes() -> None:
 
 
 def test_prepend_rejects_duplicates_and_bad_fields() -> None:
-    with pytest.raises(bridge.SignatureError, match="'answer'"):
-        QA.prepend("answer", bridge.OutputField())
-    with pytest.raises(bridge.SignatureError):
+    with pytest.raises(lmbridge.SignatureError, match="'answer'"):
+        QA.prepend("answer", lmbridge.OutputField())
+    with pytest.raises(lmbridge.SignatureError):
         QA.append("extra", "not a field")
-    with pytest.raises(bridge.SignatureError):
-        QA.append("extra", bridge.OutputField(), set[int])
+    with pytest.raises(lmbridge.SignatureError):
+        QA.append("extra", lmbridge.OutputField(), set[int])
 
 
 def test_delete_returns_a_new_class() -> None:
@@ -235,9 +235,9 @@ def test_delete_returns_a_new_class() -> None:
     one = two.delete("note")
     assert list(one.output_fields) == ["answer"]
     assert list(two.output_fields) == ["answer", "note"]
-    with pytest.raises(bridge.SignatureError, match="'missing'"):
+    with pytest.raises(lmbridge.SignatureError, match="'missing'"):
         two.delete("missing")
-    with pytest.raises(bridge.SignatureError):
+    with pytest.raises(lmbridge.SignatureError):
         make_signature("question -> answer").delete("answer")  # nothing left to produce
 
 
@@ -251,7 +251,7 @@ def test_with_updated_field_returns_a_new_class() -> None:
 
 def test_subclass_inherits_and_extends_fields() -> None:
     class WithContext(QA):
-        context: list[str] = bridge.InputField()
+        context: list[str] = lmbridge.InputField()
 
     assert list(WithContext.input_fields) == ["question", "context"]
     assert list(WithContext.output_fields) == ["answer"]
@@ -279,20 +279,20 @@ def test_spec_round_trips_through_the_string_form() -> None:
 )
 def test_incomplete_types_in_the_string_form_are_refused_when_made(type_text: str) -> None:
     # These used to be accepted and fail only when the model was called.
-    with pytest.raises(bridge.SignatureError):
+    with pytest.raises(lmbridge.SignatureError):
         make_signature(f"question -> answer: {type_text}")
 
 
 def test_incomplete_types_in_the_class_form_and_transforms_are_refused() -> None:
-    with pytest.raises(bridge.SignatureError):
-        class Bad(bridge.Signature):
-            question: str = bridge.InputField()
-            answer: dict[str] = bridge.OutputField()  # type: ignore[type-arg]
+    with pytest.raises(lmbridge.SignatureError):
+        class Bad(lmbridge.Signature):
+            question: str = lmbridge.InputField()
+            answer: dict[str] = lmbridge.OutputField()  # type: ignore[type-arg]
     qa = make_signature("question -> answer")
-    with pytest.raises(bridge.SignatureError):
+    with pytest.raises(lmbridge.SignatureError):
         qa.with_updated_field("answer", annotation=typing.Optional)
-    with pytest.raises(bridge.SignatureError):
-        qa.append("extra", bridge.OutputField(), typing.Union)
+    with pytest.raises(lmbridge.SignatureError):
+        qa.append("extra", lmbridge.OutputField(), typing.Union)
 
 
 def test_a_union_of_a_thousand_types_does_not_recurse() -> None:
@@ -303,12 +303,12 @@ def test_a_union_of_a_thousand_types_does_not_recurse() -> None:
 
 @pytest.mark.parametrize("depth", [25, 1000])
 def test_types_nested_too_deeply_are_refused(depth: int) -> None:
-    with pytest.raises(bridge.SignatureError, match=r"nested|cannot read"):  # Python's parser stops at 200
+    with pytest.raises(lmbridge.SignatureError, match=r"nested|cannot read"):  # Python's parser stops at 200
         make_signature("question -> answer: " + "list[" * depth + "int" + "]" * depth)
     deep: typing.Any = int
     for _ in range(depth):
         deep = list[deep]
-    with pytest.raises(bridge.SignatureError, match="nested"):
+    with pytest.raises(lmbridge.SignatureError, match="nested"):
         make_signature("question -> answer").with_updated_field("answer", annotation=deep)
 
 
@@ -320,21 +320,21 @@ def test_a_nesting_of_ordinary_depth_is_fine() -> None:
 @pytest.mark.parametrize("name", ["instructions", "input_fields", "output_fields"])
 def test_a_field_named_like_the_signatures_own_data_is_refused(name: str) -> None:
     namespace: dict[str, typing.Any] = {"__annotations__": {"question": str, name: str, "answer": str},
-                                        "question": bridge.InputField(), name: bridge.InputField(),
-                                        "answer": bridge.OutputField()}
-    with pytest.raises(bridge.SignatureError, match=name):
-        type("Bad", (bridge.Signature,), namespace)  # was: the field silently dropped
-    with pytest.raises(bridge.SignatureError, match=name):
+                                        "question": lmbridge.InputField(), name: lmbridge.InputField(),
+                                        "answer": lmbridge.OutputField()}
+    with pytest.raises(lmbridge.SignatureError, match=name):
+        type("Bad", (lmbridge.Signature,), namespace)  # was: the field silently dropped
+    with pytest.raises(lmbridge.SignatureError, match=name):
         make_signature(f"question, {name} -> answer")
 
 
 def test_instructions_annotated_as_a_class_attribute_is_not_a_field() -> None:
-    class Fine(bridge.Signature):
+    class Fine(lmbridge.Signature):
         """Say hi."""
 
         instructions: typing.ClassVar[str]
-        question: str = bridge.InputField()
-        answer: str = bridge.OutputField()
+        question: str = lmbridge.InputField()
+        answer: str = lmbridge.OutputField()
 
     assert list(Fine.fields()) == ["question", "answer"]
     assert Fine.instructions == "Say hi."

@@ -1,4 +1,4 @@
-"""bridge.Tool: schema from type hints, validation before the call, errors as ToolError, timeouts."""
+"""lmbridge.Tool: schema from type hints, validation before the call, errors as ToolError, timeouts."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Literal
 
 import pytest
 
-import bridge
-from bridge.tools import render_result, run_sync
+import lmbridge
+from lmbridge.tools import render_result, run_sync
 
 marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="unset")
 
@@ -30,7 +30,7 @@ async def shout(text: str, times: int = 1) -> str:
 
 
 def test_name_description_and_schema_come_from_the_function() -> None:
-    tool = bridge.Tool(add)
+    tool = lmbridge.Tool(add)
     assert tool.name == "add"
     assert tool.desc == "Add two integers."
     schema = tool.json_schema()
@@ -43,7 +43,7 @@ def test_name_description_and_schema_come_from_the_function() -> None:
 
 
 def test_name_and_description_can_be_given() -> None:
-    tool = bridge.Tool(add, name="plus", desc="Sum.")
+    tool = lmbridge.Tool(add, name="plus", desc="Sum.")
     assert (tool.name, tool.desc) == ("plus", "Sum.")
     spec = tool.to_function_spec()
     assert spec["type"] == "function"
@@ -55,10 +55,10 @@ def test_literal_arguments_show_their_options() -> None:
     def pick(color: Literal["red", "blue"]) -> str:
         return color
 
-    tool = bridge.Tool(pick)
+    tool = lmbridge.Tool(pick)
     assert tool.args["color"]["enum"] == ["red", "blue"]
     assert '"red" | "blue"' in tool.describe()
-    with pytest.raises(bridge.ToolError, match="color"):
+    with pytest.raises(lmbridge.ToolError, match="color"):
         tool(color="green")
 
 
@@ -69,36 +69,36 @@ def test_arguments_are_validated_and_converted_before_the_call() -> None:
         calls.append((a, b))
         return a * b
 
-    tool = bridge.Tool(record)
+    tool = lmbridge.Tool(record)
     assert tool(a="3", b=4) == 12
     assert calls == [(3, 4)]
-    with pytest.raises(bridge.ToolError, match="invalid arguments: a"):
+    with pytest.raises(lmbridge.ToolError, match="invalid arguments: a"):
         tool(a="three", b=4)
-    with pytest.raises(bridge.ToolError, match="b: Field required"):
+    with pytest.raises(lmbridge.ToolError, match="b: Field required"):
         tool(a=1)
-    with pytest.raises(bridge.ToolError, match="c: Extra inputs"):
+    with pytest.raises(lmbridge.ToolError, match="c: Extra inputs"):
         tool(a=1, b=2, c=3)
     assert calls == [(3, 4)], "a call with invalid arguments must not reach the function"
 
 
 def test_a_single_required_parameter_takes_a_bare_value() -> None:
-    tool = bridge.Tool(add)
+    tool = lmbridge.Tool(add)
     assert tool.call_with(5) == 7
     assert tool.call_with({"a": 5, "b": 5}) == 10
 
     def two(a: int, b: int) -> int:
         return a + b
 
-    with pytest.raises(bridge.ToolError, match="takes an object"):
-        bridge.Tool(two).call_with(5)
+    with pytest.raises(lmbridge.ToolError, match="takes an object"):
+        lmbridge.Tool(two).call_with(5)
 
 
 def test_an_exception_in_the_tool_becomes_a_tool_error_from_it() -> None:
     def broken(x: int) -> int:
         raise KeyError("no such row")
 
-    with pytest.raises(bridge.ToolError, match="tool 'broken' failed: KeyError") as info:
-        bridge.Tool(broken)(x=1)
+    with pytest.raises(lmbridge.ToolError, match="tool 'broken' failed: KeyError") as info:
+        lmbridge.Tool(broken)(x=1)
     assert isinstance(info.value.__cause__, KeyError)
 
 
@@ -106,7 +106,7 @@ def test_kwargs_functions_accept_extra_arguments() -> None:
     def anything(**options: int) -> int:
         return sum(options.values())
 
-    assert bridge.Tool(anything)(a=1, b=2) == 3
+    assert lmbridge.Tool(anything)(a=1, b=2) == 3
 
 
 def test_callable_objects_are_tools() -> None:
@@ -116,18 +116,18 @@ def test_callable_objects_are_tools() -> None:
         def __call__(self, key: str) -> str:
             return {"a": "alpha"}.get(key, "unknown")
 
-    tool = bridge.Tool(Lookup(), name="lookup")
+    tool = lmbridge.Tool(Lookup(), name="lookup")
     assert tool.desc == "Find a value by key."
     assert tool(key="a") == "alpha"
     assert tool.args == {"key": {"type": "string"}}
 
 
 def test_async_tools_run_from_sync_and_async_code() -> None:
-    tool = bridge.Tool(shout)
+    tool = lmbridge.Tool(shout)
     assert tool.is_async
     assert tool(text="hi", times="2") == "HI HI"
     assert asyncio.run(tool.acall(text="yo")) == "YO"
-    with pytest.raises(bridge.ToolError, match="times"):
+    with pytest.raises(lmbridge.ToolError, match="times"):
         asyncio.run(tool.acall(text="yo", times="many"))
 
 
@@ -139,7 +139,7 @@ def test_async_tool_is_awaited_on_the_callers_loop() -> None:
         return "ok"
 
     async def main() -> str:
-        result: str = await bridge.Tool(probe).acall()
+        result: str = await lmbridge.Tool(probe).acall()
         return result
 
     assert asyncio.run(main()) == "ok"
@@ -153,9 +153,9 @@ def test_sync_tool_times_out() -> None:
         release.wait(5)
         return "late"
 
-    tool = bridge.Tool(slow, timeout=0.05)
+    tool = lmbridge.Tool(slow, timeout=0.05)
     try:
-        with pytest.raises(bridge.ToolError, match=r"timed out after 0\.05"):
+        with pytest.raises(lmbridge.ToolError, match=r"timed out after 0\.05"):
             tool()
     finally:
         release.set()
@@ -166,22 +166,22 @@ def test_async_tool_times_out() -> None:
         await asyncio.sleep(5)
         return "late"
 
-    tool = bridge.Tool(slow, timeout=0.05)
-    with pytest.raises(bridge.ToolError, match="timed out"):
+    tool = lmbridge.Tool(slow, timeout=0.05)
+    with pytest.raises(lmbridge.ToolError, match="timed out"):
         asyncio.run(tool.acall())
-    with pytest.raises(bridge.ToolError, match="timed out"):
+    with pytest.raises(lmbridge.ToolError, match="timed out"):
         tool()
 
 
 def test_tool_threads_see_the_callers_context() -> None:
     def read() -> str:
-        return f"{marker.get()} {bridge.current().num_threads}"
+        return f"{marker.get()} {lmbridge.current().num_threads}"
 
     token = marker.set("caller")
     try:
-        with bridge.context(num_threads=3):
-            assert bridge.Tool(read, timeout=5)() == "caller 3"
-            assert asyncio.run(bridge.Tool(read).acall()) == "caller 3"
+        with lmbridge.context(num_threads=3):
+            assert lmbridge.Tool(read, timeout=5)() == "caller 3"
+            assert asyncio.run(lmbridge.Tool(read).acall()) == "caller 3"
     finally:
         marker.reset(token)
 
@@ -204,7 +204,7 @@ def test_render_result_and_run_sync() -> None:
 
 def test_a_tool_needs_a_callable() -> None:
     with pytest.raises(TypeError):
-        bridge.Tool("not callable")  # type: ignore[arg-type]
+        lmbridge.Tool("not callable")  # type: ignore[arg-type]
 
 
 def test_no_timeout_runs_in_the_calling_thread() -> None:
@@ -213,14 +213,14 @@ def test_no_timeout_runs_in_the_calling_thread() -> None:
     def where() -> None:
         ident.append(threading.get_ident())
 
-    bridge.Tool(where, timeout=None)()
+    lmbridge.Tool(where, timeout=None)()
     assert ident == [threading.get_ident()]
 
 
 def test_copies_of_an_agent_share_their_tools() -> None:
-    agent = bridge.ReAct("question -> answer", tools=[add])
+    agent = lmbridge.ReAct("question -> answer", tools=[add])
     copy = agent.deepcopy()
-    assert isinstance(copy, bridge.ReAct)
+    assert isinstance(copy, lmbridge.ReAct)
     assert copy.tools["add"] is agent.tools["add"]
     assert copy.react is not agent.react
 
@@ -232,8 +232,8 @@ def test_an_unresolvable_hint_is_an_error_when_built_not_a_silent_loss_of_valida
         return a
 
     # Was: every hint dropped, so `a: int` received the string '12'.
-    with pytest.raises(bridge.ToolError, match=r"'b'.*Undefined"):
-        bridge.Tool(f)
+    with pytest.raises(lmbridge.ToolError, match=r"'b'.*Undefined"):
+        lmbridge.Tool(f)
 
 
 def test_an_unresolvable_return_hint_does_not_drop_argument_validation() -> None:
@@ -242,23 +242,23 @@ def test_an_unresolvable_return_hint_does_not_drop_argument_validation() -> None
     def f(a: int) -> Undefined:  # type: ignore[name-defined]  # noqa: F821
         seen.append(a)
 
-    tool = bridge.Tool(f)
+    tool = lmbridge.Tool(f)
     tool(a="12")
     assert seen == [12]
-    with pytest.raises(bridge.ToolError, match="a"):
+    with pytest.raises(lmbridge.ToolError, match="a"):
         tool(a="twelve")
 
 
 @pytest.mark.parametrize("name", ["<lambda>", "my tool!", "", "x" * 65, "naïve"])
 def test_names_providers_reject_are_an_error_when_built(name: str) -> None:
-    with pytest.raises(bridge.ToolError, match="name"):
-        bridge.Tool(add, name=name)
+    with pytest.raises(lmbridge.ToolError, match="name"):
+        lmbridge.Tool(add, name=name)
 
 
 def test_a_lambda_needs_a_name() -> None:
-    with pytest.raises(bridge.ToolError, match="name="):
-        bridge.Tool(lambda x: x)
-    assert bridge.Tool(lambda x: x, name="echo")(x=3) == 3
+    with pytest.raises(lmbridge.ToolError, match="name="):
+        lmbridge.Tool(lambda x: x)
+    assert lmbridge.Tool(lambda x: x, name="echo")(x=3) == 3
 
 
 def test_an_argument_of_an_arbitrary_class_is_an_error_when_built() -> None:
@@ -269,5 +269,5 @@ def test_an_argument_of_an_arbitrary_class_is_an_error_when_built() -> None:
         return sql
 
     # Was: built, and then json_schema() raised a pydantic error on the first prompt.
-    with pytest.raises(bridge.ToolError, match=r"'conn'.*Connection"):
-        bridge.Tool(query)
+    with pytest.raises(lmbridge.ToolError, match=r"'conn'.*Connection"):
+        lmbridge.Tool(query)

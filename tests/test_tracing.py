@@ -10,106 +10,106 @@ from typing import Any
 
 import pytest
 
-import bridge
-from bridge.testing import ScriptedLM
+import lmbridge
+from lmbridge.testing import ScriptedLM
 
 
-class Recorder(bridge.Callback):
+class Recorder(lmbridge.Callback):
     """Records every event as (event, run, payload), thread-safely."""
 
     raise_error = True
 
     def __init__(self) -> None:
-        self.events: list[tuple[str, bridge.Run, Any]] = []
+        self.events: list[tuple[str, lmbridge.Run, Any]] = []
         self.threads: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def _add(self, event: str, run: bridge.Run, payload: Any = None) -> None:
+    def _add(self, event: str, run: lmbridge.Run, payload: Any = None) -> None:
         with self._lock:
             self.events.append((event, run, payload))
             self.threads.setdefault(run.run_id, threading.get_ident())
 
-    def on_module_start(self, run: bridge.Run, inputs: Mapping[str, Any]) -> None:
+    def on_module_start(self, run: lmbridge.Run, inputs: Mapping[str, Any]) -> None:
         self._add("start", run, dict(inputs))
 
-    def on_module_end(self, run: bridge.Run, prediction: Any) -> None:
+    def on_module_end(self, run: lmbridge.Run, prediction: Any) -> None:
         self._add("end", run, prediction)
 
-    def on_module_error(self, run: bridge.Run, error: BaseException) -> None:
+    def on_module_error(self, run: lmbridge.Run, error: BaseException) -> None:
         self._add("error", run, error)
 
-    def on_lm_start(self, run: bridge.Run, messages: Sequence[Any], params: Mapping[str, Any]) -> None:
+    def on_lm_start(self, run: lmbridge.Run, messages: Sequence[Any], params: Mapping[str, Any]) -> None:
         self._add("start", run, list(messages))
 
-    def on_lm_token(self, run: bridge.Run, delta: str) -> None:
+    def on_lm_token(self, run: lmbridge.Run, delta: str) -> None:
         self._add("token", run, delta)
 
-    def on_lm_end(self, run: bridge.Run, end: bridge.LMEnd) -> None:
+    def on_lm_end(self, run: lmbridge.Run, end: lmbridge.LMEnd) -> None:
         self._add("end", run, end)
 
-    def on_lm_error(self, run: bridge.Run, error: BaseException) -> None:
+    def on_lm_error(self, run: lmbridge.Run, error: BaseException) -> None:
         self._add("error", run, error)
 
-    def on_tool_start(self, run: bridge.Run, args: Mapping[str, Any]) -> None:
+    def on_tool_start(self, run: lmbridge.Run, args: Mapping[str, Any]) -> None:
         self._add("start", run, dict(args))
 
-    def on_tool_end(self, run: bridge.Run, result: Any) -> None:
+    def on_tool_end(self, run: lmbridge.Run, result: Any) -> None:
         self._add("end", run, result)
 
-    def on_retriever_start(self, run: bridge.Run, query: str, k: int) -> None:
+    def on_retriever_start(self, run: lmbridge.Run, query: str, k: int) -> None:
         self._add("start", run, (query, k))
 
-    def on_retriever_end(self, run: bridge.Run, passages: Sequence[bridge.Passage]) -> None:
+    def on_retriever_end(self, run: lmbridge.Run, passages: Sequence[lmbridge.Passage]) -> None:
         self._add("end", run, list(passages))
 
-    def on_compile_start(self, run: bridge.Run, settings: Mapping[str, Any]) -> None:
+    def on_compile_start(self, run: lmbridge.Run, settings: Mapping[str, Any]) -> None:
         self._add("start", run, settings)
 
-    def on_compile_end(self, run: bridge.Run, result: bridge.RunScore) -> None:
+    def on_compile_end(self, run: lmbridge.Run, result: lmbridge.RunScore) -> None:
         self._add("end", run, result)
 
-    def on_evaluate_start(self, run: bridge.Run, size: int) -> None:
+    def on_evaluate_start(self, run: lmbridge.Run, size: int) -> None:
         self._add("start", run, size)
 
-    def on_evaluate_end(self, run: bridge.Run, result: bridge.RunScore) -> None:
+    def on_evaluate_end(self, run: lmbridge.Run, result: lmbridge.RunScore) -> None:
         self._add("end", run, result)
 
-    def on_trial_start(self, run: bridge.Run, size: int) -> None:
+    def on_trial_start(self, run: lmbridge.Run, size: int) -> None:
         self._add("start", run, size)
 
-    def on_trial_end(self, run: bridge.Run, result: bridge.RunScore) -> None:
+    def on_trial_end(self, run: lmbridge.Run, result: lmbridge.RunScore) -> None:
         self._add("end", run, result)
 
-    def on_example_start(self, run: bridge.Run, example: bridge.Example) -> None:
+    def on_example_start(self, run: lmbridge.Run, example: lmbridge.Example) -> None:
         self._add("start", run, example)
 
-    def on_example_end(self, run: bridge.Run, result: bridge.RunScore) -> None:
+    def on_example_end(self, run: lmbridge.Run, result: lmbridge.RunScore) -> None:
         self._add("end", run, result)
 
     # -- views ---------------------------------------------------------------------------------------
-    def runs(self, kind: str | None = None) -> list[bridge.Run]:
+    def runs(self, kind: str | None = None) -> list[lmbridge.Run]:
         return [r for e, r, _ in self.events if e == "start" and (kind is None or r.kind == kind)]
 
-    def payload(self, event: str, run: bridge.Run) -> Any:
+    def payload(self, event: str, run: lmbridge.Run) -> Any:
         return next(p for e, r, p in self.events if e == event and r.run_id == run.run_id)
 
-    def parent(self, run: bridge.Run) -> bridge.Run | None:
+    def parent(self, run: lmbridge.Run) -> lmbridge.Run | None:
         return next((r for r in self.runs() if r.run_id == run.parent_run_id), None)
 
 
-class TwoSteps(bridge.Module):
+class TwoSteps(lmbridge.Module):
     def __init__(self) -> None:
-        self.first = bridge.Predict("question -> keywords")
-        self.second = bridge.ChainOfThought("keywords -> answer")
+        self.first = lmbridge.Predict("question -> keywords")
+        self.second = lmbridge.ChainOfThought("keywords -> answer")
 
-    def forward(self, question: str) -> bridge.Prediction:  # type: ignore[override]
+    def forward(self, question: str) -> lmbridge.Prediction:  # type: ignore[override]
         return self.second(keywords=self.first(question=question).keywords)
 
 
 def test_a_program_call_is_a_tree_of_module_predictor_and_lm_runs() -> None:
     recorder = Recorder()
     lm = ScriptedLM([{"keywords": "France capital"}, {"reasoning": "It is Paris.", "answer": "Paris"}])
-    with bridge.context(lm=lm, callbacks=[recorder]):
+    with lmbridge.context(lm=lm, callbacks=[recorder]):
         prediction = TwoSteps()(question="What is the capital of France?")
     assert prediction.answer == "Paris"
     (root,) = [r for r in recorder.runs() if r.parent_run_id is None]
@@ -122,18 +122,18 @@ def test_a_program_call_is_a_tree_of_module_predictor_and_lm_runs() -> None:
     assert recorder.payload("end", root).answer == "Paris"
     assert all(r.run_id != "" and len(r.run_id) == 32 for r in recorder.runs())
     assert recorder.runs("predictor")[0].metadata["signature"] == "question: str -> keywords: str"
-    assert bridge.current_run_id() is None  # the parent is reset after the call
+    assert lmbridge.current_run_id() is None  # the parent is reset after the call
 
 
 def test_lm_end_carries_messages_text_model_usage_and_cache_hit() -> None:
     recorder = Recorder()
     lm = ScriptedLM([{"answer": "Paris"}], model="scripted/x", cache=True, temperature=0.3)
-    predict = bridge.Predict("question -> answer", lm=lm)
-    with bridge.context(callbacks=[recorder]):
+    predict = lmbridge.Predict("question -> answer", lm=lm)
+    with lmbridge.context(callbacks=[recorder]):
         predict(question="Capital of France, asked for the tracing test?")
         predict(question="Capital of France, asked for the tracing test?")
     first, second = (recorder.payload("end", r) for r in recorder.runs("lm"))
-    assert isinstance(first, bridge.LMEnd) and first.model == "scripted/x" and first.text == "Paris"
+    assert isinstance(first, lmbridge.LMEnd) and first.model == "scripted/x" and first.text == "Paris"
     assert first.messages[-1]["content"].startswith("Capital of France") or "Capital" in str(first.messages)
     assert first.usage.calls == 1 and first.usage.prompt_tokens > 0 and not first.cached
     assert first.params["temperature"] == 0.3 and first.retries == 0
@@ -142,18 +142,18 @@ def test_lm_end_carries_messages_text_model_usage_and_cache_hit() -> None:
 
 def test_a_failed_lm_call_ends_its_runs_with_errors() -> None:
     recorder = Recorder()
-    predict = bridge.Predict("question -> answer", lm=ScriptedLM([bridge.LMError("down")], num_retries=0))
-    with bridge.context(callbacks=[recorder]), pytest.raises(bridge.LMError):
+    predict = lmbridge.Predict("question -> answer", lm=ScriptedLM([lmbridge.LMError("down")], num_retries=0))
+    with lmbridge.context(callbacks=[recorder]), pytest.raises(lmbridge.LMError):
         predict(question="?")
     errors = [(r.kind, p) for e, r, p in recorder.events if e == "error"]
-    assert [k for k, _ in errors] == ["lm", "predictor"] and all(isinstance(p, bridge.LMError) for _, p in errors)
+    assert [k for k, _ in errors] == ["lm", "predictor"] and all(isinstance(p, lmbridge.LMError) for _, p in errors)
 
 
 def test_streamed_lm_calls_report_each_token() -> None:
     recorder = Recorder()
     lm = ScriptedLM([{"answer": "Paris is the capital"}], chunk_size=4)
-    with bridge.context(callbacks=[recorder]):
-        events = list(bridge.Predict("question -> answer", lm=lm).stream(question="?"))
+    with lmbridge.context(callbacks=[recorder]):
+        events = list(lmbridge.Predict("question -> answer", lm=lm).stream(question="?"))
     (lm_run,) = recorder.runs("lm")
     tokens = [p for e, r, p in recorder.events if e == "token"]
     assert "".join(tokens) == "Paris is the capital" and len(tokens) > 2
@@ -174,9 +174,9 @@ def test_tools_and_retrievers_are_runs_with_their_payloads() -> None:
     def search(query: str, k: int) -> list[str]:
         return ["Paris is in France.", "Lyon too."][:k]
 
-    with bridge.context(callbacks=[recorder]):
-        assert bridge.Tool(add)(a=2, b=3) == 5
-        passages = bridge.Retrieve(search, k=2)("France").passages
+    with lmbridge.context(callbacks=[recorder]):
+        assert lmbridge.Tool(add)(a=2, b=3) == 5
+        passages = lmbridge.Retrieve(search, k=2)("France").passages
     tool, retriever = recorder.runs("tool")[0], recorder.runs("retriever")[0]
     assert tool.name == "add" and recorder.payload("start", tool) == {"a": 2, "b": 3}
     assert recorder.payload("end", tool) == 5
@@ -186,12 +186,12 @@ def test_tools_and_retrievers_are_runs_with_their_payloads() -> None:
 
 def test_evaluate_builds_the_tree_across_its_worker_threads() -> None:
     recorder = Recorder()
-    devset = [bridge.Example(question=f"q{i}", answer=f"a{i}").with_inputs("question") for i in range(6)]
+    devset = [lmbridge.Example(question=f"q{i}", answer=f"a{i}").with_inputs("question") for i in range(6)]
     lm = ScriptedLM(lambda messages: {"answer": messages[-1]["content"].split("Question: ")[-1].split("\n")[0]
                                       .replace("q", "a")})
-    with bridge.context(lm=lm, callbacks=[recorder]):
-        result = bridge.Evaluate(devset=devset, metric=lambda e, p, t=None: e.answer == p.answer,
-                                 num_threads=3, display_progress=False)(bridge.Predict("question -> answer"))
+    with lmbridge.context(lm=lm, callbacks=[recorder]):
+        result = lmbridge.Evaluate(devset=devset, metric=lambda e, p, t=None: e.answer == p.answer,
+                                 num_threads=3, display_progress=False)(lmbridge.Predict("question -> answer"))
     assert result.score == 100.0
     (evaluate,) = recorder.runs("evaluate")
     examples = recorder.runs("example")
@@ -209,11 +209,11 @@ def test_evaluate_builds_the_tree_across_its_worker_threads() -> None:
 
 def test_a_compile_shows_its_trials_and_examples() -> None:
     recorder = Recorder()
-    train = [bridge.Example(question=f"q{i}", answer="yes").with_inputs("question") for i in range(4)]
+    train = [lmbridge.Example(question=f"q{i}", answer="yes").with_inputs("question") for i in range(4)]
     lm = ScriptedLM(lambda messages: {"answer": "yes"})
-    with bridge.context(lm=lm, callbacks=[recorder]):
-        bridge.BootstrapFewShot(metric=lambda e, p, t=None: e.answer == p.answer, max_bootstrapped_demos=2,
-                                display_progress=False).compile(bridge.Predict("question -> answer"), trainset=train)
+    with lmbridge.context(lm=lm, callbacks=[recorder]):
+        lmbridge.BootstrapFewShot(metric=lambda e, p, t=None: e.answer == p.answer, max_bootstrapped_demos=2,
+                                display_progress=False).compile(lmbridge.Predict("question -> answer"), trainset=train)
     (compile_run,) = recorder.runs("compile")
     assert compile_run.name == "BootstrapFewShot" and compile_run.parent_run_id is None
     trials = recorder.runs("trial")
@@ -225,14 +225,14 @@ def test_a_compile_shows_its_trials_and_examples() -> None:
 
 def test_callbacks_are_scoped_by_context_and_a_failing_callback_does_not_break_the_call(
         caplog: pytest.LogCaptureFixture) -> None:
-    class Broken(bridge.Callback):
-        def on_module_start(self, run: bridge.Run, inputs: Mapping[str, Any]) -> None:
+    class Broken(lmbridge.Callback):
+        def on_module_start(self, run: lmbridge.Run, inputs: Mapping[str, Any]) -> None:
             raise RuntimeError("exporter down")
 
     recorder = Recorder()
     lm = ScriptedLM([{"answer": "a"}, {"answer": "b"}])
-    predict = bridge.Predict("question -> answer", lm=lm)
-    with bridge.context(callbacks=[Broken(), recorder]):
+    predict = lmbridge.Predict("question -> answer", lm=lm)
+    with lmbridge.context(callbacks=[Broken(), recorder]):
         assert predict(question="?").answer == "a"
     assert predict(question="?").answer == "b"  # outside the block: no callbacks
     assert len(recorder.runs("predictor")) == 1
@@ -240,33 +240,33 @@ def test_callbacks_are_scoped_by_context_and_a_failing_callback_does_not_break_t
 
 
 def test_a_callback_with_raise_error_propagates() -> None:
-    class Strict(bridge.Callback):
+    class Strict(lmbridge.Callback):
         raise_error = True
 
-        def on_lm_start(self, run: bridge.Run, messages: Sequence[Any], params: Mapping[str, Any]) -> None:
+        def on_lm_start(self, run: lmbridge.Run, messages: Sequence[Any], params: Mapping[str, Any]) -> None:
             raise RuntimeError("strict")
 
-    with bridge.context(callbacks=[Strict()]), pytest.raises(RuntimeError, match="strict"):
-        bridge.Predict("question -> answer", lm=ScriptedLM([{"answer": "a"}]))(question="?")
+    with lmbridge.context(callbacks=[Strict()]), pytest.raises(RuntimeError, match="strict"):
+        lmbridge.Predict("question -> answer", lm=ScriptedLM([{"answer": "a"}]))(question="?")
 
 
 def test_configure_checks_the_callbacks() -> None:
-    with pytest.raises(bridge.ConfigurationError, match=r"list of bridge\.Callback"):
-        bridge.configure(callbacks=Recorder())
-    with pytest.raises(bridge.ConfigurationError, match="subclass"):
-        bridge.configure(callbacks=[object()])
+    with pytest.raises(lmbridge.ConfigurationError, match=r"list of bridge\.Callback"):
+        lmbridge.configure(callbacks=Recorder())
+    with pytest.raises(lmbridge.ConfigurationError, match="subclass"):
+        lmbridge.configure(callbacks=[object()])
     try:
-        bridge.configure(callbacks=[Recorder()])
-        assert isinstance(bridge.current().callbacks, tuple) and len(bridge.current().callbacks) == 1
+        lmbridge.configure(callbacks=[Recorder()])
+        assert isinstance(lmbridge.current().callbacks, tuple) and len(lmbridge.current().callbacks) == 1
     finally:
-        bridge.configure(callbacks=[])
-    assert bridge.current().callbacks == ()
+        lmbridge.configure(callbacks=[])
+    assert lmbridge.current().callbacks == ()
 
 
 def test_with_no_callback_no_run_is_made() -> None:
     seen: list[str | None] = []
-    lm = ScriptedLM(lambda messages: seen.append(bridge.current_run_id()) or {"answer": "a"})
-    bridge.Predict("question -> answer", lm=lm)(question="?")
+    lm = ScriptedLM(lambda messages: seen.append(lmbridge.current_run_id()) or {"answer": "a"})
+    lmbridge.Predict("question -> answer", lm=lm)(question="?")
     assert seen == [None]
 
 
@@ -285,11 +285,11 @@ def _otel() -> tuple[Any, Any]:
 
 def test_opentelemetry_spans_follow_the_genai_conventions_across_evaluate_threads() -> None:
     provider, exporter = _otel()
-    devset = [bridge.Example(question=f"q{i}", answer="yes").with_inputs("question") for i in range(4)]
+    devset = [lmbridge.Example(question=f"q{i}", answer="yes").with_inputs("question") for i in range(4)]
     lm = ScriptedLM(lambda messages: {"answer": "yes"}, model="openai/tiny")
-    with bridge.context(lm=lm, callbacks=[bridge.OpenTelemetryCallback(provider)]):
-        bridge.Evaluate(devset=devset, metric=lambda e, p, t=None: e.answer == p.answer, num_threads=2,
-                        display_progress=False)(bridge.ChainOfThought("question -> answer"))
+    with lmbridge.context(lm=lm, callbacks=[lmbridge.OpenTelemetryCallback(provider)]):
+        lmbridge.Evaluate(devset=devset, metric=lambda e, p, t=None: e.answer == p.answer, num_threads=2,
+                        display_progress=False)(lmbridge.ChainOfThought("question -> answer"))
     spans = exporter.get_finished_spans()
     by_id = {s.context.span_id: s for s in spans}
     (root,) = [s for s in spans if s.parent is None]
@@ -310,11 +310,11 @@ def test_opentelemetry_spans_follow_the_genai_conventions_across_evaluate_thread
 
 def test_opentelemetry_records_errors_and_content_when_asked() -> None:
     provider, exporter = _otel()
-    lm = ScriptedLM([{"answer": "Paris"}, bridge.LMError("down")], num_retries=0)
-    predict = bridge.Predict("question -> answer", lm=lm)
-    with bridge.context(callbacks=[bridge.OpenTelemetryCallback(provider, capture_content=True)]):
+    lm = ScriptedLM([{"answer": "Paris"}, lmbridge.LMError("down")], num_retries=0)
+    predict = lmbridge.Predict("question -> answer", lm=lm)
+    with lmbridge.context(callbacks=[lmbridge.OpenTelemetryCallback(provider, capture_content=True)]):
         predict(question="capital?")
-        with pytest.raises(bridge.LMError):
+        with pytest.raises(lmbridge.LMError):
             predict(question="again?")
     spans = exporter.get_finished_spans()
     ok = next(s for s in spans if s.name.startswith("chat") and s.status.is_ok)
@@ -327,8 +327,8 @@ def test_opentelemetry_records_errors_and_content_when_asked() -> None:
 def test_a_streamed_chain_of_thought_is_the_same_tree_as_a_call() -> None:
     recorder = Recorder()
     lm = ScriptedLM([{"reasoning": "Paris is the capital.", "answer": "Paris"}] * 2, chunk_size=5)
-    cot = bridge.ChainOfThought("question -> answer", lm=lm)
-    with bridge.context(callbacks=[recorder]):
+    cot = lmbridge.ChainOfThought("question -> answer", lm=lm)
+    with lmbridge.context(callbacks=[recorder]):
         cot(question="capital?")
         called = [(r.kind, recorder.parent(r).kind if recorder.parent(r) else None) for r in recorder.runs()]
         recorder.events.clear()
@@ -340,17 +340,17 @@ def test_a_streamed_chain_of_thought_is_the_same_tree_as_a_call() -> None:
 
 
 def test_a_callback_that_watches_lm_calls_alone_gets_lm_runs_alone() -> None:
-    class Calls(bridge.Callback):
+    class Calls(lmbridge.Callback):
         def __init__(self) -> None:
-            self.runs: list[bridge.Run] = []
+            self.runs: list[lmbridge.Run] = []
 
-        def on_lm_start(self, run: bridge.Run, messages: Sequence[Any], params: Mapping[str, Any]) -> None:
+        def on_lm_start(self, run: lmbridge.Run, messages: Sequence[Any], params: Mapping[str, Any]) -> None:
             self.runs.append(run)
 
     calls = Calls()
     lm = ScriptedLM([{"reasoning": "r", "answer": "a"}] * 2, chunk_size=2)
-    cot = bridge.ChainOfThought("question -> answer", lm=lm)
-    with bridge.context(callbacks=[calls]):
+    cot = lmbridge.ChainOfThought("question -> answer", lm=lm)
+    with lmbridge.context(callbacks=[calls]):
         cot(question="?")
         list(cot.stream(question="again?"))
     assert [(r.kind, r.parent_run_id) for r in calls.runs] == [("lm", None), ("lm", None)]

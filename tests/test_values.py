@@ -8,8 +8,8 @@ from typing import Any, Literal, Optional
 import pydantic
 import pytest
 
-import bridge
-from bridge.values import coerce, describe_type, render, render_input
+import lmbridge
+from lmbridge.values import coerce, describe_type, render, render_input
 
 
 class Mood(enum.Enum):
@@ -78,7 +78,7 @@ def test_coerce_reads_values(text: str, annotation: Any, expected: Any) -> None:
     ],
 )
 def test_coerce_raises_parse_error_naming_the_field(text: str, annotation: Any) -> None:
-    with pytest.raises(bridge.ParseError) as info:
+    with pytest.raises(lmbridge.ParseError) as info:
         coerce(text, annotation, "myfield")
     assert info.value.field == "myfield"
     assert "myfield" in str(info.value)
@@ -86,9 +86,9 @@ def test_coerce_raises_parse_error_naming_the_field(text: str, annotation: Any) 
 
 def test_literal_does_not_match_inside_other_words() -> None:
     # "unpositive" must not count as "positive"; "non-negative" must not count as "negative"
-    with pytest.raises(bridge.ParseError):
+    with pytest.raises(lmbridge.ParseError):
         coerce("unpositive", Label, "f")
-    with pytest.raises(bridge.ParseError):
+    with pytest.raises(lmbridge.ParseError):
         coerce("non-negative", Label, "f")
 
 
@@ -97,7 +97,7 @@ def test_literal_glued_to_run_on_text_at_the_start_is_read() -> None:
     assert coerce("negativeattended\n subtreemodel", Label, "f") == "negative"
     assert coerce("Positively", Label, "f") == "positive"
     # Only at the very start, and only when no option stands as a whole word anywhere.
-    with pytest.raises(bridge.ParseError):
+    with pytest.raises(lmbridge.ParseError):
         coerce("unnegativeattended", Label, "f")
     assert coerce("positivenot\nnegative", Label, "f") == "negative"
 
@@ -107,9 +107,9 @@ def test_literal_answer_on_the_first_line_wins_over_rambling_after_it() -> None:
     rambling = "negative\nClassify the review.\nAnswer with exactly one of: negative, positive."
     assert coerce(rambling, Label, "f") == "negative"
     # A first line naming both options (or none) is still ambiguous.
-    with pytest.raises(bridge.ParseError, match="several"):
+    with pytest.raises(lmbridge.ParseError, match="several"):
         coerce("positive or negative?\nnegative", Label, "f")
-    with pytest.raises(bridge.ParseError, match="several"):
+    with pytest.raises(lmbridge.ParseError, match="several"):
         coerce("Hmm.\nnegative, positive", Label, "f")
 
 
@@ -182,7 +182,7 @@ Options = Literal["A", "B", "C", "D"]
     ],
 )
 def test_values_the_text_does_not_state_are_refused(text: str, annotation: Any) -> None:
-    with pytest.raises(bridge.ParseError):
+    with pytest.raises(lmbridge.ParseError):
         coerce(text, annotation, "f")
 
 
@@ -222,7 +222,7 @@ def test_a_glued_label_is_read_only_for_word_options_of_three_letters_or_more() 
     coarse = Literal["NUM", "LOC", "HUM"]
     assert coerce("NUMBER of people", coarse, "f") == "NUM"
     short = Literal["no", "ok"]
-    with pytest.raises(bridge.ParseError):
+    with pytest.raises(lmbridge.ParseError):
         coerce("nothing", short, "f")  # two letters: "no" glued to "thing" is a guess
 
 
@@ -230,23 +230,23 @@ def test_a_glued_label_is_read_only_for_word_options_of_three_letters_or_more() 
                          ids=["lists", "objects"])
 def test_deeply_nested_json_is_a_parse_error(text: str) -> None:
     for annotation in (list[Any], dict[str, Any], Point):
-        with pytest.raises(bridge.ParseError):
+        with pytest.raises(lmbridge.ParseError):
             coerce(text, annotation, "f")
 
 
 def test_json_numbers_that_are_not_finite_are_refused() -> None:
     for text in ("[NaN]", "[Infinity]", "[1e400]", "[-Infinity]"):
-        with pytest.raises(bridge.ParseError):
+        with pytest.raises(lmbridge.ParseError):
             coerce(text, list[float], "f")
 
 
 def test_structured_values_are_checked_strictly() -> None:
     # pydantic strict mode, chosen on purpose: lax mode turns true into 1 and "3" into 3 silently.
-    with pytest.raises(bridge.ParseError):
+    with pytest.raises(lmbridge.ParseError):
         coerce("[true, 2]", list[int], "f")
-    with pytest.raises(bridge.ParseError):
+    with pytest.raises(lmbridge.ParseError):
         coerce('{"x": 1.5, "y": 2}', Point, "f")
-    with pytest.raises(bridge.ParseError):
+    with pytest.raises(lmbridge.ParseError):
         coerce('{"x": "1", "y": 2}', Point, "f")
     assert coerce('{"x": 1, "y": 2}', Point, "f") == Point(x=1, y=2)
     assert coerce("[1, 2.5]", list[float], "f") == [1.0, 2.5]  # an int is a float in JSON too

@@ -4,17 +4,17 @@ See ``base.py`` for the contract (``compile``, ``estimate``, the report, the bud
 module of each optimizer for its algorithm.
 """
 
-from bridge.optimizers.auto import auto_optimizer
-from bridge.optimizers.base import CompileRun, Estimate, Optimizer
-from bridge.optimizers.copro import COPRO
-from bridge.optimizers.ensemble import Ensemble, EnsembledProgram, majority
-from bridge.optimizers.fewshot import BootstrapFewShot, LabeledFewShot
-from bridge.optimizers.gepa import GEPA
-from bridge.optimizers.knn import HashingEmbedder, KNNFewShot, KNNProgram, LiteLLMEmbedder
-from bridge.optimizers.mipro import MIPROv2
-from bridge.optimizers.proposer import GroundedProposer
-from bridge.optimizers.random_search import BootstrapFewShotWithRandomSearch
-from bridge.optimizers.simba import SIMBA
+from lmbridge.optimizers.auto import auto_optimizer
+from lmbridge.optimizers.base import CompileRun, Estimate, Optimizer
+from lmbridge.optimizers.copro import COPRO
+from lmbridge.optimizers.ensemble import Ensemble, EnsembledProgram, majority
+from lmbridge.optimizers.fewshot import BootstrapFewShot, LabeledFewShot
+from lmbridge.optimizers.gepa import GEPA
+from lmbridge.optimizers.knn import HashingEmbedder, KNNFewShot, KNNProgram, LiteLLMEmbedder
+from lmbridge.optimizers.mipro import MIPROv2
+from lmbridge.optimizers.proposer import GroundedProposer
+from lmbridge.optimizers.random_search import BootstrapFewShotWithRandomSearch
+from lmbridge.optimizers.simba import SIMBA
 
 __all__ = [
     "COPRO",

@@ -19,11 +19,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bridge.evaluate import Metric
-from bridge.lm import LM, BaseLM
-from bridge.module import Module
-from bridge.optimizers.base import Optimizer
-from bridge.types import Example
+from lmbridge.evaluate import Metric
+from lmbridge.lm import LM, BaseLM
+from lmbridge.module import Module
+from lmbridge.optimizers.base import Optimizer
+from lmbridge.types import Example
 
 MIN_ROWS_TO_SEARCH = 8
 
@@ -33,9 +33,9 @@ def auto_optimizer(metric: Metric, student: Module, *, trainset: Sequence[Exampl
                    seconds_per_call: float | None = None, time_budget: float = 900.0,
                    seed: int = 0) -> tuple[Optimizer, str]:
     """An optimizer for this data and LM, and one sentence saying what it is and why."""
-    from bridge.labels import label_options
-    from bridge.optimizers.fewshot import BootstrapFewShot, LabeledFewShot
-    from bridge.optimizers.mipro import MIPROv2
+    from lmbridge.labels import label_options
+    from lmbridge.optimizers.fewshot import BootstrapFewShot, LabeledFewShot
+    from lmbridge.optimizers.mipro import MIPROv2
 
     rows, val = list(trainset), list(valset or [])
     labels = all(label_options(p.signature) is not None for p in student.predictors())
@@ -62,7 +62,7 @@ def auto_optimizer(metric: Metric, student: Module, *, trainset: Sequence[Exampl
 
 def _default_speed(lm: Any) -> float:
     if lm is None:
-        from bridge.settings import current
+        from lmbridge.settings import current
 
         lm = current().lm
     inner = getattr(lm, "inner", lm)

@@ -21,17 +21,17 @@ from types import TracebackType
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from bridge.callbacks import NO_RUN, RunScope, RunScore, start_run
-from bridge.errors import EvaluationError
-from bridge.evaluate import EvaluationRow, Metric, run_many
-from bridge.lm import LM
-from bridge.module import Module
-from bridge.optimizers.budget import Budget, BudgetExhausted
-from bridge.optimizers.state import ProgramState, build, describe_state, snapshot
-from bridge.progress import Progress
-from bridge.settings import context, current
-from bridge.tracking import UsageTracker, track_usage
-from bridge.types import Example
+from lmbridge.callbacks import NO_RUN, RunScope, RunScore, start_run
+from lmbridge.errors import EvaluationError
+from lmbridge.evaluate import EvaluationRow, Metric, run_many
+from lmbridge.lm import LM
+from lmbridge.module import Module
+from lmbridge.optimizers.budget import Budget, BudgetExhausted
+from lmbridge.optimizers.state import ProgramState, build, describe_state, snapshot
+from lmbridge.progress import Progress
+from lmbridge.settings import context, current
+from lmbridge.tracking import UsageTracker, track_usage
+from lmbridge.types import Example
 
 
 @dataclass
@@ -120,11 +120,11 @@ class CompileRun:
 
     def _select(self) -> None:
         """Never worse than the student: keep the winner only if it beats the student on the valset
-        beyond noise (``bridge.optimizers.selection``). Needs the optimizer's metric and a valset."""
+        beyond noise (``lmbridge.optimizers.selection``). Needs the optimizer's metric and a valset."""
         metric = getattr(self.optimizer, "metric", None)
         if not self.optimizer.select or metric is None:
             return
-        from bridge.optimizers.selection import select
+        from lmbridge.optimizers.selection import select
 
         try:
             select(self, metric)
@@ -136,14 +136,14 @@ class CompileRun:
     def candidate(self, state: ProgramState) -> Module:
         """A program for ``state`` whose LMs are metered against this compile's budget."""
         program = build(self.student, state)
-        from bridge.optimizers.selection import state_key
+        from lmbridge.optimizers.selection import state_key
 
         self._state_keys[program] = state_key(state)
         return self.guard(program)
 
     def row_scores(self, state: ProgramState, examples: Sequence[Example]) -> list[float] | None:
         """The scores ``state`` got on ``examples`` during this compile, if it ran on all of them."""
-        from bridge.optimizers.selection import row_key, state_key
+        from lmbridge.optimizers.selection import row_key, state_key
 
         key = state_key(state)
         found = [self._scores.get((key, row_key(e))) for e in examples]
@@ -162,7 +162,7 @@ class CompileRun:
         self.count(outcomes)
         key = self._state_keys.get(program)
         if key is not None:
-            from bridge.optimizers.selection import row_key
+            from lmbridge.optimizers.selection import row_key
 
             for example, outcome in zip(examples, outcomes):
                 self._scores[(key, row_key(example))] = outcome.score
@@ -251,7 +251,7 @@ class Optimizer:
 
     ``select`` (default True): with a metric and a valset, the compiled program is compared with
     the student on the valset and the student is returned unchanged unless the winner is better
-    beyond noise (see ``bridge.optimizers.selection``; the report's ``"selection"`` says why).
+    beyond noise (see ``lmbridge.optimizers.selection``; the report's ``"selection"`` says why).
     """
 
     select: bool = True
@@ -311,7 +311,7 @@ def price_per_call(student: Module, example: Example | None, demos: int = 0) -> 
             prices.append(0.0)
             continue
         try:
-            from bridge.lm import _litellm
+            from lmbridge.lm import _litellm
 
             info = _litellm().model_cost.get(lm.model) or {}
             prices.append(prompt_tokens * float(info["input_cost_per_token"])

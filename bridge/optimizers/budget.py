@@ -20,13 +20,13 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from bridge.lm import BaseLM, Completion, OptionScores
+from lmbridge.lm import BaseLM, Completion, OptionScores
 
 if TYPE_CHECKING:
-    from bridge.constrain import Constraint
-    from bridge.formats import PromptFormat
-    from bridge.signature import Signature
-    from bridge.types import Message
+    from lmbridge.constrain import Constraint
+    from lmbridge.formats import PromptFormat
+    from lmbridge.signature import Signature
+    from lmbridge.types import Message
 
 
 class BudgetExhausted(BaseException):

@@ -23,10 +23,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from bridge.errors import StateError
-from bridge.module import Module
-from bridge.types import Example
-from bridge.values import to_jsonable
+from lmbridge.errors import StateError
+from lmbridge.module import Module
+from lmbridge.types import Example
+from lmbridge.values import to_jsonable
 
 
 class Checkpoint(Protocol):
@@ -39,7 +39,7 @@ def fingerprint(optimizer: str, settings: Mapping[str, Any], program: Module,
                 trainset: Sequence[Example], valset: Sequence[Example] | None) -> str:
     """A hash of everything that decides what a compile computes. The budget caps are left out, so
     a compile stopped by ``max_lm_calls`` resumes under a larger cap."""
-    from bridge.persistence import program_state
+    from lmbridge.persistence import program_state
 
     settings = {k: v for k, v in settings.items() if k not in ("max_lm_calls", "max_cost")}
 

@@ -13,9 +13,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bridge.metrics import normalize_text
-from bridge.module import Module
-from bridge.types import Prediction
+from lmbridge.metrics import normalize_text
+from lmbridge.module import Module
+from lmbridge.types import Prediction
 
 Reduce = Callable[[list[Prediction]], Any]
 

@@ -16,22 +16,22 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bridge.evaluate import EvaluationRow, Metric, check_examples, run_pairs
-from bridge.formats import PromptFormat
-from bridge.module import Module
-from bridge.optimizers.base import CompileRun, Estimate, Optimizer, price_per_call
-from bridge.optimizers.checkpoint import Checkpoint, fingerprint, open_checkpoint
-from bridge.optimizers.selection import stratified_sample
-from bridge.optimizers.state import (
+from lmbridge.evaluate import EvaluationRow, Metric, check_examples, run_pairs
+from lmbridge.formats import PromptFormat
+from lmbridge.module import Module
+from lmbridge.optimizers.base import CompileRun, Estimate, Optimizer, price_per_call
+from lmbridge.optimizers.checkpoint import Checkpoint, fingerprint, open_checkpoint
+from lmbridge.optimizers.selection import stratified_sample
+from lmbridge.optimizers.state import (
     PredictorState,
     ProgramState,
     demos_from_json,
     demos_to_json,
     snapshot,
 )
-from bridge.predict import Predict
-from bridge.settings import context
-from bridge.types import Example
+from lmbridge.predict import Predict
+from lmbridge.settings import context
+from lmbridge.types import Example
 
 Store = Checkpoint
 

@@ -17,12 +17,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from bridge.embedders import Embedder, HashingEmbedder, LiteLLMEmbedder, SentenceTransformerEmbedder
-from bridge.evaluate import check_examples
-from bridge.module import Module
-from bridge.optimizers.base import CompileRun, Estimate, Optimizer
-from bridge.optimizers.fewshot import BootstrapFewShot
-from bridge.types import Example, Prediction
+from lmbridge.embedders import Embedder, HashingEmbedder, LiteLLMEmbedder, SentenceTransformerEmbedder
+from lmbridge.evaluate import check_examples
+from lmbridge.module import Module
+from lmbridge.optimizers.base import CompileRun, Estimate, Optimizer
+from lmbridge.optimizers.fewshot import BootstrapFewShot
+from lmbridge.types import Example, Prediction
 
 __all__ = ["Embedder", "HashingEmbedder", "KNNFewShot", "KNNProgram", "LiteLLMEmbedder",
            "SentenceTransformerEmbedder"]

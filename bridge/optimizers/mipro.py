@@ -30,17 +30,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from bridge.evaluate import Metric, check_examples, mean_score
-from bridge.formats import PromptFormat
-from bridge.labels import label_options
-from bridge.lm import BaseLM
-from bridge.module import Module
-from bridge.optimizers.base import CompileRun, Estimate, Optimizer, price_per_call
-from bridge.optimizers.checkpoint import fingerprint, storage_url
-from bridge.optimizers.fewshot import _calls_per_run, labeled_demos
-from bridge.optimizers.proposer import GroundedProposer
-from bridge.optimizers.random_search import demo_candidates
-from bridge.optimizers.search_space import (
+from lmbridge.evaluate import Metric, check_examples, mean_score
+from lmbridge.formats import PromptFormat
+from lmbridge.labels import label_options
+from lmbridge.lm import BaseLM
+from lmbridge.module import Module
+from lmbridge.optimizers.base import CompileRun, Estimate, Optimizer, price_per_call
+from lmbridge.optimizers.checkpoint import fingerprint, storage_url
+from lmbridge.optimizers.fewshot import _calls_per_run, labeled_demos
+from lmbridge.optimizers.proposer import GroundedProposer
+from lmbridge.optimizers.random_search import demo_candidates
+from lmbridge.optimizers.search_space import (
     WORKER,
     SearchSpace,
     StudyCheckpoint,
@@ -50,10 +50,10 @@ from bridge.optimizers.search_space import (
     optuna_module,
     usable_formats,
 )
-from bridge.optimizers.shared_study import claim_trial, heartbeat
-from bridge.optimizers.state import snapshot
-from bridge.settings import context, current
-from bridge.types import Example
+from lmbridge.optimizers.shared_study import claim_trial, heartbeat
+from lmbridge.optimizers.state import snapshot
+from lmbridge.settings import context, current
+from lmbridge.types import Example
 
 AUTO_RUN_SETTINGS = {"light": {"n": 6, "val_size": 100}, "medium": {"n": 12, "val_size": 300},
                      "heavy": {"n": 18, "val_size": 1000}}
@@ -181,7 +181,7 @@ class MIPROv2(Optimizer):
                     f"the valset has {len(val)} rows: one row moves a score by {100 / len(val):.1f} points, so "
                     f"the search can pick a candidate by chance; {SMALL_VALSET} rows or more are advised"]
             if url is not None and run.budget.limited:
-                from bridge.optimizers.budget import StudyCounter
+                from lmbridge.optimizers.budget import StudyCounter
 
                 run.budget.share(StudyCounter(url, study.study_name))  # the caps hold for the whole study
             task = run.budget.wrap(self.task_model)
@@ -249,7 +249,7 @@ class _Beating:
 
 
 def _effective_format(student: Module) -> PromptFormat | None:
-    from bridge.predict import DEFAULT_FORMAT
+    from lmbridge.predict import DEFAULT_FORMAT
 
     found = {repr(p.format or current().format or DEFAULT_FORMAT) for p in student.predictors()}
     if len(found) != 1:

@@ -26,13 +26,13 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from bridge.errors import LMError, ParseError
-from bridge.lm import BaseLM
-from bridge.optimizers.checkpoint import Checkpoint
-from bridge.optimizers.state import PredictorState
-from bridge.predict import Predict
-from bridge.signature import InputField, OutputField, Signature
-from bridge.types import Example
+from lmbridge.errors import LMError, ParseError
+from lmbridge.lm import BaseLM
+from lmbridge.optimizers.checkpoint import Checkpoint
+from lmbridge.optimizers.state import PredictorState
+from lmbridge.predict import Predict
+from lmbridge.signature import InputField, OutputField, Signature
+from lmbridge.types import Example
 
 TIPS = {
     "none": "",

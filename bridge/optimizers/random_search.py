@@ -14,11 +14,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bridge.evaluate import Metric, check_examples, mean_score
-from bridge.module import Module
-from bridge.optimizers.base import CompileRun, Estimate, Optimizer, price_per_call
-from bridge.optimizers.checkpoint import fingerprint, open_checkpoint
-from bridge.optimizers.fewshot import (
+from lmbridge.evaluate import Metric, check_examples, mean_score
+from lmbridge.module import Module
+from lmbridge.optimizers.base import CompileRun, Estimate, Optimizer, price_per_call
+from lmbridge.optimizers.checkpoint import fingerprint, open_checkpoint
+from lmbridge.optimizers.fewshot import (
     Bootstrapper,
     Store,
     _calls_per_run,
@@ -26,8 +26,8 @@ from bridge.optimizers.fewshot import (
     labeled_demos,
     prepare_teacher,
 )
-from bridge.optimizers.state import ProgramState, demos_from_json, demos_to_json, snapshot
-from bridge.types import Example
+from lmbridge.optimizers.state import ProgramState, demos_from_json, demos_to_json, snapshot
+from lmbridge.types import Example
 
 
 def demo_candidates(run: CompileRun, student: Module, trainset: Sequence[Example], seeds: Sequence[int], *,

@@ -18,10 +18,10 @@ import socket
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bridge.errors import MissingDependencyError
-from bridge.format_text import TextFormat
-from bridge.formats import ChatFormat, JSONFormat, PromptFormat
-from bridge.optimizers.state import PredictorState, ProgramState
+from lmbridge.errors import MissingDependencyError
+from lmbridge.format_text import TextFormat
+from lmbridge.formats import ChatFormat, JSONFormat, PromptFormat
+from lmbridge.optimizers.state import PredictorState, ProgramState
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 """This process, as recorded on the trials it runs."""
@@ -139,7 +139,7 @@ def open_study(storage: str | None, name: str, seed: int) -> tuple[Any, bool]:
             kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
         import warnings
 
-        from bridge.optimizers.shared_study import storage_options
+        from lmbridge.optimizers.shared_study import storage_options
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # optuna marks the heartbeat experimental

@@ -23,11 +23,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from bridge.optimizers.state import ProgramState, demos_to_json, describe_state, format_to_json, snapshot
-from bridge.types import Example
+from lmbridge.optimizers.state import ProgramState, demos_to_json, describe_state, format_to_json, snapshot
+from lmbridge.types import Example
 
 if TYPE_CHECKING:
-    from bridge.optimizers.base import CompileRun
+    from lmbridge.optimizers.base import CompileRun
 
 SMALL_VALSET = 30
 """Below this many rows the report warns that differences of a few points are noise."""

@@ -23,18 +23,18 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from bridge.errors import LMError, ParseError
-from bridge.evaluate import EvaluationRow, Metric, check_examples, mean_score, run_pairs
-from bridge.lm import BaseLM
-from bridge.module import Module
-from bridge.optimizers.base import CompileRun, Estimate, Optimizer
-from bridge.optimizers.budget import BudgetExhausted
-from bridge.optimizers.fewshot import _calls_per_run, _demo
-from bridge.optimizers.proposer import clean_instruction
-from bridge.optimizers.state import ProgramState, snapshot
-from bridge.predict import Predict
-from bridge.signature import InputField, OutputField, Signature
-from bridge.types import Example
+from lmbridge.errors import LMError, ParseError
+from lmbridge.evaluate import EvaluationRow, Metric, check_examples, mean_score, run_pairs
+from lmbridge.lm import BaseLM
+from lmbridge.module import Module
+from lmbridge.optimizers.base import CompileRun, Estimate, Optimizer
+from lmbridge.optimizers.budget import BudgetExhausted
+from lmbridge.optimizers.fewshot import _calls_per_run, _demo
+from lmbridge.optimizers.proposer import clean_instruction
+from lmbridge.optimizers.state import ProgramState, snapshot
+from lmbridge.predict import Predict
+from lmbridge.signature import InputField, OutputField, Signature
+from lmbridge.types import Example
 
 
 class WriteRule(Signature):

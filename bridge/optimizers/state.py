@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bridge.formats import PromptFormat, format_from_state
-from bridge.module import Module
-from bridge.signature import Signature
-from bridge.types import Example
-from bridge.values import to_jsonable
+from lmbridge.formats import PromptFormat, format_from_state
+from lmbridge.module import Module
+from lmbridge.signature import Signature
+from lmbridge.types import Example
+from lmbridge.values import to_jsonable
 
 
 @dataclass(frozen=True)
