@@ -49,13 +49,17 @@ demo: $(VENV)/.demo
 lint: $(VENV)/.test
 	$(BIN)/ruff check bridge adapters tests examples benchmarks
 
+# The tree of links is made anew each time, so a module added to bridge/ is seen at once. The API
+# reference (mkdocstrings, docs/reference.md) reads the package from the same tree.
+LINK_TREE = rm -rf $(TYPETREE) && mkdir -p $(TYPETREE)/lmbridge && ln -s $(CURDIR)/bridge/* $(TYPETREE)/lmbridge/ \
+	&& ln -s $(CURDIR)/adapters $(TYPETREE)/lmbridge/adapters
+
 types: $(VENV)/.test
-	rm -rf $(TYPETREE) && mkdir -p $(TYPETREE)/lmbridge
-	ln -s $(CURDIR)/bridge/* $(TYPETREE)/lmbridge/
-	ln -s $(CURDIR)/adapters $(TYPETREE)/lmbridge/adapters
+	$(LINK_TREE)
 	$(BIN)/mypy --config-file pyproject.toml $(TYPETREE)/lmbridge
 
 docs: $(VENV)/.test
+	$(LINK_TREE)
 	$(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site
 
 test: lint types docs

@@ -60,6 +60,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             pytest.fail("chromium is not installed (apt-get install chromium); LMBRIDGE_REQUIRE_BROWSER=1")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     out = tmp_path_factory.mktemp("site")
+    tree = ROOT / ".venv" / "typecheck" / "lmbridge"  # where mkdocs.yml points mkdocstrings (see the Makefile)
+    if not (tree / "__init__.py").exists():
+        tree.mkdir(parents=True, exist_ok=True)
+        for entry in (ROOT / "bridge").iterdir():
+            (tree / entry.name).symlink_to(entry)
+        (tree / "adapters").symlink_to(ROOT / "adapters")
     subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(out)],
                    cwd=ROOT, check=True)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
