@@ -4,7 +4,7 @@ This file is the whole public API: explicit re-exports, no logic. ``import lmbri
 neither LiteLLM, LangChain, LlamaIndex, optuna, llama.cpp, torch nor sentence-transformers.
 """
 
-from lmbridge import metrics, testing
+from lmbridge import datasets, metrics, testing
 from lmbridge.cache_redis import RedisCache
 from lmbridge.callbacks import Callback, LMEnd, Run, RunScore, current_run_id
 from lmbridge.constrain import constraint_fallbacks
@@ -138,6 +138,7 @@ __all__ = [
     "context_executor",
     "current",
     "current_run_id",
+    "datasets",
     "inspect_history",
     "make_signature",
     "metrics",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,12 @@ def datasets_dir() -> Path:
 
 
 def load_jsonl(name: str, split: str) -> list[dict[str, Any]]:
-    path = datasets_dir() / name / f"{split}.jsonl"
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    return lmbridge.datasets.read_jsonl(datasets_dir() / name / f"{split}.jsonl")
 
 
 def load_classification(name: str, split: str, n: int | None = None) -> list[lmbridge.Example]:
     """TREC / SST-2 rows as Examples with ``text`` as input and ``label`` as the label."""
-    rows = load_jsonl(name, split)[:n]
-    return [lmbridge.Example(text=r["text"], label=r["label"]).with_inputs("text") for r in rows]
+    return lmbridge.datasets.load_classification(datasets_dir() / name, split, n)
 
 
 def labels_of(name: str) -> list[str]:

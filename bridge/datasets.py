@@ -1,0 +1,52 @@
+"""Examples from JSONL files: one JSON object per line, the form the ``lmbridge`` command reads and
+the real datasets in ``shared/datasets`` use. Shipped in the package, so a ``pip install lmbridge``
+user only points at a folder or a file.
+
+    testset = lmbridge.datasets.load_classification("shared/datasets/sst2", "test", n=20)
+    rows = lmbridge.datasets.load_examples("qa.jsonl", inputs=["question"])
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lmbridge.types import Example
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The objects in a JSONL file, in order. A line that is not a JSON object is a ``ValueError``
+    naming the file and the line: nothing is skipped silently."""
+    rows: list[dict[str, Any]] = []
+    with Path(path).open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                raise ValueError(f"{path}, line {number}: not JSON ({exc})") from exc
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}, line {number}: a JSON object is needed, not {type(row).__name__}")
+            rows.append(row)
+    return rows
+
+
+def load_examples(path: str | Path, inputs: Sequence[str], n: int | None = None) -> list[Example]:
+    """The first ``n`` rows (all by default) of a JSONL file as Examples, with ``inputs`` marked as
+    the input fields; every other key is a label."""
+    rows = read_jsonl(path)[:n]
+    for number, row in enumerate(rows, 1):
+        missing = [name for name in inputs if name not in row]
+        if missing:
+            raise ValueError(f"{path}, row {number}: no {', '.join(missing)} field")
+    return [Example(row).with_inputs(*inputs) for row in rows]
+
+
+def load_classification(folder: str | Path, split: str, n: int | None = None) -> list[Example]:
+    """``<folder>/<split>.jsonl`` (rows with ``text`` and ``label``, as TREC and SST-2 in
+    ``shared/datasets``) as Examples with ``text`` as the input."""
+    return [Example(text=e.text, label=e.label).with_inputs("text")
+            for e in load_examples(Path(folder) / f"{split}.jsonl", ["text"], n)]
