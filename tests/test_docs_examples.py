@@ -19,6 +19,9 @@ def python_blocks(path: Path) -> list[str]:
 def test_page_code_runs_in_order(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blocks = python_blocks(ROOT / page)
     assert blocks, f"{page} has no python examples"
+    from examples.data import datasets_dir
+
+    monkeypatch.setenv("LMBRIDGE_DATASETS", str(datasets_dir()))  # the tour's one path to point at
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(ROOT))
     namespace: dict[str, object] = {"__name__": "__docs__"}
