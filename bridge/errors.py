@@ -61,12 +61,12 @@ class ConfigurationError(BridgeError):
 
 
 class MissingDependencyError(BridgeError, ImportError):
-    """Raised when an optional dependency is missing. The message names the pip extra."""
+    """Raised when an optional dependency is missing. The message names the pip extra (or, with
+    ``command``, the exact install command)."""
 
-    def __init__(self, package: str, extra: str) -> None:
-        super().__init__(
-            f"{package} is not installed; it is needed here. Install it with: pip install 'lmbridge[{extra}]'"
-        )
+    def __init__(self, package: str, extra: str, command: str | None = None) -> None:
+        command = command or f"pip install 'lmbridge[{extra}]'"
+        super().__init__(f"{package} is not installed; it is needed here. Install it with: {command}")
         self.package = package
         self.extra = extra
 

