@@ -186,7 +186,7 @@ def signature_source(signature: type[Signature]) -> str:
         args = [f"desc={f.desc!r}"] if f.desc else []
         if f.prefix:
             args.append(f"prefix={f.prefix!r}")
-        lines.append(f"    {f.name}: {_type_source(f.annotation)} = bridge.{maker}({', '.join(args)})")
+        lines.append(f"    {f.name}: {_type_source(f.annotation)} = lmbridge.{maker}({', '.join(args)})")
     return "\n".join(lines) + "\n"
 
 

@@ -254,6 +254,11 @@ class BaseLM(StreamingMixin):
         """Request parameters that make this backend decode within ``constraint`` ({} when it cannot)."""
         return {}
 
+    def supports_logprobs(self) -> bool:
+        """Whether ``score_options`` works here (label scoring); optimizers search scoring formats
+        only then."""
+        return False
+
     def score_options(self, messages: list[Message], options: list[str],
                       params: dict[str, Any] | None = None) -> OptionScores:
         """The log-probability of each option as the whole answer to ``messages``. Backends without
@@ -346,6 +351,9 @@ class LM(BaseLM):
             except Exception:  # an unknown model or provider: no structured output
                 self._schema_support = False
         return self._schema_support
+
+    def supports_logprobs(self) -> bool:
+        return self._local is not None
 
     def score_options(self, messages: list[Message], options: list[str],
                       params: dict[str, Any] | None = None) -> OptionScores:

@@ -18,6 +18,7 @@ and shows its answers on the first test reviews beside their gold labels.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 from pathlib import Path
@@ -75,7 +76,13 @@ def main(argv: list[str] | None = None) -> tuple[float, float]:
 
     out = Path(args.out).resolve()
     compiled.save(out)
-    print(f"saved the compiled program to {out}")
+    saved = json.loads(out.read_text(encoding="utf-8"))
+    state = saved["predictors"]["self"]
+    print(f"saved the compiled program to {out} ({out.stat().st_size} bytes of JSON, no code):")
+    print(f'  "format": {saved["format"]!r} version {saved["format_version"]}, '
+          f'"instructions": {state["instructions"]!r}')
+    print(f'  prompt format {json.dumps(state.get("format"))}, {len(state["demos"])} demos, the first: '
+          f'{json.dumps(state["demos"][0])[:90]}')
     loaded = lmbridge.Predict(Sentiment).load(out)
     print(f"the loaded program on the first {args.show} test reviews:")
     for example in testset[:args.show]:

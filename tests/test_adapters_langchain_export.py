@@ -122,7 +122,7 @@ def test_unreadable_reply_raises_output_parser_exception() -> None:
 
 
 def test_a_module_with_several_predictors_is_refused() -> None:
-    agent = lmbridge.ReAct("question -> answer", tools=[lambda x: x])
+    agent = lmbridge.ReAct("question -> answer", tools=[lmbridge.Tool(lambda x: x, name="echo")])
     with pytest.raises(TypeError, match="predictors"):
         to_langchain_prompt(agent)
 

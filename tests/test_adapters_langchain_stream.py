@@ -64,7 +64,7 @@ def test_stream_through_string_and_json_parsers() -> None:
 def test_a_multi_predictor_program_streams_only_its_outputs() -> None:
     lm = ScriptedLM([{"next_thought": "I should finish", "next_tool_name": "finish", "next_tool_args": {}},
                      {"reasoning": "nothing to look up", "answer": "Lima"}], chunk_size=4)
-    agent = lmbridge.ReAct("question -> answer", tools=[lambda q: q], lm=lm)
+    agent = lmbridge.ReAct("question -> answer", tools=[lmbridge.Tool(lambda q: q, name="echo")], lm=lm)
     chunks = list(to_runnable(agent).stream({"question": "Capital of Peru?"}))
     keys = set().union(*(c.keys() for c in chunks))
     assert "next_thought" not in keys and "answer" in keys

@@ -122,7 +122,7 @@ def test_bm25_without_the_library_names_the_extra(monkeypatch: pytest.MonkeyPatc
 
 
 def test_import_bridge_does_not_import_bm25s() -> None:
-    code = "import sys, bridge; lmbridge.Retrieve(lambda q, k: []); print('bm25s' in sys.modules)"
+    code = "import sys, lmbridge; lmbridge.Retrieve(lambda q, k: []); print('bm25s' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

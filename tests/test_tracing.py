@@ -251,7 +251,7 @@ def test_a_callback_with_raise_error_propagates() -> None:
 
 
 def test_configure_checks_the_callbacks() -> None:
-    with pytest.raises(lmbridge.ConfigurationError, match=r"list of bridge\.Callback"):
+    with pytest.raises(lmbridge.ConfigurationError, match=r"list of lmbridge\.Callback"):
         lmbridge.configure(callbacks=Recorder())
     with pytest.raises(lmbridge.ConfigurationError, match="subclass"):
         lmbridge.configure(callbacks=[object()])

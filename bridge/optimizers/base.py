@@ -162,10 +162,15 @@ class CompileRun:
         self.count(outcomes)
         key = self._state_keys.get(program)
         if key is not None:
-            from lmbridge.optimizers.selection import row_key
+            from lmbridge.optimizers.selection import row_key, selection_key
 
             for example, outcome in zip(examples, outcomes):
                 self._scores[(key, row_key(example))] = outcome.score
+            if self.store is not None and self.valset is not None and len(examples) == len(self.valset) \
+                    and all(a is b for a, b in zip(examples, self.valset)):
+                # a whole-valset score, kept in the checkpoint: a resumed compile's never-worse check
+                # reads it instead of running the rows again
+                self.store.put(selection_key(key, examples), [o.score for o in outcomes])
         return outcomes
 
     def count(self, outcomes: Sequence[EvaluationRow]) -> None:

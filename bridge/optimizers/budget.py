@@ -137,6 +137,9 @@ class MeteredLM(BaseLM):
     def constraint_params(self, constraint: Constraint) -> dict[str, Any]:
         return self.inner.constraint_params(constraint)
 
+    def supports_logprobs(self) -> bool:
+        return self.inner.supports_logprobs()
+
     def score_options(self, messages: list[Message], options: list[str],
                       params: dict[str, Any] | None = None) -> OptionScores:
         self.budget.reserve()

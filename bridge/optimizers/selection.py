@@ -130,12 +130,17 @@ def row_key(example: Example) -> str:
     return hashlib.sha256(json.dumps(example.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
+def selection_key(state: str, val: Sequence[Example]) -> str:
+    """The checkpoint key under which the per-row valset scores of a candidate are kept."""
+    blob = json.dumps([state, [row_key(e) for e in val]])
+    return "selection:" + hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
 def _row_scores(run: CompileRun, state: ProgramState, val: Sequence[Example], metric: Any) -> list[float]:
     """Per-row valset scores of ``state``; kept in the compile's checkpoint when it has one, so a
     resumed compile does not run them again."""
     store = run.store
-    blob = json.dumps([state_key(state), [row_key(e) for e in val]])
-    key = "selection:" + hashlib.sha256(blob.encode()).hexdigest()[:24]
+    key = selection_key(state_key(state), val)
     saved = store.get(key) if store is not None else None
     if isinstance(saved, list):
         return [float(x) for x in saved]
