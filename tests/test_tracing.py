@@ -4,6 +4,7 @@ callbacks are scoped by settings; OpenTelemetry spans follow the GenAI conventio
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -187,9 +188,15 @@ def test_tools_and_retrievers_are_runs_with_their_payloads() -> None:
 def test_evaluate_builds_the_tree_across_its_worker_threads() -> None:
     recorder = Recorder()
     devset = [lmbridge.Example(question=f"q{i}", answer=f"a{i}").with_inputs("question") for i in range(6)]
-    lm = ScriptedLM(lambda messages: {"answer": messages[-1]["content"].split("Question: ")[-1].split("\n")[0]
-                                      .replace("q", "a")})
-    with lmbridge.context(lm=lm, callbacks=[recorder]):
+    gate = threading.Barrier(2, timeout=30)  # the first two calls wait for each other: two threads at once
+    calls = itertools.count()
+
+    def answer(messages: list[dict[str, str]]) -> dict[str, str]:
+        if next(calls) < 2:
+            gate.wait()
+        return {"answer": messages[-1]["content"].split("Question: ")[-1].split("\n")[0].replace("q", "a")}
+
+    with lmbridge.context(lm=ScriptedLM(answer), callbacks=[recorder]):
         result = lmbridge.Evaluate(devset=devset, metric=lambda e, p, t=None: e.answer == p.answer,
                                  num_threads=3, display_progress=False)(lmbridge.Predict("question -> answer"))
     assert result.score == 100.0
