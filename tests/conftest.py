@@ -2,7 +2,8 @@
 and the rule for tests that need the embedded model.
 
 * Every socket ``connect`` / ``connect_ex`` to anything but 127.0.0.0/8, ::1, localhost or a unix
-  socket raises ``NetworkBlocked``, so no test can reach a paid API (or any host) by accident.
+  socket raises ``NetworkBlocked`` (from an audit hook, before the system call), so no test can
+  reach a paid API (or any host) by accident.
 * ``LMBRIDGE_CACHE_DIR`` points at a temporary directory for the whole session: tests never read
   or write ``~/.cache/lmbridge``.
 * ``lmbridge.configure(lm=None, format=None)`` runs around every test.
@@ -17,6 +18,7 @@ import ipaddress
 import os
 import shutil
 import socket
+import sys
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -50,22 +52,22 @@ def _is_loopback(family: int, address: Any) -> bool:
     return ip.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
-_real_connect = socket.socket.connect
-_real_connect_ex = socket.socket.connect_ex
+_guard_on = False
 
 
-def _guarded_connect(self: socket.socket, address: Any) -> None:
-    if not _is_loopback(self.family, address):
+def _network_guard(event: str, args: tuple[Any, ...]) -> None:
+    """An audit hook: CPython raises ``socket.connect`` inside both ``connect`` and ``connect_ex``
+    of every socket, before the system call. A hook cannot be removed, so no plugin or library that
+    restores ``socket.socket.connect`` (pytest-socket does after every test) can undo it."""
+    if not _guard_on or event != "socket.connect":
+        return
+    sock, address = args
+    if not _is_loopback(sock.family, address):
         raise NetworkBlocked(f"tests may not reach the network: connect to {address!r} was blocked "
                              "(only 127.0.0.0/8, ::1 and unix sockets are allowed; see tests/conftest.py)")
-    return _real_connect(self, address)
 
 
-def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
-    if not _is_loopback(self.family, address):
-        raise NetworkBlocked(f"tests may not reach the network: connect_ex to {address!r} was blocked "
-                             "(only 127.0.0.0/8, ::1 and unix sockets are allowed; see tests/conftest.py)")
-    return _real_connect_ex(self, address)
+sys.addaudithook(_network_guard)
 
 
 _session_cache_dir: str | None = None
@@ -73,9 +75,8 @@ _saved_cache_env: str | None = None
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    global _session_cache_dir, _saved_cache_env
-    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    global _session_cache_dir, _saved_cache_env, _guard_on
+    _guard_on = True
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # LiteLLM must not fetch prices
     _saved_cache_env = os.environ.get("LMBRIDGE_CACHE_DIR")
     _session_cache_dir = tempfile.mkdtemp(prefix="lmbridge-test-cache-")
@@ -83,8 +84,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    socket.socket.connect = _real_connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+    global _guard_on
+    _guard_on = False
     if _saved_cache_env is None:
         os.environ.pop("LMBRIDGE_CACHE_DIR", None)
     else:
