@@ -226,7 +226,7 @@ class MIPROv2(Optimizer):
         effective = _effective_format(student)
         formats: list[PromptFormat | None] = [None] + [f for f in self.formats if f != effective]
         # label scoring needs log-probabilities: scoring formats are searched only where the LM has them
-        lms = [p.lm for p in student.predictors() if p.lm is not None] or [current().lm]
+        lms: list[BaseLM | None] = [p.lm for p in student.predictors() if p.lm is not None] or [current().lm]
         logprobs = all(lm is not None and lm.supports_logprobs() for lm in lms)
         formats = usable_formats(formats, logprobs and any(label_options(s.signature) for s in base.values()))
         if not zero_shot and max_lab > 0 and all(label_options(s.signature) for s in base.values()):
