@@ -154,3 +154,14 @@ def test_max_cost_with_an_unpriced_model_stops_instead_of_spending_blind() -> No
         student, trainset=sentiment_rows(4))
     assert model.calls == 1
     assert compiled.report is not None and "reports no price" in compiled.report["stopped_early"]
+
+
+def test_instruction_templates_name_the_label_set_in_the_signatures_own_words() -> None:
+    from lmbridge.optimizers.proposer import signature_templates
+
+    sig = lmbridge.make_signature(SIG, "Classify the sentiment of the movie review.")
+    first = signature_templates(sig)[0]
+    assert first == "Classify the sentiment of the movie review as negative or positive."
+    # An instruction that already names every option is not repeated with them appended.
+    named = lmbridge.make_signature(SIG, "Label the review negative or positive.")
+    assert not any(t.startswith("Label the review negative or positive as") for t in signature_templates(named))

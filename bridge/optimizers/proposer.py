@@ -92,6 +92,11 @@ def signature_templates(sig: type[Signature]) -> list[str]:
     first = next(iter(sig.output_fields.values()))
     options = _options(first.annotation)
     if options:
+        # The signature's own instruction with the label set named: the wording a person writes first
+        # for a small model ("... as negative or positive."), and often the best of these.
+        own = sig.instructions.strip().rstrip(".:;!? ")
+        if own and not all(o.lower() in own.lower() for o in options):
+            out.insert(0, f"{own} as {' or '.join(options)}.")
         out.append(f"Classify the {ins}. Answer with one word: {' or '.join(options)}.")
         out.append(f"Which {first.label.lower()} fits the {ins}: {', '.join(reversed(options))}?")
         out.append(f"You are an expert annotator. Label the {ins} as {' or '.join(sorted(options))}.")
