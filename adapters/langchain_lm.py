@@ -18,19 +18,16 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from lmbridge import (
-    AuthenticationError,
     BaseLM,
-    ContextWindowError,
     LMError,
-    LMTimeoutError,
     Message,
     PromptFormat,
-    RateLimitError,
     RawResult,
     Signature,
     ToolCall,
 )
 from lmbridge.adapters.langchain_prompts import require_langchain
+from lmbridge.errors import provider_error
 
 if TYPE_CHECKING:
     from lmbridge.cache import Cache
@@ -271,22 +268,9 @@ def read_reply(reply: Any) -> RawResult:
 
 
 def lm_error(exc: Exception, model: str) -> LMError:
-    """A bridge error for a model failure, chosen by the provider's status code or class name."""
-    if isinstance(exc, LMError):
-        return exc
-    status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
-    status = status if isinstance(status, int) else None
-    kind = type(exc).__name__.lower()
-    message = f"{model}: {type(exc).__name__}: {str(exc)[:500]}"
-    if status == 429 or "ratelimit" in kind:
-        return RateLimitError(message, status_code=429, model=model)
-    if status in (401, 403) or "authentication" in kind or "permission" in kind:
-        return AuthenticationError(message, status_code=status, model=model)
-    if "timeout" in kind:
-        return LMTimeoutError(message, status_code=status, model=model)
-    if "context" in kind and ("window" in kind or "length" in kind):
-        return ContextWindowError(message, status_code=status, model=model)
-    return LMError(message, status_code=status, model=model)
+    """A bridge error for a model failure (``lmbridge.errors.provider_error``: by status code, class
+    name and message)."""
+    return provider_error(exc, model)
 
 
 __all__ = ["REPORTING_MODELS", "LangChainLM", "base_model", "config_digest", "lm_error", "read_reply",

@@ -20,9 +20,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from lmbridge import (
-    AuthenticationError,
     BaseLM,
-    ContextWindowError,
     LMError,
     LMTimeoutError,
     Message,
@@ -33,6 +31,7 @@ from lmbridge import (
     ToolCall,
 )
 from lmbridge.adapters.llamaindex_nodes import require_llamaindex
+from lmbridge.errors import provider_error
 from lmbridge.lm import TransientError  # the retry signal a BaseLM backend raises
 
 if TYPE_CHECKING:
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
     from lmbridge.cache import Cache
 
 _SECRET = re.compile(r"key|token|secret|password|credential", re.I)
-_CONTEXT = re.compile(r"context[ _-]?(length|window)|maximum context|too many tokens|prompt is too long", re.I)
 
 
 class LlamaIndexLM(BaseLM):
@@ -165,23 +163,10 @@ def to_chat_messages(messages: list[Message]) -> list[Any]:
 def map_error(exc: Exception, model: str) -> Exception:
     """A bridge error for a LlamaIndex LLM failure, chosen by the provider's status code, class name
     and message; the transient ones come wrapped in ``TransientError`` for the retry loop."""
-    status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
-    status = status if isinstance(status, int) else None
-    kind = type(exc).__name__.lower()
-    text = str(exc)
-    message = f"{model}: {type(exc).__name__}: {text[:500]}"
-    error: LMError
-    if "contextwindow" in kind or "context_length" in text or _CONTEXT.search(text):
-        error = ContextWindowError(message, status_code=status, model=model)
-    elif status in (401, 403) or "authentication" in kind or "permissiondenied" in kind:
-        error = AuthenticationError(message, status_code=status, model=model)
-    elif status == 429 or "ratelimit" in kind:
-        error = RateLimitError(message, status_code=429, model=model)
-    elif "timeout" in kind or isinstance(exc, TimeoutError):
-        error = LMTimeoutError(message, status_code=status, model=model)
-    else:
-        error = LMError(message, status_code=status, model=model)
-    error.__cause__ = exc
+    error = provider_error(exc, model)
+    status, kind = error.status_code, type(exc).__name__.lower()
+    if error is not exc:
+        error.__cause__ = exc
     transient = isinstance(error, (RateLimitError, LMTimeoutError)) or (type(error) is LMError and (
         (status is not None and status >= 500) or isinstance(exc, ConnectionError) or "connection" in kind))
     return TransientError(error, _retry_after(exc)) if transient else error

@@ -34,6 +34,7 @@ The contract each entry point keeps (held by the property tests in ``tests/test_
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -156,6 +157,37 @@ class AuthenticationError(LMError):
 
 class LMTimeoutError(LMError):
     """Raised when a request times out, once the retries are spent."""
+
+
+_CONTEXT = re.compile(r"context[ _-]?(length|window)|maximum context|too many tokens|prompt is too long", re.I)
+
+
+def provider_error(exc: Exception, model: str) -> LMError:
+    """The bridge error for a failure raised by a third-party model client (a LangChain model, a
+    LlamaIndex LLM), chosen by its HTTP status code, class name and message; raise it ``from exc``.
+
+    429 or a rate-limit class: ``RateLimitError``; 401/403 or an authentication/permission class:
+    ``AuthenticationError``; a timeout class or ``TimeoutError``: ``LMTimeoutError``; a context-window
+    class or message: ``ContextWindowError``; anything else: ``LMError``. A bridge error is kept.
+    """
+    if isinstance(exc, LMError):
+        return exc
+    status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+    status = status if isinstance(status, int) else None
+    kind = type(exc).__name__.lower()
+    text = str(exc)
+    message = f"{model}: {type(exc).__name__}: {text[:500]}"
+    if "contextwindow" in kind or ("context" in kind and "length" in kind):
+        return ContextWindowError(message, status_code=status, model=model)
+    if status in (401, 403) or "authentication" in kind or "permission" in kind:
+        return AuthenticationError(message, status_code=status, model=model)
+    if status == 429 or "ratelimit" in kind:
+        return RateLimitError(message, status_code=429, model=model)
+    if "timeout" in kind or isinstance(exc, TimeoutError):
+        return LMTimeoutError(message, status_code=status, model=model)
+    if _CONTEXT.search(text):
+        return ContextWindowError(message, status_code=status, model=model)
+    return LMError(message, status_code=status, model=model)
 
 
 def describe(exc: BaseException) -> str:

@@ -327,3 +327,26 @@ def test_a_corrupt_tool_call_in_the_memory_cache_is_a_counted_miss(tmp_path: Pat
     completion = lm.complete(MESSAGES)
     assert (completion.text, completion.cached) == ("fresh", False)
     assert cache.disk is not None and cache.disk.corrupt_entries == 1
+
+
+def test_provider_error_classifies_third_party_failures_by_status_class_and_message() -> None:
+    from lmbridge.errors import provider_error
+
+    class APIStatusError(Exception):
+        def __init__(self, message: str, status_code: int) -> None:
+            super().__init__(message)
+            self.status_code = status_code
+
+    class PermissionDeniedError(Exception):
+        pass
+
+    assert type(provider_error(APIStatusError("slow down", 429), "m")) is lmbridge.RateLimitError
+    assert type(provider_error(APIStatusError("no", 401), "m")) is lmbridge.AuthenticationError
+    assert type(provider_error(PermissionDeniedError("no"), "m")) is lmbridge.AuthenticationError
+    assert type(provider_error(TimeoutError("read"), "m")) is lmbridge.LMTimeoutError
+    overflow = provider_error(APIStatusError("This model's maximum context length is 8192 tokens", 400), "m")
+    assert type(overflow) is lmbridge.ContextWindowError and overflow.status_code == 400
+    other = provider_error(ValueError("boom"), "m")
+    assert type(other) is lmbridge.LMError and "m: ValueError: boom" in str(other)
+    kept = lmbridge.RateLimitError("already ours", status_code=429, model="m")
+    assert provider_error(kept, "m") is kept
