@@ -72,10 +72,12 @@ def find_json(text: str, kind: type[dict[Any, Any]] | type[list[Any]] | None = N
     else a fenced block, else the value at the first opening bracket of ``kind``. ``ValueError``
     when there is none."""
     stripped = text.strip()
-    try:
-        return read_json(stripped)  # the common case: the answer is the JSON and nothing else
-    except ValueError as exc:
-        reason = exc
+    reason: Exception | None = None
+    if stripped[:1] in _JSON_STARTS or stripped in _JSON_WORDS:  # else no JSON: skip a failed parse
+        try:
+            return read_json(stripped)  # the common case: the answer is the JSON and nothing else
+        except ValueError as exc:
+            reason = exc
     if "```" in stripped:
         for match in _FENCE.finditer(stripped):
             try:
@@ -89,9 +91,12 @@ def find_json(text: str, kind: type[dict[Any, Any]] | type[list[Any]] | None = N
             return read_json_prefix(stripped[start:])[0]
         except ValueError as exc:
             reason = exc
-    raise ValueError(f"no JSON {_KIND_WORDS.get(kind, 'value')} in the text ({reason})")
+    why = f" ({reason})" if reason else ""
+    raise ValueError(f"no JSON {_KIND_WORDS.get(kind, 'value')} in the text{why}")
 
 
+_JSON_STARTS = frozenset('{["-0123456789')  # the first character of every JSON value but these words:
+_JSON_WORDS = frozenset(("true", "false", "null"))
 _KIND_WORDS: dict[Any, str] = {dict: "object", list: "list"}
 
 

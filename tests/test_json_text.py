@@ -22,6 +22,8 @@ OBJECT = '{"answer": 4, "why": "two and two"}'
     (OBJECT, dict, {"answer": 4, "why": "two and two"}),
     ("  [1, 2]\n", list, [1, 2]),
     ('"just text"', None, "just text"),
+    (" null ", None, None),
+    ("-3", None, -3),
     (f"Sure!\n```json\n{OBJECT}\n```\nHope this helps.", dict, {"answer": 4, "why": "two and two"}),
     (f"```JSON\n{OBJECT}```", dict, {"answer": 4, "why": "two and two"}),
     ("Here:\n```\n[3, 4]\n```", list, [3, 4]),
@@ -30,7 +32,8 @@ OBJECT = '{"answer": 4, "why": "two and two"}'
     ("Options [a, b] were given; I pick {\"x\": 1}", None, {"x": 1}),  # [a, b] is no JSON: the { is next
     ('{"code": "```json\\n[1]\\n```"}', dict, {"code": "```json\n[1]\n```"}),  # a fence inside a value
     ('```json\n{"note": "```"}\n```', dict, {"note": "```"}),  # the fence regex stops early; prose finds it
-], ids=["whole-object", "whole-list", "whole-string", "fenced-with-prose", "fence-upper-case", "bare-fence",
+], ids=["whole-object", "whole-list", "whole-string", "whole-null", "whole-number", "fenced-with-prose",
+        "fence-upper-case", "bare-fence",
         "prose-around", "kind-object", "either-kind", "fence-in-a-string", "backticks-in-a-fenced-string"])
 def test_the_json_a_completion_states_is_found(text: str, kind: Any, expected: Any) -> None:
     assert find_json(text, kind) == expected
