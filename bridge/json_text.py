@@ -102,8 +102,10 @@ _KIND_WORDS: dict[Any, str] = {dict: "object", list: "list"}
 
 def read_partial_object(text: str) -> tuple[dict[str, Any] | None, bool]:
     """Streaming: the JSON object begun at the first ``{`` of an unfinished completion, read as far
-    as it goes (string values grow as they are written; other values show once complete), and
-    whether it is closed. ``(None, False)`` before an object has begun or when it cannot be read."""
+    as it goes, and whether it is closed. String values grow as they are written, and a number at
+    the very end may still grow too, so a caller takes the last key as unfinished until the object
+    closes (``partial.read_json_object`` does). ``(None, False)`` before an object has begun or
+    when it cannot be read."""
     start = text.find("{")
     if start < 0:
         return None, False
