@@ -8,8 +8,9 @@ user only points at a folder or a file.
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,26 @@ from lmbridge.types import Example
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """The objects in a JSONL file, in order. A line that is not a JSON object is a ``ValueError``
-    naming the file and the line: nothing is skipped silently."""
-    rows: list[dict[str, Any]] = []
+    """The objects in a JSONL file, in order; blank lines are skipped. A line that is not a JSON
+    object is a ``ValueError`` naming the file and the line: nothing is skipped silently."""
+    return [row for _, row in _objects(path)]
+
+
+def load_examples(path: str | Path, inputs: Sequence[str], n: int | None = None) -> list[Example]:
+    """The first ``n`` rows (all by default) of a JSONL file as Examples, with ``inputs`` marked as
+    the input fields; every other key is a label. A row without an input field is a ``ValueError``
+    naming the line."""
+    examples = []
+    for number, row in itertools.islice(_objects(path), n):
+        missing = [name for name in inputs if name not in row]
+        if missing:
+            raise ValueError(f"{path}:{number}: the row lacks the input field(s) {missing}")
+        examples.append(Example(row).with_inputs(*inputs))
+    return examples
+
+
+def _objects(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each object of a JSONL file with its line number (from 1), read one line at a time."""
     with Path(path).open(encoding="utf-8") as fh:
         for number, line in enumerate(fh, 1):
             if not line.strip():
@@ -27,22 +45,16 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
             try:
                 row = json.loads(line)
             except ValueError as exc:
-                raise ValueError(f"{path}, line {number}: not JSON ({exc})") from exc
+                raise ValueError(f"{path}:{number}: not JSON ({exc}); a JSONL file holds one JSON object "
+                                 "per line") from exc
             if not isinstance(row, dict):
-                raise ValueError(f"{path}, line {number}: a JSON object is needed, not {type(row).__name__}")
-            rows.append(row)
-    return rows
+                kind = _JSON_KINDS.get(type(row), type(row).__name__)
+                raise ValueError(f"{path}:{number}: a JSON object is needed, not {kind}")
+            yield number, row
 
 
-def load_examples(path: str | Path, inputs: Sequence[str], n: int | None = None) -> list[Example]:
-    """The first ``n`` rows (all by default) of a JSONL file as Examples, with ``inputs`` marked as
-    the input fields; every other key is a label."""
-    rows = read_jsonl(path)[:n]
-    for number, row in enumerate(rows, 1):
-        missing = [name for name in inputs if name not in row]
-        if missing:
-            raise ValueError(f"{path}, row {number}: no {', '.join(missing)} field")
-    return [Example(row).with_inputs(*inputs) for row in rows]
+_JSON_KINDS: dict[type, str] = {list: "a list", str: "a string", int: "a number", float: "a number",
+                                bool: "true or false", type(None): "null"}
 
 
 def load_classification(folder: str | Path, split: str, n: int | None = None) -> list[Example]:

@@ -19,6 +19,7 @@ from weakref import WeakKeyDictionary
 
 from lmbridge.constrain import Constraint, chat_grammar, outputs_schema
 from lmbridge.errors import ParseError
+from lmbridge.json_text import find_json
 from lmbridge.partial import PartialOutputs, read_json_object, read_labelled
 from lmbridge.signature import Field, Signature
 from lmbridge.types import Message
@@ -26,8 +27,6 @@ from lmbridge.values import (
     coerce,
     describe_type,
     json_schema,
-    read_json,
-    read_json_prefix,
     render,
     render_input,
     to_jsonable,
@@ -413,27 +412,14 @@ def _build_json_guide(signature: type[Signature]) -> str:
 
 
 def _find_object(text: str) -> dict[str, Any]:
-    stripped = text.strip()
-    fence = re.search(r"```(?:json)?\s*(.*?)```", stripped, re.S)
-    candidates = [stripped] + ([fence.group(1)] if fence else [])
-    start, end = stripped.find("{"), stripped.rfind("}")
-    if 0 <= start < end:
-        candidates.append(stripped[start:end + 1])
-    for c in candidates:
-        try:
-            obj = read_json(c)
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            return obj
-    if start >= 0:
-        try:
-            obj, _ = read_json_prefix(stripped[start:])
-            if isinstance(obj, dict):
-                return obj
-        except ValueError:
-            pass
-    raise ParseError("the completion holds no JSON object", completion=text)
+    """The JSON object the completion states (``json_text.find_json``: the first wins)."""
+    try:
+        obj = find_json(text, dict)
+    except ValueError as exc:
+        raise ParseError(f"the completion holds no JSON object: {exc}", completion=text) from exc
+    if not isinstance(obj, dict):
+        raise ParseError(f"the completion holds a JSON {type(obj).__name__}, not an object", completion=text)
+    return obj
 
 
 FORMATS: dict[str, type[PromptFormat]] = {"chat": ChatFormat, "json": JSONFormat}

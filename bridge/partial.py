@@ -9,8 +9,8 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from lmbridge.json_text import read_partial_object
 from lmbridge.signature import Signature
 
 
@@ -71,44 +71,18 @@ def _without_label_start(section: str, names: Mapping[str, str]) -> str:
 
 
 def read_json_object(signature: type[Signature], text: str) -> PartialOutputs:
-    """``JSONFormat.partial``: the object so far, read by ``pydantic_core.from_json(allow_partial=...)``.
-    String values grow as they are written; other values are shown once complete."""
-    from pydantic_core import from_json
-
-    start = text.find("{")
-    if start < 0:
-        return PartialOutputs({})
-    try:
-        obj = from_json(text[start:], allow_partial="trailing-strings")
-    except TypeError:  # pydantic-core before 2.23 knows only True: strings show once closed
-        obj = _partial_json(text[start:])
-    except ValueError:
-        return PartialOutputs({})
+    """``JSONFormat.partial``: the object so far (``json_text.read_partial_object``). String values
+    grow as they are written; other values are shown once complete."""
+    obj, closed = read_partial_object(text)
     if obj is None:
-        return PartialOutputs({})
-    if not isinstance(obj, dict):
         return PartialOutputs({})
     keys = _json_keys(signature)
     named = [(key, keys[key] if key in keys else keys.get(str(key).lower())) for key in obj]
     found = [(key, name) for key, name in named if name is not None]
-    try:
-        json.JSONDecoder().raw_decode(text[start:])
-        closed = True
-    except ValueError:
-        closed = False
     done = found if closed else [(k, n) for k, n in found if k != named[-1][0]]
     texts = {name: obj[key].strip() for key, name in found if isinstance(obj[key], str)}
     complete_text = json.dumps({key: obj[key] for key, _ in done}, ensure_ascii=False)
     return PartialOutputs(texts, tuple(name for _, name in done), complete_text)
-
-
-def _partial_json(text: str) -> Any:
-    from pydantic_core import from_json
-
-    try:
-        return from_json(text, allow_partial=True)
-    except ValueError:
-        return None
 
 
 def _json_keys(signature: type[Signature]) -> dict[str, str]:

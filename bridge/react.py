@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lmbridge.errors import ContextWindowError, InputError, ParseError, SignatureError, ToolError
+from lmbridge.json_text import find_json
 from lmbridge.lm import BaseLM, Completion
 from lmbridge.module import Module
 from lmbridge.predict import ChainOfThought, Predict
@@ -377,12 +378,14 @@ def _field_line(text: str, label: str) -> str | None:
 
 
 def _read_args(text: str) -> Any:
-    start, end = text.find("{"), text.rfind("}")
-    if 0 <= start < end:
-        try:
-            return json.loads(text[start:end + 1])
-        except ValueError:
-            pass
+    """The arguments of a garbled step: its JSON object (``json_text.find_json``), else the bare text of
+    an ``Args:`` line, else none."""
+    try:
+        args = find_json(text, dict)
+    except ValueError:
+        args = None
+    if isinstance(args, dict):
+        return args
     bare = _field_line(text, r"(?:next[ _])?(?:tool[ _])?args")
     return bare if bare is not None else {}
 

@@ -24,8 +24,9 @@ A value is read only when the text states it unambiguously; anything else is a `
   number in these forms (``3,5``, ``4/5``, ``50%``, ``٣``) makes the text unreadable. ``nan`` and
   ``inf`` are never read, and neither is an overflow to infinity. Zero or several numbers is a
   ParseError.
-* ``list``, ``dict``, ``tuple``, pydantic models: JSON (also inside a code fence); a ``list[str]``
-  also reads one item per line or comma-separated text.
+* ``list``, ``dict``, ``tuple``, pydantic models: JSON, found by ``json_text.find_json`` (the whole
+  text, else a fenced block, else the first value of the type's kind in prose: the first wins);
+  a ``list[str]`` also reads one item per line or comma-separated text.
 * ``Optional[X]``: empty, "none", "null" or "n/a" is None; otherwise X's rule.
 
 JSON is read with ``NaN``, ``Infinity`` and overflowing numbers refused and nesting too deep for
@@ -36,6 +37,7 @@ since each is a value the model did not write. Lax mode would turn them into val
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import enum
 import functools
@@ -46,8 +48,8 @@ import typing
 from typing import Any, Literal, Union
 
 from lmbridge.errors import ParseError
+from lmbridge.json_text import find_json
 
-_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
 _NONE_WORDS = {"none", "null", "n/a", "na", "nothing"}
 _TRUE = {"yes", "true", "y", "1", "correct"}
 _FALSE = {"no", "false", "n", "0", "incorrect"}
@@ -61,37 +63,6 @@ _LEAD = "\"'*_`$€£#"
 _TRAIL = "\"'*_`.,;:!?"
 _MINUS = "\u2212"
 _adapters: dict[Any, Any] = {}
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a finite number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is not a finite number")
-    return value
-
-
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
-
-
-def read_json(text: str) -> Any:
-    """``json.loads`` for model output: ``NaN``, ``Infinity`` and numbers that overflow to infinity
-    are refused, and nesting too deep for Python is a ValueError like any other bad JSON."""
-    try:
-        return _DECODER.decode(text)
-    except RecursionError as exc:
-        raise ValueError("the JSON is nested too deeply") from exc
-
-
-def read_json_prefix(text: str) -> tuple[Any, int]:
-    """``read_json`` of the one JSON value at the start of ``text``; also returns where it ends."""
-    try:
-        return _DECODER.raw_decode(text)
-    except RecursionError as exc:
-        raise ValueError("the JSON is nested too deeply") from exc
 
 
 def render(value: Any) -> str:
@@ -365,16 +336,10 @@ def _number_token(token: str, kind: type) -> float | int | None:
 
 
 def _read_structured(text: str, annotation: Any, field: str) -> Any:
-    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
-    for opener, closer in (("[", "]"), ("{", "}")):
-        start, end = text.find(opener), text.rfind(closer)
-        if 0 <= start < end:
-            candidates.append(text[start : end + 1])
-    for c in candidates:
-        try:
-            return read_json(c)
-        except ValueError:
-            pass
+    try:
+        return find_json(text, _json_kind(annotation))
+    except ValueError:
+        pass
     origin = typing.get_origin(annotation) or annotation
     if origin in (list, tuple):
         args = typing.get_args(annotation)
@@ -385,3 +350,14 @@ def _read_structured(text: str, annotation: Any, field: str) -> Any:
                 items = [p.strip() for p in items[0].split(",") if p.strip()]
             return items
     raise _error(field, f"expected JSON ({describe_type(annotation)}), got {text[:80]!r}", text)
+
+
+def _json_kind(annotation: Any) -> type[dict[Any, Any]] | type[list[Any]] | None:
+    """The JSON kind a type is written as, which ``find_json`` looks for in prose (None: either)."""
+    origin = typing.get_origin(annotation) or annotation
+    if origin in (list, tuple, set, frozenset):
+        return list
+    if (origin is dict or hasattr(annotation, "model_validate") or typing.is_typeddict(annotation)
+            or dataclasses.is_dataclass(annotation)):
+        return dict
+    return None

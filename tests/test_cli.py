@@ -144,6 +144,23 @@ def test_mistakes_are_reported_without_a_traceback(task: str, capsys: pytest.Cap
     assert "StateError" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("content", "message"), [
+    ('{"text": "a good film", "label": "positive"}\n\n{"text": oops}\n', "bad.jsonl:3: not JSON ("),
+    ('{"text": "a good film", "label": "positive"}\n["a list"]\n', "bad.jsonl:2: a JSON object is needed, not a list"),
+    ('\n{"label": "positive"}\n', "bad.jsonl:2: the row lacks the input field(s) ['text']"),
+    ("\n\n", "bad.jsonl holds no rows"),
+    (b"\xff\xfe not utf-8", "cannot read bad.jsonl"),
+], ids=["not-json", "not-an-object", "no-input-field", "empty", "not-utf-8"])
+def test_a_bad_data_file_is_a_usage_error_naming_the_line(task: str, tmp_path: Path, content: str | bytes,
+                                                          message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    assert main(["evaluate", f"{task}:program", "--devset", "bad.jsonl", "--metric", "exact_match:label",
+                 "--lm-factory", f"{task}:lm", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("optimizer", ["copro", "simba", "gepa", "bootstrap", "labeled", "random-search", "mipro"])
 def test_every_optimizer_runs_from_the_command_line(task: str, tmp_path: Path, optimizer: str) -> None:
     if optimizer == "mipro":

@@ -19,8 +19,18 @@ def test_the_real_sst2_split_loads_as_text_to_label_examples() -> None:
 def test_a_bad_line_is_an_error_that_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "rows.jsonl"
     path.write_text('{"question": "a?", "answer": "b"}\n[1, 2]\n')
-    with pytest.raises(ValueError, match="line 2: a JSON object is needed"):
+    with pytest.raises(ValueError, match=r"rows\.jsonl:2: a JSON object is needed, not a list"):
         lmbridge.datasets.read_jsonl(path)
     path.write_text('{"question": "a?", "answer": "b"}\n{"answer": "c"}\n')
-    with pytest.raises(ValueError, match="row 2: no question field"):
+    with pytest.raises(ValueError, match=r"rows\.jsonl:2: the row lacks the input field\(s\) \['question'\]"):
         lmbridge.datasets.load_examples(path, ["question"])
+
+
+def test_lines_are_counted_as_in_the_file_and_blank_lines_are_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"question": "a?", "answer": "b"}\n\n   \n{"question": "c?"\n')
+    with pytest.raises(ValueError, match=r"rows\.jsonl:4: not JSON \(.*\); a JSONL file holds one JSON object"):
+        lmbridge.datasets.read_jsonl(path)
+    path.write_text('{"question": "a?", "answer": "b"}\n\n{"question": "c?", "answer": "d"}\n')
+    assert [r.answer for r in lmbridge.datasets.load_examples(path, ["question"])] == ["b", "d"]
+    assert [r.answer for r in lmbridge.datasets.load_examples(path, ["question"], n=1)] == ["b"]

@@ -9,28 +9,71 @@ An embedder is any callable ``list[str] -> list of vectors`` (see ``bridge/embed
 ``LiteLLMEmbedder`` reaches any LiteLLM embedding model, and ``HashingEmbedder`` is a small
 bag-of-words embedder that needs nothing, for tests. Only the embedder's class name is recorded in
 the compile report; a saved program holds no vectors and no model.
+
+The search is numpy's (``pip install 'lmbridge[knn]'``, also part of ``[embeddings]``): cosine
+similarity of the query to every training vector in one product, the top ``k`` by
+``argpartition``; among scores equal to 12 decimals the earlier training example comes first.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lmbridge.embedders import Embedder, HashingEmbedder, LiteLLMEmbedder, SentenceTransformerEmbedder
+from lmbridge.errors import MissingDependencyError
 from lmbridge.evaluate import check_examples
 from lmbridge.module import Module
 from lmbridge.optimizers.base import CompileRun, Estimate, Optimizer
 from lmbridge.optimizers.fewshot import BootstrapFewShot
 from lmbridge.types import Example, Prediction
 
+if TYPE_CHECKING:
+    import numpy
+    from numpy.typing import NDArray
+
 __all__ = ["Embedder", "HashingEmbedder", "KNNFewShot", "KNNProgram", "LiteLLMEmbedder",
            "SentenceTransformerEmbedder"]
 
 
-def _normalize(vector: Sequence[float]) -> list[float]:
-    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
-    return [v / norm for v in vector]
+def _numpy() -> Any:
+    try:
+        import numpy
+    except ImportError as exc:
+        raise MissingDependencyError("numpy (KNNFewShot's nearest-neighbour search)", "knn") from exc
+    return numpy
+
+
+def _unit_rows(vectors: Sequence[Sequence[float]]) -> NDArray[numpy.float64]:
+    """The vectors as the rows of a float matrix, each scaled to length 1 (a zero vector stays zero).
+    ``ValueError`` when they differ in length or hold NaN or infinity."""
+    np = _numpy()
+    shape = "the embedder must return one list of finite numbers per text, all of one length"
+    try:
+        matrix = np.array(vectors, dtype=np.float64)
+    except (ValueError, TypeError) as exc:  # rows of different lengths, or not numbers
+        raise ValueError(f"{shape} ({exc})") from exc
+    if matrix.ndim != 2:
+        raise ValueError(f"{shape}; got an array of shape {matrix.shape}")
+    if not np.isfinite(matrix).all():
+        raise ValueError("the embedder returned a vector holding NaN or infinity")
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0.0, 1.0, norms)  # type: ignore[no-any-return]
+
+
+def _top_k(scores: NDArray[numpy.float64], k: int) -> list[int]:
+    """The indices of the ``k`` highest scores, highest first. Scores equal to 12 decimals are a tie
+    (so that rounding in the sums does not decide between equally near examples), which goes to the
+    lower index."""
+    np = _numpy()
+    scores = np.round(scores, 12)
+    if k < len(scores):
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]  # the k-th highest score
+        candidates = np.flatnonzero(scores >= kth)  # ascending indices: ties at kth may add some
+    else:
+        candidates = np.arange(len(scores))
+    order = candidates[np.argsort(-scores[candidates], kind="stable")]
+    return [int(i) for i in order[:k]]
 
 
 def _text(example: Example | dict[str, Any], keys: Sequence[str]) -> str:
@@ -44,17 +87,18 @@ class KNNProgram(Module):
                  embedder: Embedder, bootstrap_args: dict[str, Any]) -> None:
         self.program = program
         self._trainset = list(trainset)
-        self._vectors = [_normalize(v) for v in vectors]
+        self._vectors = _unit_rows(vectors)
         self._k = k
         self._embedder = embedder
         self._bootstrap_args = bootstrap_args
 
     def nearest(self, **inputs: Any) -> list[Example]:
         keys = list(inputs)
-        query = _normalize(list(self._embedder([_text(inputs, keys)])[0]))
-        scored = sorted(range(len(self._vectors)),
-                        key=lambda i: -sum(a * b for a, b in zip(query, self._vectors[i])))
-        return [self._trainset[i] for i in scored[:self._k]]
+        query = _unit_rows(self._embedder([_text(inputs, keys)]))
+        if query.shape != (1, self._vectors.shape[1]):
+            raise ValueError(f"the embedder gave vectors of shape {query.shape} for one query; the training "
+                             f"vectors have {self._vectors.shape[1]} numbers")
+        return [self._trainset[i] for i in _top_k(self._vectors @ query[0], self._k)]
 
     def _with_demos(self, inputs: dict[str, Any]) -> Module:
         near = self.nearest(**inputs)
@@ -89,6 +133,7 @@ class KNNFewShot(Optimizer):
     def compile(self, student: Module, *, trainset: Sequence[Example] | None = None,
                 valset: Sequence[Example] | None = None, teacher: Module | None = None) -> Module:
         rows = check_examples(trainset, "trainset") if trainset is not None else self.trainset
+        _numpy()  # before the embedder's work: a missing numpy fails at once, with the install line
         with CompileRun(self, student, rows, valset, total=1, unit="steps") as run:
             keys = list(rows[0].inputs())
             vectors = list(self.embedder([_text(r, keys) for r in rows]))
