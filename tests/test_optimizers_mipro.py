@@ -334,3 +334,35 @@ def test_a_resumed_mipro_compile_gives_the_uninterrupted_program(tmp_path: Path,
     assert resumed.report["best_score"] == uninterrupted.report["best_score"]  # type: ignore[index]
     assert program_state(resumed) == program_state(uninterrupted)
     assert resumed.format == uninterrupted.format
+
+
+NATO = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot")
+
+
+def six_class_rows(n: int, offset: int = 0) -> list[lmbridge.Example]:
+    return [lmbridge.Example(text=f"item {i}", label=NATO[i % 6]).with_inputs("text")
+            for i in range(offset, offset + n)]
+
+
+def covering_model(messages: list[Any]) -> Any:
+    """Right only when the prompt shows every class in its demos (each label written twice or more)."""
+    if is_proposer(messages):
+        return {"summary": "Items."} if "Look at these" in messages[0]["content"] else {
+            "instruction": "Name the item's class."}
+    prompt = "\n".join(str(m["content"]) for m in messages)
+    if all(prompt.count(label) >= 2 for label in NATO):
+        return {"label": NATO[int(last_text(messages).split()[-1]) % 6]}
+    return {"label": "alpha"}
+
+
+def test_the_balanced_demo_set_shows_every_class_when_the_classes_outnumber_the_demos() -> None:
+    sig = f"text -> label: Literal[{', '.join(repr(x) for x in NATO)}]"
+    student = lmbridge.Predict(sig, lm=ScriptedLM(covering_model))
+    opt = MIPROv2(metric, max_bootstrapped_demos=0, max_labeled_demos=4, num_threads=1, seed=0,
+                  display_progress=False)
+    program = opt.compile(student, trainset=six_class_rows(24), valset=six_class_rows(18, offset=24),
+                          minibatch_size=6, num_trials=12)
+    demos = program.predictors()[0].demos
+    assert len(demos) >= 12 and {d.label for d in demos} == set(NATO)
+    assert lmbridge.Evaluate(devset=six_class_rows(12, offset=60), metric=metric, display_progress=False)(
+        program).score == 100.0

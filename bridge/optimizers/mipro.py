@@ -51,7 +51,7 @@ from lmbridge.optimizers.search_space import (
     usable_formats,
 )
 from lmbridge.optimizers.shared_study import claim_trial, heartbeat
-from lmbridge.optimizers.state import snapshot
+from lmbridge.optimizers.state import PredictorState, snapshot
 from lmbridge.settings import context, current
 from lmbridge.types import Example
 
@@ -230,10 +230,18 @@ class MIPROv2(Optimizer):
         logprobs = all(lm is not None and lm.supports_logprobs() for lm in lms)
         formats = usable_formats(formats, logprobs and any(label_options(s.signature) for s in base.values()))
         if not zero_shot and max_lab > 0 and all(label_options(s.signature) for s in base.values()):
-            balanced = {name: s.with_demos(labeled_demos(s, train, max_lab, random.Random(seed), balanced=True))
-                        for name, s in base.items()}  # a class-balanced draw of labeled demos
+            # A class-balanced draw of labeled demos, two of each class at least: a 6-class task needs
+            # more than the default 4 demos before every class is shown once.
+            balanced = {name: s.with_demos(labeled_demos(s, train, max(max_lab, 2 * _classes(s)), random.Random(seed),
+                                                         balanced=True))
+                        for name, s in base.items()}
             demo_sets.append(balanced)
         return SearchSpace(base, instructions, demo_sets, formats if self.formats else [None])
+
+
+def _classes(state: PredictorState) -> int:
+    found = label_options(state.signature)
+    return len(found[1]) if found is not None else 0
 
 
 class _Beating:
