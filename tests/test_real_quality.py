@@ -97,12 +97,15 @@ def test_calibration_moves_a_biased_model_toward_balance(model: str, layout: str
         scores = lmbridge.score_labels(lm, calibrated.format, Sentiment, [], {"text": e.text})
         assert scores is not None and scores.prior_source == "stored"
         stored.append(positive(scores))
-        content_free.append(positive(lmbridge.score_labels(lm, fmt, Sentiment, [], {"text": e.text})))
+        fallback = lmbridge.score_labels(lm, fmt, Sentiment, [], {"text": e.text})  # no stored prior
+        assert fallback is not None and fallback.prior_source == "content-free"
+        content_free.append(positive(fallback))
     (raw_mean, raw_pos, raw_acc), (cal_mean, cal_pos, cal_acc) = _summary(raw, rows), _summary(stored, rows)
     cf_mean, cf_pos, cf_acc = _summary(content_free, rows)
     print(f"\n{model} {layout}: prior P(positive) {calibrated.format.prior.probabilities['positive']:.3f}; "
           f"raw mean {raw_mean:.3f}, {raw_pos}/100 positive, accuracy {raw_acc:.2f}; calibrated on train inputs "
-          f"{cal_mean:.3f}, {cal_pos}/100, {cal_acc:.2f}; content-free {cf_mean:.3f}, {cf_pos}/100, {cf_acc:.2f}")
+          f"{cal_mean:.3f}, {cal_pos}/100, {cal_acc:.2f}; content-free (prior {fallback.prior[1]:.3f}) "
+          f"{cf_mean:.3f}, {cf_pos}/100, {cf_acc:.2f}")
     assert abs(raw_pos - 50) >= 10, f"{model} {layout} zero-shot should lean to one label here ({raw_pos}/100)"
     assert abs(cal_pos - 50) < abs(raw_pos - 50)
     assert abs(cal_mean - 0.5) < abs(raw_mean - 0.5)
