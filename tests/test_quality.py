@@ -49,8 +49,8 @@ class ScoringLM(ScriptedLM):
 
     made = itertools.count()
 
-    def __init__(self, scorer: Any) -> None:
-        super().__init__([], model=f"scoring-{next(self.made)}")
+    def __init__(self, scorer: Any, answer: Any = ()) -> None:
+        super().__init__(answer, model=f"scoring-{next(self.made)}")
         self.scorer = scorer
         self.scored: list[list[Message]] = []
 
@@ -58,6 +58,9 @@ class ScoringLM(ScriptedLM):
                       params: dict[str, Any] | None = None) -> OptionScores:
         self.scored.append(messages)
         return OptionScores(tuple(self.scorer(messages, options)), Usage(calls=1))
+
+    def supports_logprobs(self) -> bool:
+        return True
 
 
 # -- constrained decoding -------------------------------------------------------------------------
@@ -295,6 +298,34 @@ def test_an_optimizer_estimates_the_prior_from_the_trainset_inputs_and_saves_it(
     untouched = lmbridge.LabeledFewShot(k=0, format=lmbridge.ChatFormat(scoring="labels"),
                                         display_progress=False).compile(student, trainset=train)
     assert "calibration" not in (untouched.report or {}) and untouched.predictors()[0].format.prior is None  # type: ignore[union-attr]
+
+
+def test_mipro_calibrates_its_candidates_on_the_trainset_inputs() -> None:
+    pytest.importorskip("optuna")
+    truth = {"a triumph": "positive", "dull and long": "negative", "fine": "positive", "a mess": "negative",
+             "lovely": "positive", "tedious": "negative"}
+
+    def answer(messages: list[Message]) -> Any:
+        first = str(messages[0]["content"])
+        if "Look at these examples" in first:
+            return {"summary": "Movie reviews."}
+        if "Write a better instruction" in first:
+            return {"instruction": "Classify the sentiment."}
+        return "positive"  # generated answers: always positive
+    lm = ScoringLM(_biased, answer)
+    rows = [lmbridge.Example(text=t, label=label).with_inputs("text") for t, label in truth.items()]
+    opt = lmbridge.MIPROv2(lmbridge.metrics.exact_match("label"), auto=None, num_candidates=2,
+                           max_bootstrapped_demos=0, max_labeled_demos=0, num_threads=1, display_progress=False,
+                           formats=[lmbridge.ChatFormat(scoring="calibrated")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = opt.compile(lmbridge.Predict(Sentiment, lm=lm), trainset=rows, valset=rows, num_trials=3)
+    # with the content-free prior the calibrated form answers "positive" to all, like the student
+    assert program.report is not None and program.report["selection"]["kept"] == "winner"
+    fmt = program.predictors()[0].format
+    assert fmt is not None and fmt.prior is not None and fmt.prior.inputs == len(rows)
+    assert program.report["calibration"]["self"]["inputs"] == len(rows)
+    assert [program(text=t).label for t in truth] == list(truth.values())
 
 
 def test_within_calibrating_a_calibrated_format_takes_its_prior_from_the_inputs() -> None:
