@@ -140,9 +140,17 @@ class InputPool:
             usable = [{n: r[n] for n in names} for r in self.rows if all(n in r for n in names)]
             if len(usable) > self.size:
                 usable = random.Random(self.seed).sample(usable, self.size)
-            blob = json.dumps([[render_input(r[n]) for n in names] for r in usable], ensure_ascii=False)
+            blob = json.dumps([[_written(n, r[n]) for n in names] for r in usable], ensure_ascii=False)
             found = self._fitting[names] = (tuple(usable), hashlib.sha256(blob.encode("utf-8")).hexdigest())
         return found
+
+
+def _written(name: str, value: Any) -> str:
+    try:
+        return render_input(value)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"calibration input field {name!r} is a {type(value).__name__}, which cannot be written "
+                         f"into a prompt ({exc})") from exc
 
 
 _pool: contextvars.ContextVar[InputPool | None] = contextvars.ContextVar("lmbridge_calibration_pool", default=None)
@@ -200,7 +208,7 @@ def find_prior(lm: BaseLM, fmt: PromptFormat, signature: type[Signature], demos:
     one from the inputs being calibrated on (``calibrating``), else the content-free one."""
     prompt = prompt_fingerprint(lm, fmt, signature, demos, texts)
     stored = fmt.prior
-    if stored is not None and stored.prompt == prompt:
+    if stored is not None and stored.prompt == prompt and set(stored.probabilities) == set(texts):
         return [stored.probabilities[t] for t in texts], "stored", Usage()
     pool = _pool.get()
     rows, digest = pool.fitting(signature) if pool is not None else ((), "")

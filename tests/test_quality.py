@@ -220,6 +220,9 @@ def test_calibrate_says_what_it_cannot_do() -> None:
                            [{"review": "fine"}])
     with pytest.raises(ValueError, match="at least one input"):
         lmbridge.calibrate(lmbridge.Predict(Sentiment, lm=lm), [])
+    with pytest.raises(ValueError, match="'text' is a set, which cannot be written"):
+        lmbridge.calibrate(lmbridge.Predict(Sentiment, lm=lm, format=lmbridge.ChatFormat(scoring="calibrated")),
+                           [{"text": {1, 2}}])
     with pytest.raises(ValueError, match="scoring='calibrated'"):
         lmbridge.ChatFormat(scoring="labels").with_prior(
             {"probabilities": {"negative": 0.5, "positive": 0.5}, "inputs": 2, "prompt": "ab"})
