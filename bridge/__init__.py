@@ -6,6 +6,7 @@ neither LiteLLM, LangChain, LlamaIndex, optuna, llama.cpp, torch nor sentence-tr
 
 from lmbridge import datasets, metrics, testing
 from lmbridge.cache_redis import RedisCache
+from lmbridge.calibration import calibrate
 from lmbridge.callbacks import Callback, LMEnd, Run, RunScore, current_run_id
 from lmbridge.constrain import constraint_fallbacks
 from lmbridge.control import BestOfN, Parallel, Refine
@@ -47,6 +48,7 @@ from lmbridge.optimizers import (
 )
 from lmbridge.otel import OpenTelemetryCallback
 from lmbridge.predict import ChainOfThought, Predict
+from lmbridge.prior import Prior
 from lmbridge.react import ReAct
 from lmbridge.retrieval import BM25Retriever, Retrieve, Retriever
 from lmbridge.settings import Settings, configure, context, context_executor, current
@@ -108,6 +110,7 @@ __all__ = [
     "Passage",
     "Predict",
     "Prediction",
+    "Prior",
     "PromptFormat",
     "RateLimitError",
     "RawResult",
@@ -132,6 +135,7 @@ __all__ = [
     "ToolError",
     "Usage",
     "__version__",
+    "calibrate",
     "configure",
     "constraint_fallbacks",
     "context",

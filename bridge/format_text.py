@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lmbridge.formats import FORMATS, ChatFormat, Scoring
+from lmbridge.prior import Prior
 from lmbridge.signature import Signature
 from lmbridge.types import Message
 from lmbridge.values import render, render_input
@@ -35,8 +36,9 @@ class TextFormat(ChatFormat):
 
     name = "text"
 
-    def __init__(self, instructions: bool = True, *, constrained: bool = True, scoring: Scoring = "generate") -> None:
-        super().__init__("inline", "user", constrained=constrained, scoring=scoring)
+    def __init__(self, instructions: bool = True, *, constrained: bool = True, scoring: Scoring = "generate",
+                 prior: Prior | Mapping[str, Any] | None = None) -> None:
+        super().__init__("inline", "user", constrained=constrained, scoring=scoring, prior=prior)
         if not isinstance(instructions, bool):
             raise ValueError(f"instructions must be True or False, not {instructions!r}")
         self.show_instructions = instructions

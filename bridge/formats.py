@@ -11,16 +11,18 @@ by measurement on SmolLM2-135M (see docs/formats.md): field-marker formats such 
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from weakref import WeakKeyDictionary
 
 from lmbridge.constrain import Constraint, chat_grammar, outputs_schema
 from lmbridge.errors import ParseError
 from lmbridge.json_text import find_json
 from lmbridge.partial import PartialOutputs, read_json_object, read_labelled
+from lmbridge.prior import Prior
 from lmbridge.signature import Field, Signature
 from lmbridge.types import Message
 from lmbridge.values import (
@@ -37,6 +39,7 @@ Scoring = Literal["generate", "labels", "calibrated"]
 SCORINGS: tuple[Scoring, ...] = ("generate", "labels", "calibrated")
 DemoPlacement = Literal["turns", "inline"]
 InstructionRole = Literal["user", "system"]
+F = TypeVar("F", bound="PromptFormat")
 
 
 class PromptFormat:
@@ -87,7 +90,16 @@ class PromptFormat:
 
     scoring: Scoring = "generate"
     """``"labels"``: a single Literal or bool output is chosen by the options' probabilities instead
-    of sampled text; ``"calibrated"``: the same, calibrated against a content-free input."""
+    of sampled text; ``"calibrated"``: the same, with each probability divided by the model's prior."""
+    prior: Prior | None = None
+    """With ``scoring="calibrated"``: the prior estimated from real inputs (``lmbridge.calibrate``),
+    saved with the format; None falls back to the content-free estimate (see ``lmbridge.labels``)."""
+
+    def with_prior(self: F, prior: Prior | Mapping[str, Any] | None) -> F:
+        """A copy of this format carrying ``prior`` (None: without one). Needs ``scoring="calibrated"``."""
+        new = copy.copy(self)
+        new.prior = _checked_prior(prior, self.scoring)
+        return new
 
     def to_state(self) -> dict[str, Any]:
         return {"name": self.name}
@@ -101,6 +113,13 @@ class PromptFormat:
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.to_state().items() if k != "name")
         return f"{type(self).__name__}({opts})"
+
+
+def _checked_prior(prior: Prior | Mapping[str, Any] | None, scoring: Scoring) -> Prior | None:
+    found = None if prior is None else Prior.from_state(prior)
+    if found is not None and scoring != "calibrated":
+        raise ValueError(f"a prior goes with scoring='calibrated', not scoring={scoring!r}")
+    return found
 
 
 def _inputs_block(signature: type[Signature], values: Mapping[str, Any]) -> str:
@@ -174,7 +193,7 @@ class _PlacedFormat(PromptFormat):
     """A format with the two placement choices the optimizers search: where demos and instructions go."""
 
     def __init__(self, demos: DemoPlacement, instructions: InstructionRole, constrained: bool = True,
-                 scoring: Scoring = "generate") -> None:
+                 scoring: Scoring = "generate", prior: Prior | Mapping[str, Any] | None = None) -> None:
         if demos not in ("turns", "inline"):
             raise ValueError(f"demos must be 'turns' or 'inline', not {demos!r}")
         if instructions not in ("user", "system"):
@@ -187,6 +206,7 @@ class _PlacedFormat(PromptFormat):
         self.instructions: InstructionRole = instructions
         self.constrained = constrained
         self.scoring = scoring
+        self.prior = _checked_prior(prior, scoring)
 
     def to_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {"name": self.name, "demos": self.demos, "instructions": self.instructions}
@@ -199,6 +219,8 @@ class _PlacedFormat(PromptFormat):
             state["constrained"] = False
         if self.scoring != "generate":
             state["scoring"] = self.scoring
+        if self.prior is not None:
+            state["prior"] = self.prior.to_state()
         return state
 
 
@@ -209,8 +231,9 @@ class ChatFormat(_PlacedFormat):
     name = "chat"
 
     def __init__(self, demos: DemoPlacement = "turns", instructions: InstructionRole = "user", *,
-                 constrained: bool = True, scoring: Scoring = "generate") -> None:
-        super().__init__(demos, instructions, constrained, scoring)
+                 constrained: bool = True, scoring: Scoring = "generate",
+                 prior: Prior | Mapping[str, Any] | None = None) -> None:
+        super().__init__(demos, instructions, constrained, scoring, prior)
 
     def constraint(self, signature: type[Signature]) -> Constraint | None:
         return Constraint(gbnf=chat_grammar(signature)) if self.constrained else None
@@ -325,8 +348,9 @@ class JSONFormat(_PlacedFormat):
     name = "json"
 
     def __init__(self, demos: DemoPlacement = "turns", instructions: InstructionRole = "system", *,
-                 constrained: bool = True, scoring: Scoring = "generate") -> None:
-        super().__init__(demos, instructions, constrained, scoring)
+                 constrained: bool = True, scoring: Scoring = "generate",
+                 prior: Prior | Mapping[str, Any] | None = None) -> None:
+        super().__init__(demos, instructions, constrained, scoring, prior)
 
     def constraint(self, signature: type[Signature]) -> Constraint | None:
         return Constraint(schema=outputs_schema(signature)) if self.constrained else None

@@ -24,6 +24,8 @@ from lmbridge.errors import LMError
 from lmbridge.lm_litellm import _litellm as _litellm
 from lmbridge.lm_litellm import _map_error as _map_error
 from lmbridge.lm_litellm import litellm_astream, litellm_stream, tool_request_flags
+from lmbridge.lm_scoring import OptionScores as OptionScores
+from lmbridge.lm_scoring import score_local
 from lmbridge.lm_stream import StreamingMixin
 from lmbridge.settings import current
 from lmbridge.toolcalls import ToolCall, read_tool_calls
@@ -47,15 +49,6 @@ class Completion:
     cached: bool = False
     tool_calls: tuple[ToolCall, ...] = ()
     """The tools the model called, when the request offered tools (``params["tools"]``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class OptionScores:
-    """The log-probability of each option as the model's whole answer (``BaseLM.score_options``)."""
-
-    logprobs: tuple[float, ...]
-    usage: Usage
-    cached: bool = False
 
 
 @dataclass(slots=True)
@@ -359,23 +352,7 @@ class LM(BaseLM):
                       params: dict[str, Any] | None = None) -> OptionScores:
         if self._local is None:
             return super().score_options(messages, options, params)
-        import json
-
-        raw = bool(params and params.get("endpoint") == "completion")
-        key = (cache_key(self.model, messages, {"score_options": options, "raw": raw})
-               if self._cache is not None else None)
-        record = self._cache.get(key) if key is not None and self._cache is not None else None
-        if record is not None:
-            usage = Usage(cache_hits=1)
-            self._finish(messages, record["text"], usage, True)
-            return OptionScores(tuple(json.loads(record["text"])), usage, True)
-        logprobs, prompt_tokens = self._local.score(messages, options, raw=raw)
-        text = json.dumps(logprobs)
-        usage = Usage(calls=1, prompt_tokens=prompt_tokens, cost=0.0)
-        if key is not None and self._cache is not None:
-            self._cache.set(key, {"text": text, "prompt_tokens": prompt_tokens, "completion_tokens": 0})
-        self._finish(messages, text, usage, False)
-        return OptionScores(tuple(logprobs), usage)
+        return score_local(self._local, self.model, self._cache, self._finish, messages, options, params)
 
     def _outgoing(self, messages: list[Message], merged: dict[str, Any]) -> dict[str, Any]:
         params = super()._outgoing(messages, merged)

@@ -4,6 +4,7 @@ sampling, macro-F1. The real-model side is in test_real_quality.py."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import warnings
 from typing import Any, Literal
@@ -43,10 +44,13 @@ class GrammarLM(ScriptedLM):
 
 
 class ScoringLM(ScriptedLM):
-    """A scripted LM with log-probabilities: ``scorer(messages, options)`` gives them."""
+    """A scripted LM with log-probabilities: ``scorer(messages, options)`` gives them. Each one has its
+    own model name: priors are memoised per model and prompt in the process."""
 
-    def __init__(self, scorer: Any) -> None:
-        super().__init__([])
+    made = itertools.count()
+
+    def __init__(self, scorer: Any, answer: Any = ()) -> None:
+        super().__init__(answer, model=f"scoring-{next(self.made)}")
         self.scorer = scorer
         self.scored: list[list[Message]] = []
 
@@ -54,6 +58,9 @@ class ScoringLM(ScriptedLM):
                       params: dict[str, Any] | None = None) -> OptionScores:
         self.scored.append(messages)
         return OptionScores(tuple(self.scorer(messages, options)), Usage(calls=1))
+
+    def supports_logprobs(self) -> bool:
+        return True
 
 
 # -- constrained decoding -------------------------------------------------------------------------
@@ -97,8 +104,11 @@ def test_an_api_model_without_structured_output_falls_back_and_is_counted() -> N
 
 def test_format_choices_round_trip_and_defaults_keep_the_old_state() -> None:
     assert lmbridge.ChatFormat().to_state() == {"name": "chat", "demos": "turns", "instructions": "user"}
+    prior = {"probabilities": {"negative": 0.25, "positive": 0.75}, "inputs": 32, "prompt": "0123456789abcdef"}
     for fmt in (lmbridge.ChatFormat(constrained=False, scoring="calibrated"), lmbridge.JSONFormat(scoring="labels"),
-                lmbridge.TextFormat(), lmbridge.TextFormat(instructions=False, scoring="calibrated")):
+                lmbridge.TextFormat(), lmbridge.TextFormat(instructions=False, scoring="calibrated"),
+                lmbridge.ChatFormat(scoring="calibrated", prior=prior),
+                lmbridge.TextFormat(scoring="calibrated").with_prior(prior)):
         assert format_from_state(fmt.to_state()) == fmt
     with pytest.raises(ValueError, match="scoring"):
         lmbridge.ChatFormat(scoring="vote")  # type: ignore[arg-type]
@@ -139,6 +149,199 @@ def test_calibration_divides_out_the_content_free_prior() -> None:
     probes = len(lm.scored)
     calibrated(text="so so")  # the prior is estimated once per prompt
     assert len(lm.scored) == probes + 1
+
+
+# -- calibration from real inputs -------------------------------------------------------------------
+REVIEWS = {"a triumph": [-1.6, -0.22], "dull and long": [-0.6, -0.8], "fine": [-1.0, -0.45],
+           "a mess": [-0.5, -0.95], "lovely": [-2.0, -0.14], "tedious": [-0.55, -0.85]}
+"""A model that leans positive on real reviews (mean P(positive) 0.59) but negative on content-free
+inputs (0.09): the content-free prior points the wrong way, as on the embedded models."""
+
+
+def _biased(messages: list[Message], options: list[str]) -> list[float]:
+    text = messages[-1]["content"].split("Text: ")[-1].split("\n")[0]
+    return REVIEWS.get(text, [-0.1, -2.4])  # "N/A", "", "[MASK]": strongly negative
+
+
+def _mean_positive(rows: list[str]) -> float:
+    from lmbridge.labels import normalise
+
+    return sum(normalise(REVIEWS[r])[1] for r in rows) / len(rows)
+
+
+def test_divide_prior_is_bayes_rule_against_the_prior() -> None:
+    from lmbridge.labels import divide_prior
+
+    assert divide_prior([0.8, 0.2], [0.8, 0.2]) == pytest.approx([0.5, 0.5])
+    assert divide_prior([0.6, 0.4], [0.5, 0.5]) == pytest.approx([0.6, 0.4])
+    p, q = [0.7, 0.2, 0.1], [0.5, 0.25, 0.25]
+    expected = [a / b for a, b in zip(p, q)]
+    assert divide_prior(p, q) == pytest.approx([e / sum(expected) for e in expected])
+
+
+def test_calibrate_stores_the_mean_over_real_inputs_and_inference_costs_no_extra_call() -> None:
+    lm = ScoringLM(_biased)
+    fmt = lmbridge.ChatFormat(scoring="calibrated")
+    program = lmbridge.Predict(Sentiment, lm=lm, format=fmt)
+    assert program(text="dull and long").label == "positive"  # the content-free prior makes it worse
+    rows = [lmbridge.Example(text=t, label="negative").with_inputs("text") for t in REVIEWS]  # labels unused
+    calibrated = lmbridge.calibrate(program, rows)
+    assert program.format is fmt and fmt.prior is None  # a new program; the student is untouched
+    prior = calibrated.format.prior  # type: ignore[union-attr]
+    assert prior is not None and prior.inputs == len(REVIEWS)
+    assert prior.probabilities["positive"] == pytest.approx(_mean_positive(list(REVIEWS)))
+    before = len(lm.scored)
+    answers = {t: calibrated(text=t).label for t in ("a triumph", "dull and long", "a mess", "lovely")}
+    assert len(lm.scored) == before + 4  # one scoring call per answer, the prior is stored
+    assert answers == {"a triumph": "positive", "dull and long": "negative", "a mess": "negative",
+                       "lovely": "positive"}
+    scores = lmbridge.score_labels(lm, calibrated.format, Sentiment, [], {"text": "fine"})  # type: ignore[arg-type]
+    assert scores is not None and scores.prior_source == "stored" and scores.prior == (
+        prior.probabilities["negative"], prior.probabilities["positive"])
+
+
+def test_calibrate_draws_at_most_size_inputs_with_its_seed() -> None:
+    program = lmbridge.Predict(Sentiment, lm=ScoringLM(_biased), format=lmbridge.ChatFormat(scoring="calibrated"))
+    rows = [{"text": t} for t in REVIEWS]
+    prior = lmbridge.calibrate(program, rows, size=3, seed=1).format.prior  # type: ignore[union-attr]
+    assert prior is not None and prior.inputs == 3
+    means = [_mean_positive(list(c)) for c in itertools.combinations(REVIEWS, 3)]
+    assert any(prior.probabilities["positive"] == pytest.approx(m) for m in means)
+    assert lmbridge.calibrate(program, rows, size=3, seed=1).format.prior == prior  # type: ignore[union-attr]
+
+
+def test_calibrate_says_what_it_cannot_do() -> None:
+    lm = ScoringLM(_biased)
+    with pytest.raises(ValueError, match="no predictor to calibrate"):
+        lmbridge.calibrate(lmbridge.Predict(Sentiment, lm=lm, format=lmbridge.ChatFormat(scoring="labels")),
+                           [{"text": "fine"}])
+    with pytest.raises(ValueError, match=r"reads \['text'\], which no input row holds"):
+        lmbridge.calibrate(lmbridge.Predict(Sentiment, lm=lm, format=lmbridge.ChatFormat(scoring="calibrated")),
+                           [{"review": "fine"}])
+    with pytest.raises(ValueError, match="at least one input"):
+        lmbridge.calibrate(lmbridge.Predict(Sentiment, lm=lm), [])
+    with pytest.raises(ValueError, match="'text' is a set, which cannot be written"):
+        lmbridge.calibrate(lmbridge.Predict(Sentiment, lm=lm, format=lmbridge.ChatFormat(scoring="calibrated")),
+                           [{"text": {1, 2}}])
+    with pytest.raises(ValueError, match="scoring='calibrated'"):
+        lmbridge.ChatFormat(scoring="labels").with_prior(
+            {"probabilities": {"negative": 0.5, "positive": 0.5}, "inputs": 2, "prompt": "ab"})
+
+
+def test_a_stored_prior_round_trips_through_save_and_load_exactly(tmp_path: Any) -> None:
+    import json
+
+    lm = ScoringLM(_biased)
+    demos = [lmbridge.Example(text="lovely", label="positive"), lmbridge.Example(text="a mess", label="negative")]
+    for fmt in (lmbridge.ChatFormat(scoring="calibrated"), lmbridge.TextFormat(scoring="calibrated"),
+                lmbridge.JSONFormat(demos="inline", scoring="calibrated")):
+        program = lmbridge.calibrate(lmbridge.Predict(Sentiment, lm=lm, demos=demos, format=fmt),
+                                     [{"text": t} for t in REVIEWS])
+        saved = program.format
+        assert saved is not None and saved.prior is not None
+        assert format_from_state(json.loads(json.dumps(saved.to_state()))) == saved
+        program.save(tmp_path / "p.json")
+        state = json.loads((tmp_path / "p.json").read_text())["predictors"]["self"]["format"]["prior"]
+        assert state == {"probabilities": dict(saved.prior.probabilities), "inputs": 6, "prompt": saved.prior.prompt}
+        assert all(type(v) is float for v in state["probabilities"].values())
+        loaded = lmbridge.Predict(Sentiment, lm=lm)
+        loaded.load(tmp_path / "p.json")
+        assert loaded.format == saved and loaded.format.prior == saved.prior  # type: ignore[union-attr]
+        before = len(lm.scored)
+        scores = lmbridge.score_labels(lm, loaded.format, Sentiment, loaded.demos,  # type: ignore[arg-type]
+                                       {"text": "fine"})
+        assert scores is not None and scores.prior_source == "stored" and len(lm.scored) == before + 1
+
+
+def test_a_broken_prior_in_a_file_is_a_state_error(tmp_path: Any) -> None:
+    import json
+
+    program = lmbridge.calibrate(lmbridge.Predict(Sentiment, lm=ScoringLM(_biased),
+                                                  format=lmbridge.ChatFormat(scoring="calibrated")),
+                                 [{"text": t} for t in REVIEWS])
+    program.save(tmp_path / "p.json")
+    good = json.loads((tmp_path / "p.json").read_text())
+    for bad, words in (({"negative": 0.2, "positive": 0.3}, "sum to 1"), ({"negative": "x", "positive": 1.0}, "number"),
+                       ({"positive": 1.0}, "at least two"), ([0.5, 0.5], "at least two")):
+        state = json.loads(json.dumps(good))
+        state["predictors"]["self"]["format"]["prior"]["probabilities"] = bad
+        (tmp_path / "bad.json").write_text(json.dumps(state))
+        target = lmbridge.Predict(Sentiment)
+        with pytest.raises(lmbridge.StateError, match=words):
+            target.load(tmp_path / "bad.json")
+        assert target.format is None  # nothing applied
+
+
+def test_a_stored_prior_for_another_prompt_is_not_applied() -> None:
+    lm = ScoringLM(_biased)
+    program = lmbridge.calibrate(lmbridge.Predict(Sentiment, lm=lm, format=lmbridge.ChatFormat(scoring="calibrated")),
+                                 [{"text": t} for t in REVIEWS])
+    program.demos = [lmbridge.Example(text="lovely", label="positive")]  # the prompt changed after calibrating
+    with pytest.warns(RuntimeWarning, match="estimated for another prompt"):
+        scores = lmbridge.score_labels(lm, program.format, Sentiment, program.demos,  # type: ignore[arg-type]
+                                       {"text": "fine"})
+    assert scores is not None and scores.prior_source == "content-free"
+    other = lmbridge.calibrate(program, [{"text": t} for t in REVIEWS])  # estimated again: applied
+    scores = lmbridge.score_labels(lm, other.format, Sentiment, other.demos, {"text": "fine"})  # type: ignore[arg-type]
+    assert scores is not None and scores.prior_source == "stored"
+
+
+def test_an_optimizer_estimates_the_prior_from_the_trainset_inputs_and_saves_it() -> None:
+    lm = ScoringLM(_biased)
+    train = [lmbridge.Example(text=t, label="positive").with_inputs("text") for t in REVIEWS]
+    student = lmbridge.Predict(Sentiment, lm=lm)
+    program = lmbridge.LabeledFewShot(k=0, format=lmbridge.ChatFormat(scoring="calibrated"),
+                                      display_progress=False).compile(student, trainset=train)
+    prior = program.predictors()[0].format.prior  # type: ignore[union-attr]
+    assert prior is not None and prior.inputs == len(REVIEWS)
+    assert prior.probabilities["positive"] == pytest.approx(_mean_positive(list(REVIEWS)))
+    assert program.report is not None and program.report["calibration"]["self"]["inputs"] == len(REVIEWS)
+    assert student.format is None
+    assert program(text="dull and long").label == "negative"
+    untouched = lmbridge.LabeledFewShot(k=0, format=lmbridge.ChatFormat(scoring="labels"),
+                                        display_progress=False).compile(student, trainset=train)
+    assert "calibration" not in (untouched.report or {}) and untouched.predictors()[0].format.prior is None  # type: ignore[union-attr]
+
+
+def test_mipro_calibrates_its_candidates_on_the_trainset_inputs() -> None:
+    pytest.importorskip("optuna")
+    truth = {"a triumph": "positive", "dull and long": "negative", "fine": "positive", "a mess": "negative",
+             "lovely": "positive", "tedious": "negative"}
+
+    def answer(messages: list[Message]) -> Any:
+        first = str(messages[0]["content"])
+        if "Look at these examples" in first:
+            return {"summary": "Movie reviews."}
+        if "Write a better instruction" in first:
+            return {"instruction": "Classify the sentiment."}
+        return "positive"  # generated answers: always positive
+    lm = ScoringLM(_biased, answer)
+    rows = [lmbridge.Example(text=t, label=label).with_inputs("text") for t, label in truth.items()]
+    opt = lmbridge.MIPROv2(lmbridge.metrics.exact_match("label"), auto=None, num_candidates=2,
+                           max_bootstrapped_demos=0, max_labeled_demos=0, num_threads=1, display_progress=False,
+                           formats=[lmbridge.ChatFormat(scoring="calibrated")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = opt.compile(lmbridge.Predict(Sentiment, lm=lm), trainset=rows, valset=rows, num_trials=3)
+    # with the content-free prior the calibrated form answers "positive" to all, like the student
+    assert program.report is not None and program.report["selection"]["kept"] == "winner"
+    fmt = program.predictors()[0].format
+    assert fmt is not None and fmt.prior is not None and fmt.prior.inputs == len(rows)
+    assert program.report["calibration"]["self"]["inputs"] == len(rows)
+    assert [program(text=t).label for t in truth] == list(truth.values())
+
+
+def test_within_calibrating_a_calibrated_format_takes_its_prior_from_the_inputs() -> None:
+    from lmbridge.labels import calibrating
+
+    lm = ScoringLM(_biased)
+    fmt = lmbridge.ChatFormat(scoring="calibrated")
+    with calibrating([{"text": t} for t in REVIEWS]):
+        scores = lmbridge.score_labels(lm, fmt, Sentiment, [], {"text": "dull and long"})
+    assert scores is not None and scores.prior_source == "inputs" and scores.choice == "negative"
+    assert scores.prior[1] == pytest.approx(_mean_positive(list(REVIEWS)))
+    outside = lmbridge.score_labels(lm, fmt, Sentiment, [], {"text": "dull and long"})
+    assert outside is not None and outside.prior_source == "content-free" and outside.choice == "positive"
 
 
 def test_label_scoring_without_logprobs_is_a_clear_error() -> None:

@@ -16,8 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lmbridge.calibration import with_priors
 from lmbridge.evaluate import EvaluationRow, Metric, check_examples, run_pairs
 from lmbridge.formats import PromptFormat
+from lmbridge.labels import calibrating
 from lmbridge.module import Module
 from lmbridge.optimizers.base import CompileRun, Estimate, Optimizer, price_per_call
 from lmbridge.optimizers.checkpoint import Checkpoint, fingerprint, open_checkpoint
@@ -41,7 +43,9 @@ class LabeledFewShot(Optimizer):
 
     ``balanced=True`` draws the demos with the classes of the predictor's first output field in
     equal numbers; ``format`` sets the predictors' prompt format (e.g. ``TextFormat()``). With a
-    ``metric`` and a valset, the result is kept only if it beats the student beyond noise.
+    ``metric`` and a valset, the result is kept only if it beats the student beyond noise. It calls
+    no model, except to estimate the prior of a calibrated format (``scoring="calibrated"``) from up
+    to 128 of the trainset's inputs (see ``lmbridge.calibrate``).
     """
 
     def __init__(self, k: int = 16, *, seed: int = 0, display_progress: bool = True, balanced: bool = False,
@@ -57,14 +61,15 @@ class LabeledFewShot(Optimizer):
     def compile(self, student: Module, *, trainset: Sequence[Example],
                 valset: Sequence[Example] | None = None, sample: bool = True) -> Module:
         rows = check_examples(trainset, "trainset")
-        with CompileRun(self, student, rows, valset, total=1, unit="steps") as run:
-            rng = random.Random(self.seed)
-            state = snapshot(student)
-            run.best_state = {name: _formatted(s.with_demos(labeled_demos(
-                s, rows, self.k, rng if sample else None, balanced=self.balanced)), self.format)
-                              for name, s in state.items()}
-            run.step()
-        return run.finish()
+        with calibrating(rows, seed=self.seed) as pool:  # a calibrated format's prior: from the trainset's inputs
+            with CompileRun(self, student, rows, valset, total=1, unit="steps") as run:
+                rng = random.Random(self.seed)
+                state = snapshot(student)
+                run.best_state = {name: _formatted(s.with_demos(labeled_demos(
+                    s, rows, self.k, rng if sample else None, balanced=self.balanced)), self.format)
+                                  for name, s in state.items()}
+                run.step()
+            return with_priors(run.finish(), pool)
 
     def estimate(self, student: Module, *, trainset: Sequence[Example],
                  valset: Sequence[Example] | None = None) -> Estimate:
@@ -236,11 +241,12 @@ class BootstrapFewShot(Optimizer):
         fp = fingerprint("BootstrapFewShot", self.settings(), student, rows, None)
         store = open_checkpoint(checkpoint, fp)
         total = len(rows) * self.max_rounds
-        with CompileRun(self, student, rows, valset, total=total, unit="examples") as run:
-            run.notes["resumed"] = store.resumed
-            run.store = store
-            self._run(run, student, rows, teacher, store)
-        return run.finish()
+        with calibrating(rows, seed=self.seed) as pool:
+            with CompileRun(self, student, rows, valset, total=total, unit="examples") as run:
+                run.notes["resumed"] = store.resumed
+                run.store = store
+                self._run(run, student, rows, teacher, store)
+            return with_priors(run.finish(), pool)
 
     def _run(self, run: CompileRun, student: Module, rows: list[Example], teacher: Module | None,
              store: Store) -> None:

@@ -30,9 +30,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from lmbridge.calibration import with_priors
 from lmbridge.evaluate import Metric, check_examples, mean_score
 from lmbridge.formats import PromptFormat
-from lmbridge.labels import label_options
+from lmbridge.labels import calibrating, label_options
 from lmbridge.lm import BaseLM
 from lmbridge.module import Module
 from lmbridge.optimizers.base import CompileRun, Estimate, Optimizer, price_per_call
@@ -171,31 +172,34 @@ class MIPROv2(Optimizer):
             tip_aware=tip_aware_proposer, fewshot_aware=fewshot_aware_proposer,
             templates=self.proposal_templates, init_temperature=self.init_temperature, seed=seed)
         total = trials + (trials // max(1, minibatch_full_eval_steps) + 2 if batch < len(val) else 1)
-        with CompileRun(self, student, train, val, total=total, unit="evaluations") as run:
-            run.store = store
-            run.notes.update({"resumed": store.resumed or not created, "num_trials": trials,
-                              "minibatch_size": batch,
-                              "study": study.study_name})
-            if len(val) < SMALL_VALSET:
-                run.notes["warnings"] = [
-                    f"the valset has {len(val)} rows: one row moves a score by {100 / len(val):.1f} points, so "
-                    f"the search can pick a candidate by chance; {SMALL_VALSET} rows or more are advised"]
-            if url is not None and run.budget.limited:
-                from lmbridge.optimizers.budget import StudyCounter
+        # a calibrated format takes its prior from the trainset's inputs (labels unused), here and in the result
+        with calibrating(train, seed=seed) as pool:
+            with CompileRun(self, student, train, val, total=total, unit="evaluations") as run:
+                run.store = store
+                run.notes.update({"resumed": store.resumed or not created, "num_trials": trials,
+                                  "minibatch_size": batch,
+                                  "study": study.study_name})
+                if len(val) < SMALL_VALSET:
+                    run.notes["warnings"] = [
+                        f"the valset has {len(val)} rows: one row moves a score by {100 / len(val):.1f} points, so "
+                        f"the search can pick a candidate by chance; {SMALL_VALSET} rows or more are advised"]
+                if url is not None and run.budget.limited:
+                    from lmbridge.optimizers.budget import StudyCounter
 
-                run.budget.share(StudyCounter(url, study.study_name))  # the caps hold for the whole study
-            task = run.budget.wrap(self.task_model)
-            with context(lm=task) if task is not None else context():
-                own = next((p.lm for p in student.predictors() if p.lm is not None), None)
-                proposer.prompt_model = (run.budget.wrap(self.prompt_model) or current().lm
-                                         or run.budget.wrap(own))
-                space = self._setup(run, student, train, store, created, proposer, teacher, seed, max_boot,
-                                    max_lab, zero_shot)
-                search = _Search(self, run, study, store, space, val, batch, minibatch_full_eval_steps, seed)
-                search.baseline()
-                search.trials(trials)
-                search.finish()
-        return run.finish()
+                    run.budget.share(StudyCounter(url, study.study_name))  # the caps hold for the whole study
+                task = run.budget.wrap(self.task_model)
+                with context(lm=task) if task is not None else context():
+                    own = next((p.lm for p in student.predictors() if p.lm is not None), None)
+                    proposer.prompt_model = (run.budget.wrap(self.prompt_model) or current().lm
+                                             or run.budget.wrap(own))
+                    space = self._setup(run, student, train, store, created, proposer, teacher, seed, max_boot,
+                                        max_lab, zero_shot)
+                    search = _Search(self, run, study, store, space, val, batch, minibatch_full_eval_steps, seed)
+                    search.baseline()
+                    search.trials(trials)
+                    search.finish()
+            with context(lm=self.task_model) if self.task_model is not None else context():
+                return with_priors(run.finish(), pool)
 
     def _setup(self, run: CompileRun, student: Module, train: list[Example], store: StudyCheckpoint,
                created: bool,
