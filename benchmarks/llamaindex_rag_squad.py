@@ -112,8 +112,9 @@ def main(argv: list[str] | None = None) -> None:
                          + f" {time.perf_counter() - start:>6.0f}")
             print(lines[-1], flush=True)
     if args.n:
-        lines += ["", *answers(args, retrievers["fusion (RRF)"])]
-        print("\n".join(lines[-3:]), flush=True)
+        scored = answers(args, retrievers["fusion (RRF)"])
+        lines += ["", *scored]
+        print("\n".join(scored), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"saved to {args.out}")
