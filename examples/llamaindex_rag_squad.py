@@ -10,7 +10,7 @@ recall@k of each retriever, and exact match and F1 before and after the compile.
     python examples/llamaindex_rag_squad.py [--corpus 300] [--recall 50] [--n 4] [--train 4] [--k 1]
 
 The corpus is the paragraphs of the questions used plus the first ``--corpus`` others (0: all 2,067).
-Training questions come from the end of the dev list, so they never overlap the scored ones.
+Training questions come from the SQuAD train split, which is disjoint from the dev questions scored.
 """
 
 from __future__ import annotations
@@ -88,13 +88,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--corpus", type=int, default=300, help="other paragraphs in the corpus (0: all)")
     parser.add_argument("--recall", type=int, default=50, help="dev questions for recall@k")
     parser.add_argument("--n", type=int, default=4, help="dev questions answered before and after the compile")
-    parser.add_argument("--train", type=int, default=4, help="dev questions (from the end) for BootstrapFewShot")
+    parser.add_argument("--train", type=int, default=4, help="train-split questions for BootstrapFewShot")
     parser.add_argument("--k", type=int, default=1, help="passages given to the model")
     parser.add_argument("--max-tokens", type=int, default=24)
     args = parser.parse_args(argv)
 
-    dev = load_jsonl("squad", "dev")
-    used = dev[:max(args.recall, args.n)] + dev[len(dev) - args.train:]
+    dev, train = load_jsonl("squad", "dev"), load_jsonl("squad", "train")[:args.train]
+    used = dev[:max(args.recall, args.n)] + train
     corpus = load_jsonl("squad", "corpus")
     gold = {q["context_id"] for q in used}
     rows = [r for r in corpus if r["id"] in gold]
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return lmbridge.Example(question=q["question"], answer=q["answers"][0], answers=q["answers"]).with_inputs(
             "question")
 
-    scored, trainset = [example(q) for q in dev[:args.n]], [example(q) for q in dev[len(dev) - args.train:]]
+    scored, trainset = [example(q) for q in dev[:args.n]], [example(q) for q in train]
     lm = lmbridge.LM(args.model, max_tokens=args.max_tokens)
     program = RAG(from_llamaindex_retriever(retrievers["fusion (RRF)"]), k=args.k)
     with lmbridge.context(lm=lm):
