@@ -30,8 +30,9 @@ from lmbridge.errors import (
     ToolError,
 )
 from lmbridge.evaluate import Evaluate, EvaluationResult, EvaluationRow
+from lmbridge.format_json import JSONFormat
 from lmbridge.format_text import TextFormat
-from lmbridge.formats import ChatFormat, JSONFormat, PromptFormat
+from lmbridge.formats import ChatFormat, PromptFormat
 from lmbridge.labels import LabelScores, score_labels
 from lmbridge.lm import LM, BaseLM, Completion, RawResult, inspect_history
 from lmbridge.module import Module

@@ -19,8 +19,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lmbridge.errors import MissingDependencyError
+from lmbridge.format_json import JSONFormat
 from lmbridge.format_text import TextFormat
-from lmbridge.formats import ChatFormat, JSONFormat, PromptFormat
+from lmbridge.formats import ChatFormat, PromptFormat
 from lmbridge.optimizers.state import PredictorState, ProgramState
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
