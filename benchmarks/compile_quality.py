@@ -60,7 +60,7 @@ def make_splits(task: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def run_lmbridge(splits: dict[str, Any], optimizers: list[str], keep: Any) -> list[dict[str, Any]]:
     import lmbridge
-    from lmbridge.cache import Cache
+    from lmbridge.lm._cache import Cache
 
     labels = tuple(splits["labels"])
     sig = lmbridge.make_signature(f"text -> label: Literal[{', '.join(repr(x) for x in labels)}]",

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 import lmbridge  # noqa: E402 - after the path set-up above, so that the checkout is imported
 from examples.data import labels_of, load_classification  # noqa: E402
 from lmbridge.metrics import exact_match  # noqa: E402
-from lmbridge.values import coerce, describe_type, render, render_input  # noqa: E402
+from lmbridge.signatures._values import coerce, describe_type, render, render_input  # noqa: E402
 
 INSTRUCTIONS = {
     "sst2": "Classify the sentiment of a sentence from a movie review as positive or negative.",

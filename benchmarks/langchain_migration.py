@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from langchain_core.prompts import BasePromptTemplate  # noqa: E402
 
-from lmbridge.adapters.langchain_migrate import migrate_prompt  # noqa: E402
-from lmbridge.adapters.langchain_prompts import template_texts  # noqa: E402
+from lmbridge.adapters.langchain._migrate import migrate_prompt  # noqa: E402
+from lmbridge.adapters.langchain._prompts import template_texts  # noqa: E402
 
 _VARIABLE = re.compile(r"\{[^{}\s]*\}|\{\{.*?\}\}|\{%.*?%\}")
 

@@ -18,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from lmbridge import BridgeError  # noqa: E402
-from lmbridge.adapters.llamaindex_prompts import from_llamaindex_prompt, lost_lines  # noqa: E402
+from lmbridge.adapters.llamaindex._prompts import from_llamaindex_prompt, lost_lines  # noqa: E402
 
 
 def default_prompts() -> dict[str, object]:

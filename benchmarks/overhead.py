@@ -80,7 +80,7 @@ MEMORY_GOAL_BYTES = 16  # "flat": under 16 bytes retained per call
 # -- the lmbridge half (runs in its own subprocess: overhead.py --worker) -----------------------------
 def bridge_worker(args: argparse.Namespace) -> None:
     import lmbridge
-    from lmbridge.lm import _litellm
+    from lmbridge.lm._client import _litellm
 
     litellm = _litellm()
 

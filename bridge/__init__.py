@@ -5,12 +5,7 @@ neither LiteLLM, LangChain, LlamaIndex, optuna, llama.cpp, torch nor sentence-tr
 """
 
 from lmbridge import datasets, metrics, testing
-from lmbridge.cache_redis import RedisCache
-from lmbridge.calibration import calibrate
-from lmbridge.callbacks import Callback, LMEnd, Run, RunScore, current_run_id
-from lmbridge.constrain import constraint_fallbacks
-from lmbridge.control import BestOfN, Parallel, Refine
-from lmbridge.embedders import SentenceTransformerEmbedder
+from lmbridge.agents import ReAct, Tool
 from lmbridge.errors import (
     AuthenticationError,
     BridgeError,
@@ -30,12 +25,8 @@ from lmbridge.errors import (
     ToolError,
 )
 from lmbridge.evaluate import Evaluate, EvaluationResult, EvaluationRow
-from lmbridge.format_json import JSONFormat
-from lmbridge.format_text import TextFormat
-from lmbridge.formats import ChatFormat, PromptFormat
-from lmbridge.labels import LabelScores, score_labels
-from lmbridge.lm import LM, BaseLM, Completion, RawResult, inspect_history
-from lmbridge.module import Module
+from lmbridge.formats import ChatFormat, JSONFormat, Prior, PromptFormat, TextFormat, constraint_fallbacks
+from lmbridge.lm import LM, BaseLM, Completion, RawResult, RedisCache, SentenceTransformerEmbedder, inspect_history
 from lmbridge.optimizers import (
     COPRO,
     GEPA,
@@ -47,17 +38,28 @@ from lmbridge.optimizers import (
     LabeledFewShot,
     MIPROv2,
 )
-from lmbridge.otel import OpenTelemetryCallback
-from lmbridge.predict import ChainOfThought, Predict
-from lmbridge.prior import Prior
-from lmbridge.react import ReAct
+from lmbridge.programs import (
+    BestOfN,
+    ChainOfThought,
+    FieldDelta,
+    FieldValue,
+    LabelScores,
+    Module,
+    Parallel,
+    ParseRetry,
+    Predict,
+    Refine,
+    StreamEnd,
+    StreamEvent,
+    calibrate,
+    score_labels,
+    streamify,
+)
 from lmbridge.retrieval import BM25Retriever, Retrieve, Retriever
 from lmbridge.settings import Settings, configure, context, context_executor, current
-from lmbridge.signature import Field, InputField, OutputField, Signature, make_signature
-from lmbridge.streaming import FieldDelta, FieldValue, ParseRetry, StreamEnd, StreamEvent, streamify
+from lmbridge.signatures import Field, InputField, OutputField, Signature, make_signature
 from lmbridge.toolcalls import ToolCall
-from lmbridge.tools import Tool
-from lmbridge.tracking import trace, track_usage
+from lmbridge.tracing import Callback, LMEnd, OpenTelemetryCallback, Run, RunScore, current_run_id, trace, track_usage
 from lmbridge.types import Example, Message, Passage, Prediction, Usage
 
 __version__ = "0.1.0"

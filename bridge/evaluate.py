@@ -29,7 +29,6 @@ from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
-from lmbridge.callbacks import RunScore, start_run
 from lmbridge.errors import (
     AuthenticationError,
     BridgeError,
@@ -46,10 +45,9 @@ from lmbridge.errors import (
     ToolError,
     describe,
 )
-from lmbridge.module import Module
-from lmbridge.progress import Progress
+from lmbridge.programs import Module
 from lmbridge.settings import context_executor, current
-from lmbridge.tracking import trace, track_usage
+from lmbridge.tracing import Progress, RunScore, start_run, trace, track_usage
 from lmbridge.types import Example, Prediction, Usage
 
 Metric = Callable[..., Any]

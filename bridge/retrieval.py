@@ -14,10 +14,10 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from lmbridge.callbacks import start_run
+from lmbridge.agents import run_sync
 from lmbridge.errors import BridgeError, MissingDependencyError, RetrievalError, describe
-from lmbridge.module import Module
-from lmbridge.tools import run_sync
+from lmbridge.programs import Module
+from lmbridge.tracing import start_run
 from lmbridge.types import Passage, Prediction
 
 PassageLike = Passage | str | Mapping[str, Any]

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from lmbridge.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from lmbridge.callbacks import Callback
     from lmbridge.formats import PromptFormat
     from lmbridge.lm import BaseLM
+    from lmbridge.tracing import Callback
 
 T = TypeVar("T")
 
@@ -57,7 +57,7 @@ def _check(changes: dict[str, Any]) -> None:
 
 
 def _callbacks(value: Any) -> tuple[Callback, ...]:
-    from lmbridge.callbacks import Callback, CallbackSet
+    from lmbridge.tracing import Callback, CallbackSet
 
     if value is None:
         return ()

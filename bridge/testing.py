@@ -27,7 +27,7 @@ from typing import Any, NoReturn, Union
 from lmbridge.errors import LMError, LMTimeoutError, RateLimitError
 from lmbridge.formats import ChatFormat, PromptFormat
 from lmbridge.lm import BaseLM, RawResult, TransientError
-from lmbridge.signature import Signature
+from lmbridge.signatures import Signature
 from lmbridge.toolcalls import ToolCall as ToolCall
 from lmbridge.types import Message
 

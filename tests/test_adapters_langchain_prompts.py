@@ -27,7 +27,7 @@ from langchain_core.prompts import (
 from pydantic import BaseModel, Field
 
 from lmbridge.adapters.langchain import from_prompt_template
-from lmbridge.adapters.langchain_migrate import demos_jsonl, migrate_prompt, signature_source
+from lmbridge.adapters.langchain._migrate import demos_jsonl, migrate_prompt, signature_source
 
 SQL = PromptTemplate.from_template(
     "Given an input question, write a syntactically correct {dialect} query.\n"
@@ -138,7 +138,7 @@ def test_signature_source_round_trips() -> None:
 
 def test_lmbridge_migrate_prints_the_class_and_writes_demos(tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
-    from lmbridge.cli import main
+    from lmbridge.cli._main import main
 
     (tmp_path / "team_prompts.py").write_text(
         "from langchain_core.prompts import FewShotPromptTemplate, PromptTemplate\n"

@@ -18,7 +18,7 @@ from llama_index.core.prompts import ChatPromptTemplate, PromptTemplate, RichPro
 from llama_index.core.prompts.default_prompts import DEFAULT_REFINE_PROMPT, DEFAULT_TEXT_QA_PROMPT
 
 from lmbridge.adapters.llamaindex import from_llamaindex_prompt
-from lmbridge.adapters.llamaindex_prompts import lost_lines
+from lmbridge.adapters.llamaindex._prompts import lost_lines
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.llamaindex_prompts import default_prompts, measure

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import lmbridge
-from lmbridge.cache import Cache, cache_key, default_cache_dir, shared_cache
+from lmbridge.lm._cache import Cache, cache_key, default_cache_dir, shared_cache
 from lmbridge.testing import ScriptedLM
 
 MESSAGES: list[lmbridge.Message] = [{"role": "user", "content": "hello"}]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import lmbridge
-from lmbridge.cli import OPTIMIZERS, main, parser
+from lmbridge.cli._main import OPTIMIZERS, main, parser
 
 TASK = '''
 import lmbridge

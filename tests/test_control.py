@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 import lmbridge
-from lmbridge.lm import Completion
-from lmbridge.signature import Signature
+from lmbridge.lm._client import Completion
+from lmbridge.signatures._signature import Signature
 from lmbridge.testing import ScriptedLM
 from lmbridge.types import Message
 
@@ -59,7 +59,7 @@ def test_attempts_after_the_first_are_distinct_samples() -> None:
 
 
 def test_rollout_ids_give_each_attempt_its_own_cache_entry() -> None:
-    from lmbridge.cache import Cache
+    from lmbridge.lm._cache import Cache
 
     lm = ScriptedLM([{"answer": "one two"}, {"answer": "three four"}], cache=Cache(disk=False))
     best = lmbridge.BestOfN(lmbridge.Predict("question -> answer", lm=lm), N=2, reward_fn=one_word, threshold=1.0)

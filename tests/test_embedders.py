@@ -21,7 +21,7 @@ import pytest
 from test_optimizers_support import SIG, CountingModel, sentiment_rows
 
 import lmbridge
-import lmbridge.embedders as embedders
+import lmbridge.lm._embedders as embedders
 from lmbridge import KNNFewShot, SentenceTransformerEmbedder
 from lmbridge.testing import ScriptedLM
 
@@ -217,7 +217,7 @@ def test_knn_fewshot_uses_the_local_embedder_for_demos(model_dir: Path, tmp_path
 
 def test_old_import_paths_still_work() -> None:
     from lmbridge.optimizers import HashingEmbedder, LiteLLMEmbedder
-    from lmbridge.optimizers.knn import SentenceTransformerEmbedder as FromKnn
+    from lmbridge.optimizers._knn import SentenceTransformerEmbedder as FromKnn
 
     assert HashingEmbedder is embedders.HashingEmbedder and LiteLLMEmbedder is embedders.LiteLLMEmbedder
     assert FromKnn is SentenceTransformerEmbedder is lmbridge.SentenceTransformerEmbedder

@@ -307,7 +307,7 @@ def test_on_the_real_model_unparsable_answers_are_counted_and_the_score_matches_
     options = ", ".join(repr(label) for label in labels)
     signature = lmbridge.make_signature(f"text -> label: Literal[{options}]",
                                       "Classify what kind of answer the question asks for.")
-    lm = lmbridge.LM("local/smollm2", cache=lmbridge.cache.Cache(tmp_path), max_tokens=24)
+    lm = lmbridge.LM("local/smollm2", cache=lmbridge.lm._cache.Cache(tmp_path), max_tokens=24)
     devset = load_classification("trec", "test", 6)
     result = lmbridge.Evaluate(devset=devset, metric=exact_match("label"), num_threads=1,
                              display_progress=False)(lmbridge.Predict(signature, lm=lm))
@@ -328,7 +328,7 @@ def test_on_the_real_model_unparsable_answers_are_counted_and_the_score_matches_
 def test_the_progress_display_is_a_tqdm_bar_on_a_terminal_and_plain_lines_elsewhere() -> None:
     import io
 
-    from lmbridge.progress import Progress
+    from lmbridge.tracing._progress import Progress
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

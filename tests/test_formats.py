@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lmbridge
-from lmbridge.formats import PromptFormat, format_from_state
-from lmbridge.signature import make_signature
+from lmbridge.formats._base import PromptFormat, format_from_state
+from lmbridge.signatures._signature import make_signature
 
 
 class Mood(enum.Enum):

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 import lmbridge
-from lmbridge.json_text import find_json, read_partial_object
-from lmbridge.signature import make_signature
-from lmbridge.values import coerce
+from lmbridge.signatures._json_text import find_json, read_partial_object
+from lmbridge.signatures._signature import make_signature
+from lmbridge.signatures._values import coerce
 
 OBJECT = '{"answer": 4, "why": "two and two"}'
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 import lmbridge
-import lmbridge.lm
-from lmbridge.cache import Cache
+import lmbridge.lm._client
+from lmbridge.lm._cache import Cache
 from lmbridge.testing import ScriptedLM
 
 MESSAGES: list[lmbridge.Message] = [{"role": "user", "content": "hi"}]
@@ -95,7 +95,7 @@ def test_a_retry_after_that_is_not_a_wait_never_reaches_sleep(waits: list[float]
     ("", None), (None, None), ("1e999", None), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
 ])
 def test_retry_after_header_parsing(value: str | None, expected: float | None) -> None:
-    from lmbridge.lm_litellm import parse_retry_after
+    from lmbridge.lm._litellm import parse_retry_after
 
     assert parse_retry_after(value) == expected
     assert parse_retry_after("250", millis=True) == 0.25
@@ -208,7 +208,7 @@ def test_function_calling_support_comes_from_litellm_unless_given() -> None:
 
 
 def test_a_failing_support_lookup_means_no_native_tools(monkeypatch: pytest.MonkeyPatch) -> None:
-    litellm = lmbridge.lm._litellm()
+    litellm = lmbridge.lm._client._litellm()
 
     def broken(model: str) -> bool:
         raise RuntimeError("unknown provider")
@@ -264,7 +264,7 @@ class FakeLlama:
 
 def local_model(llama: FakeLlama, spec: Any = None) -> Any:
     pytest.importorskip("llama_cpp")
-    from lmbridge.local import LocalModel
+    from lmbridge.lm._local import LocalModel
 
     model = LocalModel(Path("/nowhere/fake.gguf"), spec)
     model._llama = llama
@@ -312,7 +312,7 @@ def test_local_plain_requests_keep_the_models_own_chat_template() -> None:
 
 def test_local_support_needs_a_chatml_template() -> None:
     pytest.importorskip("llama_cpp")
-    from lmbridge.local import KNOWN
+    from lmbridge.lm._local import KNOWN
 
     assert local_model(FakeLlama([])).supports_tools() is True
     assert local_model(FakeLlama([], template="{{ bos_token }}<start_of_turn>")).supports_tools() is False
@@ -322,7 +322,7 @@ def test_local_support_needs_a_chatml_template() -> None:
 def test_a_corrupt_tool_call_in_the_memory_cache_is_a_counted_miss(tmp_path: Path) -> None:
     cache = Cache(tmp_path)
     lm = ScriptedLM(["fresh"], cache=cache)
-    key = lmbridge.lm.cache_key(lm.model, MESSAGES, lm.params)
+    key = lmbridge.lm._client.cache_key(lm.model, MESSAGES, lm.params)
     cache.set(key, {"text": "x", "tool_calls": [{"raw": "{}"}]})  # no name: from_record cannot read it
     completion = lm.complete(MESSAGES)
     assert (completion.text, completion.cached) == ("fresh", False)

@@ -17,8 +17,8 @@ import pytest
 from fake_openai import FakeOpenAI, Reply, calls, fail, ok, raw, slow
 
 import lmbridge
-import lmbridge.lm
-from lmbridge.cache import Cache
+import lmbridge.lm._client
+from lmbridge.lm._cache import Cache
 
 MESSAGES: list[lmbridge.Message] = [{"role": "user", "content": "Say hi"}]
 CONTEXT_MESSAGE = ("This model's maximum context length is 8192 tokens. However, your messages resulted in "

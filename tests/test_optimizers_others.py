@@ -187,7 +187,7 @@ def test_ensemble_without_reduce_returns_every_prediction_and_size_samples() -> 
 
 def test_a_proposal_that_echoes_the_proposer_prompt_is_dropped() -> None:
     # A base model asked for an instruction may copy the request back; that is no candidate.
-    from lmbridge.optimizers.proposer import ProposeInstruction, clean_instruction
+    from lmbridge.optimizers._support.proposer import ProposeInstruction, clean_instruction
 
     own = ProposeInstruction.instructions
     assert clean_instruction(own[:80], prompt=own) is None

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 import lmbridge
-from lmbridge.cache import Cache
 from lmbridge.evaluate import read_score, run_many
-from lmbridge.optimizers.budget import Budget, BudgetExhausted
-from lmbridge.optimizers.state import build, snapshot
+from lmbridge.lm._cache import Cache
+from lmbridge.optimizers._support.budget import Budget, BudgetExhausted
+from lmbridge.optimizers._support.state import build, snapshot
 from lmbridge.testing import ScriptedLM
 
 SIG = "text -> label: Literal['negative', 'positive']"
@@ -157,7 +157,7 @@ def test_max_cost_with_an_unpriced_model_stops_instead_of_spending_blind() -> No
 
 
 def test_instruction_templates_name_the_label_set_in_the_signatures_own_words() -> None:
-    from lmbridge.optimizers.proposer import signature_templates
+    from lmbridge.optimizers._support.proposer import signature_templates
 
     sig = lmbridge.make_signature(SIG, "Classify the sentiment of the movie review.")
     first = signature_templates(sig)[0]

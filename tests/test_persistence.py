@@ -9,7 +9,7 @@ from typing import Any, Literal
 import pytest
 
 import lmbridge
-from lmbridge.persistence import FORMAT_VERSION, library_version
+from lmbridge.programs._persistence import FORMAT_VERSION, library_version
 from lmbridge.testing import ScriptedLM
 
 SECRET = "sk-secret-do-not-save"
@@ -240,13 +240,13 @@ def test_a_deeply_nested_file_is_named_as_such(tmp_path: Path) -> None:
 def test_a_failure_while_applying_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Even a failure after validation (here: the second predictor's format cannot be built) leaves
     the first predictor as it was: new values are built for every predictor before any is assigned."""
-    import lmbridge.persistence
+    import lmbridge.programs._persistence
 
     path = tmp_path / "p.json"
     compiled().save(path)
     program = Pipeline()
     before = snapshot(program)
-    real = lmbridge.persistence.format_from_state
+    real = lmbridge.programs._persistence.format_from_state
     built: list[object] = []
 
     def second_fails(state: Any) -> Any:
@@ -255,7 +255,7 @@ def test_a_failure_while_applying_changes_nothing(tmp_path: Path, monkeypatch: p
             raise ValueError("cannot build")
         return real(state)
 
-    monkeypatch.setattr(lmbridge.persistence, "format_from_state", second_fails)
+    monkeypatch.setattr(lmbridge.programs._persistence, "format_from_state", second_fails)
     with pytest.raises(lmbridge.StateError):
         program.load(path)
     assert snapshot(program) == before

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lmbridge
-from lmbridge.cache import Cache
+from lmbridge.lm._cache import Cache
 from lmbridge.testing import ScriptedLM
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lmbridge
-from lmbridge.formats import PromptFormat
-from lmbridge.signature import make_signature
-from lmbridge.values import to_jsonable
+from lmbridge.formats._base import PromptFormat
+from lmbridge.signatures._signature import make_signature
+from lmbridge.signatures._values import to_jsonable
 
 
 class Mood(enum.Enum):

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lmbridge
-from lmbridge.signature import make_signature
-from lmbridge.signature_spec import check_type
+from lmbridge.signatures._signature import make_signature
+from lmbridge.signatures._spec import check_type
 
 FUZZ = settings(max_examples=int(os.environ.get("LMBRIDGE_FUZZ_EXAMPLES", "60")), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])

@@ -12,10 +12,16 @@ from typing import Any, Literal
 import pytest
 
 import lmbridge
-from lmbridge.constrain import Constraint, chat_grammar, constrained_params, constraint_fallbacks, outputs_schema
-from lmbridge.formats import format_from_state
-from lmbridge.lm import OptionScores
-from lmbridge.optimizers.selection import decide, paired_bootstrap, stratified_sample
+from lmbridge.formats._base import format_from_state
+from lmbridge.formats._constrain import (
+    Constraint,
+    chat_grammar,
+    constrained_params,
+    constraint_fallbacks,
+    outputs_schema,
+)
+from lmbridge.lm._client import OptionScores
+from lmbridge.optimizers._support.selection import decide, paired_bootstrap, stratified_sample
 from lmbridge.testing import ScriptedLM
 from lmbridge.types import Message, Usage
 
@@ -164,13 +170,13 @@ def _biased(messages: list[Message], options: list[str]) -> list[float]:
 
 
 def _mean_positive(rows: list[str]) -> float:
-    from lmbridge.labels import normalise
+    from lmbridge.programs._labels import normalise
 
     return sum(normalise(REVIEWS[r])[1] for r in rows) / len(rows)
 
 
 def test_divide_prior_is_bayes_rule_against_the_prior() -> None:
-    from lmbridge.labels import divide_prior
+    from lmbridge.programs._labels import divide_prior
 
     assert divide_prior([0.8, 0.2], [0.8, 0.2]) == pytest.approx([0.5, 0.5])
     assert divide_prior([0.6, 0.4], [0.5, 0.5]) == pytest.approx([0.6, 0.4])
@@ -332,7 +338,7 @@ def test_mipro_calibrates_its_candidates_on_the_trainset_inputs() -> None:
 
 
 def test_within_calibrating_a_calibrated_format_takes_its_prior_from_the_inputs() -> None:
-    from lmbridge.labels import calibrating
+    from lmbridge.programs._labels import calibrating
 
     lm = ScoringLM(_biased)
     fmt = lmbridge.ChatFormat(scoring="calibrated")

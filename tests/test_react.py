@@ -9,7 +9,7 @@ import pytest
 from sample_tools import add, lookup
 
 import lmbridge
-from lmbridge.react import render_trajectory
+from lmbridge.agents._react import render_trajectory
 from lmbridge.testing import ScriptedLM
 from lmbridge.types import Message
 

@@ -12,9 +12,9 @@ from fake_openai import FakeOpenAI, calls, ok
 from sample_tools import add, lookup
 
 import lmbridge
-from lmbridge.cache import Cache
-from lmbridge.optimizers.budget import Budget
-from lmbridge.react_native import NO_CALL_NOTE, REASK
+from lmbridge.agents._react_native import NO_CALL_NOTE, REASK
+from lmbridge.lm._cache import Cache
+from lmbridge.optimizers._support.budget import Budget
 from lmbridge.testing import ScriptedLM, ToolCall, ToolReply
 
 

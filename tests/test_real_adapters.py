@@ -42,7 +42,7 @@ class RAG(lmbridge.Module):
 
 @pytest.fixture
 def lm(tmp_path: Path) -> lmbridge.LM:
-    return lmbridge.LM("local/smollm2", cache=lmbridge.cache.Cache(tmp_path), max_tokens=32)
+    return lmbridge.LM("local/smollm2", cache=lmbridge.lm._cache.Cache(tmp_path), max_tokens=32)
 
 
 @pytest.fixture(scope="module")

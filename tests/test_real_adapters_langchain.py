@@ -23,7 +23,7 @@ os.environ.setdefault("LMBRIDGE_DATASETS", str(Path(__file__).resolve().parents[
 from examples import langchain_callbacks, langchain_chain, langchain_rag, langchain_react
 from examples.data import datasets_dir, load_classification
 from lmbridge.adapters.langchain import to_langchain_chain, to_runnable
-from lmbridge.adapters.langchain_chat import BridgeChatModel
+from lmbridge.adapters.langchain._chat import BridgeChatModel
 
 pytestmark = pytest.mark.real_model
 
@@ -93,7 +93,7 @@ def test_exported_chain_sends_the_same_messages_and_reads_the_same_answers() -> 
 
 
 def test_stream_on_the_embedded_model_adds_up_to_invoke(tmp_path: Path) -> None:
-    lm = lmbridge.LM("local/smollm2", max_tokens=24, cache=lmbridge.cache.Cache(tmp_path))
+    lm = lmbridge.LM("local/smollm2", max_tokens=24, cache=lmbridge.lm._cache.Cache(tmp_path))
     runnable = to_runnable(lmbridge.Predict("question -> answer", lm=lm))
     chunks = list(runnable.stream({"question": "What is the capital of France?"}))
     assert len(chunks) > 1 and all(set(c) == {"answer"} for c in chunks)

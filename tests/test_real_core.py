@@ -41,7 +41,7 @@ def trec_signature() -> type[lmbridge.Signature]:
 
 @pytest.fixture
 def lm(tmp_path: Path) -> lmbridge.LM:
-    return lmbridge.LM("local/smollm2", cache=lmbridge.cache.Cache(tmp_path), max_tokens=64)
+    return lmbridge.LM("local/smollm2", cache=lmbridge.lm._cache.Cache(tmp_path), max_tokens=64)
 
 
 def test_predict_on_sst2_returns_typed_labels_and_counts_usage(lm: lmbridge.LM) -> None:
@@ -109,7 +109,7 @@ def test_chain_of_thought_on_trec_returns_reasoning_and_a_label(lm: lmbridge.LM)
 
 
 def test_json_format_on_local_model_answers_or_raises_parse_error(tmp_path: Path) -> None:
-    lm = lmbridge.LM("local/smollm2", cache=lmbridge.cache.Cache(tmp_path), max_tokens=24)
+    lm = lmbridge.LM("local/smollm2", cache=lmbridge.lm._cache.Cache(tmp_path), max_tokens=24)
     program = lmbridge.Predict(Sentiment, lm=lm, format=lmbridge.JSONFormat())
     outcomes: list[str | None] = []
     for example in load_classification("sst2", "test", 3):

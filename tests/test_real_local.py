@@ -9,7 +9,7 @@ from typing import Literal
 import pytest
 
 import lmbridge
-from lmbridge.local import KNOWN, model_path
+from lmbridge.lm._local import KNOWN, model_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from examples.data import load_classification
@@ -33,7 +33,7 @@ def test_gemma3_parts_are_joined_once_into_the_cache() -> None:
 
 
 def test_gemma3_base_model_follows_demonstrations(tmp_path: Path) -> None:
-    lm = lmbridge.LM("local/gemma3", max_tokens=8, cache=lmbridge.cache.Cache(tmp_path))
+    lm = lmbridge.LM("local/gemma3", max_tokens=8, cache=lmbridge.lm._cache.Cache(tmp_path))
     demos = load_classification("sst2", "train", 6)
     program = lmbridge.Predict(Sentiment, lm=lm, demos=demos)
     answers = []

@@ -41,7 +41,7 @@ def _balanced(split: str, n: int) -> list[lmbridge.Example]:
 
 @pytest.mark.parametrize("model", ["smollm2", "gemma3"])
 def test_constrained_decoding_leaves_no_answer_unparsable(model: str, tmp_path: Path) -> None:
-    lm = lmbridge.LM(f"local/{model}", max_tokens=8, cache=lmbridge.cache.Cache(tmp_path))
+    lm = lmbridge.LM(f"local/{model}", max_tokens=8, cache=lmbridge.lm._cache.Cache(tmp_path))
     program = lmbridge.Predict(Sentiment, lm=lm)  # the default ChatFormat: constrained
     before = lmbridge.constraint_fallbacks()
     with lmbridge.track_usage() as usage:
@@ -52,7 +52,7 @@ def test_constrained_decoding_leaves_no_answer_unparsable(model: str, tmp_path: 
 
 
 def test_label_scoring_returns_valid_options_with_probabilities_summing_to_one(tmp_path: Path) -> None:
-    lm = lmbridge.LM("local/smollm2", cache=lmbridge.cache.Cache(tmp_path))
+    lm = lmbridge.LM("local/smollm2", cache=lmbridge.lm._cache.Cache(tmp_path))
     fmt = lmbridge.ChatFormat(scoring="labels")
     program = lmbridge.Predict(Sentiment, lm=lm, format=fmt)
     for e in _shuffled("test", 3):
@@ -79,7 +79,7 @@ def test_calibration_moves_a_biased_model_toward_balance(model: str, layout: str
     estimated from 128 unlabeled training reviews (lmbridge.calibrate; the labels are not read), and
     the calibrated predictions move toward balance. The content-free fallback is printed for
     comparison (docs/decoding.md): on these models it often points the wrong way."""
-    lm = lmbridge.LM(f"local/{model}", cache=lmbridge.cache.Cache(tmp_path))
+    lm = lmbridge.LM(f"local/{model}", cache=lmbridge.lm._cache.Cache(tmp_path))
     fmt = lmbridge.ChatFormat(scoring="calibrated") if layout == "chat" else lmbridge.TextFormat(scoring="calibrated")
     program = lmbridge.Predict(Sentiment, lm=lm, format=fmt)
     calibrated = lmbridge.calibrate(program, _shuffled("train", 400))
@@ -133,7 +133,7 @@ def test_a_compiled_calibrated_predictor_keeps_its_prior_through_save_and_load(t
 
 
 def test_an_optimizer_given_a_strong_student_returns_it_unchanged(tmp_path: Path) -> None:
-    lm = lmbridge.LM("local/gemma3", max_tokens=8, cache=lmbridge.cache.Cache(tmp_path))
+    lm = lmbridge.LM("local/gemma3", max_tokens=8, cache=lmbridge.lm._cache.Cache(tmp_path))
     demos = _balanced("train", 8)
     student = lmbridge.Predict(Sentiment, lm=lm, demos=demos, format=lmbridge.TextFormat())
     valset = [e for e in _shuffled("train", 400) if e not in demos][:30]

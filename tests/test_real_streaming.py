@@ -14,7 +14,7 @@ import pytest
 from test_server import server as server
 
 import lmbridge
-from lmbridge.cache import Cache
+from lmbridge.lm._cache import Cache
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lmbridge.optimizers.budget import Budget, BudgetExhausted, StudyCounter
+from lmbridge.optimizers._support.budget import Budget, BudgetExhausted, StudyCounter
 
 pytest.importorskip("sqlalchemy", reason="needs SQLAlchemy (installed with optuna): pip install 'lmbridge[optuna]'")
 

@@ -30,8 +30,8 @@ ROOT = HERE.parent
 WORKER = textwrap.dedent("""
     import json, os, sys, time
     import lmbridge
-    import lmbridge.optimizers.mipro as mipro
-    import lmbridge.optimizers.shared_study as shared
+    import lmbridge.optimizers._mipro as mipro
+    import lmbridge.optimizers._support.shared_study as shared
     from lmbridge.testing import ScriptedLM
     from test_optimizers_support import SIG, metric, sentiment_rows
     from test_optimizers_mipro import instruction_model
@@ -66,7 +66,7 @@ WORKER = textwrap.dedent("""
     compiled = opt.compile(student, trainset=sentiment_rows(4), valset=sentiment_rows(6, offset=4),
                            num_trials=options["trials"], minibatch_size=3, minibatch_full_eval_steps=3,
                            checkpoint=url)
-    state = lmbridge.persistence.program_state(compiled)
+    state = lmbridge.programs._persistence.program_state(compiled)
     state.pop("report", None)
     state.pop("lmbridge_version", None)
     print(json.dumps({"pid": os.getpid(), "state": state, "report": compiled.report, "finished": time.time()},
@@ -220,7 +220,7 @@ def test_max_lm_calls_holds_for_the_whole_study(tmp_path: Path, database: str) -
     workers = [start(tmp_path, database, log, trials=30, delay=0.05, max_lm_calls=cap) for _ in range(3)]
     results = [finish(w) for w in workers]
     task_calls = [line for line in log.read_text().splitlines() if line.startswith("task ")]
-    from lmbridge.optimizers.budget import StudyCounter
+    from lmbridge.optimizers._support.budget import StudyCounter
 
     counter = StudyCounter(sqlalchemy_url(database), the_study(database).study_name)
     calls, _ = counter.read()
@@ -275,7 +275,7 @@ def test_the_cli_starts_n_workers_on_one_study(tmp_path: Path, database: str) ->
 
 
 def test_workers_need_a_shared_mipro_checkpoint(capsys: pytest.CaptureFixture[str]) -> None:
-    from lmbridge.cli import main
+    from lmbridge.cli._main import main
 
     code = main(["compile", "x:program", "--trainset", "t.jsonl", "--metric", "exact_match:label",
                  "--out", "o.json", "--workers", "2"])

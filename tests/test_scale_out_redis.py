@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import lmbridge
-from lmbridge.cache_redis import CacheUnavailableWarning, RedisCache, default_cache
+from lmbridge.lm._cache_redis import CacheUnavailableWarning, RedisCache, default_cache
 from lmbridge.testing import ScriptedLM
 
 if os.environ.get("LMBRIDGE_REQUIRE_SERVERS") == "1":
@@ -42,7 +42,7 @@ def ask_all(lm: lmbridge.LM | ScriptedLM) -> list[str]:
 
 WORKER = textwrap.dedent("""
     import json, os, sys
-    from lmbridge.cache_redis import RedisCache
+    from lmbridge.lm._cache_redis import RedisCache
     from lmbridge.testing import ScriptedLM
     from test_scale_out_redis import PROMPTS, answer
 
@@ -79,7 +79,7 @@ def test_processes_hit_each_others_entries_through_redis(tmp_path: Path, redis_u
     client = redis.Redis.from_url(redis_url)
     for p in PROMPTS:  # a clean slate for these prompts only: the server may be shared with other tests
         lm = ScriptedLM(answer)
-        key = lmbridge.cache.cache_key(lm.model, [{"role": "user", "content": p}], lm.params)
+        key = lmbridge.lm._cache.cache_key(lm.model, [{"role": "user", "content": p}], lm.params)
         client.delete(prefix + key)
 
     first = result(run_worker(tmp_path, "explicit", redis_url, prefix))

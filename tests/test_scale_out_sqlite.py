@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lmbridge.cli import main
+from lmbridge.cli._main import main
 
 pytest.importorskip("optuna", reason="needs optuna: pip install 'lmbridge[optuna]'")
 

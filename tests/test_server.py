@@ -46,7 +46,7 @@ def test_predict_through_litellm_against_a_real_openai_compatible_server(
         label: Literal["negative", "positive"] = lmbridge.OutputField(prefix="Sentiment")
 
     lm = lmbridge.LM(f"openai/{server.get('LOCAL_LM_MODEL', 'smollm2')}", api_base=server["LOCAL_LM_API_BASE"],
-                   api_key="none", max_tokens=16, cache=lmbridge.cache.Cache(tmp_path), timeout=120)
+                   api_key="none", max_tokens=16, cache=lmbridge.lm._cache.Cache(tmp_path), timeout=120)
     program = lmbridge.Predict(Sentiment, lm=lm)
     prediction = program(text="I loved this movie, it was wonderful from start to finish.")
     assert prediction.label in ("negative", "positive")

@@ -10,7 +10,7 @@ import pydantic
 import pytest
 
 import lmbridge
-from lmbridge.signature import ensure_signature, make_signature
+from lmbridge.signatures._signature import ensure_signature, make_signature
 
 
 class Color(enum.Enum):

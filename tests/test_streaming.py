@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import lmbridge
-from lmbridge.cache import Cache
+from lmbridge.lm._cache import Cache
 from lmbridge.testing import CutStream, ScriptedLM
 
 

@@ -10,7 +10,7 @@ from typing import Literal
 import pytest
 
 import lmbridge
-from lmbridge.tools import render_result, run_sync
+from lmbridge.agents._tools import render_result, run_sync
 
 marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="unset")
 

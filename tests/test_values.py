@@ -9,7 +9,7 @@ import pydantic
 import pytest
 
 import lmbridge
-from lmbridge.values import coerce, describe_type, render, render_input
+from lmbridge.signatures._values import coerce, describe_type, render, render_input
 
 
 class Mood(enum.Enum):

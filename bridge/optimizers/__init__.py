@@ -4,17 +4,19 @@ See ``base.py`` for the contract (``compile``, ``estimate``, the report, the bud
 module of each optimizer for its algorithm.
 """
 
-from lmbridge.optimizers.auto import auto_optimizer
-from lmbridge.optimizers.base import CompileRun, Estimate, Optimizer
-from lmbridge.optimizers.copro import COPRO
-from lmbridge.optimizers.ensemble import Ensemble, EnsembledProgram, majority
-from lmbridge.optimizers.fewshot import BootstrapFewShot, LabeledFewShot
-from lmbridge.optimizers.gepa import GEPA
-from lmbridge.optimizers.knn import HashingEmbedder, KNNFewShot, KNNProgram, LiteLLMEmbedder
-from lmbridge.optimizers.mipro import MIPROv2
-from lmbridge.optimizers.proposer import GroundedProposer
-from lmbridge.optimizers.random_search import BootstrapFewShotWithRandomSearch
-from lmbridge.optimizers.simba import SIMBA
+from lmbridge.optimizers._auto import auto_optimizer
+from lmbridge.optimizers._base import CompileRun, Estimate, Optimizer
+from lmbridge.optimizers._copro import COPRO
+from lmbridge.optimizers._ensemble import Ensemble, EnsembledProgram, majority
+from lmbridge.optimizers._fewshot import BootstrapFewShot, LabeledFewShot
+from lmbridge.optimizers._gepa import GEPA
+from lmbridge.optimizers._knn import HashingEmbedder, KNNFewShot, KNNProgram, LiteLLMEmbedder
+from lmbridge.optimizers._mipro import MIPROv2
+from lmbridge.optimizers._random_search import BootstrapFewShotWithRandomSearch
+from lmbridge.optimizers._simba import SIMBA
+from lmbridge.optimizers._support.proposer import GroundedProposer
+from lmbridge.optimizers._support.search_space import default_formats
+from lmbridge.optimizers._support.selection import stratified_sample
 
 __all__ = [
     "COPRO",
@@ -35,5 +37,7 @@ __all__ = [
     "MIPROv2",
     "Optimizer",
     "auto_optimizer",
+    "default_formats",
     "majority",
+    "stratified_sample",
 ]

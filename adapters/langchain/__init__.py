@@ -1,0 +1,118 @@
+"""LangChain integration, both ways. This module is the public surface; each concept lives in a
+private module of its own in this package, imported when first used.
+
+Programs out:
+
+* ``to_runnable(program)``: a bridge program as a LangChain ``Runnable`` (typed schemas, streaming,
+  callbacks, ``|`` on both sides, ``configurable_fields``, ``as_tool``).
+* ``to_langchain_tool(program)``: a program as a LangChain ``BaseTool`` for agents.
+* ``to_langchain_prompt(predictor)`` / ``to_langchain_chain(predictor, chat_model)``: a compiled
+  predictor as a ``ChatPromptTemplate`` that renders exactly the messages lmbridge sends, and as a
+  plain ``prompt | model | parser`` chain.
+* Callbacks: a program run as a Runnable reports its run tree to LangChain handlers (LangSmith),
+  through ``LangChainCallback``.
+
+Things in:
+
+* ``from_langchain_tool(tool)``: a LangChain tool as a ``lmbridge.Tool`` (``lmbridge.ReAct`` also takes
+  LangChain tools directly).
+* ``from_prompt_template(template)``: a hand-written prompt migrated to a signature.
+* ``LangChainLM(model)``: a LangChain chat model (or text model) as a bridge LM.
+* ``BridgeChatModel(lm=...)``: the other way round, a bridge LM as a LangChain chat model.
+* ``migrate_prompt(template)`` / ``print_migration(...)``: a prompt template migrated to a signature
+  and its few-shot examples to demos, as values or as printed source.
+
+langchain-core is imported when one of these is used, never by ``import lmbridge.adapters.langchain``;
+when it is missing, the call raises ``lmbridge.MissingDependencyError`` naming the extra.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from lmbridge import Module, Signature
+from lmbridge.adapters.langchain._lm import LangChainLM
+from lmbridge.adapters.langchain._prompts import from_prompt_template, require_langchain
+from lmbridge.adapters.langchain._tools import from_langchain_tool
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseLanguageModel
+    from langchain_core.prompts import ChatPromptTemplate
+    from langchain_core.runnables import Runnable
+    from langchain_core.tools import BaseTool
+
+    from lmbridge.adapters.langchain._schema import DocumentFormatter
+
+
+def to_runnable(program: Module, *, input_key: str | None = None, output_key: str | None = None,
+                name: str | None = None, signature: type[Signature] | None = None, include_usage: bool = False,
+                document_text: DocumentFormatter | None = None) -> Runnable[Any, Any]:
+    """The program as a LangChain ``Runnable``; see ``docs/langchain.md``."""
+    require_langchain()
+    from lmbridge.adapters.langchain._runnable import to_runnable as build
+
+    return build(program, input_key=input_key, output_key=output_key, name=name, signature=signature,
+                 include_usage=include_usage, document_text=document_text)
+
+
+def to_langchain_tool(program: Module, *, name: str | None = None, description: str | None = None,
+                      signature: type[Signature] | None = None, return_direct: bool = False) -> BaseTool:
+    """The program as a LangChain ``BaseTool``; see ``docs/langchain.md``."""
+    require_langchain()
+    from lmbridge.adapters.langchain._export import to_langchain_tool as build
+
+    return build(program, name=name, description=description, signature=signature, return_direct=return_direct)
+
+
+def to_langchain_prompt(predictor: Module) -> ChatPromptTemplate:
+    """The predictor's prompt as a ``ChatPromptTemplate``; see ``docs/langchain.md``."""
+    require_langchain()
+    from lmbridge.adapters.langchain._export import to_langchain_prompt as build
+
+    return build(predictor)
+
+
+def to_langchain_chain(predictor: Module, model: BaseLanguageModel[Any]) -> Runnable[Any, Any]:
+    """``prompt | model | parser`` for the predictor; see ``docs/langchain.md``."""
+    require_langchain()
+    from lmbridge.adapters.langchain._export import to_langchain_chain as build
+
+    return build(predictor, model)
+
+
+
+# Names whose modules subclass LangChain classes at import time: imported on first access (PEP 562), so
+# that ``import lmbridge.adapters.langchain`` never imports langchain-core.
+_LAZY = {
+    "BridgeChatModel": "lmbridge.adapters.langchain._chat",
+    "LangChainCallback": "lmbridge.adapters.langchain._trace",
+    "MigratedPrompt": "lmbridge.adapters.langchain._migrate",
+    "migrate_prompt": "lmbridge.adapters.langchain._migrate",
+    "print_migration": "lmbridge.adapters.langchain._migrate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lmbridge.adapters.langchain' has no attribute {name!r}")
+    require_langchain()
+    import importlib  # the module named in _LAZY imports langchain-core
+
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = [
+    "BridgeChatModel",
+    "LangChainCallback",
+    "LangChainLM",
+    "MigratedPrompt",
+    "from_langchain_tool",
+    "from_prompt_template",
+    "migrate_prompt",
+    "print_migration",
+    "to_langchain_chain",
+    "to_langchain_prompt",
+    "to_langchain_tool",
+    "to_runnable",
+]

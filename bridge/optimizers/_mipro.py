@@ -1,0 +1,445 @@
+"""MIPROv2: joint search over instructions, demonstrations and prompt format, with optuna's TPE.
+
+1. Demo-set candidates: ``num_candidates`` few-shot sets per predictor, made as in the random
+   search (zero-shot, labeled only, an ordered bootstrap, shuffled bootstraps).
+2. Instruction candidates: the original instruction plus grounded proposals (``proposer.py``).
+3. Search: each trial picks, per predictor, one instruction and one demo set (categorical), and one
+   prompt format for the program (``formats``; beyond DSPy: tiny models swing from near 0 to
+   over 90 % on prompt form alone). A trial scores the candidate on a minibatch of the valset;
+   every ``minibatch_full_eval_steps`` trials the candidate with the best mean minibatch score is
+   scored on the whole valset. The best full score wins; the unchanged student is scored first,
+   as the baseline.
+
+``auto`` sets the size: "light", "medium", "heavy" mean 6, 12, 18 candidates and a valset of at
+most 100, 300, 1000 examples; the number of trials follows from the number of dimensions.
+
+``checkpoint=path`` (or an RDB URL such as ``postgresql://...``) keeps the study in a database:
+a killed compile restarts where it stopped, and several worker processes given the same
+checkpoint run trials of one study together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import random
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from lmbridge.evaluate import Metric, check_examples, mean_score
+from lmbridge.formats import PromptFormat
+from lmbridge.lm import BaseLM
+from lmbridge.optimizers._base import CompileRun, Estimate, Optimizer, price_per_call
+from lmbridge.optimizers._fewshot import _calls_per_run, labeled_demos
+from lmbridge.optimizers._random_search import demo_candidates
+from lmbridge.optimizers._support.checkpoint import fingerprint, storage_url
+from lmbridge.optimizers._support.proposer import GroundedProposer
+from lmbridge.optimizers._support.search_space import (
+    WORKER,
+    SearchSpace,
+    StudyCheckpoint,
+    default_formats,
+    key,
+    open_study,
+    optuna_module,
+    usable_formats,
+)
+from lmbridge.optimizers._support.shared_study import claim_trial, heartbeat
+from lmbridge.optimizers._support.state import PredictorState, snapshot
+from lmbridge.programs import Module, calibrating, label_options, with_priors
+from lmbridge.settings import context, current
+from lmbridge.types import Example
+
+AUTO_RUN_SETTINGS = {"light": {"n": 6, "val_size": 100}, "medium": {"n": 12, "val_size": 300},
+                     "heavy": {"n": 18, "val_size": 1000}}
+SMALL_VALSET = 30
+"""Below this many valset rows the report warns that the selection is noisy."""
+SETUP_STALE_AFTER = 90.0
+"""Seconds without a setup heartbeat after which another worker takes the setup over."""
+
+
+class MIPROv2(Optimizer):
+    """Bayesian search (optuna TPE) over instructions, demo sets and prompt formats."""
+
+    def __init__(self, metric: Metric, prompt_model: BaseLM | None = None, task_model: BaseLM | None = None,
+                 teacher_settings: Mapping[str, Any] | None = None, max_bootstrapped_demos: int = 4,
+                 max_labeled_demos: int = 4, auto: Literal["light", "medium", "heavy"] | None = "light",
+                 num_candidates: int | None = None, num_threads: int | None = None,
+                 max_errors: int | None = None, seed: int = 9, init_temperature: float = 1.0,
+                 metric_threshold: float | None = None, *,
+                 formats: Sequence[PromptFormat] | None = None, proposal_templates: bool = True,
+                 max_lm_calls: int | None = None, max_cost: float | None = None,
+                 display_progress: bool = True) -> None:
+        super().__init__(seed=seed, num_threads=num_threads, max_lm_calls=max_lm_calls, max_cost=max_cost,
+                         display_progress=display_progress)
+        if auto is not None and auto not in AUTO_RUN_SETTINGS:
+            raise ValueError(f"auto must be one of {sorted(AUTO_RUN_SETTINGS)} or None, not {auto!r}")
+        if auto is not None and num_candidates is not None:
+            raise ValueError("with auto set, num_candidates comes from auto: pass auto=None to set it")
+        if auto is None and num_candidates is None:
+            raise ValueError("with auto=None, pass num_candidates (and num_trials to compile)")
+        self.metric = metric
+        self.prompt_model = prompt_model
+        self.task_model = task_model
+        self.teacher_settings = dict(teacher_settings or {})
+        self.max_bootstrapped_demos = max_bootstrapped_demos
+        self.max_labeled_demos = max_labeled_demos
+        self.auto = auto
+        self.num_candidates = num_candidates if auto is None else AUTO_RUN_SETTINGS[auto]["n"]
+        self.max_errors = max_errors
+        self.init_temperature = init_temperature
+        self.metric_threshold = metric_threshold
+        self.formats: list[PromptFormat] = list(default_formats() if formats is None else formats)
+        self.proposal_templates = proposal_templates
+
+    # -- sizes -------------------------------------------------------------------------------------
+    def _split(self, trainset: Sequence[Example], valset: Sequence[Example] | None,
+               seed: int) -> tuple[list[Example], list[Example]]:
+        rows = check_examples(trainset, "trainset", minimum=1 if valset is not None else 2)
+        if valset is None:
+            cut = max(1, min(len(rows) - 1, int(len(rows) * 0.8)))
+            val, rows = rows[:cut], rows[cut:]
+        else:
+            val = check_examples(valset, "valset")
+        if self.auto is not None:
+            cap = AUTO_RUN_SETTINGS[self.auto]["val_size"]
+            if len(val) > cap:
+                val = random.Random(seed).sample(val, cap)
+        return rows, val
+
+    def _num_trials(self, student: Module, num_trials: int | None, zero_shot: bool) -> int:
+        if num_trials is not None:
+            return num_trials
+        if self.auto is None:
+            raise ValueError("with auto=None, pass num_trials to compile")
+        n = int(self.num_candidates or 1)
+        dims = len(student.predictors()) * (1 if zero_shot else 2) + (1 if self.formats else 0)
+        return max(math.ceil(2 * dims * math.log2(max(n, 2))), math.ceil(1.5 * n))
+
+    def estimate(self, student: Module, *, trainset: Sequence[Example],
+                 valset: Sequence[Example] | None = None,
+                 num_trials: int | None = None, minibatch: bool = True, minibatch_size: int = 35,
+                 minibatch_full_eval_steps: int = 5) -> Estimate:
+        train, val = self._split(trainset, valset, self.seed)
+        n = int(self.num_candidates or 1)
+        zero_shot = self.max_bootstrapped_demos == 0 and self.max_labeled_demos == 0
+        trials = self._num_trials(student, num_trials, zero_shot)
+        per_run = _calls_per_run(student)
+        boot = 0 if zero_shot else max(0, n - 2) * len(train) * per_run
+        proposals = 1 + len(student.predictors()) * max(0, n - 1)
+        batch = min(minibatch_size, len(val)) if minibatch else len(val)
+        trial_calls = trials * batch * per_run
+        steps = max(1, minibatch_full_eval_steps)
+        fulls = (trials // steps + 2) * len(val) * per_run if batch < len(val) else 0
+        baseline = len(val) * per_run
+        total = boot + proposals + trial_calls + fulls + baseline
+        price = price_per_call(student, train[0] if train else None, self.max_bootstrapped_demos)
+        return Estimate(total, None if price is None else price * total,
+                        {"bootstrap": boot, "proposals": proposals, "trials": trial_calls,
+                         "full_evaluations": fulls + baseline})
+
+    # -- compile ------------------------------------------------------------------------------------
+    def compile(self, student: Module, *, trainset: Sequence[Example], teacher: Module | None = None,
+                valset: Sequence[Example] | None = None, num_trials: int | None = None,
+                max_bootstrapped_demos: int | None = None, max_labeled_demos: int | None = None,
+                seed: int | None = None, minibatch: bool = True, minibatch_size: int = 35,
+                minibatch_full_eval_steps: int = 5, program_aware_proposer: bool = True,
+                data_aware_proposer: bool = True, view_data_batch_size: int = 10,
+                tip_aware_proposer: bool = True, fewshot_aware_proposer: bool = True,
+                checkpoint: str | Path | None = None) -> Module:
+        seed = self.seed if seed is None else seed
+        max_boot = self.max_bootstrapped_demos if max_bootstrapped_demos is None else max_bootstrapped_demos
+        max_lab = self.max_labeled_demos if max_labeled_demos is None else max_labeled_demos
+        train, val = self._split(trainset, valset, seed)
+        zero_shot = max_boot == 0 and max_lab == 0
+        trials = self._num_trials(student, num_trials, zero_shot)
+        batch = min(minibatch_size, len(val)) if minibatch else len(val)
+        settings = {**self.settings(), "seed": seed, "trials": trials, "batch": batch,
+                    "max_bootstrapped_demos": max_boot, "max_labeled_demos": max_lab}
+        fp = fingerprint("MIPROv2", settings, student, train, val)
+        url = storage_url(checkpoint) if checkpoint is not None else None
+        study, created = open_study(url, f"lmbridge-mipro-{fp}", seed)
+        store = StudyCheckpoint(study)
+        proposer = GroundedProposer(
+            self.prompt_model, view_data_batch_size=view_data_batch_size,
+            program_aware=program_aware_proposer, data_aware=data_aware_proposer,
+            tip_aware=tip_aware_proposer, fewshot_aware=fewshot_aware_proposer,
+            templates=self.proposal_templates, init_temperature=self.init_temperature, seed=seed)
+        total = trials + (trials // max(1, minibatch_full_eval_steps) + 2 if batch < len(val) else 1)
+        # a calibrated format takes its prior from the trainset's inputs (labels unused), here and in the result
+        with calibrating(train, seed=seed) as pool:
+            with CompileRun(self, student, train, val, total=total, unit="evaluations") as run:
+                run.store = store
+                run.notes.update({"resumed": store.resumed or not created, "num_trials": trials,
+                                  "minibatch_size": batch,
+                                  "study": study.study_name})
+                if len(val) < SMALL_VALSET:
+                    run.notes["warnings"] = [
+                        f"the valset has {len(val)} rows: one row moves a score by {100 / len(val):.1f} points, so "
+                        f"the search can pick a candidate by chance; {SMALL_VALSET} rows or more are advised"]
+                if url is not None and run.budget.limited:
+                    from lmbridge.optimizers._support.budget import StudyCounter
+
+                    run.budget.share(StudyCounter(url, study.study_name))  # the caps hold for the whole study
+                task = run.budget.wrap(self.task_model)
+                with context(lm=task) if task is not None else context():
+                    own = next((p.lm for p in student.predictors() if p.lm is not None), None)
+                    proposer.prompt_model = (run.budget.wrap(self.prompt_model) or current().lm
+                                             or run.budget.wrap(own))
+                    space = self._setup(run, student, train, store, created, proposer, teacher, seed, max_boot,
+                                        max_lab, zero_shot)
+                    search = _Search(self, run, study, store, space, val, batch, minibatch_full_eval_steps, seed)
+                    search.baseline()
+                    search.trials(trials)
+                    search.finish()
+            with context(lm=self.task_model) if self.task_model is not None else context():
+                return with_priors(run.finish(), pool)
+
+    def _setup(self, run: CompileRun, student: Module, train: list[Example], store: StudyCheckpoint,
+               created: bool,
+               proposer: GroundedProposer, teacher: Module | None, seed: int, max_boot: int, max_lab: int,
+               zero_shot: bool) -> SearchSpace:
+        if not created:
+            _wait_for_setup(store)
+        base = snapshot(student)
+        n = int(self.num_candidates or 1)
+
+        def beat(*_: Any) -> None:
+            store.put("setup:heartbeat",
+                      {"time": time.time(), "host": socket.gethostname(), "pid": os.getpid()})
+
+        if not store.get("setup:done"):
+            beat()
+        demo_sets = []
+        if not zero_shot:
+            seeds = list(range(-3, n - 3))
+            boot_store = _Beating(store, beat)
+            made = demo_candidates(
+                run, student, train, seeds, metric=self.metric, metric_threshold=self.metric_threshold,
+                teacher=teacher, teacher_settings=self.teacher_settings, max_bootstrapped=max_boot,
+                max_labeled=max_lab, max_rounds=1, labeled_sample=True, base_seed=seed, store=boot_store)
+            demo_sets = [made[s] for s in seeds]
+        instructions = proposer.propose(base, train, demo_sets, n, store, on_step=beat)
+        store.put("setup:done", True)
+        effective = _effective_format(student)
+        formats: list[PromptFormat | None] = [None] + [f for f in self.formats if f != effective]
+        # label scoring needs log-probabilities: scoring formats are searched only where the LM has them
+        lms: list[BaseLM | None] = [p.lm for p in student.predictors() if p.lm is not None] or [current().lm]
+        logprobs = all(lm is not None and lm.supports_logprobs() for lm in lms)
+        formats = usable_formats(formats, logprobs and any(label_options(s.signature) for s in base.values()))
+        if not zero_shot and max_lab > 0 and all(label_options(s.signature) for s in base.values()):
+            # A class-balanced draw of labeled demos, two of each class at least: a 6-class task needs
+            # more than the default 4 demos before every class is shown once.
+            balanced = {name: s.with_demos(labeled_demos(s, train, max(max_lab, 2 * _classes(s)), random.Random(seed),
+                                                         balanced=True))
+                        for name, s in base.items()}
+            demo_sets.append(balanced)
+        return SearchSpace(base, instructions, demo_sets, formats if self.formats else [None])
+
+
+def _classes(state: PredictorState) -> int:
+    found = label_options(state.signature)
+    return len(found[1]) if found is not None else 0
+
+
+class _Beating:
+    """A checkpoint that also beats the setup heartbeat on every write."""
+
+    def __init__(self, store: StudyCheckpoint, beat: Any) -> None:
+        self.store, self.beat = store, beat
+        self.resumed = store.resumed
+
+    def get(self, name: str) -> Any:
+        return self.store.get(name)
+
+    def put(self, name: str, value: Any) -> None:
+        self.store.put(name, value)
+        self.beat()
+
+
+def _effective_format(student: Module) -> PromptFormat | None:
+    from lmbridge.programs import DEFAULT_FORMAT
+
+    found = {repr(p.format or current().format or DEFAULT_FORMAT) for p in student.predictors()}
+    if len(found) != 1:
+        return None
+    p = student.predictors()[0]
+    return p.format or current().format or DEFAULT_FORMAT
+
+
+def _wait_for_setup(store: StudyCheckpoint) -> None:
+    """Wait while another live worker is making the candidates; take over if it stopped."""
+    while not store.refresh().get("setup:done"):
+        beat = store.get("setup:heartbeat")
+        if not isinstance(beat, dict):
+            return
+        if beat.get("host") == socket.gethostname() and not _alive(int(beat.get("pid", 0))):
+            return
+        if time.time() - float(beat.get("time", 0)) > SETUP_STALE_AFTER:
+            return
+        time.sleep(1.0)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return False  # our own earlier run in this process: nothing to wait for
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+class _Search:
+    """The trial loop of one worker over a shared study."""
+
+    def __init__(self, opt: MIPROv2, run: CompileRun, study: Any, store: StudyCheckpoint, space: SearchSpace,
+                 val: list[Example], batch: int, full_eval_steps: int, seed: int) -> None:
+        self.opt, self.run, self.study, self.store, self.space = opt, run, study, store, space
+        self.val, self.batch, self.full_eval_steps, self.seed = val, batch, max(1, full_eval_steps), seed
+        self.optuna = optuna_module()
+
+    def _complete(self) -> list[Any]:
+        return list(self.study.get_trials(deepcopy=False, states=(self.optuna.trial.TrialState.COMPLETE,)))
+
+    def full_score(self, choice: Mapping[str, int]) -> float:
+        """The candidate's score on the whole valset, computed once per study."""
+        k = key(choice)
+        saved = self.store.get(f"full:{k}")
+        if isinstance(saved, dict):
+            score = float(saved["score"])
+        else:
+            program = self.run.candidate(self.space.state(choice))
+            outcomes = self.run.evaluate(program, self.val, self.opt.metric)
+            score = mean_score(outcomes)
+            self.store.put(f"full:{k}", {"score": score, "at": time.time(), "worker": WORKER})
+            self.run.check_errors(self.opt.max_errors)
+        self.run.offer(self.space.state(choice), score)
+        return score
+
+    def baseline(self) -> None:
+        self.run.baseline_score = self.full_score(self.space.default())
+        self.run.step("baseline")
+
+    def trials(self, num_trials: int) -> None:
+        """Run trials until the study holds ``num_trials`` complete ones.
+
+        Each proposal depends only on the seed and the trials finished so far (a fresh TPE sampler
+        seeded from both), never on how many processes or restarts came before, so a compile
+        resumed after a kill proposes what an uninterrupted one would have."""
+        dims = self.space.dims()
+        self._catch_up_full_evals()
+        while True:
+            # The sampler is chosen before the claim, from the trials finished so far. A dead worker's
+            # trial is retried by claim_trial (optuna's heartbeat) with its own choice and slot.
+            self.study.sampler = self._sampler(self._slot())
+            trial = claim_trial(self.study, num_trials, self.optuna)
+            if trial is None:
+                break
+            if "slot" not in trial.user_attrs:
+                trial.set_user_attr("slot", self._slot_of(trial))
+            slot = str(trial.user_attrs["slot"])
+            choice = {d: int(trial.suggest_categorical(d, list(range(n)))) for d, n in dims}
+            trial.set_user_attr("combo", key(choice))
+            trial.set_user_attr("worker", WORKER)
+            try:
+                with heartbeat(self.study, trial):  # a retry scores on its original's minibatch
+                    score = self._score(choice, slot)
+            except BaseException:
+                self.study.tell(trial, state=self.optuna.trial.TrialState.FAIL)
+                raise
+            self.study.tell(trial, score)
+            self.run.step(f"trial {trial.number}")
+            done = len(self._complete())
+            if self.batch < len(self.val) and done % self.full_eval_steps == 0:
+                self._full_eval_best(str(done), upto=done)
+
+    def _score(self, choice: Mapping[str, int], slot: str) -> float:
+        if self.batch >= len(self.val):
+            return self.full_score(choice)
+        rows = random.Random(f"{self.seed}:{slot}").sample(self.val, self.batch)
+        outcomes = self.run.evaluate(self.run.candidate(self.space.state(choice)), rows, self.opt.metric)
+        self.run.check_errors(self.opt.max_errors)
+        return mean_score(outcomes)
+
+    def _slot(self, taken: int | None = None) -> str:
+        """Where the next trial stands: trials complete, plus trials other workers are running now
+        (not counting ``taken``, the trial this worker has just claimed)."""
+        running = [t for t in self.study.get_trials(deepcopy=False, states=(self.optuna.trial.TrialState.RUNNING,))
+                   if t.number != taken]
+        complete = len(self._complete())
+        return f"{complete}" if not running else f"{complete}+{len(running)}"
+
+    def _slot_of(self, trial: Any) -> str:
+        return self._slot(taken=trial.number)
+
+    def _sampler(self, slot: str) -> Any:
+        import warnings
+
+        derived = int.from_bytes(hashlib.sha256(f"{self.seed}:{slot}".encode()).digest()[:4], "big")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # multivariate TPE is marked experimental
+            # constant_liar: trials other workers are running count as bad, so workers spread out.
+            return self.optuna.samplers.TPESampler(seed=derived, multivariate=True, constant_liar=True)
+
+    def _catch_up_full_evals(self) -> None:
+        """The full evaluations an interrupted run owed at its last steps, done before going on."""
+        if self.batch >= len(self.val):
+            return
+        done = len(self._complete())
+        for step in range(self.full_eval_steps, done + 1, self.full_eval_steps):
+            self._full_eval_best(str(step), upto=step)
+
+    def _full_eval_best(self, step: str, upto: int | None = None) -> None:
+        """Score on the whole valset the candidate with the best mean minibatch score (over the first
+        ``upto`` complete trials) that has no full score yet. Each step runs once per study (``step``
+        names it), so a resumed run skips it."""
+        if self.store.get(f"fullstep:{step}"):
+            return
+        means: dict[str, list[float]] = {}
+        first: dict[str, int] = {}
+        for t in sorted(self._complete(), key=lambda t: t.number)[:upto]:
+            k = str(t.user_attrs.get("combo"))
+            means.setdefault(k, []).append(float(t.value))
+            first.setdefault(k, t.number)
+        ranked = sorted(means, key=lambda k: (-sum(means[k]) / len(means[k]), first[k]))
+        attrs = self.store.refresh()
+        for k in ranked:
+            if f"full:{k}" not in attrs:
+                import json
+
+                self.full_score({d: int(v) for d, v in json.loads(k).items()})
+                self.run.step("full evaluation")
+                break
+        self.store.put(f"fullstep:{step}", True)
+
+    def finish(self) -> None:
+        import json
+
+        if self.batch < len(self.val):
+            self._full_eval_best("final")
+        attrs = self.store.refresh()
+        fulls = sorted(((v["at"], k.removeprefix("full:"), v["score"]) for k, v in attrs.items()
+                        if k.startswith("full:") and isinstance(v, dict)))
+        if fulls:  # decide from the study's record alone, so every worker of a study picks the same program
+            self.run.best_score = None
+        for _, k, score in fulls:
+            self.run.offer(self.space.state(json.loads(k)), float(score))
+        workers: dict[str, int] = {}  # the report names workers 0, 1, ...: no host names or pids
+        for t in sorted(self._complete(), key=lambda t: t.number):
+            choice = json.loads(str(t.user_attrs.get("combo")))
+            worker = workers.setdefault(str(t.user_attrs.get("worker")), len(workers))
+            kind = "full" if self.batch >= len(self.val) else "minibatch"
+            self.run.record(kind, float(t.value), self.batch, number=t.number,
+                            worker=worker,
+                            config=self.space.describe(choice))
+        for _, k, score in fulls:
+            self.run.record("full_evaluation", float(score), len(self.val),
+                            config=self.space.describe(json.loads(k)))
+

@@ -1,0 +1,166 @@
+"""Module: the base of every program. A program is plain Python: a Module whose attributes are
+Predicts and other Modules, with a ``forward`` that calls them.
+
+The base class finds the predictors (``named_predictors``), copies a program (``deepcopy``),
+saves and loads its state, and gives each call's Prediction the usage of everything it ran.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lmbridge.settings import current
+from lmbridge.tracing import start_run, track_usage, watched
+from lmbridge.types import Prediction
+
+if TYPE_CHECKING:
+    from lmbridge.programs._predict import Predict
+
+
+class Module:
+    """Subclass it and write ``forward(self, **inputs) -> Prediction``; ``aforward`` for native async."""
+
+    report: dict[str, Any] | None = None
+    """The compile report, set by an optimizer on the program it returns, and saved with it."""
+
+    def forward(self, **inputs: Any) -> Prediction:
+        raise NotImplementedError(f"{type(self).__name__} must define forward(**inputs)")
+
+    async def aforward(self, **inputs: Any) -> Prediction:
+        """Default async path: ``forward`` on a worker thread (which sees this task's settings)."""
+        import asyncio
+
+        return await asyncio.to_thread(self.forward, **inputs)
+
+    def __call__(self, **inputs: Any) -> Prediction:
+        callbacks = current().callbacks
+        if callbacks and watched(callbacks, "module"):
+            return self._traced_call(inputs)
+        with track_usage() as tracker:
+            prediction = self.forward(**inputs)
+        if isinstance(prediction, Prediction):
+            prediction.usage = tracker.usage
+        return prediction
+
+    async def acall(self, **inputs: Any) -> Prediction:
+        callbacks = current().callbacks
+        if callbacks and watched(callbacks, "module"):
+            return await self._atraced_call(inputs)
+        with track_usage() as tracker:
+            prediction = await self.aforward(**inputs)
+        if isinstance(prediction, Prediction):
+            prediction.usage = tracker.usage
+        return prediction
+
+    def _traced_call(self, inputs: dict[str, Any]) -> Prediction:
+        with start_run("module", type(self).__name__, inputs) as run, track_usage() as tracker:
+            prediction = self.forward(**inputs)
+            if isinstance(prediction, Prediction):
+                prediction.usage = tracker.usage
+            run.end(prediction)
+        return prediction
+
+    async def _atraced_call(self, inputs: dict[str, Any]) -> Prediction:
+        with start_run("module", type(self).__name__, inputs) as run, track_usage() as tracker:
+            prediction = await self.aforward(**inputs)
+            if isinstance(prediction, Prediction):
+                prediction.usage = tracker.usage
+            run.end(prediction)
+        return prediction
+
+    # -- structure -----------------------------------------------------------------------------
+    def named_predictors(self) -> list[tuple[str, Predict]]:
+        """Every Predict in the program, with a dotted path name (``"generate.predict"``)."""
+        found: list[tuple[str, Predict]] = []
+        seen: set[int] = set()
+        _walk(self, "", found, seen)
+        return found
+
+    def named_modules(self) -> list[tuple[str, Module]]:
+        """Every sub-module of the program (predictors, ``Retrieve`` and others), with a dotted path
+        name, each once, parents before their children."""
+        found: list[tuple[str, Module]] = []
+        _walk_modules(self, "", found, set())
+        return found
+
+    def predictors(self) -> list[Predict]:
+        return [p for _, p in self.named_predictors()]
+
+    def deepcopy(self) -> Module:
+        """A full copy; LMs are shared, not copied."""
+        return copy.deepcopy(self)
+
+    def reset_copy(self) -> Module:
+        """A copy with every predictor's demos cleared."""
+        new = self.deepcopy()
+        for p in new.predictors():
+            p.demos = []
+        return new
+
+    # -- persistence ---------------------------------------------------------------------------
+    def dump_state(self) -> dict[str, Any]:
+        from lmbridge.programs._persistence import program_state
+
+        return program_state(self)
+
+    def load_state(self, state: dict[str, Any]) -> Module:
+        from lmbridge.programs._persistence import apply_state
+
+        apply_state(self, state)
+        return self
+
+    def save(self, path: str | Path) -> None:
+        """Write the program's state (instructions, demos, fields, report) to a JSON file."""
+        from lmbridge.programs._persistence import save
+
+        save(self, path)
+
+    def load(self, path: str | Path) -> Module:
+        """Read state saved by ``save`` into this program. Never runs code."""
+        from lmbridge.programs._persistence import load
+
+        load(self, path)
+        return self
+
+
+def _children(value: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, Module):
+        for name, child in vars(value).items():
+            if not name.startswith("_"):
+                yield name, child
+    elif isinstance(value, (list, tuple)):
+        for i, child in enumerate(value):
+            yield str(i), child
+    elif isinstance(value, dict):
+        for key, child in value.items():
+            yield str(key), child
+
+
+def _walk_modules(value: Any, prefix: str, found: list[tuple[str, Module]], seen: set[int]) -> None:
+    for name, child in _children(value):
+        if id(child) in seen or not isinstance(child, (Module, list, tuple, dict)):
+            continue
+        seen.add(id(child))
+        path = f"{prefix}.{name}" if prefix else name
+        if isinstance(child, Module):
+            found.append((path, child))
+        _walk_modules(child, path, found, seen)
+
+
+def _walk(value: Any, prefix: str, found: list[tuple[str, Predict]], seen: set[int]) -> None:
+    from lmbridge.programs._predict import Predict
+
+    for name, child in _children(value):
+        if id(child) in seen or not isinstance(child, (Module, list, tuple, dict)):
+            continue
+        seen.add(id(child))
+        path = f"{prefix}.{name}" if prefix else name
+        if isinstance(child, Predict):
+            found.append((path, child))
+        else:
+            _walk(child, path, found, seen)
+    if not prefix and isinstance(value, Predict) and not found:
+        found.append(("self", value))

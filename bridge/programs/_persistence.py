@@ -1,0 +1,216 @@
+"""Saving and loading programs as plain JSON state.
+
+A file holds, per predictor, its instructions, its field descriptions and labels, its demos and its
+prompt format, plus the compile report, a format version and the lmbridge version. It holds no code,
+no pickle, no model name, no base URL and no key. Loading validates the whole file first and changes
+nothing when it does not fit: a wrong format, a newer version, a missing or extra predictor, or
+fields that differ all raise StateError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lmbridge.errors import StateError
+from lmbridge.formats import format_from_state
+from lmbridge.signatures import to_jsonable, type_name
+from lmbridge.types import Example
+
+if TYPE_CHECKING:
+    from lmbridge.programs._module import Module
+    from lmbridge.programs._predict import Predict
+
+FORMAT = "lmbridge.program"
+FORMAT_VERSION = 1
+
+
+def library_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lmbridge")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def predictor_state(p: Predict) -> dict[str, Any]:
+    sig = p.signature
+    return {
+        "instructions": sig.instructions,
+        "fields": {n: {"kind": f.kind, "type": type_name(f.annotation), "desc": f.desc, "prefix": f.prefix}
+                   for n, f in sig.fields().items()},
+        "demos": [{k: to_jsonable(v) for k, v in d.items()} for d in p.demos],
+        "format": p.format.to_state() if p.format is not None else None,
+    }
+
+
+def retrieve_modules(program: Module) -> dict[str, Any]:
+    """The ``Retrieve`` modules of a program by path (``"self"`` for a bare Retrieve)."""
+    from lmbridge.retrieval import Retrieve
+
+    found: dict[str, Any] = {"self": program} if isinstance(program, Retrieve) else {}
+    found.update((n, m) for n, m in program.named_modules() if isinstance(m, Retrieve))
+    return found
+
+
+def program_state(program: Module) -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "lmbridge_version": library_version(),
+        "program": type(program).__name__,
+        "predictors": {name: predictor_state(p) for name, p in program.named_predictors()},
+        "report": program.report,
+    }
+    retrieves = retrieve_modules(program)
+    if retrieves:
+        state["retrieve"] = {name: {"k": m.k} for name, m in retrieves.items()}
+    return state
+
+
+def _check_entry(name: str, state: Any) -> None:
+    """The shape of one predictor's saved state, checked without the program."""
+    if not isinstance(state, dict):
+        raise StateError(f"predictor {name!r}: state must be an object")
+    for key, kind in (("instructions", str), ("fields", dict), ("demos", list)):
+        if not isinstance(state.get(key), kind):
+            raise StateError(f"predictor {name!r}: {key!r} is missing or is not a {kind.__name__}")
+    for n, entry in state["fields"].items():
+        if not isinstance(entry, dict) or entry.get("kind") not in ("input", "output"):
+            raise StateError(f"predictor {name!r}: field {n!r} must be an object whose 'kind' is input or output")
+        for key in ("type", "desc", "prefix"):
+            if key in entry and not isinstance(entry[key], str):
+                raise StateError(f"predictor {name!r}: field {n!r} has a {key!r} that is not a string")
+    for i, demo in enumerate(state["demos"]):
+        if not isinstance(demo, dict):
+            raise StateError(f"predictor {name!r}: demo {i} is not an object")
+    fmt = state.get("format")
+    if fmt is not None:
+        if not isinstance(fmt, dict):
+            raise StateError(f"predictor {name!r}: 'format' must be an object or null, not {type(fmt).__name__}")
+        try:
+            format_from_state(fmt)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise StateError(f"predictor {name!r}: format {fmt.get('name')!r}: {exc}") from exc
+
+
+def check_state(state: Any) -> dict[str, Any]:
+    """Check that ``state`` is a whole program file this lmbridge can read, without a program: the
+    format marker, the version and the shape of every predictor. Returns its predictors; raises
+    StateError naming the first problem."""
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise StateError(f"not an lmbridge program file (expected \"format\": \"{FORMAT}\")")
+    version = state.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or not 0 <= version <= FORMAT_VERSION:
+        raise StateError(f"program file format version {version!r} is not supported by this lmbridge "
+                         f"(it reads versions up to {FORMAT_VERSION}); a newer file needs a newer lmbridge")
+    saved = state.get("predictors")
+    if not isinstance(saved, dict):
+        raise StateError("program file has no 'predictors' object")
+    for name, entry in saved.items():
+        _check_entry(name, entry)
+    return saved
+
+
+def _check_predictor(name: str, p: Predict, state: dict[str, Any]) -> None:
+    fields = p.signature.fields()
+    saved = state["fields"]
+    if list(saved) != list(fields):
+        raise StateError(f"predictor {name!r}: the file has fields {list(saved)}, the program has {list(fields)}")
+    for n, f in fields.items():
+        entry = saved[n]
+        if entry.get("kind") != f.kind:
+            raise StateError(f"predictor {name!r}: field {n!r} is an {f.kind} here but not in the file")
+        if entry.get("type", type_name(f.annotation)) != type_name(f.annotation):
+            raise StateError(f"predictor {name!r}: field {n!r} has type {type_name(f.annotation)} here, "
+                             f"{entry.get('type')} in the file")
+
+
+def apply_state(program: Module, state: Any) -> None:
+    """Validate ``state`` against ``program`` completely, then apply it. Raises only StateError, and
+    a state that does not fit changes nothing."""
+    saved = check_state(state)
+    mine = dict(program.named_predictors())
+    if set(saved) != set(mine):
+        missing, extra = sorted(set(mine) - set(saved)), sorted(set(saved) - set(mine))
+        raise StateError(f"program file does not fit {type(program).__name__}: "
+                         f"missing predictors {missing}, unexpected predictors {extra}")
+    for name, p in mine.items():
+        _check_predictor(name, p, saved[name])
+    retrieve = _checked_retrieve(program, state.get("retrieve"))
+    planned = []
+    for name, p in mine.items():  # build every new value first; assign only when all of them are built
+        s = saved[name]
+        try:
+            sig = p.signature.with_instructions(s["instructions"])
+            for n, entry in s["fields"].items():
+                sig = sig.with_updated_field(n, desc=entry.get("desc", ""), prefix=entry.get("prefix", ""))
+            demos = [Example(d) for d in s["demos"]]
+            fmt = format_from_state(s["format"]) if s.get("format") is not None else p.format
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+            raise StateError(f"predictor {name!r}: {exc}") from exc
+        planned.append((p, sig, demos, fmt))
+    for p, sig, demos, fmt in planned:
+        p.signature, p.demos, p.format = sig, demos, fmt
+    for module, k in retrieve:
+        module.k = k
+    report = state.get("report")
+    program.report = report if isinstance(report, dict) else None
+
+
+def _checked_retrieve(program: Module, saved: Any) -> list[tuple[Any, int]]:
+    """The (Retrieve module, k) pairs a file sets; a file from before k was saved sets none."""
+    if saved is None:
+        return []
+    mine = retrieve_modules(program)
+    if not isinstance(saved, dict) or set(saved) != set(mine):
+        names = sorted(saved) if isinstance(saved, dict) else saved
+        raise StateError(f"program file does not fit {type(program).__name__}: it has Retrieve modules {names}, "
+                         f"the program has {sorted(mine)}")
+    pairs = []
+    for name, entry in saved.items():
+        k = entry.get("k") if isinstance(entry, dict) else None
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise StateError(f"Retrieve {name!r}: 'k' must be a positive integer, got {k!r}")
+        pairs.append((mine[name], k))
+    return pairs
+
+
+def save(program: Module, path: str | Path) -> None:
+    path = Path(path)
+    text = json.dumps(program_state(program), indent=2, ensure_ascii=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_state(path: str | Path) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise StateError(f"program file {path} is not UTF-8 text: {exc}") from exc
+    except OSError as exc:
+        raise StateError(f"cannot read program file {path}: {exc}") from exc
+    try:
+        state = json.loads(text)
+    except RecursionError as exc:
+        raise StateError(f"program file {path} nests its JSON too deeply to read") from exc
+    except ValueError as exc:
+        raise StateError(f"program file {path} is not valid JSON: {exc}") from exc
+    if not isinstance(state, dict):
+        raise StateError(f"program file {path} does not hold a JSON object")
+    return state
+
+
+def load(program: Module, path: str | Path) -> None:
+    apply_state(program, read_state(path))
