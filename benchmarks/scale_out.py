@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/scale_out.py --quick   # a smoke run
 
 The model is a ``lmbridge.testing.ScriptedLM`` that sleeps 200 ms per call (a provider's latency) and
-answers SST-2 rows (real data, /work/shared/datasets/sst2) right only under an instruction that
+answers SST-2 rows (real data, ../shared/datasets/sst2) right only under an instruction that
 says "carefully", so the search has something to find. Trials use MIPROv2's default minibatch
 (35). Each worker runs one thread: the speed-up comes from processes alone. For each worker count
 the study is new (a fresh PostgreSQL database) and so is the Redis cache (a fresh key prefix); all
@@ -41,7 +41,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-DATA = Path(os.environ.get("LMBRIDGE_DATASETS", "/work/shared/datasets")) / "sst2"
+sys.path.insert(0, str(ROOT))
+from examples.data import datasets_dir  # noqa: E402  (the one way to find the datasets folder)
+
+DATA = datasets_dir() / "sst2"
 LATENCY = 0.2
 SIG = "text -> label: Literal['negative', 'positive']"
 

@@ -5,7 +5,6 @@ and scripted LlamaIndex LLMs (a plain chat LLM and a function-calling one)."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,13 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.schema import TextNode
 
-from lmbridge.adapters.llamaindex._embeddings import to_llamaindex_embedding
-from lmbridge.lm._embedders import HashingEmbedder
+from examples.data import datasets_dir
+from lmbridge.adapters.llamaindex import to_llamaindex_embedding
+from lmbridge.lm import HashingEmbedder
 
 
 def squad_dir() -> Path:
-    env = os.environ.get("LMBRIDGE_DATASETS")
-    return (Path(env) if env else Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets") / "squad"
+    return datasets_dir() / "squad"
 
 
 def read_jsonl(path: Path, n: int | None = None) -> list[dict[str, Any]]:

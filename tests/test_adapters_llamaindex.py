@@ -4,11 +4,8 @@ feeding lmbridge.Retrieve, and LlamaIndex LLMs running bridge programs. No netwo
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,34 +18,15 @@ pytest.importorskip("llama_index.core")
 from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
-    CompletionResponse,
-    CompletionResponseGen,
-    LLMMetadata,
 )
-from llama_index.core.llms import CustomLLM, MockLLM
+from llama_index.core.llms import MockLLM
 from llama_index.core.schema import TextNode
+from llamaindex_fixtures import ScriptedChatLLM, read_jsonl, squad_dir
 from overlap_retriever import OverlapRetriever
 
 from lmbridge.adapters.llamaindex import LlamaIndexLM, from_llamaindex_retriever
 
-
-def datasets_dir() -> Path:
-    env = os.environ.get("LMBRIDGE_DATASETS")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
-
-
-def read_jsonl(path: Path, n: int) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if len(rows) == n:
-                break
-            if line.strip():
-                rows.append(json.loads(line))
-    return rows
-
-
-SQUAD = datasets_dir() / "squad"
+SQUAD = squad_dir()
 if not (SQUAD / "corpus.jsonl").is_file():
     pytest.skip("the SQuAD dataset is not available", allow_module_level=True)
 
@@ -123,28 +101,6 @@ def test_from_llamaindex_retriever_rejects_other_objects() -> None:
 
 
 # -- LLMs ----------------------------------------------------------------------------------------------
-
-
-class ScriptedChatLLM(CustomLLM):
-    """A LlamaIndex LLM answering chats from a list, reporting token counts as OpenAI's integration does."""
-
-    replies: list[str] = []
-    seen: list[list[ChatMessage]] = []
-
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata(model_name="scripted-chat", is_chat_model=True)
-
-    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        self.seen.append(list(messages))
-        return ChatResponse(message=ChatMessage(role="assistant", content=self.replies.pop(0)),
-                            additional_kwargs={"prompt_tokens": 40, "completion_tokens": 3})
-
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        raise NotImplementedError
-
-    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
-        raise NotImplementedError
 
 
 def test_bridge_program_on_a_llamaindex_llm(question: dict[str, Any]) -> None:

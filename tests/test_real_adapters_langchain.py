@@ -4,7 +4,6 @@ real tokens. Asserts structure and typed values, never a particular completion."
 
 from __future__ import annotations
 
-import os
 import sys
 from functools import reduce
 from operator import add
@@ -18,22 +17,12 @@ import lmbridge
 pytest.importorskip("langchain_core")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("LMBRIDGE_DATASETS", str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 
 from examples import langchain_callbacks, langchain_chain, langchain_rag, langchain_react
-from examples.data import datasets_dir, load_classification
-from lmbridge.adapters.langchain import to_langchain_chain, to_runnable
-from lmbridge.adapters.langchain._chat import BridgeChatModel
+from examples.data import load_classification
+from lmbridge.adapters.langchain import BridgeChatModel, to_langchain_chain, to_runnable
 
 pytestmark = pytest.mark.real_model
-
-
-@pytest.fixture(autouse=True)
-def _datasets(monkeypatch: pytest.MonkeyPatch) -> None:
-    try:
-        datasets_dir()
-    except FileNotFoundError:
-        monkeypatch.setenv("LMBRIDGE_DATASETS", "/work/shared/datasets")
 
 
 def test_rag_chain_example_scores_before_and_after_compiling() -> None:
