@@ -5,6 +5,7 @@ neither LiteLLM, LangChain, LlamaIndex, optuna, llama.cpp, torch nor sentence-tr
 """
 
 from lmbridge import datasets, metrics, testing
+from lmbridge._version import __version__
 from lmbridge.agents import ReAct, Tool
 from lmbridge.errors import (
     AuthenticationError,
@@ -61,8 +62,6 @@ from lmbridge.signatures import Field, InputField, OutputField, Signature, make_
 from lmbridge.toolcalls import ToolCall
 from lmbridge.tracing import Callback, LMEnd, OpenTelemetryCallback, Run, RunScore, current_run_id, trace, track_usage
 from lmbridge.types import Example, Message, Passage, Prediction, Usage
-
-__version__ = "0.1.0"
 
 __all__ = [
     "COPRO",

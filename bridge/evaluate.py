@@ -229,18 +229,19 @@ def _run_pairs(pairs: Sequence[tuple[Module, Example]], metric: Metric, *, threa
         if on_row is not None and row is not None:
             on_row(row)
 
-    # The first example runs alone, before any fan-out: a configuration error (no LM, a refused
-    # key, an unknown model) then costs exactly one call, however many threads and however slow.
-    for i, (program, example) in enumerate(pairs if threads <= 1 else pairs[:1]):
-        finish(i, run_one(program, example, metric, traced=traced, index=i))
-    if threads > 1 and len(pairs) > 1:
-        _fan_out(pairs, 1, metric, threads=threads, traced=traced, finish=finish)
+    if threads <= 1 or len(pairs) <= 1:
+        for i, (program, example) in enumerate(pairs):
+            finish(i, run_one(program, example, metric, traced=traced, index=i))
+    else:
+        _fan_out(pairs, metric, threads=threads, traced=traced, finish=finish)
     return [r for r in rows if r is not None]
 
 
-def _fan_out(pairs: Sequence[tuple[Module, Example]], first: int, metric: Metric, *, threads: int,
-             traced: bool, finish: Callable[[int, EvaluationRow | None], None]) -> None:
-    """Run ``pairs[first:]`` on ``threads`` workers; the first error stops the examples not started."""
+def _fan_out(pairs: Sequence[tuple[Module, Example]], metric: Metric, *, threads: int, traced: bool,
+             finish: Callable[[int, EvaluationRow | None], None]) -> None:
+    """Run ``pairs`` on ``threads`` workers, the first example alone before the others: a
+    configuration error (no LM, a refused key, an unknown model) then costs exactly one call,
+    however many threads and however slow that call. The first error stops the examples not started."""
     stop = threading.Event()
 
     def task(i: int, program: Module, example: Example) -> EvaluationRow | None:
@@ -252,9 +253,10 @@ def _fan_out(pairs: Sequence[tuple[Module, Example]], first: int, metric: Metric
             stop.set()
             raise
 
-    with context_executor(min(threads, len(pairs) - first)) as pool:
+    with context_executor(min(threads, len(pairs))) as pool:
+        finish(0, pool.submit(task, 0, *pairs[0]).result())
         futures = {pool.submit(task, i, program, ex): i
-                   for i, (program, ex) in enumerate(pairs) if i >= first}
+                   for i, (program, ex) in enumerate(pairs) if i > 0}
         try:
             for future in as_completed(futures):
                 finish(futures[future], future.result())

@@ -16,7 +16,7 @@ from lmbridge.errors import ConfigurationError, InputError, ParseError
 from lmbridge.formats import ChatFormat, PromptFormat
 from lmbridge.lm import BaseLM, Completion
 from lmbridge.programs._labels import score_labels
-from lmbridge.programs._module import Module
+from lmbridge.programs._module import Learnable, Module
 from lmbridge.programs._streaming import (
     FieldParser,
     ParseRetry,
@@ -36,7 +36,7 @@ _PLAIN = (str, int, float, bool, type(None))
 _metadata: WeakKeyDictionary[type[Signature], Mapping[str, Any]] = WeakKeyDictionary()  # of predictor runs
 
 
-class Predict(Module):
+class Predict(Module, Learnable):
     """Ask an LM to fill a signature's output fields from its input fields.
 
     ``lm`` and ``format`` override the settings for this predictor; ``lm_params`` (temperature,
