@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 
 FORMAT = "lmbridge.program"
 FORMAT_VERSION = 1
+MAX_DEPTH = 64
+"""How deeply a program file may nest its values: deeper would load, then fail to run or to save."""
+MAX_VALUES = 2_000_000
+"""How many values (objects, lists, strings, numbers) a program file may hold in all."""
 
 
 def library_version() -> str:
@@ -95,10 +99,46 @@ def _check_entry(name: str, state: Any) -> None:
             raise StateError(f"predictor {name!r}: format {fmt.get('name')!r}: {exc}") from exc
 
 
+def check_bounds(state: Any) -> None:
+    """The one bound every loaded state passes, before anything reads it: at most ``MAX_DEPTH``
+    levels and ``MAX_VALUES`` values, text that is valid Unicode (a lone surrogate would load and
+    run, then fail to save), and integers a float can hold (a 400-digit number overflows). Walks
+    without recursion, so a deep or self-containing state is refused, never a RecursionError."""
+    stack: list[tuple[Any, int, str]] = [(state, 0, "the file")]
+    seen = 0
+    while stack:
+        value, depth, where = stack.pop()
+        seen += 1
+        if depth > MAX_DEPTH or seen > MAX_VALUES:
+            limit = f"nests deeper than {MAX_DEPTH} levels" if depth > MAX_DEPTH else f"holds over {MAX_VALUES} values"
+            raise StateError(f"program file {limit} (at {where}); it was not written by lmbridge")
+        if isinstance(value, str):
+            _check_text(value, where)
+        elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 1024:
+            raise StateError(f"program file holds an integer too large for a number ({value.bit_length()} bits) "
+                             f"at {where}")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str):
+                    _check_text(key, where)
+                stack.append((item, depth + 1, f"{where} / {str(key)[:40]!r}"))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((item, depth + 1, f"{where} / {i}") for i, item in enumerate(value))
+
+
+def _check_text(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise StateError(f"program file holds text that is not valid Unicode at {where}: {exc.reason} "
+                         f"({text[exc.start:exc.end]!a})") from exc
+
+
 def check_state(state: Any) -> dict[str, Any]:
-    """Check that ``state`` is a whole program file this lmbridge can read, without a program: the
-    format marker, the version and the shape of every predictor. Returns its predictors; raises
-    StateError naming the first problem."""
+    """Check that ``state`` is a whole program file this lmbridge can read, without a program: its
+    bounds (``check_bounds``), the format marker, the version and the shape of every predictor.
+    Returns its predictors; raises StateError naming the first problem."""
+    check_bounds(state)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise StateError(f"not an lmbridge program file (expected \"format\": \"{FORMAT}\")")
     version = state.get("format_version")

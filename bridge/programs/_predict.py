@@ -7,6 +7,7 @@ does not parse is re-asked once with the error shown, and the re-ask is counted 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -27,7 +28,7 @@ from lmbridge.programs._streaming import (
     traced_events,
 )
 from lmbridge.settings import current
-from lmbridge.signatures import Signature, SignatureLike, ensure_signature, render, render_input
+from lmbridge.signatures import OutputField, Signature, SignatureLike, ensure_signature, render, render_input
 from lmbridge.tracing import Callback, record_step, record_usage, start_run, watched
 from lmbridge.types import Example, Message, Prediction, Usage
 
@@ -178,8 +179,6 @@ class Predict(Module, Learnable):
         lm, fmt = self._resolve()
         params = self._params(lm, fmt)
         if fmt.scoring != "generate":
-            import asyncio
-
             scored = await asyncio.to_thread(self._scored, lm, fmt, inputs, params)
             if scored is not None:
                 return scored
@@ -369,8 +368,6 @@ class ChainOfThought(Module):
 
     def __init__(self, signature: SignatureLike, *, rationale_desc: str = "think it through step by step",
                  **predict_options: Any) -> None:
-        from lmbridge.signatures import OutputField
-
         base = ensure_signature(signature)
         extended = base.prepend("reasoning", OutputField(desc=rationale_desc), str)
         self.predict = Predict(extended, **predict_options)

@@ -183,7 +183,7 @@ class StudyCounter:
     counted: it may have been billed."""
 
     def __init__(self, url: str, study: str) -> None:
-        import sqlalchemy as sa
+        import sqlalchemy as sa  # optional: comes with optuna (lmbridge[optuna]), imported only here
 
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if url.startswith("sqlite"):
