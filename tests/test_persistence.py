@@ -297,7 +297,7 @@ def test_a_demo_nested_too_deeply_is_refused_at_load_not_at_run_or_save(tmp_path
     state["predictors"]["self"]["demos"] = [{"question": _nested(levels), "answer": "a"}]
     for load in (lambda p: p.load(path), lambda p: p.load_state(state)):
         program = lmbridge.Predict("question -> answer")
-        with pytest.raises(lmbridge.StateError, match="nests deeper than"):
+        with pytest.raises(lmbridge.StateError, match="nest"):  # json itself may refuse the file first
             load(program)
         assert program.demos == []
 
