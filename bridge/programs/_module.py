@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from lmbridge.programs._persistence import apply_state, load, program_state, save
-from lmbridge.settings import current
-from lmbridge.tracing import start_run, track_usage, watched
+from lmbridge.tracing import start_run, track_usage
 from lmbridge.types import Prediction
 
 if TYPE_CHECKING:
@@ -50,27 +49,9 @@ class Module:
         """Default async path: ``forward`` on a worker thread (which sees this task's settings)."""
         return await asyncio.to_thread(self.forward, **inputs)
 
+    # Sync and async differ only in the await. With no callback watching modules, ``start_run``
+    # returns the no-op scope, so an untraced call costs one settings read.
     def __call__(self, **inputs: Any) -> Prediction:
-        callbacks = current().callbacks
-        if callbacks and watched(callbacks, "module"):
-            return self._traced_call(inputs)
-        with track_usage() as tracker:
-            prediction = self.forward(**inputs)
-        if isinstance(prediction, Prediction):
-            prediction.usage = tracker.usage
-        return prediction
-
-    async def acall(self, **inputs: Any) -> Prediction:
-        callbacks = current().callbacks
-        if callbacks and watched(callbacks, "module"):
-            return await self._atraced_call(inputs)
-        with track_usage() as tracker:
-            prediction = await self.aforward(**inputs)
-        if isinstance(prediction, Prediction):
-            prediction.usage = tracker.usage
-        return prediction
-
-    def _traced_call(self, inputs: dict[str, Any]) -> Prediction:
         with start_run("module", type(self).__name__, inputs) as run, track_usage() as tracker:
             prediction = self.forward(**inputs)
             if isinstance(prediction, Prediction):
@@ -78,7 +59,7 @@ class Module:
             run.end(prediction)
         return prediction
 
-    async def _atraced_call(self, inputs: dict[str, Any]) -> Prediction:
+    async def acall(self, **inputs: Any) -> Prediction:
         with start_run("module", type(self).__name__, inputs) as run, track_usage() as tracker:
             prediction = await self.aforward(**inputs)
             if isinstance(prediction, Prediction):
