@@ -1,11 +1,17 @@
 """lmbridge: typed signatures, modules and optimizers for LangChain and LlamaIndex stacks.
 
-This file is the whole public API: explicit re-exports, no logic. ``import lmbridge`` imports
+This file is the whole public API: explicit re-exports and one lazy loader. ``import lmbridge`` imports
 neither LiteLLM, LangChain, LlamaIndex, optuna, llama.cpp, torch nor sentence-transformers.
+
+Only the ground floor (errors, value types, settings) loads with ``import lmbridge``; every other
+name loads from its subpackage the first time it is used (PEP 562 ``__getattr__`` below), so a
+script that needs one module does not pay for the optimizers, the agents or the test doubles. The
+imports under ``TYPE_CHECKING`` are the same names, for type checkers and readers.
 """
 
-from lmbridge import datasets, metrics, testing
-from lmbridge.agents import ReAct, Tool
+import typing as _typing
+
+from lmbridge._version import __version__
 from lmbridge.errors import (
     AuthenticationError,
     BridgeError,
@@ -24,45 +30,143 @@ from lmbridge.errors import (
     StateError,
     ToolError,
 )
-from lmbridge.evaluate import Evaluate, EvaluationResult, EvaluationRow
-from lmbridge.formats import ChatFormat, JSONFormat, Prior, PromptFormat, TextFormat, constraint_fallbacks
-from lmbridge.lm import LM, BaseLM, Completion, RawResult, RedisCache, SentenceTransformerEmbedder, inspect_history
-from lmbridge.optimizers import (
-    COPRO,
-    GEPA,
-    SIMBA,
-    BootstrapFewShot,
-    BootstrapFewShotWithRandomSearch,
-    Ensemble,
-    KNNFewShot,
-    LabeledFewShot,
-    MIPROv2,
-)
-from lmbridge.programs import (
-    BestOfN,
-    ChainOfThought,
-    FieldDelta,
-    FieldValue,
-    LabelScores,
-    Module,
-    Parallel,
-    ParseRetry,
-    Predict,
-    Refine,
-    StreamEnd,
-    StreamEvent,
-    calibrate,
-    score_labels,
-    streamify,
-)
-from lmbridge.retrieval import BM25Retriever, Retrieve, Retriever
 from lmbridge.settings import Settings, configure, context, context_executor, current
-from lmbridge.signatures import Field, InputField, OutputField, Signature, make_signature
-from lmbridge.toolcalls import ToolCall
-from lmbridge.tracing import Callback, LMEnd, OpenTelemetryCallback, Run, RunScore, current_run_id, trace, track_usage
 from lmbridge.types import Example, Message, Passage, Prediction, Usage
 
-__version__ = "0.1.0"
+if _typing.TYPE_CHECKING:
+    from lmbridge import datasets, metrics, testing
+    from lmbridge.agents import ReAct, Tool
+    from lmbridge.evaluate import Evaluate, EvaluationResult, EvaluationRow
+    from lmbridge.formats import ChatFormat, JSONFormat, Prior, PromptFormat, TextFormat, constraint_fallbacks
+    from lmbridge.lm import LM, BaseLM, Completion, RawResult, RedisCache, SentenceTransformerEmbedder, inspect_history
+    from lmbridge.optimizers import (
+        COPRO,
+        GEPA,
+        SIMBA,
+        BootstrapFewShot,
+        BootstrapFewShotWithRandomSearch,
+        Ensemble,
+        KNNFewShot,
+        LabeledFewShot,
+        MIPROv2,
+    )
+    from lmbridge.programs import (
+        BestOfN,
+        ChainOfThought,
+        FieldDelta,
+        FieldValue,
+        LabelScores,
+        Module,
+        Parallel,
+        ParseRetry,
+        Predict,
+        Refine,
+        StreamEnd,
+        StreamEvent,
+        calibrate,
+        score_labels,
+        streamify,
+    )
+    from lmbridge.retrieval import BM25Retriever, Retrieve, Retriever
+    from lmbridge.signatures import Field, InputField, OutputField, Signature, make_signature
+    from lmbridge.toolcalls import ToolCall
+    from lmbridge.tracing import (
+        Callback,
+        LMEnd,
+        OpenTelemetryCallback,
+        Run,
+        RunScore,
+        current_run_id,
+        trace,
+        track_usage,
+    )
+
+# name -> the module it is defined in; a submodule maps to itself.
+_LAZY: dict[str, str] = {
+    "datasets": "lmbridge.datasets",
+    "metrics": "lmbridge.metrics",
+    "testing": "lmbridge.testing",
+    "ReAct": "lmbridge.agents",
+    "Tool": "lmbridge.agents",
+    "Evaluate": "lmbridge.evaluate",
+    "EvaluationResult": "lmbridge.evaluate",
+    "EvaluationRow": "lmbridge.evaluate",
+    "ChatFormat": "lmbridge.formats",
+    "JSONFormat": "lmbridge.formats",
+    "Prior": "lmbridge.formats",
+    "PromptFormat": "lmbridge.formats",
+    "TextFormat": "lmbridge.formats",
+    "constraint_fallbacks": "lmbridge.formats",
+    "LM": "lmbridge.lm",
+    "BaseLM": "lmbridge.lm",
+    "Completion": "lmbridge.lm",
+    "RawResult": "lmbridge.lm",
+    "RedisCache": "lmbridge.lm",
+    "SentenceTransformerEmbedder": "lmbridge.lm",
+    "inspect_history": "lmbridge.lm",
+    "COPRO": "lmbridge.optimizers",
+    "GEPA": "lmbridge.optimizers",
+    "SIMBA": "lmbridge.optimizers",
+    "BootstrapFewShot": "lmbridge.optimizers",
+    "BootstrapFewShotWithRandomSearch": "lmbridge.optimizers",
+    "Ensemble": "lmbridge.optimizers",
+    "KNNFewShot": "lmbridge.optimizers",
+    "LabeledFewShot": "lmbridge.optimizers",
+    "MIPROv2": "lmbridge.optimizers",
+    "BestOfN": "lmbridge.programs",
+    "ChainOfThought": "lmbridge.programs",
+    "FieldDelta": "lmbridge.programs",
+    "FieldValue": "lmbridge.programs",
+    "LabelScores": "lmbridge.programs",
+    "Module": "lmbridge.programs",
+    "Parallel": "lmbridge.programs",
+    "ParseRetry": "lmbridge.programs",
+    "Predict": "lmbridge.programs",
+    "Refine": "lmbridge.programs",
+    "StreamEnd": "lmbridge.programs",
+    "StreamEvent": "lmbridge.programs",
+    "calibrate": "lmbridge.programs",
+    "score_labels": "lmbridge.programs",
+    "streamify": "lmbridge.programs",
+    "BM25Retriever": "lmbridge.retrieval",
+    "Retrieve": "lmbridge.retrieval",
+    "Retriever": "lmbridge.retrieval",
+    "Field": "lmbridge.signatures",
+    "InputField": "lmbridge.signatures",
+    "OutputField": "lmbridge.signatures",
+    "Signature": "lmbridge.signatures",
+    "make_signature": "lmbridge.signatures",
+    "ToolCall": "lmbridge.toolcalls",
+    "Callback": "lmbridge.tracing",
+    "LMEnd": "lmbridge.tracing",
+    "OpenTelemetryCallback": "lmbridge.tracing",
+    "Run": "lmbridge.tracing",
+    "RunScore": "lmbridge.tracing",
+    "current_run_id": "lmbridge.tracing",
+    "trace": "lmbridge.tracing",
+    "track_usage": "lmbridge.tracing",
+}
+_SUBPACKAGES = ("agents", "evaluate", "formats", "lm", "optimizers", "programs", "retrieval", "signatures",
+                "toolcalls", "tracing")
+"""Loaded on first use too; ``lmbridge.lm`` and the others stay reachable as attributes."""
+
+if not _typing.TYPE_CHECKING:  # type checkers see the imports above; at run time the names load here
+
+    def __getattr__(name: str) -> _typing.Any:
+        import importlib
+
+        if name in _SUBPACKAGES:
+            return importlib.import_module(f"lmbridge.{name}")
+        where = _LAZY.get(name)
+        if where is None:
+            raise AttributeError(f"module 'lmbridge' has no attribute {name!r}")
+        module = importlib.import_module(where)
+        value = module if where == f"lmbridge.{name}" else getattr(module, name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(globals()) | set(__all__))
 
 __all__ = [
     "COPRO",

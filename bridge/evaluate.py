@@ -223,13 +223,26 @@ def run_pairs(pairs: Sequence[tuple[Module, Example]], metric: Metric, *, thread
 def _run_pairs(pairs: Sequence[tuple[Module, Example]], metric: Metric, *, threads: int,
                traced: bool, on_row: Callable[[EvaluationRow], None] | None) -> list[EvaluationRow]:
     rows: list[EvaluationRow | None] = [None] * len(pairs)
+
+    def finish(i: int, row: EvaluationRow | None) -> None:
+        rows[i] = row
+        if on_row is not None and row is not None:
+            on_row(row)
+
     if threads <= 1 or len(pairs) <= 1:
         for i, (program, example) in enumerate(pairs):
-            row = rows[i] = run_one(program, example, metric, traced=traced, index=i)
-            if on_row is not None:
-                on_row(row)
-        return [r for r in rows if r is not None]
-    stop = threading.Event()  # set on the first error: no worker starts another example
+            finish(i, run_one(program, example, metric, traced=traced, index=i))
+    else:
+        _fan_out(pairs, metric, threads=threads, traced=traced, finish=finish)
+    return [r for r in rows if r is not None]
+
+
+def _fan_out(pairs: Sequence[tuple[Module, Example]], metric: Metric, *, threads: int, traced: bool,
+             finish: Callable[[int, EvaluationRow | None], None]) -> None:
+    """Run ``pairs`` on ``threads`` workers, the first example alone before the others: a
+    configuration error (no LM, a refused key, an unknown model) then costs exactly one call,
+    however many threads and however slow that call. The first error stops the examples not started."""
+    stop = threading.Event()
 
     def task(i: int, program: Module, example: Example) -> EvaluationRow | None:
         if stop.is_set():
@@ -241,18 +254,17 @@ def _run_pairs(pairs: Sequence[tuple[Module, Example]], metric: Metric, *, threa
             raise
 
     with context_executor(min(threads, len(pairs))) as pool:
-        futures = {pool.submit(task, i, program, ex): i for i, (program, ex) in enumerate(pairs)}
+        finish(0, pool.submit(task, 0, *pairs[0]).result())
+        futures = {pool.submit(task, i, program, ex): i
+                   for i, (program, ex) in enumerate(pairs) if i > 0}
         try:
             for future in as_completed(futures):
-                done = rows[futures[future]] = future.result()
-                if on_row is not None and done is not None:
-                    on_row(done)
+                finish(futures[future], future.result())
         except BaseException:
             stop.set()
             for f in futures:
                 f.cancel()
             raise
-    return [r for r in rows if r is not None]
 
 
 def run_many(program: Module, examples: Sequence[Example], metric: Metric, *, threads: int = 1,

@@ -9,13 +9,14 @@ turned into Passages, so a three-line function over a search index is already a 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from lmbridge.agents import run_sync
-from lmbridge.errors import BridgeError, MissingDependencyError, RetrievalError, describe
+from lmbridge.errors import BridgeError, MissingDependencyError, RetrievalError, StateError, describe
 from lmbridge.programs import Module
 from lmbridge.tracing import start_run
 from lmbridge.types import Passage, Prediction
@@ -114,8 +115,6 @@ async def _aretrieve(retriever: RetrieverLike, query: Any, k: int,
         if _is_async(retriever):
             result = await call()
         else:
-            import asyncio
-
             result = await asyncio.to_thread(call)
             if inspect.isawaitable(result):
                 result = await result
@@ -152,8 +151,22 @@ class Retrieve(Module):
         self.retriever = retriever
         self.k = k
 
+    state_section = "retrieve"
+
     def __repr__(self) -> str:
         return f"Retrieve({self.retriever!r}, k={self.k})"
+
+    def own_state(self) -> dict[str, Any]:
+        return {"k": self.k}
+
+    def check_own_state(self, name: str, entry: Any) -> Callable[[], None]:
+        k = entry.get("k") if isinstance(entry, dict) else None
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise StateError(f"Retrieve {name!r}: 'k' must be a positive integer, got {k!r}")
+
+        def apply() -> None:
+            self.k = k
+        return apply
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Retrieve:
         return Retrieve(self.retriever, self.k)  # a copied program shares its retriever and index

@@ -16,12 +16,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from lmbridge._hooks import Callback, CallbackSet
 from lmbridge.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from lmbridge.formats import PromptFormat
     from lmbridge.lm import BaseLM
-    from lmbridge.tracing import Callback
 
 T = TypeVar("T")
 
@@ -57,8 +57,6 @@ def _check(changes: dict[str, Any]) -> None:
 
 
 def _callbacks(value: Any) -> tuple[Callback, ...]:
-    from lmbridge.tracing import Callback, CallbackSet
-
     if value is None:
         return ()
     if isinstance(value, Callback) or not isinstance(value, (list, tuple)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, TypedDict
@@ -125,8 +126,6 @@ class Example(Mapping[str, Any]):
         return self.copy()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Example:
-        import copy
-
         new = self.copy()
         object.__setattr__(new, "_store", copy.deepcopy(self._store, memo))
         return new

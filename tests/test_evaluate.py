@@ -280,6 +280,34 @@ def test_the_optimizers_use_the_same_rule() -> None:
     assert len(lm.calls) == 1
 
 
+def slow_refusal(messages: list[lmbridge.Message]) -> Any:
+    """A refused key that takes a while to come back, as a real provider's 401 does under load."""
+    import time
+
+    time.sleep(0.05)
+    return lmbridge.AuthenticationError("Incorrect API key provided", status_code=401)
+
+
+def test_a_configuration_error_costs_one_call_however_many_threads() -> None:
+    lm = ScriptedLM(slow_refusal)
+    with pytest.raises(lmbridge.ConfigurationError, match="API key"):
+        lmbridge.Evaluate(devset=DEVSET, metric=answer_exact_match, display_progress=False,
+                          num_threads=8)(program(lm))
+    assert len(lm.calls) == 1
+
+
+@pytest.mark.parametrize("make", [
+    lambda: lmbridge.BootstrapFewShot(metric=answer_exact_match, display_progress=False),
+    lambda: lmbridge.BootstrapFewShotWithRandomSearch(metric=answer_exact_match, num_candidate_programs=2,
+                                                      display_progress=False),
+])
+def test_an_optimizer_stops_on_a_configuration_error_after_one_call_however_many_threads(make: Any) -> None:
+    lm = ScriptedLM(slow_refusal)
+    with lmbridge.context(num_threads=8), pytest.raises(lmbridge.ConfigurationError, match="API key"):
+        make().compile(program(lm), trainset=DEVSET)
+    assert len(lm.calls) == 1
+
+
 def test_the_docs_example_of_a_run_that_stops_runs() -> None:
     from pathlib import Path
 

@@ -259,3 +259,84 @@ def test_a_failure_while_applying_changes_nothing(tmp_path: Path, monkeypatch: p
     with pytest.raises(lmbridge.StateError):
         program.load(path)
     assert snapshot(program) == before
+
+
+# -- the loader's one bound (issue 24) -----------------------------------------------------------------
+
+def _nested(levels: int) -> Any:
+    value: Any = "x"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def _single_state() -> dict[str, Any]:
+    return lmbridge.Predict("question -> answer").dump_state()
+
+
+def test_a_prior_holding_a_400_digit_number_is_a_state_error(tmp_path: Path) -> None:
+    state = _single_state()
+    state["predictors"]["self"]["format"] = {
+        "name": "chat", "scoring": "calibrated",
+        "prior": {"probabilities": {"yes": int("9" * 400), "no": 0.5}, "inputs": 3, "prompt": "p"}}
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(state))
+    for load in (lambda p: p.load(path), lambda p: p.load_state(state)):
+        program = lmbridge.Predict("question -> answer")
+        with pytest.raises(lmbridge.StateError, match="integer too large"):
+            load(program)
+        assert program.format is None
+
+
+@pytest.mark.parametrize("levels", [496, 990])
+def test_a_demo_nested_too_deeply_is_refused_at_load_not_at_run_or_save(tmp_path: Path, levels: int) -> None:
+    state = _single_state()
+    state["predictors"]["self"]["demos"] = [{"question": "NESTED", "answer": "a"}]
+    path = tmp_path / "p.json"  # written by hand: json.dumps itself cannot nest 990 levels
+    path.write_text(json.dumps(state).replace('"NESTED"', "[" * levels + '"x"' + "]" * levels))
+    state["predictors"]["self"]["demos"] = [{"question": _nested(levels), "answer": "a"}]
+    for load in (lambda p: p.load(path), lambda p: p.load_state(state)):
+        program = lmbridge.Predict("question -> answer")
+        with pytest.raises(lmbridge.StateError, match="nest"):  # json itself may refuse the file first
+            load(program)
+        assert program.demos == []
+
+
+def test_a_state_that_contains_itself_is_a_state_error() -> None:
+    state = _single_state()
+    loop: list[Any] = []
+    loop.append(loop)
+    state["predictors"]["self"]["demos"] = [{"question": loop, "answer": "a"}]
+    with pytest.raises(lmbridge.StateError, match="nests deeper than"):
+        lmbridge.Predict("question -> answer").load_state(state)
+
+
+def test_a_demo_nested_within_the_bound_loads_runs_and_saves_again(tmp_path: Path) -> None:
+    state = _single_state()
+    state["predictors"]["self"]["demos"] = [{"question": _nested(20), "answer": "a"}]
+    program = lmbridge.Predict("question -> answer", lm=ScriptedLM([{"answer": "b"}]))
+    program.load_state(state)
+    assert program(question="q").answer == "b"
+    program.save(tmp_path / "again.json")
+    assert json.loads((tmp_path / "again.json").read_text())["predictors"]["self"]["demos"] == \
+        state["predictors"]["self"]["demos"]
+
+
+@pytest.mark.parametrize("where", ["demo", "desc", "instructions"])
+def test_a_lone_surrogate_is_refused_at_load_so_save_never_fails_later(tmp_path: Path, where: str) -> None:
+    state = _single_state()
+    entry = state["predictors"]["self"]
+    if where == "demo":
+        entry["demos"] = [{"question": "a\ud800b", "answer": "a"}]
+    elif where == "desc":
+        entry["fields"]["question"]["desc"] = "the \udc00 question"
+    else:
+        entry["instructions"] = "Answer \ud83d."
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(state))  # JSON escapes the surrogate as \ud800: a valid file, invalid text
+    for load in (lambda p: p.load(path), lambda p: p.load_state(state)):
+        program = lmbridge.Predict("question -> answer")
+        before = program.dump_state()
+        with pytest.raises(lmbridge.StateError, match="not valid Unicode"):
+            load(program)
+        assert program.dump_state() == before

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from lmbridge import Tool, ToolError
 from lmbridge.adapters.llamaindex._nodes import require_llamaindex
+from lmbridge.agents import register_tool_converter
 
 if TYPE_CHECKING:
     from llama_index.core.tools import BaseTool
@@ -68,17 +69,8 @@ def _parameters(schema: Any) -> tuple[list[inspect.Parameter], dict[str, Any]]:
     return params, annotations
 
 
-def _register() -> None:
-    """Let ``lmbridge.ReAct(tools=[...])`` take LlamaIndex tools directly, where the core has the
-    converter registry (``lmbridge.tools.register_tool_converter``)."""
-    import lmbridge.agents._tools as core_tools
-
-    register = getattr(core_tools, "register_tool_converter", None)
-    if callable(register):
-        register("llama_index", from_llamaindex_tool)
-
-
-_register()
+# Let ``lmbridge.ReAct(tools=[...])`` take LlamaIndex tools directly.
+register_tool_converter("llama_index", from_llamaindex_tool)
 
 
 __all__ = ["from_llamaindex_tool"]

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from lmbridge.agents._loop import Ask, Call, Flow, Use, adrive, drive
 from lmbridge.agents._react_native import FINISH, NO_CALL_NOTE, native_messages, reask_messages, tool_specs
 from lmbridge.agents._tools import Tool, ensure_tool, render_result
 from lmbridge.errors import ContextWindowError, InputError, ParseError, SignatureError, ToolError
@@ -256,68 +257,21 @@ class ReAct(Module):
         values = {k: v for k, v in extracted.items() if k != "trajectory"}
         return Prediction(values, trajectory=run.steps, finish_reason=run.reason)
 
-    # -- the sync loop -------------------------------------------------------------------------
+    # -- the loop, written once: a generator that yields the I/O it needs (``Call`` a module,
+    # ``Ask`` an LM, ``Use`` a tool) and receives each answer, or its error thrown in at the
+    # yield; ``forward`` drives it sync and ``aforward`` async (``lmbridge.agents._loop``).
     def forward(self, **inputs: Any) -> Prediction:
-        self._check(inputs)
-        run = _Run(dict(inputs))
-        native = self._native()
-        for _ in range(self.max_iters):
-            decisions = self._native_next(run) if native else self._next(run)
-            if decisions is None:
-                run.reason = "context_overflow"
-                break
-            for decision in self._room(run, decisions):
-                tool = self._settle(run, decision)
-                if tool is not None:
-                    try:
-                        self._record(run, decision, render_result(tool.call_with(decision.args)), False)
-                        self._direct(run, tool)
-                    except ToolError as error:
-                        self._record(run, decision, f"Error: {error}", True)
-                if run.reason != "max_iters":
-                    break
-            if self._over(run):
-                break
-        direct = self._direct_result(run)
-        if direct is not None:
-            return direct
-        while True:
-            try:
-                return self._result(run, self.extract(**self._with_trajectory(run)))
-            except ContextWindowError:
-                if not run.drop_oldest():
-                    raise
+        return drive(self._loop(inputs))
 
-    def _next(self, run: _Run) -> list[_Decision] | None:
-        while True:
-            try:
-                return self._decide(self.react(**self._with_trajectory(run)))
-            except ContextWindowError:
-                if not run.drop_oldest():
-                    return None
-            except ParseError as error:
-                return self._salvage(error)
-
-    def _native_next(self, run: _Run) -> list[_Decision] | None:
-        while True:
-            lm, params, shown, messages = self._native_request(run)
-            try:
-                completion = lm.complete(messages, params)
-                if self._needs_reask(completion):
-                    completion = lm.complete(reask_messages(messages, completion.text), params)
-            except ContextWindowError:
-                if not run.drop_oldest():
-                    return None
-                continue
-            return self._native_decisions(shown, completion)
-
-    # -- the async loop: the same, with awaits -------------------------------------------------
     async def aforward(self, **inputs: Any) -> Prediction:
+        return await adrive(self._loop(inputs))
+
+    def _loop(self, inputs: dict[str, Any]) -> Flow[Prediction]:
         self._check(inputs)
         run = _Run(dict(inputs))
         native = self._native()
         for _ in range(self.max_iters):
-            decisions = await (self._anative_next(run) if native else self._anext(run))
+            decisions = yield from (self._native_next(run) if native else self._next(run))
             if decisions is None:
                 run.reason = "context_overflow"
                 break
@@ -325,7 +279,7 @@ class ReAct(Module):
                 tool = self._settle(run, decision)
                 if tool is not None:
                     try:
-                        self._record(run, decision, render_result(await tool.acall_with(decision.args)), False)
+                        self._record(run, decision, render_result((yield Use(tool, decision.args))), False)
                         self._direct(run, tool)
                     except ToolError as error:
                         self._record(run, decision, f"Error: {error}", True)
@@ -338,28 +292,28 @@ class ReAct(Module):
             return direct
         while True:
             try:
-                return self._result(run, await self.extract.acall(**self._with_trajectory(run)))
+                return self._result(run, (yield Call(self.extract, self._with_trajectory(run))))
             except ContextWindowError:
                 if not run.drop_oldest():
                     raise
 
-    async def _anext(self, run: _Run) -> list[_Decision] | None:
+    def _next(self, run: _Run) -> Flow[list[_Decision] | None]:
         while True:
             try:
-                return self._decide(await self.react.acall(**self._with_trajectory(run)))
+                return self._decide((yield Call(self.react, self._with_trajectory(run))))
             except ContextWindowError:
                 if not run.drop_oldest():
                     return None
             except ParseError as error:
                 return self._salvage(error)
 
-    async def _anative_next(self, run: _Run) -> list[_Decision] | None:
+    def _native_next(self, run: _Run) -> Flow[list[_Decision] | None]:
         while True:
             lm, params, shown, messages = self._native_request(run)
             try:
-                completion = await lm.acomplete(messages, params)
+                completion: Completion = yield Ask(lm, messages, params)
                 if self._needs_reask(completion):
-                    completion = await lm.acomplete(reask_messages(messages, completion.text), params)
+                    completion = yield Ask(lm, reask_messages(messages, completion.text), params)
             except ContextWindowError:
                 if not run.drop_oldest():
                     return None

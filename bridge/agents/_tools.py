@@ -14,6 +14,7 @@ time one of its tools is given, so ``ReAct(tools=[langchain_tool])`` works witho
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import importlib
 import inspect
@@ -139,8 +140,6 @@ class Tool:
         return run_in_thread(lambda: self._invoke_blocking(values), self.timeout, what=f"tool {self.name!r}")
 
     async def _acall_with(self, args: Any) -> Any:
-        import asyncio
-
         values = self.validate(args)
         if self.is_async:
             work: Awaitable[Any] = self._ainvoke(values)
@@ -160,8 +159,6 @@ class Tool:
             raise ToolError(f"tool {self.name!r} failed: {describe(exc)}") from exc
 
     def _invoke_blocking(self, values: dict[str, Any]) -> Any:
-        import asyncio
-
         if self.is_async:
             return asyncio.run(self._ainvoke(values))
         return self._invoke(values)
@@ -239,8 +236,6 @@ def run_in_thread(work: Callable[[], T], timeout: float | None, *, what: str = "
 
 def run_sync(awaitable: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion from sync code, also when this thread runs an event loop."""
-    import asyncio
-
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -25,6 +25,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from lmbridge._version import __version__
 from lmbridge.cli._compile import OPTIMIZERS, cmd_compile
 from lmbridge.cli._inspect import cmd_inspect, printable
 from lmbridge.cli._load import (
@@ -99,8 +100,6 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 # -- the parser --------------------------------------------------------------------------------------
 
 def _version() -> str:
-    from lmbridge import __version__
-
     return f"lmbridge {__version__}"
 
 

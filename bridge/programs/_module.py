@@ -3,17 +3,20 @@ Predicts and other Modules, with a ``forward`` that calls them.
 
 The base class finds the predictors (``named_predictors``), copies a program (``deepcopy``),
 saves and loads its state, and gives each call's Prediction the usage of everything it ran.
+``Learnable`` marks the one learnable unit (Predict inherits it), so Module finds predictors
+without importing Predict.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from lmbridge.settings import current
-from lmbridge.tracing import start_run, track_usage, watched
+from lmbridge.programs._persistence import apply_state, load, program_state, save
+from lmbridge.tracing import start_run, track_usage
 from lmbridge.types import Prediction
 
 if TYPE_CHECKING:
@@ -25,37 +28,30 @@ class Module:
 
     report: dict[str, Any] | None = None
     """The compile report, set by an optimizer on the program it returns, and saved with it."""
+    state_section: ClassVar[str | None] = None
+    """A module with settings of its own (Retrieve's ``k``) saves them, by path, in this section of
+    the program file; None (the default) saves nothing beyond its predictors."""
+
+    def own_state(self) -> dict[str, Any]:
+        """This module's own settings to save in ``state_section`` (the base has none)."""
+        return {}
+
+    def check_own_state(self, name: str, entry: Any) -> Callable[[], None]:
+        """Check ``entry`` (what ``own_state`` saved for the module at path ``name``), raising
+        StateError when it does not fit; return what applies it, run only once every part of the
+        file has been checked."""
+        raise NotImplementedError(f"{type(self).__name__} saves no state of its own")
 
     def forward(self, **inputs: Any) -> Prediction:
         raise NotImplementedError(f"{type(self).__name__} must define forward(**inputs)")
 
     async def aforward(self, **inputs: Any) -> Prediction:
         """Default async path: ``forward`` on a worker thread (which sees this task's settings)."""
-        import asyncio
-
         return await asyncio.to_thread(self.forward, **inputs)
 
+    # Sync and async differ only in the await. With no callback watching modules, ``start_run``
+    # returns the no-op scope, so an untraced call costs one settings read.
     def __call__(self, **inputs: Any) -> Prediction:
-        callbacks = current().callbacks
-        if callbacks and watched(callbacks, "module"):
-            return self._traced_call(inputs)
-        with track_usage() as tracker:
-            prediction = self.forward(**inputs)
-        if isinstance(prediction, Prediction):
-            prediction.usage = tracker.usage
-        return prediction
-
-    async def acall(self, **inputs: Any) -> Prediction:
-        callbacks = current().callbacks
-        if callbacks and watched(callbacks, "module"):
-            return await self._atraced_call(inputs)
-        with track_usage() as tracker:
-            prediction = await self.aforward(**inputs)
-        if isinstance(prediction, Prediction):
-            prediction.usage = tracker.usage
-        return prediction
-
-    def _traced_call(self, inputs: dict[str, Any]) -> Prediction:
         with start_run("module", type(self).__name__, inputs) as run, track_usage() as tracker:
             prediction = self.forward(**inputs)
             if isinstance(prediction, Prediction):
@@ -63,7 +59,7 @@ class Module:
             run.end(prediction)
         return prediction
 
-    async def _atraced_call(self, inputs: dict[str, Any]) -> Prediction:
+    async def acall(self, **inputs: Any) -> Prediction:
         with start_run("module", type(self).__name__, inputs) as run, track_usage() as tracker:
             prediction = await self.aforward(**inputs)
             if isinstance(prediction, Prediction):
@@ -102,26 +98,18 @@ class Module:
 
     # -- persistence ---------------------------------------------------------------------------
     def dump_state(self) -> dict[str, Any]:
-        from lmbridge.programs._persistence import program_state
-
         return program_state(self)
 
     def load_state(self, state: dict[str, Any]) -> Module:
-        from lmbridge.programs._persistence import apply_state
-
         apply_state(self, state)
         return self
 
     def save(self, path: str | Path) -> None:
         """Write the program's state (instructions, demos, fields, report) to a JSON file."""
-        from lmbridge.programs._persistence import save
-
         save(self, path)
 
     def load(self, path: str | Path) -> Module:
         """Read state saved by ``save`` into this program. Never runs code."""
-        from lmbridge.programs._persistence import load
-
         load(self, path)
         return self
 
@@ -150,17 +138,19 @@ def _walk_modules(value: Any, prefix: str, found: list[tuple[str, Module]], seen
         _walk_modules(child, path, found, seen)
 
 
-def _walk(value: Any, prefix: str, found: list[tuple[str, Predict]], seen: set[int]) -> None:
-    from lmbridge.programs._predict import Predict
+class Learnable:
+    """The mark of the one learnable unit: ``Predict`` inherits it, and ``named_predictors`` finds it."""
 
+
+def _walk(value: Any, prefix: str, found: list[tuple[str, Predict]], seen: set[int]) -> None:
     for name, child in _children(value):
         if id(child) in seen or not isinstance(child, (Module, list, tuple, dict)):
             continue
         seen.add(id(child))
         path = f"{prefix}.{name}" if prefix else name
-        if isinstance(child, Predict):
-            found.append((path, child))
+        if isinstance(child, Learnable):
+            found.append((path, cast("Predict", child)))
         else:
             _walk(child, path, found, seen)
-    if not prefix and isinstance(value, Predict) and not found:
-        found.append(("self", value))
+    if not prefix and isinstance(value, Learnable) and not found:
+        found.append(("self", cast("Predict", value)))

@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lmbridge._version import __version__
 from lmbridge.errors import StateError
 from lmbridge.formats import format_from_state
 from lmbridge.signatures import to_jsonable, type_name
@@ -26,15 +28,14 @@ if TYPE_CHECKING:
 
 FORMAT = "lmbridge.program"
 FORMAT_VERSION = 1
+MAX_DEPTH = 64
+"""How deeply a program file may nest its values: deeper would load, then fail to run or to save."""
+MAX_VALUES = 2_000_000
+"""How many values (objects, lists, strings, numbers) a program file may hold in all."""
 
 
 def library_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("lmbridge")
-    except PackageNotFoundError:
-        return "0+unknown"
+    return __version__
 
 
 def predictor_state(p: Predict) -> dict[str, Any]:
@@ -48,12 +49,13 @@ def predictor_state(p: Predict) -> dict[str, Any]:
     }
 
 
-def retrieve_modules(program: Module) -> dict[str, Any]:
-    """The ``Retrieve`` modules of a program by path (``"self"`` for a bare Retrieve)."""
-    from lmbridge.retrieval import Retrieve
-
-    found: dict[str, Any] = {"self": program} if isinstance(program, Retrieve) else {}
-    found.update((n, m) for n, m in program.named_modules() if isinstance(m, Retrieve))
+def sections(program: Module) -> dict[str, dict[str, Module]]:
+    """The modules that save state of their own, by ``state_section`` and then by path (``"self"``
+    for the program itself)."""
+    found: dict[str, dict[str, Module]] = {}
+    for name, module in [("self", program), *program.named_modules()]:
+        if module.state_section is not None:
+            found.setdefault(module.state_section, {})[name] = module
     return found
 
 
@@ -66,9 +68,8 @@ def program_state(program: Module) -> dict[str, Any]:
         "predictors": {name: predictor_state(p) for name, p in program.named_predictors()},
         "report": program.report,
     }
-    retrieves = retrieve_modules(program)
-    if retrieves:
-        state["retrieve"] = {name: {"k": m.k} for name, m in retrieves.items()}
+    for section, modules in sections(program).items():
+        state[section] = {name: m.own_state() for name, m in modules.items()}
     return state
 
 
@@ -98,10 +99,46 @@ def _check_entry(name: str, state: Any) -> None:
             raise StateError(f"predictor {name!r}: format {fmt.get('name')!r}: {exc}") from exc
 
 
+def check_bounds(state: Any) -> None:
+    """The one bound every loaded state passes, before anything reads it: at most ``MAX_DEPTH``
+    levels and ``MAX_VALUES`` values, text that is valid Unicode (a lone surrogate would load and
+    run, then fail to save), and integers a float can hold (a 400-digit number overflows). Walks
+    without recursion, so a deep or self-containing state is refused, never a RecursionError."""
+    stack: list[tuple[Any, int, str]] = [(state, 0, "the file")]
+    seen = 0
+    while stack:
+        value, depth, where = stack.pop()
+        seen += 1
+        if depth > MAX_DEPTH or seen > MAX_VALUES:
+            limit = f"nests deeper than {MAX_DEPTH} levels" if depth > MAX_DEPTH else f"holds over {MAX_VALUES} values"
+            raise StateError(f"program file {limit} (at {where}); it was not written by lmbridge")
+        if isinstance(value, str):
+            _check_text(value, where)
+        elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 1024:
+            raise StateError(f"program file holds an integer too large for a number ({value.bit_length()} bits) "
+                             f"at {where}")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str):
+                    _check_text(key, where)
+                stack.append((item, depth + 1, f"{where} / {str(key)[:40]!r}"))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((item, depth + 1, f"{where} / {i}") for i, item in enumerate(value))
+
+
+def _check_text(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise StateError(f"program file holds text that is not valid Unicode at {where}: {exc.reason} "
+                         f"({text[exc.start:exc.end]!a})") from exc
+
+
 def check_state(state: Any) -> dict[str, Any]:
-    """Check that ``state`` is a whole program file this lmbridge can read, without a program: the
-    format marker, the version and the shape of every predictor. Returns its predictors; raises
-    StateError naming the first problem."""
+    """Check that ``state`` is a whole program file this lmbridge can read, without a program: its
+    bounds (``check_bounds``), the format marker, the version and the shape of every predictor.
+    Returns its predictors; raises StateError naming the first problem."""
+    check_bounds(state)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise StateError(f"not an lmbridge program file (expected \"format\": \"{FORMAT}\")")
     version = state.get("format_version")
@@ -141,7 +178,7 @@ def apply_state(program: Module, state: Any) -> None:
                          f"missing predictors {missing}, unexpected predictors {extra}")
     for name, p in mine.items():
         _check_predictor(name, p, saved[name])
-    retrieve = _checked_retrieve(program, state.get("retrieve"))
+    own = _checked_sections(program, state)
     planned = []
     for name, p in mine.items():  # build every new value first; assign only when all of them are built
         s = saved[name]
@@ -156,28 +193,27 @@ def apply_state(program: Module, state: Any) -> None:
         planned.append((p, sig, demos, fmt))
     for p, sig, demos, fmt in planned:
         p.signature, p.demos, p.format = sig, demos, fmt
-    for module, k in retrieve:
-        module.k = k
+    for apply in own:
+        apply()
     report = state.get("report")
     program.report = report if isinstance(report, dict) else None
 
 
-def _checked_retrieve(program: Module, saved: Any) -> list[tuple[Any, int]]:
-    """The (Retrieve module, k) pairs a file sets; a file from before k was saved sets none."""
-    if saved is None:
-        return []
-    mine = retrieve_modules(program)
-    if not isinstance(saved, dict) or set(saved) != set(mine):
-        names = sorted(saved) if isinstance(saved, dict) else saved
-        raise StateError(f"program file does not fit {type(program).__name__}: it has Retrieve modules {names}, "
-                         f"the program has {sorted(mine)}")
-    pairs = []
-    for name, entry in saved.items():
-        k = entry.get("k") if isinstance(entry, dict) else None
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise StateError(f"Retrieve {name!r}: 'k' must be a positive integer, got {k!r}")
-        pairs.append((mine[name], k))
-    return pairs
+def _checked_sections(program: Module, state: dict[str, Any]) -> list[Callable[[], None]]:
+    """What applies the state each module saved of its own, all checked first; a section the file
+    lacks (a file from before it was saved) sets nothing."""
+    appliers = []
+    for section, mine in sections(program).items():
+        saved = state.get(section)
+        if saved is None:
+            continue
+        if not isinstance(saved, dict) or set(saved) != set(mine):
+            names = sorted(saved) if isinstance(saved, dict) else saved
+            kind = type(next(iter(mine.values()))).__name__
+            raise StateError(f"program file does not fit {type(program).__name__}: it has {kind} modules {names}, "
+                             f"the program has {sorted(mine)}")
+        appliers += [mine[name].check_own_state(name, entry) for name, entry in saved.items()]
+    return appliers
 
 
 def save(program: Module, path: str | Path) -> None:

@@ -15,8 +15,9 @@ from weakref import WeakKeyDictionary
 from lmbridge.errors import ConfigurationError, InputError, ParseError
 from lmbridge.formats import ChatFormat, PromptFormat
 from lmbridge.lm import BaseLM, Completion
+from lmbridge.programs._flow import Ask, Flow, Score, adrive, arun, drive, run
 from lmbridge.programs._labels import score_labels
-from lmbridge.programs._module import Module
+from lmbridge.programs._module import Learnable, Module
 from lmbridge.programs._streaming import (
     FieldParser,
     ParseRetry,
@@ -27,7 +28,7 @@ from lmbridge.programs._streaming import (
     traced_events,
 )
 from lmbridge.settings import current
-from lmbridge.signatures import Signature, SignatureLike, ensure_signature, render, render_input
+from lmbridge.signatures import OutputField, Signature, SignatureLike, ensure_signature, render, render_input
 from lmbridge.tracing import Callback, record_step, record_usage, start_run, watched
 from lmbridge.types import Example, Message, Prediction, Usage
 
@@ -36,7 +37,7 @@ _PLAIN = (str, int, float, bool, type(None))
 _metadata: WeakKeyDictionary[type[Signature], Mapping[str, Any]] = WeakKeyDictionary()  # of predictor runs
 
 
-class Predict(Module):
+class Predict(Module, Learnable):
     """Ask an LM to fill a signature's output fields from its input fields.
 
     ``lm`` and ``format`` override the settings for this predictor; ``lm_params`` (temperature,
@@ -154,46 +155,45 @@ class Predict(Module):
         record_step(self, inputs, prediction)
         return prediction
 
-    def forward(self, **inputs: Any) -> Prediction:
+    # The call, written once: ``_flow`` is a generator that yields what it needs (an LM call, a
+    # label scoring, a stream event) and returns the Prediction; ``drive`` and ``adrive`` run it,
+    # sync and async, for ``forward``/``aforward`` (``name`` None) and ``stream``/``astream``.
+    def _flow(self, inputs: dict[str, Any], name: str | None) -> Flow:
         self._check(inputs)
         lm, fmt = self._resolve()
         params = self._params(lm, fmt)
-        scored = self._scored(lm, fmt, inputs, params)
-        if scored is not None:
-            return scored
-        messages = fmt.format(self.signature, self.demos, inputs)
-        completion = lm.complete(messages, params, signature=self.signature, fmt=fmt)
-        values = self._first_parse(fmt, completion)
-        if not isinstance(values, ParseError):
-            return self._finish(inputs, values, completion.usage, completion.text)
-        record_usage(Usage(parse_retries=1))
-        second = lm.complete(self._repair(messages, fmt, completion.text, values), _unconstrained(params),
-                             signature=self.signature, fmt=fmt)
-        usage = completion.usage + second.usage + Usage(parse_retries=1)
-        values = self._second_parse(fmt, completion.text, second, values, usage)
-        return self._finish(inputs, values, usage, second.text)
-
-    async def aforward(self, **inputs: Any) -> Prediction:
-        self._check(inputs)
-        lm, fmt = self._resolve()
-        params = self._params(lm, fmt)
-        if fmt.scoring != "generate":
-            import asyncio
-
-            scored = await asyncio.to_thread(self._scored, lm, fmt, inputs, params)
+        if name is None and fmt.scoring != "generate":
+            scored: Prediction | None = yield Score(lambda: self._scored(lm, fmt, inputs, params))
             if scored is not None:
                 return scored
         messages = fmt.format(self.signature, self.demos, inputs)
-        completion = await lm.acomplete(messages, params, signature=self.signature, fmt=fmt)
+        parser = FieldParser(fmt, self.signature, name) if name is not None else None
+        completion: Completion = yield Ask(lm, fmt, self.signature, messages, params, parser)
         values = self._first_parse(fmt, completion)
         if not isinstance(values, ParseError):
-            return self._finish(inputs, values, completion.usage, completion.text)
+            return (yield from self._done(inputs, values, completion.usage, completion.text, parser))
         record_usage(Usage(parse_retries=1))
-        second = await lm.acomplete(self._repair(messages, fmt, completion.text, values), _unconstrained(params),
-                                    signature=self.signature, fmt=fmt)
+        if name is not None:
+            yield ParseRetry(name, values.message)
+            merged = fmt.merge(self.signature, completion.text, "", values) or ""
+            parser = FieldParser(fmt, self.signature, name, merged)
+        second: Completion = yield Ask(lm, fmt, self.signature, self._repair(messages, fmt, completion.text, values),
+                                       _unconstrained(params), parser)
         usage = completion.usage + second.usage + Usage(parse_retries=1)
-        values = self._second_parse(fmt, completion.text, second, values, usage)
-        return self._finish(inputs, values, usage, second.text)
+        final = self._second_parse(fmt, completion.text, second, values, usage)
+        return (yield from self._done(inputs, final, usage, second.text, parser))
+
+    def _done(self, inputs: dict[str, Any], values: dict[str, Any], usage: Usage, text: str,
+              parser: FieldParser | None) -> Flow:
+        if parser is not None:
+            yield from parser.close(values)
+        return self._finish(inputs, values, usage, text)
+
+    def forward(self, **inputs: Any) -> Prediction:
+        return run(self._flow(inputs, None))
+
+    async def aforward(self, **inputs: Any) -> Prediction:
+        return await arun(self._flow(inputs, None))
 
     # A Predict's own usage is exact already: skip the tracker the base class puts around forward.
     def __call__(self, **inputs: Any) -> Prediction:
@@ -243,76 +243,10 @@ class Predict(Module):
             yield event
 
     def _stream(self, inputs: dict[str, Any], name: str) -> Iterator[StreamEvent]:
-        self._check(inputs)
-        lm, fmt = self._resolve()
-        messages = fmt.format(self.signature, self.demos, inputs)
-        params = self._params(lm, fmt)
-        parser = FieldParser(fmt, self.signature, name)
-        completion: Completion | None = None
-        for item in lm.stream(messages, params, signature=self.signature, fmt=fmt):
-            if isinstance(item, str):
-                yield from parser.feed(item)
-            else:
-                completion = item
-        assert completion is not None
-        values = self._first_parse(fmt, completion)
-        if not isinstance(values, ParseError):
-            yield from parser.close(values)
-            yield StreamEnd(self._finish(inputs, values, completion.usage, completion.text))
-            return
-        record_usage(Usage(parse_retries=1))
-        yield ParseRetry(name, values.message)
-        parser = FieldParser(fmt, self.signature, name, fmt.merge(self.signature, completion.text, "", values) or "")
-        second: Completion | None = None
-        for item in lm.stream(self._repair(messages, fmt, completion.text, values), params,
-                              signature=self.signature, fmt=fmt):
-            if isinstance(item, str):
-                yield from parser.feed(item)
-            else:
-                second = item
-        assert second is not None
-        usage = completion.usage + second.usage + Usage(parse_retries=1)
-        final = self._second_parse(fmt, completion.text, second, values, usage)
-        yield from parser.close(final)
-        yield StreamEnd(self._finish(inputs, final, usage, second.text))
+        return drive(self._flow(inputs, name))
 
-    async def _astream(self, inputs: dict[str, Any], name: str) -> AsyncIterator[StreamEvent]:
-        self._check(inputs)
-        lm, fmt = self._resolve()
-        messages = fmt.format(self.signature, self.demos, inputs)
-        params = self._params(lm, fmt)
-        parser = FieldParser(fmt, self.signature, name)
-        completion: Completion | None = None
-        async for item in lm.astream(messages, params, signature=self.signature, fmt=fmt):
-            if isinstance(item, str):
-                for event in parser.feed(item):
-                    yield event
-            else:
-                completion = item
-        assert completion is not None
-        values = self._first_parse(fmt, completion)
-        if not isinstance(values, ParseError):
-            for event in parser.close(values):
-                yield event
-            yield StreamEnd(self._finish(inputs, values, completion.usage, completion.text))
-            return
-        record_usage(Usage(parse_retries=1))
-        yield ParseRetry(name, values.message)
-        parser = FieldParser(fmt, self.signature, name, fmt.merge(self.signature, completion.text, "", values) or "")
-        second: Completion | None = None
-        async for item in lm.astream(self._repair(messages, fmt, completion.text, values), params,
-                                     signature=self.signature, fmt=fmt):
-            if isinstance(item, str):
-                for event in parser.feed(item):
-                    yield event
-            else:
-                second = item
-        assert second is not None
-        usage = completion.usage + second.usage + Usage(parse_retries=1)
-        final = self._second_parse(fmt, completion.text, second, values, usage)
-        for event in parser.close(final):
-            yield event
-        yield StreamEnd(self._finish(inputs, final, usage, second.text))
+    def _astream(self, inputs: dict[str, Any], name: str) -> AsyncIterator[StreamEvent]:
+        return adrive(self._flow(inputs, name))
 
     # -- tracing --------------------------------------------------------------------------------
     def _meta(self) -> Mapping[str, Any]:
@@ -369,8 +303,6 @@ class ChainOfThought(Module):
 
     def __init__(self, signature: SignatureLike, *, rationale_desc: str = "think it through step by step",
                  **predict_options: Any) -> None:
-        from lmbridge.signatures import OutputField
-
         base = ensure_signature(signature)
         extended = base.prepend("reasoning", OutputField(desc=rationale_desc), str)
         self.predict = Predict(extended, **predict_options)

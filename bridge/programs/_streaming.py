@@ -20,12 +20,14 @@ predictor the program runs streams under its name in the program (``"generate.pr
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 from weakref import WeakKeyDictionary
 
 from lmbridge.errors import ParseError
+from lmbridge.settings import context, current
 from lmbridge.tracing import Callback, RunScope
 
 if TYPE_CHECKING:
@@ -178,10 +180,6 @@ def streamify(program: Module) -> Callable[..., AsyncIterator[StreamEvent]]:
     names = {id(p): name for name, p in program.named_predictors()}
 
     async def run(**inputs: Any) -> AsyncIterator[StreamEvent]:
-        import asyncio
-
-        from lmbridge.settings import context, current
-
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[StreamEvent | None] = asyncio.Queue()
 

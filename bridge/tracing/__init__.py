@@ -1,17 +1,7 @@
 """Tracing: the callback hook every run reports to, per-run usage and traces, OpenTelemetry spans, progress display."""
 
-from lmbridge.tracing._callbacks import (
-    NO_RUN,
-    Callback,
-    CallbackSet,
-    LMEnd,
-    Run,
-    RunScope,
-    RunScore,
-    current_run_id,
-    start_run,
-    watched,
-)
+from lmbridge._hooks import Callback, CallbackSet, LMEnd, Run, RunScore
+from lmbridge.tracing._callbacks import NO_RUN, RunScope, current_run_id, start_run, watched
 from lmbridge.tracing._otel import OpenTelemetryCallback
 from lmbridge.tracing._progress import Progress
 from lmbridge.tracing._tracking import UsageTracker, record_step, record_usage, trace, track_usage

@@ -36,8 +36,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lmbridge._hooks import Callback, LMEnd, Run, RunScore
+from lmbridge._version import __version__
 from lmbridge.errors import MissingDependencyError
-from lmbridge.tracing._callbacks import Callback, LMEnd, Run, RunScore
 from lmbridge.types import Message, Passage
 
 _REQUEST_PARAMS = ("temperature", "max_tokens", "top_p", "top_k", "seed", "frequency_penalty", "presence_penalty")
@@ -51,8 +52,6 @@ class OpenTelemetryCallback(Callback):
             from opentelemetry import trace
         except ImportError as exc:
             raise MissingDependencyError("opentelemetry-api", "otel") from exc
-        from lmbridge import __version__
-
         self._trace = trace
         self.tracer = trace.get_tracer("lmbridge", __version__, tracer_provider=tracer_provider)
         self.capture_content = capture_content

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from lmbridge.lm import BaseLM, Completion, OptionScores
@@ -127,6 +129,17 @@ class MeteredLM(BaseLM):
         self.inner = inner
         self.budget = budget
 
+    @contextmanager
+    def _taken(self) -> Iterator[None]:
+        """One call taken from the budget, given back if the call fails (the caller settles a
+        success with what it cost); sync and async calls differ only in the await inside."""
+        self.budget.reserve()
+        try:
+            yield
+        except Exception:
+            self.budget.release()
+            raise
+
     def supports_json_mode(self) -> bool:
         return self.inner.supports_json_mode()
 
@@ -141,35 +154,23 @@ class MeteredLM(BaseLM):
 
     def score_options(self, messages: list[Message], options: list[str],
                       params: dict[str, Any] | None = None) -> OptionScores:
-        self.budget.reserve()
-        try:
+        with self._taken():
             scores = self.inner.score_options(messages, options, params)
-        except Exception:
-            self.budget.release()
-            raise
         self.budget.settle(Completion("", scores.usage, scores.cached), self.inner.model)
         return scores
 
     def complete(self, messages: list[Message], params: dict[str, Any] | None = None, *,
                  signature: type[Signature] | None = None, fmt: PromptFormat | None = None) -> Completion:
-        self.budget.reserve()
-        try:
+        with self._taken():
             completion = self.inner.complete(messages, params, signature=signature, fmt=fmt)
-        except Exception:
-            self.budget.release()
-            raise
         self.budget.settle(completion, self.inner.model)
         return completion
 
     async def acomplete(self, messages: list[Message], params: dict[str, Any] | None = None, *,
                         signature: type[Signature] | None = None,
                         fmt: PromptFormat | None = None) -> Completion:
-        self.budget.reserve()
-        try:
+        with self._taken():
             completion = await self.inner.acomplete(messages, params, signature=signature, fmt=fmt)
-        except Exception:
-            self.budget.release()
-            raise
         self.budget.settle(completion, self.inner.model)
         return completion
 
@@ -183,7 +184,7 @@ class StudyCounter:
     counted: it may have been billed."""
 
     def __init__(self, url: str, study: str) -> None:
-        import sqlalchemy as sa
+        import sqlalchemy as sa  # optional: comes with optuna (lmbridge[optuna]), imported only here
 
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if url.startswith("sqlite"):
