@@ -92,14 +92,20 @@ def test_literal_does_not_match_inside_other_words() -> None:
         coerce("non-negative", Label, "f")
 
 
-def test_literal_glued_to_run_on_text_at_the_start_is_read() -> None:
-    # Gemma 3 base answers "negative" and runs straight on into another token: "negativeattended".
-    assert coerce("negativeattended\n subtreemodel", Label, "f") == "negative"
-    assert coerce("Positively", Label, "f") == "positive"
-    # Only at the very start, and only when no option stands as a whole word anywhere.
+@pytest.mark.parametrize("text", ["positively", "Positively", "neutralnone", "negativeattended\n subtreemodel",
+                                  "positive1", "2negative", "unnegativeattended", "positive_ly"])
+def test_a_label_glued_to_letters_or_digits_is_refused(text: str) -> None:
+    # Issue 24: "positively" was read as positive and "neutralnone" as neutral: words the model did
+    # not write as the label. A label counts only as a whole word.
     with pytest.raises(lmbridge.ParseError):
-        coerce("unnegativeattended", Label, "f")
-    assert coerce("positivenot\nnegative", Label, "f") == "negative"
+        coerce(text, Literal["positive", "negative", "neutral"], "f")
+
+
+@pytest.mark.parametrize("text", ["Positive", "POSITIVE.", '"positive"', "**positive**", "(positive)",
+                                  "positive\nThe review praises the film.", "Sentiment: positive!",
+                                  "'positive',"])
+def test_a_label_standing_as_a_whole_word_is_still_read(text: str) -> None:
+    assert coerce(text, Literal["positive", "negative", "neutral"], "f") == "positive"
 
 
 def test_literal_answer_on_the_first_line_wins_over_rambling_after_it() -> None:
@@ -216,14 +222,11 @@ def test_lenient_readings_that_are_safe(text: str, annotation: Any, expected: An
     assert coerce(text, annotation, "f") == expected, why
 
 
-def test_a_glued_label_is_read_only_for_word_options_of_three_letters_or_more() -> None:
-    # Safe because the option is the very start of the answer, glued to more letters, and no
-    # option stands anywhere as a word: a base model running on after its label.
-    coarse = Literal["NUM", "LOC", "HUM"]
-    assert coerce("NUMBER of people", coarse, "f") == "NUM"
-    short = Literal["no", "ok"]
+def test_a_short_or_coarse_label_glued_to_a_word_is_refused() -> None:
     with pytest.raises(lmbridge.ParseError):
-        coerce("nothing", short, "f")  # two letters: "no" glued to "thing" is a guess
+        coerce("NUMBER of people", Literal["NUM", "LOC", "HUM"], "f")  # was read as NUM
+    with pytest.raises(lmbridge.ParseError):
+        coerce("nothing", Literal["no", "ok"], "f")
 
 
 @pytest.mark.parametrize("text", ["[" * 5000 + "]" * 5000, '{"a": ' * 5000 + "1" + "}" * 5000],

@@ -9,21 +9,22 @@ A value is read only when the text states it unambiguously; anything else is a `
   one option that appears as a whole token: not inside a word (``unpositive``), not inside a number
   (``10`` and ``2.5`` are not ``1`` or ``2``), and a one-letter option only in its own case (the
   article "a" is not option ``A``). When several appear, the first non-empty line decides if it
-  names exactly one (a model that answers and then rambles on, echoing the options). With none as a
-  whole token, an answer that begins with exactly one option of three or more letters glued to
-  more letters counts as that option (a base model that runs on after the label:
-  ``negativeattended``); this is never done for numbers or short options (``Both`` is not ``B``).
+  names exactly one (a model that answers and then rambles on, echoing the options). An option
+  glued to letters or digits is no option: ``positively`` is not ``positive``, ``neutralnone`` not
+  ``neutral`` and ``Both`` not ``B``, since reading them would guess where the model's word ends.
   Zero or several options is a ParseError.
 * ``bool``: a leading yes/no/true/false (also y/n/1/0) as a whole word, when the first line does not
   also hold the opposite word (``yes or no`` is refused).
 * ``int`` / ``float``: the one numeric token of the text. A numeric token is a whole word in the
   locale-free forms Python and JSON accept (``-7``, ``3.5``, ``.5``, ``1e3``), with an optional
   leading currency sign (``$12``) and the Unicode minus (U+2212) read as ``-``. An ``int`` also takes
-  thousands grouped by commas in threes (``1,234``) and a float token with no fraction (``8.0``).
+  thousands grouped by commas in threes (``1,234``), and any notation that states an integer
+  exactly (``8.0``, ``1e3``); the number itself is read by ``_numbers`` (exact decimal arithmetic
+  for integers, so ``3.0000000000000001`` is no integer).
   Words with letters in them (``12abc``, ``H2O``) are not numbers; a token of digits that is no
   number in these forms (``3,5``, ``4/5``, ``50%``, ``٣``) makes the text unreadable. ``nan`` and
-  ``inf`` are never read, and neither is an overflow to infinity. Zero or several numbers is a
-  ParseError.
+  ``inf`` are never read, and neither is a number no float (or no int of at most 4,300 digits)
+  can hold. Zero or several numbers is a ParseError.
 * ``list``, ``dict``, ``tuple``, pydantic models: JSON, found by ``json_text.find_json`` (the whole
   text, else a fenced block, else the first value of the type's kind in prose: the first wins);
   a ``list[str]`` also reads one item per line or comma-separated text.
@@ -49,6 +50,7 @@ from typing import Any, Literal, Union
 
 from lmbridge.errors import ParseError
 from lmbridge.signatures._json_text import find_json
+from lmbridge.signatures._numbers import as_float, read_float, read_int
 
 _NONE_WORDS = {"none", "null", "n/a", "na", "nothing"}
 _TRUE = {"yes", "true", "y", "1", "correct"}
@@ -147,10 +149,15 @@ def validate(value: Any, annotation: Any, field: str = "", text: str = "") -> An
         return value
     if annotation is int and type(value) is int:
         return value
-    if annotation is float and type(value) in (int, float) and math.isfinite(value):
-        return float(value)
+    if annotation is float and type(value) in (int, float):
+        try:
+            return as_float(value)
+        except ValueError as exc:
+            raise _error(field, str(exc), text) from exc
     if annotation is bool and type(value) is bool:
         return value
+    if isinstance(annotation, type) and annotation in _SCALAR_WORDS:
+        raise _error(field, f"expected {_SCALAR_WORDS[annotation]}, got {_shown(value)}", text)
     inner = _optional_inner(annotation)
     if inner is not None:
         return None if value is None else validate(value, inner, field, text)
@@ -160,16 +167,70 @@ def validate(value: Any, annotation: Any, field: str = "", text: str = "") -> An
             if type(o) is type(value) and o == value:
                 return o if typing.get_origin(annotation) is Literal else annotation(o)
         raise _error(field, f"expected exactly one of [{', '.join(map(str, options))}], got {value!r}"[:200], text)
+    return _validate_structured(value, annotation, field, text)
+
+
+_SCALAR_WORDS: dict[Any, str] = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+_JSON_KINDS: dict[type, str] = {bool: "a JSON boolean", int: "a JSON integer", float: "a JSON number with a fraction",
+                                str: "a JSON string", list: "a JSON list", dict: "a JSON object",
+                                type(None): "JSON null"}
+
+
+def _shown(value: Any) -> str:
+    """A JSON value as the model wrote it, and its kind: ``true (a JSON boolean)``."""
+    try:
+        written = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        written = repr(value)
+    kind = _JSON_KINDS.get(type(value), type(value).__name__)
+    return f"{written[:60]} ({kind})"
+
+
+def _validate_structured(value: Any, annotation: Any, field: str, text: str) -> Any:
+    """A list, dict, tuple or model value checked by pydantic in strict mode; the error names where in
+    the value the mismatch is, what was expected and what was given."""
     try:
         data = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
         raise _error(field, f"not a finite JSON value: {exc}", text) from exc
     try:
-        return _adapter(annotation).validate_json(data, strict=True)
+        result = _adapter(annotation).validate_json(data, strict=True)
     except Exception as exc:  # pydantic.ValidationError (imported lazily), or its recursion guard
-        lines = str(exc).splitlines()
-        why = lines[2].strip() if len(lines) > 2 else str(exc)
-        raise _error(field, why, text) from exc
+        raise _error(field, _pydantic_reason(exc), text) from exc
+    if not _all_finite(result):  # pydantic reads an integer too large for a float as inf
+        raise _error(field, "a number in the value is too large for a float", text)
+    return result
+
+
+def _pydantic_reason(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    try:
+        details = errors() if callable(errors) else []
+    except Exception:  # noqa: BLE001 - no structured details: the first line of the message instead
+        details = []
+    if not details:
+        return str(exc).splitlines()[0][:200]
+    parts = []
+    for d in details[:3]:
+        where = ".".join(str(p) for p in d.get("loc", ())) or "the value"
+        parts.append(f"at {where}: {d.get('msg', 'invalid')}, got {_shown(d.get('input'))}")
+    more = f" (and {len(details) - 3} more)" if len(details) > 3 else ""
+    return "; ".join(parts) + more
+
+
+def _all_finite(value: Any, depth: int = 0) -> bool:
+    """Whether no float inside ``value`` (lists, dicts, models, dataclasses) is inf or nan."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if depth > 100 or isinstance(value, (str, bytes, int)):
+        return True
+    if isinstance(value, dict):
+        return all(_all_finite(v, depth + 1) for v in value.values())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return all(_all_finite(v, depth + 1) for v in value)
+    if hasattr(value, "__dict__"):
+        return all(_all_finite(v, depth + 1) for v in vars(value).values())
+    return True
 
 
 def _error(field: str, why: str, text: str) -> ParseError:
@@ -255,14 +316,6 @@ def _read_option(text: str, options: tuple[Any, ...], field: str) -> Any:
     found = _options_in(text, options)
     if len(found) == 1:
         return found[0]
-    if not found:
-        # A base model running on after the label ("negativeattended"): only a word option of three
-        # or more letters, glued to more letters, at the very start. Never a number or a letter
-        # option, where a glued reading would be a guess ("10" is not 1, "Both" is not B).
-        glued = [o for o in options if isinstance(o, str) and len(o) >= 3 and o[:1].isalpha()
-                 and cleaned.startswith(o.lower()) and cleaned[len(o.lower()):][:1].isalpha()]
-        if len(glued) == 1:
-            return glued[0]
     if len(found) > 1:
         first_line = next((line for line in text.splitlines() if line.strip()), "")
         on_first_line = _options_in(first_line, options)
@@ -298,41 +351,30 @@ def _read_number(text: str, kind: type, field: str) -> Any:
             token = "-" + token[1:]
         if not token:
             continue
-        number = _number_token(token, kind)
-        if number is not None:
-            if not math.isfinite(number):
-                raise _error(field, f"{raw!r} is not a finite number", text)
-            numbers.append(number)
+        written = _number_token(token, kind)
+        if written is not None:
+            try:
+                numbers.append(read_int(written) if kind is int else read_float(written))
+            except ValueError as exc:
+                raise _error(field, str(exc), text) from exc
         elif any(c.isdigit() for c in token) and not any(c.isalpha() for c in token):
-            raise _error(field, f"{raw!r} is not a number in a form that can be read", text)
+            raise _error(field, f"{raw[:40]!r} is not a number in a form that can be read", text)
     if len(numbers) == 1:
-        number = numbers[0]
-        if kind is int and isinstance(number, float):
-            if not number.is_integer():
-                raise _error(field, f"expected an integer, got {number}", text)
-            return int(number)
-        return number
+        return numbers[0]
     why = "several numbers" if numbers else "no number"
     wanted = "an integer" if kind is int else "a number"
     raise _error(field, f"expected {wanted}, found {why} in {text[:80]!r}", text)
 
 
-def _number_token(token: str, kind: type) -> float | int | None:
-    """The number a token states in a locale-free form, or None."""
-    try:
-        if _NUMBER_TOKEN.fullmatch(token):
-            if kind is int and token.lstrip("+-").isdigit():
-                return int(token)
-            value = float(token)
-        elif kind is int and _GROUPED_INT.fullmatch(token):
-            return int(token.replace(",", ""))
-        elif kind is float and _GROUPED_FLOAT.fullmatch(token):
-            value = float(token.replace(",", ""))
-        else:
-            return None
-    except ValueError:  # an int longer than Python converts
-        return None
-    return value
+def _number_token(token: str, kind: type) -> str | None:
+    """The number a token writes in a locale-free form, as plain notation (grouping commas
+    dropped) for the number reader, or None when the token writes no number."""
+    if _NUMBER_TOKEN.fullmatch(token):
+        return token
+    grouped = _GROUPED_INT if kind is int else _GROUPED_FLOAT
+    if grouped.fullmatch(token):
+        return token.replace(",", "")
+    return None
 
 
 def _read_structured(text: str, annotation: Any, field: str) -> Any:
