@@ -19,7 +19,8 @@ import lmbridge
 from lmbridge.signatures._signature import make_signature
 from lmbridge.signatures._spec import check_type
 
-FUZZ = settings(max_examples=int(os.environ.get("LMBRIDGE_FUZZ_EXAMPLES", "60")), deadline=None,
+EXAMPLES = os.environ.get("LMBRIDGE_PROPERTY_EXAMPLES") or os.environ.get("LMBRIDGE_FUZZ_EXAMPLES") or "60"
+FUZZ = settings(max_examples=int(EXAMPLES), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
 
 # -- signatures ------------------------------------------------------------------------------------
