@@ -446,3 +446,11 @@ def test_json_type_error_names_the_field_the_type_expected_and_the_value_given()
     with pytest.raises(lmbridge.ParseError) as caught:
         lmbridge.JSONFormat().parse(nested, '{"xs": [1, "two"]}')
     assert "xs" in str(caught.value) and "1" in str(caught.value) and '"two"' in str(caught.value)
+
+
+def test_a_prior_holding_a_huge_number_is_a_value_error_not_an_overflow() -> None:
+    # Issue 24: a saved prior with a 400-digit probability raised OverflowError from math.isfinite.
+    for p in (10**400, -(10**400)):
+        with pytest.raises(ValueError, match="must be a number in"):
+            lmbridge.ChatFormat(scoring="calibrated").with_prior(
+                {"probabilities": {"yes": p, "no": 0.5}, "inputs": 4, "prompt": "abc"})
