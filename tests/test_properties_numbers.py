@@ -56,8 +56,9 @@ DIGITS = st.one_of(
     st.integers(4290, 4310).map(lambda n: "1" + "0" * (n - 1)),  # around the int-string limit
     st.sampled_from(["0", "00", "007", "9007199254740993", "18446744073709551616"]),
 )
-FRACTION = st.one_of(st.just(""), st.just("."), st.text("0123456789", min_size=1, max_size=25).map("." .__add__),
-                     st.integers(1, 40).map(lambda n: "." + "0" * n), st.integers(1, 20).map(lambda n: "." + "0" * n + "1"))
+FRACTION = st.one_of(st.just(""), st.just("."), st.text("0123456789", min_size=1, max_size=25).map(lambda d: "." + d),
+                     st.integers(1, 40).map(lambda n: "." + "0" * n),
+                     st.integers(1, 20).map(lambda n: "." + "0" * n + "1"))
 EXPONENT = st.one_of(st.just(""), st.tuples(st.sampled_from("eE"), st.sampled_from(["", "+", "-"]),
                                             st.one_of(st.integers(0, 30), st.integers(290, 420),
                                                       st.integers(4000, 5000), st.just(999999999))

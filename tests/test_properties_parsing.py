@@ -13,9 +13,9 @@ from __future__ import annotations
 import enum
 import json
 import math
-from decimal import Decimal, InvalidOperation
 import os
 import re
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Optional
 
 import pydantic

@@ -18,9 +18,9 @@ would make up what the model did not write. ``ValueError`` (with the reason) whe
 
 Final reads use the standard library's decoder, strictly, with numbers read by the one number
 reader (``_numbers``): ``NaN``, ``Infinity``, floats that overflow to infinity or underflow to zero
-and integers past Python's int-string limit are refused, and nesting too deep for Python is a ``ValueError`` like any other
-bad JSON. Its ``raw_decode`` reads one value and says where it ends, which step 3 needs and
-``pydantic_core.from_json`` does not offer (it also reads ``1e400`` as ``inf``).
+and integers past Python's int-string limit are refused, and nesting too deep for Python is a
+``ValueError`` like any other bad JSON. Its ``raw_decode`` reads one value and says where it ends,
+which step 3 needs and ``pydantic_core.from_json`` does not offer (it also reads ``1e400`` as ``inf``).
 
 Streaming is the one place an unfinished object is read: ``read_partial_object`` shows the object
 so far with ``pydantic_core.from_json(allow_partial=...)``, and says whether it is closed. Its

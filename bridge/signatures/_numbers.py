@@ -45,7 +45,7 @@ def _decimal(token: str) -> Decimal:
 def read_int(token: str) -> int:
     """The integer ``token`` states exactly (decimal, optional sign, fraction and exponent)."""
     value = _decimal(token)
-    sign, digits, exponent = value.as_tuple()
+    _, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)  # finite: checked above
     if exponent < 0:
         fraction = digits[exponent:] if -exponent <= len(digits) else digits

@@ -43,14 +43,13 @@ import datetime
 import enum
 import functools
 import json
-import math
 import re
 import typing
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
-from lmbridge.errors import ParseError
 from lmbridge.signatures._json_text import find_json
-from lmbridge.signatures._numbers import as_float, read_float, read_int
+from lmbridge.signatures._numbers import read_float, read_int
+from lmbridge.signatures._validate import optional_inner, options_of, parse_error, type_adapter, validate
 
 _NONE_WORDS = {"none", "null", "n/a", "na", "nothing"}
 _TRUE = {"yes", "true", "y", "1", "correct"}
@@ -64,7 +63,6 @@ _TOKEN_SPLIT = re.compile(r"[\s{}()\[\]=<>|:;]+")
 _LEAD = "\"'*_`$€£#"
 _TRAIL = "\"'*_`.,;:!?"
 _MINUS = "\u2212"
-_adapters: dict[Any, Any] = {}
 
 
 def render(value: Any) -> str:
@@ -108,7 +106,7 @@ def describe_type(annotation: Any) -> str:
     """What the model must write for a field, in words ("" for plain text)."""
     if annotation is str or annotation is Any:
         return ""
-    options = _options(annotation)
+    options = options_of(annotation)
     if options is not None:
         return "exactly one of: " + ", ".join(str(o) for o in options)
     if annotation is bool:
@@ -117,7 +115,7 @@ def describe_type(annotation: Any) -> str:
         return "an integer number"
     if annotation is float:
         return "a number"
-    inner = _optional_inner(annotation)
+    inner = optional_inner(annotation)
     if inner is not None:
         d = describe_type(inner)
         return f"{d or 'text'}, or none" if d else ""
@@ -128,7 +126,7 @@ def describe_type(annotation: Any) -> str:
 
 
 def json_schema(annotation: Any) -> dict[str, Any]:
-    return typing.cast(dict[str, Any], _adapter(annotation).json_schema())
+    return typing.cast(dict[str, Any], type_adapter(annotation).json_schema())
 
 
 def coerce(text: str, annotation: Any, field: str = "") -> Any:
@@ -137,136 +135,6 @@ def coerce(text: str, annotation: Any, field: str = "") -> Any:
     if annotation is str or annotation is Any:
         return stripped
     return _read(stripped, annotation, field)
-
-
-def validate(value: Any, annotation: Any, field: str = "", text: str = "") -> Any:
-    """Check a value read from JSON against the field's type, raising ParseError on mismatch.
-
-    Strict: a JSON value is taken only as what it is (``true`` is no int, ``4.0`` no int, ``null``
-    no string, ``1`` no bool). Literal and Enum options match by value and JSON type.
-    """
-    if annotation is Any or (annotation is str and isinstance(value, str)):
-        return value
-    if annotation is int and type(value) is int:
-        return value
-    if annotation is float and type(value) in (int, float):
-        try:
-            return as_float(value)
-        except ValueError as exc:
-            raise _error(field, str(exc), text) from exc
-    if annotation is bool and type(value) is bool:
-        return value
-    if isinstance(annotation, type) and annotation in _SCALAR_WORDS:
-        raise _error(field, f"expected {_SCALAR_WORDS[annotation]}, got {_shown(value)}", text)
-    inner = _optional_inner(annotation)
-    if inner is not None:
-        return None if value is None else validate(value, inner, field, text)
-    options = _options(annotation)
-    if options is not None:
-        for o in options:
-            if type(o) is type(value) and o == value:
-                return o if typing.get_origin(annotation) is Literal else annotation(o)
-        raise _error(field, f"expected exactly one of [{', '.join(map(str, options))}], got {value!r}"[:200], text)
-    return _validate_structured(value, annotation, field, text)
-
-
-_SCALAR_WORDS: dict[Any, str] = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
-_JSON_KINDS: dict[type, str] = {bool: "a JSON boolean", int: "a JSON integer", float: "a JSON number with a fraction",
-                                str: "a JSON string", list: "a JSON list", dict: "a JSON object",
-                                type(None): "JSON null"}
-
-
-def _shown(value: Any) -> str:
-    """A JSON value as the model wrote it, and its kind: ``true (a JSON boolean)``."""
-    try:
-        written = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError, RecursionError):
-        written = repr(value)
-    kind = _JSON_KINDS.get(type(value), type(value).__name__)
-    return f"{written[:60]} ({kind})"
-
-
-def _validate_structured(value: Any, annotation: Any, field: str, text: str) -> Any:
-    """A list, dict, tuple or model value checked by pydantic in strict mode; the error names where in
-    the value the mismatch is, what was expected and what was given."""
-    try:
-        data = json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise _error(field, f"not a finite JSON value: {exc}", text) from exc
-    try:
-        result = _adapter(annotation).validate_json(data, strict=True)
-    except Exception as exc:  # pydantic.ValidationError (imported lazily), or its recursion guard
-        raise _error(field, _pydantic_reason(exc), text) from exc
-    if not _all_finite(result):  # pydantic reads an integer too large for a float as inf
-        raise _error(field, "a number in the value is too large for a float", text)
-    return result
-
-
-def _pydantic_reason(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None)
-    try:
-        details = errors() if callable(errors) else []
-    except Exception:  # noqa: BLE001 - no structured details: the first line of the message instead
-        details = []
-    if not details:
-        return str(exc).splitlines()[0][:200]
-    parts = []
-    for d in details[:3]:
-        where = ".".join(str(p) for p in d.get("loc", ())) or "the value"
-        parts.append(f"at {where}: {d.get('msg', 'invalid')}, got {_shown(d.get('input'))}")
-    more = f" (and {len(details) - 3} more)" if len(details) > 3 else ""
-    return "; ".join(parts) + more
-
-
-def _all_finite(value: Any, depth: int = 0) -> bool:
-    """Whether no float inside ``value`` (lists, dicts, models, dataclasses) is inf or nan."""
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if depth > 100 or isinstance(value, (str, bytes, int)):
-        return True
-    if isinstance(value, dict):
-        return all(_all_finite(v, depth + 1) for v in value.values())
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return all(_all_finite(v, depth + 1) for v in value)
-    if hasattr(value, "__dict__"):
-        return all(_all_finite(v, depth + 1) for v in vars(value).values())
-    return True
-
-
-def _error(field: str, why: str, text: str) -> ParseError:
-    return ParseError(f"field {field!r}: {why}", completion=text, field=field)
-
-
-def _adapter(annotation: Any) -> Any:
-    try:
-        return _adapters[annotation]
-    except (KeyError, TypeError):
-        pass
-    from pydantic import TypeAdapter
-
-    adapter = TypeAdapter(annotation)
-    try:
-        _adapters[annotation] = adapter
-    except TypeError:
-        pass
-    return adapter
-
-
-def _options(annotation: Any) -> tuple[Any, ...] | None:
-    if typing.get_origin(annotation) is Literal:
-        return typing.get_args(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
-        return tuple(m.value for m in annotation)
-    return None
-
-
-def _optional_inner(annotation: Any) -> Any:
-    origin = typing.get_origin(annotation)
-    if origin is Union or type(annotation).__name__ == "UnionType":
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(args) == 1 and len(typing.get_args(annotation)) == 2:
-            return args[0]
-    return None
 
 
 def _clean(text: str) -> str:
@@ -278,7 +146,7 @@ def _clean(text: str) -> str:
 def _read(text: str, annotation: Any, field: str) -> Any:
     if annotation is str or annotation is Any:
         return text
-    options = _options(annotation)
+    options = options_of(annotation)
     if options is not None:
         option = _read_option(text, options, field)
         return option if typing.get_origin(annotation) is Literal else annotation(option)
@@ -286,7 +154,7 @@ def _read(text: str, annotation: Any, field: str) -> Any:
         return _read_bool(text, field)
     if annotation is int or annotation is float:
         return _read_number(text, annotation, field)
-    inner = _optional_inner(annotation)
+    inner = optional_inner(annotation)
     if inner is not None:
         said_none = not text or _clean(text).lower() in _NONE_WORDS  # "{}" or "**" is not "none"
         return None if said_none else _read(text, inner, field)
@@ -304,8 +172,8 @@ def _read_bool(text: str, field: str) -> bool:
         verdict = lead in _TRUE_WORDS
         if not set(words) & (_FALSE_WORDS if verdict else _TRUE_WORDS):
             return verdict
-        raise _error(field, f"expected yes or no, got both in {text[:80]!r}", text)
-    raise _error(field, f"expected yes or no, got {text[:80]!r}", text)
+        raise parse_error(field, f"expected yes or no, got both in {text[:80]!r}", text)
+    raise parse_error(field, f"expected yes or no, got {text[:80]!r}", text)
 
 
 def _read_option(text: str, options: tuple[Any, ...], field: str) -> Any:
@@ -323,7 +191,7 @@ def _read_option(text: str, options: tuple[Any, ...], field: str) -> Any:
             return on_first_line[0]
     shown = ", ".join(str(o) for o in options)
     why = "several of" if found else "none of"
-    raise _error(field, f"expected exactly one of [{shown}], found {why} them in {text[:80]!r}", text)
+    raise parse_error(field, f"expected exactly one of [{shown}], found {why} them in {text[:80]!r}", text)
 
 
 def _options_in(text: str, options: tuple[Any, ...]) -> list[Any]:
@@ -356,14 +224,14 @@ def _read_number(text: str, kind: type, field: str) -> Any:
             try:
                 numbers.append(read_int(written) if kind is int else read_float(written))
             except ValueError as exc:
-                raise _error(field, str(exc), text) from exc
+                raise parse_error(field, str(exc), text) from exc
         elif any(c.isdigit() for c in token) and not any(c.isalpha() for c in token):
-            raise _error(field, f"{raw[:40]!r} is not a number in a form that can be read", text)
+            raise parse_error(field, f"{raw[:40]!r} is not a number in a form that can be read", text)
     if len(numbers) == 1:
         return numbers[0]
     why = "several numbers" if numbers else "no number"
     wanted = "an integer" if kind is int else "a number"
-    raise _error(field, f"expected {wanted}, found {why} in {text[:80]!r}", text)
+    raise parse_error(field, f"expected {wanted}, found {why} in {text[:80]!r}", text)
 
 
 def _number_token(token: str, kind: type) -> str | None:
@@ -391,7 +259,7 @@ def _read_structured(text: str, annotation: Any, field: str) -> Any:
             if len(items) == 1:
                 items = [p.strip() for p in items[0].split(",") if p.strip()]
             return items
-    raise _error(field, f"expected JSON ({describe_type(annotation)}), got {text[:80]!r}", text)
+    raise parse_error(field, f"expected JSON ({describe_type(annotation)}), got {text[:80]!r}", text)
 
 
 def _json_kind(annotation: Any) -> type[dict[Any, Any]] | type[list[Any]] | None:
