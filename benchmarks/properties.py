@@ -1,7 +1,7 @@
 """Run the property suites deep: every ``tests/test_properties_*.py``, with many generated cases per
 test, and count the cases Hypothesis ran.
 
-    PYTHONPATH=... python benchmarks/properties.py                    # 1,000 examples per test
+    PYTHONPATH=... python benchmarks/properties.py                    # 1,200 examples per test
     PYTHONPATH=... python benchmarks/properties.py --examples 2000 tests/test_properties_numbers.py
 
 The suites read ``LMBRIDGE_PROPERTY_EXAMPLES`` for their example count (the unit suite runs a few
@@ -48,7 +48,7 @@ def count_cases(output: str) -> dict[str, list[int]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("files", nargs="*", help="property test files (default: tests/test_properties_*.py)")
-    parser.add_argument("--examples", type=int, default=1000, help="examples per test (default: 1000)")
+    parser.add_argument("--examples", type=int, default=1200, help="examples per test (default: 1200)")
     parser.add_argument("--goal", type=int, default=50_000, help="generated cases to reach (default: 50000)")
     args = parser.parse_args()
     files = args.files or sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_properties_*.py"))
