@@ -424,3 +424,76 @@ def test_inspect_into_a_closed_pipe_prints_no_traceback(tmp_path: Path) -> None:
                           cwd=tmp_path, env=env, capture_output=True, timeout=120)
     assert len(proc.stdout) == 10
     assert b"Traceback" not in proc.stderr and b"BrokenPipeError" not in proc.stderr, proc.stderr.decode()
+
+
+# -- issue 24: no score for a run with none; every request sent is counted; inspect agrees with load ------
+
+SERVER_TASK = '''
+import lmbridge
+
+URL = ""
+
+program = lmbridge.Predict("text -> label: Literal['negative', 'positive']")
+
+def lm():
+    return lmbridge.LM("openai/fake", api_base=URL, api_key="none", backoff=0.001, cache=False)
+
+def metric(example, prediction, trace=None):
+    return example.label == prediction.label
+'''
+
+
+def _server_task(tmp_path: Path, url: str) -> str:
+    name = f"servertask_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(SERVER_TASK.replace('URL = ""', f"URL = {url!r}"))
+    return name
+
+
+def test_evaluate_against_a_failing_server_prints_no_score_and_counts_every_request(
+        task: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("litellm")
+    from fake_openai import FakeOpenAI, fail
+
+    with FakeOpenAI([fail(500, "down")]) as server:
+        name = _server_task(tmp_path, server.base_url)
+        code = main(["evaluate", f"{name}:program", "--devset", "dev.jsonl", "--metric", f"{name}:metric",
+                     "--lm-factory", f"{name}:lm", "--quiet"])
+        sent = server.count
+    out = capsys.readouterr()
+    assert code == 1
+    assert "score" not in out.out and "%" not in out.out  # was "score 0.0% (6 examples, 6 failed)"
+    assert sent == 24  # 6 examples, each 1 request + 3 retries
+    assert f"({sent} requests sent" in out.err and "6 failed" in out.err  # was "LM calls 0"
+    assert "no score" in out.err
+
+
+def test_evaluate_counts_failed_requests_next_to_completed_ones(
+        task: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("litellm")
+    from fake_openai import FakeOpenAI, fail, ok
+
+    # The first example's call fails (1 request + 3 retries); the other five are answered.
+    with FakeOpenAI([fail(503, "busy")] * 4 + [ok("positive")]) as server:
+        name = _server_task(tmp_path, server.base_url)
+        code = main(["evaluate", f"{name}:program", "--devset", "dev.jsonl", "--metric", f"{name}:metric",
+                     "--lm-factory", f"{name}:lm", "--quiet", "--num-threads", "1"])
+        sent = server.count
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert sent == 9, out
+    assert "score      33.3%  (6 examples, 1 failed)" in out  # the failed one scores 0
+    assert "LM calls   5 completed, 1 failed (9 requests sent; cache hits 0)" in out
+
+
+def test_inspect_shows_every_file_that_load_accepts(task: str, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    good = _saved_program(tmp_path)
+    reports = [{"trials": 5}, {"trials": [1, "x", {"kind": "full_evaluation"}]}, {"cost": "lots"},
+               {"wall_time": "x", "best_score": "high", "baseline_score": [1]}, {"cost": 10**400}]
+    for report in reports:
+        path = tmp_path / "r.json"
+        path.write_text(json.dumps({**good, "report": report}))
+        lmbridge.Predict("text -> label: Literal['negative', 'positive']").load(path)  # load accepts it
+        assert main(["inspect", str(path)]) == 0, report  # was exit 2 for {"trials": 5}
+        out = capsys.readouterr().out
+        assert "compile report" in out and "trials" in out

@@ -413,3 +413,44 @@ def test_json_values_that_state_the_type_are_read() -> None:
 def test_chat_values_not_stated_are_refused(sig: type[lmbridge.Signature], text: str) -> None:
     with pytest.raises(lmbridge.ParseError):
         lmbridge.ChatFormat().parse(sig, text)
+
+
+# -- issue 24: numbers read exactly, type errors that say what was wrong --------------------------------
+
+@pytest.mark.parametrize("digits", [309, 1000, 4300])
+def test_chat_int_of_hundreds_of_digits_is_read_or_refused_never_an_overflow(digits: int) -> None:
+    for spec in ("question -> n: int", "question -> n: Optional[int]"):
+        sig = make_signature(spec)
+        assert lmbridge.ChatFormat().parse(sig, "N: " + "7" * digits)["n"] == int("7" * digits)
+        with pytest.raises(lmbridge.ParseError):
+            lmbridge.ChatFormat().parse(sig, f"N: {'7' * digits}.5")
+
+
+def test_chat_and_json_read_an_int_in_exponent_notation_exactly() -> None:
+    sig = make_signature("question -> n: int")
+    assert lmbridge.ChatFormat().parse(sig, "N: -7.194179821876166e+16")["n"] == -71941798218761660
+    with pytest.raises(lmbridge.ParseError):
+        lmbridge.ChatFormat().parse(sig, "N: 3.0000000000000001")
+    with pytest.raises(lmbridge.ParseError):
+        lmbridge.JSONFormat().parse(make_signature("question -> x: float"), '{"x": 1e-400}')
+
+
+def test_json_type_error_names_the_field_the_type_expected_and_the_value_given() -> None:
+    sig = make_signature("question -> n: int")
+    with pytest.raises(lmbridge.ParseError) as caught:
+        lmbridge.JSONFormat().parse(sig, '{"n": true}')
+    message = str(caught.value)
+    assert "'n'" in message and "integer" in message and "true" in message and "boolean" in message
+    assert "errors.pydantic.dev" not in message
+    nested = make_signature("question -> xs: list[int]")
+    with pytest.raises(lmbridge.ParseError) as caught:
+        lmbridge.JSONFormat().parse(nested, '{"xs": [1, "two"]}')
+    assert "xs" in str(caught.value) and "1" in str(caught.value) and '"two"' in str(caught.value)
+
+
+def test_a_prior_holding_a_huge_number_is_a_value_error_not_an_overflow() -> None:
+    # Issue 24: a saved prior with a 400-digit probability raised OverflowError from math.isfinite.
+    for p in (10**400, -(10**400)):
+        with pytest.raises(ValueError, match="must be a number in"):
+            lmbridge.ChatFormat(scoring="calibrated").with_prior(
+                {"probabilities": {"yes": p, "no": 0.5}, "inputs": 4, "prompt": "abc"})

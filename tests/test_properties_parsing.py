@@ -4,7 +4,8 @@ adversarial completions raise nothing but ParseError, and any value read is stat
 "Stated" is checked by an oracle independent of the reader: a number read appears in the text as a
 number token, an option read appears as written, a bool read appears as a yes/true (no/false) word,
 a None read appears as a none word, and every leaf of a structured value appears likewise.
-LMBRIDGE_FUZZ_EXAMPLES raises the example count for a deeper hunt; the default keeps the suite fast.
+LMBRIDGE_PROPERTY_EXAMPLES (or the older LMBRIDGE_FUZZ_EXAMPLES) raises the example count for a deeper
+hunt (``benchmarks/properties.py``); the default keeps the suite fast.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import math
 import os
 import re
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Optional
 
 import pydantic
@@ -61,7 +63,8 @@ TYPES: dict[str, Any] = {
 }
 SIGNATURES = {k: make_signature("question -> value: T", custom_types={"T": t}) for k, t in TYPES.items()}
 FORMATS: list[PromptFormat] = [lmbridge.ChatFormat(), lmbridge.JSONFormat()]
-FUZZ = settings(max_examples=int(os.environ.get("LMBRIDGE_FUZZ_EXAMPLES", "30")), deadline=None,
+EXAMPLES = os.environ.get("LMBRIDGE_PROPERTY_EXAMPLES") or os.environ.get("LMBRIDGE_FUZZ_EXAMPLES") or "30"
+FUZZ = settings(max_examples=int(EXAMPLES), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 # -- the adversarial text ------------------------------------------------------------------------------
@@ -121,15 +124,26 @@ _TRUE = re.compile(r"(?<![^\W_])(?:yes|true|correct|y|1)(?![^\W_])", re.I)
 _FALSE = re.compile(r"(?<![^\W_])(?:no|false|incorrect|n|0)(?![^\W_])", re.I)
 
 
-def _numbers_in(text: str) -> set[float]:
+def _numbers_in(text: str) -> set[Decimal]:
+    """Every number token of the text, as the exact decimal it writes."""
     found = set()
     for m in _NUMBER.finditer(text):
         token = m.group().replace(",", "").replace("\u2212", "-").rstrip(".")
         try:
-            found.add(float(token))
-        except ValueError:
+            found.add(Decimal(token))
+        except InvalidOperation:
             pass
     return found
+
+
+def _number_stated(leaf: int | float, text: str) -> bool:
+    """An int is stated when a token writes exactly it; a float when a token's nearest float is it."""
+    if isinstance(leaf, float):
+        return math.isfinite(leaf) and any(float(d) == leaf for d in _numbers_in(text))
+    return Decimal(leaf) in _numbers_in(text)
+
+
+OPTION_WORDS = {"positive", "negative", "neutral", "a", "b", "c", "d", "happy", "sad", "alpha", "beta"}
 
 
 def _stated(value: Any, text: str) -> bool:
@@ -137,10 +151,11 @@ def _stated(value: Any, text: str) -> bool:
     if isinstance(leaf, bool):
         return bool((_TRUE if leaf else _FALSE).search(text))
     if isinstance(leaf, (int, float)):
-        return math.isfinite(leaf) and float(leaf) in _numbers_in(text)
+        return _number_stated(leaf, text)
     if isinstance(leaf, str):
-        if len(leaf) > 2:  # a longer word may be read glued to more letters ("negativeattended")
+        if len(leaf) > 2 and leaf.lower() not in OPTION_WORDS:  # free text: anywhere in the text
             return leaf.lower() in text.lower()
+        # a label, as a whole word (issue 24: "positively" is not "positive")
         return bool(re.search(rf"(?<![^\W_]){re.escape(leaf)}(?![^\W_])", text, re.I))
     if leaf is None:  # a none word, or an empty JSON string (documented: empty is None)
         return any(w in text.lower() for w in ("none", "null", "n/a", "na", "nothing", '""'))
@@ -204,7 +219,10 @@ def test_the_oracle_catches_what_the_old_reader_got_wrong() -> None:
     assert not _stated(1, "10")
     assert not _stated(2, "2.5")
     assert not _stated(5, "\u22125")
-    assert not _stated(35.0, "3,5 or so") or _numbers_in("3,5") == {35.0}  # the oracle reads 3,5 as 35 too
+    assert not _stated(35.0, "3,5 or so") or _numbers_in("3,5") == {Decimal(35)}  # the oracle reads 3,5 as 35 too
+    assert not _stated(-71941798218761664, "-7.194179821876166e+16")  # read through a float (issue 24)
+    assert not _stated(3, "3.0000000000000001")
+    assert not _stated("positive", "positively") and not _stated("neutral", "neutralnone")
     assert not _stated(math.nan, "nan")
     assert not _stated(True, "10")
     assert not _stated("B", "Both are wrong")

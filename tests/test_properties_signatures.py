@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import inspect
+import keyword
 import os
 from collections.abc import Callable
 from typing import Any, Literal, Optional
@@ -19,7 +20,8 @@ import lmbridge
 from lmbridge.signatures._signature import make_signature
 from lmbridge.signatures._spec import check_type
 
-FUZZ = settings(max_examples=int(os.environ.get("LMBRIDGE_FUZZ_EXAMPLES", "60")), deadline=None,
+EXAMPLES = os.environ.get("LMBRIDGE_PROPERTY_EXAMPLES") or os.environ.get("LMBRIDGE_FUZZ_EXAMPLES") or "60"
+FUZZ = settings(max_examples=int(EXAMPLES), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
 
 # -- signatures ------------------------------------------------------------------------------------
@@ -145,7 +147,9 @@ def _function(params: list[tuple[str, Any, bool]]) -> Callable[..., Any]:
 
 
 @FUZZ
-@given(params=st.lists(st.tuples(st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True),
+# A Python keyword ("or", "if") cannot name a parameter: inspect.Parameter itself refuses it.
+@given(params=st.lists(st.tuples(st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True).filter(
+                                     lambda n: not keyword.iskeyword(n)),
                                  st.sampled_from(ANNOTATIONS), st.booleans()),
                        max_size=4, unique_by=lambda p: p[0]),
        name=TOOL_NAMES, args=st.one_of(ARG_VALUES, st.dictionaries(st.text(max_size=6), ARG_VALUES, max_size=4)))

@@ -92,14 +92,20 @@ def test_literal_does_not_match_inside_other_words() -> None:
         coerce("non-negative", Label, "f")
 
 
-def test_literal_glued_to_run_on_text_at_the_start_is_read() -> None:
-    # Gemma 3 base answers "negative" and runs straight on into another token: "negativeattended".
-    assert coerce("negativeattended\n subtreemodel", Label, "f") == "negative"
-    assert coerce("Positively", Label, "f") == "positive"
-    # Only at the very start, and only when no option stands as a whole word anywhere.
+@pytest.mark.parametrize("text", ["positively", "Positively", "neutralnone", "negativeattended\n subtreemodel",
+                                  "positive1", "2negative", "unnegativeattended", "positive_ly"])
+def test_a_label_glued_to_letters_or_digits_is_refused(text: str) -> None:
+    # Issue 24: "positively" was read as positive and "neutralnone" as neutral: words the model did
+    # not write as the label. A label counts only as a whole word.
     with pytest.raises(lmbridge.ParseError):
-        coerce("unnegativeattended", Label, "f")
-    assert coerce("positivenot\nnegative", Label, "f") == "negative"
+        coerce(text, Literal["positive", "negative", "neutral"], "f")
+
+
+@pytest.mark.parametrize("text", ["Positive", "POSITIVE.", '"positive"', "**positive**", "(positive)",
+                                  "positive\nThe review praises the film.", "Sentiment: positive!",
+                                  "'positive',"])
+def test_a_label_standing_as_a_whole_word_is_still_read(text: str) -> None:
+    assert coerce(text, Literal["positive", "negative", "neutral"], "f") == "positive"
 
 
 def test_literal_answer_on_the_first_line_wins_over_rambling_after_it() -> None:
@@ -216,14 +222,11 @@ def test_lenient_readings_that_are_safe(text: str, annotation: Any, expected: An
     assert coerce(text, annotation, "f") == expected, why
 
 
-def test_a_glued_label_is_read_only_for_word_options_of_three_letters_or_more() -> None:
-    # Safe because the option is the very start of the answer, glued to more letters, and no
-    # option stands anywhere as a word: a base model running on after its label.
-    coarse = Literal["NUM", "LOC", "HUM"]
-    assert coerce("NUMBER of people", coarse, "f") == "NUM"
-    short = Literal["no", "ok"]
+def test_a_short_or_coarse_label_glued_to_a_word_is_refused() -> None:
     with pytest.raises(lmbridge.ParseError):
-        coerce("nothing", short, "f")  # two letters: "no" glued to "thing" is a guess
+        coerce("NUMBER of people", Literal["NUM", "LOC", "HUM"], "f")  # was read as NUM
+    with pytest.raises(lmbridge.ParseError):
+        coerce("nothing", Literal["no", "ok"], "f")
 
 
 @pytest.mark.parametrize("text", ["[" * 5000 + "]" * 5000, '{"a": ' * 5000 + "1" + "}" * 5000],
@@ -258,3 +261,46 @@ def test_render_writes_dates_as_iso_8601() -> None:
     assert render(datetime.date(2024, 5, 1)) == "2024-05-01"
     assert render(datetime.datetime(2024, 5, 1, 12, 30)) == "2024-05-01T12:30:00"
     assert render([datetime.date(2024, 5, 1)]) == '["2024-05-01"]'
+
+
+# -- numbers, read exactly (issue 24) -------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("-7.194179821876166e+16", -71941798218761660),  # was -71941798218761664: read through a float
+    ("1e3", 1000), ("8.0", 8), ("-0.0", 0), ("12.500e1", 125), ("1,234", 1234),
+    ("9" * 400, int("9" * 400)),  # was an OverflowError
+    ("123456789012345678901234567890.0", 123456789012345678901234567890),
+])
+def test_an_int_is_read_exactly_as_the_text_states_it(text: str, expected: int) -> None:
+    for annotation in (int, Optional[int]):  # noqa: UP045
+        value = coerce(text, annotation, "f")
+        assert type(value) is int and value == expected
+
+
+@pytest.mark.parametrize("text", [
+    "3.0000000000000001",  # was 3: the float nearest to it
+    "2.5", "1e-400", "12345678901234567.5", "1e5000",  # 5001 digits: past the int-string limit
+    "1" * 4301, "-" + "9" * 5000,
+])
+def test_a_number_that_states_no_readable_integer_is_a_parse_error(text: str) -> None:
+    for annotation in (int, Optional[int]):  # noqa: UP045
+        with pytest.raises(lmbridge.ParseError):
+            coerce(text, annotation, "f")
+
+
+@pytest.mark.parametrize("text", ["1e400", "-1e309", "9" * 400, "1e-400", "-2.5e-330"])
+def test_a_float_no_float_can_hold_is_a_parse_error(text: str) -> None:
+    # Too large would read as inf, too small (and not zero) as 0.0: neither is what the text says.
+    with pytest.raises(lmbridge.ParseError):
+        coerce(text, float, "f")
+    assert coerce("0.0e-400", float, "f") == 0.0
+
+
+def test_a_json_integer_too_large_for_a_float_field_is_a_parse_error() -> None:
+    from lmbridge.signatures import validate
+
+    with pytest.raises(lmbridge.ParseError):
+        validate(10**400, float, "f")  # was an OverflowError
+    with pytest.raises(lmbridge.ParseError):
+        validate([1.5, 10**400], list[float], "f")  # pydantic would read inf
+    assert validate(10**400, int, "f") == 10**400

@@ -137,22 +137,38 @@ def compile_with_workers(args: argparse.Namespace) -> int:
     return code
 
 
-def _pct(value: Any) -> str:
-    return "-" if value is None else f"{float(value):.1f}%"
+def _number(value: Any, template: str, missing: str = "-") -> str:
+    """A report's number written with ``template``; anything else in its place shown as it is. A
+    report is data: ``load()`` accepts whatever it holds, so showing it must never fail."""
+    if value is None:
+        return missing
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return template.format(float(value))
+        except (OverflowError, ValueError):
+            pass
+    return repr(value)[:80]
+
+
+def _trials(trials: Any) -> str:
+    """The search trials (not the full-valset evaluations) of a report's trial list."""
+    if trials is None:
+        return "0"
+    if not isinstance(trials, list):
+        return repr(trials)[:80]
+    fulls = sum(1 for t in trials if isinstance(t, dict) and t.get("kind") == "full_evaluation")
+    return str(len(trials) - fulls) + (f" (+ {fulls} full evaluations)" if fulls else "")
 
 
 def report_table(report: dict[str, Any], saved: str | None = None) -> str:
     """The compile report as a table. Its counts are the report's own: the search trials (what
-    ``--num-trials`` sets), the full-valset evaluations, and the progress steps the bar showed."""
-    trials = report.get("trials") or []
-    searched = [t for t in trials if t.get("kind") != "full_evaluation"]
-    fulls = len(trials) - len(searched)
-    cost = report.get("cost")
+    ``--num-trials`` sets), the full-valset evaluations, and the progress steps the bar showed. A
+    value of an unexpected kind (a hand-edited file) is shown as it is, never an error."""
     rows = [
         ("optimizer", str(report.get("optimizer", "-"))),
-        ("baseline score", _pct(report.get("baseline_score"))),
-        ("best score", _pct(report.get("best_score"))),
-        ("trials", str(len(searched)) + (f" (+ {fulls} full evaluations)" if fulls else "")),
+        ("baseline score", _number(report.get("baseline_score"), "{:.1f}%")),
+        ("best score", _number(report.get("best_score"), "{:.1f}%")),
+        ("trials", _trials(report.get("trials"))),
     ]
     progress = report.get("progress")
     if isinstance(progress, dict):
@@ -160,9 +176,9 @@ def report_table(report: dict[str, Any], saved: str | None = None) -> str:
     rows += [
         ("LM calls", f"{report.get('lm_calls', 0)} (cache hits {report.get('cache_hits', 0)})"),
         ("tokens", str(report.get("tokens", 0))),
-        ("cost", "unknown" if cost is None else f"${float(cost):.4f}"),
+        ("cost", _number(report.get("cost"), "${:.4f}", missing="unknown")),
         ("failed examples", f"{report.get('failures', 0)} of {report.get('examples_run', 0)}"),
-        ("wall time", f"{float(report.get('wall_time', 0.0)):.1f} s"),
+        ("wall time", _number(report.get("wall_time", 0.0), "{:.1f} s")),
         ("stopped early", str(report.get("stopped_early") or "no")),
     ]
     if saved:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,6 +41,9 @@ from lmbridge.cli._load import (
     make_lm,
 )
 from lmbridge.errors import BridgeError
+from lmbridge.settings import context, current
+from lmbridge.tracing import Callback, Run
+from lmbridge.types import Usage
 
 DATA_FORMAT = """\
 data files (--trainset, --valset, --devset):
@@ -61,7 +65,30 @@ model, a metric or data that cannot work, every example failed); 2 on a command-
 
 # -- evaluate ----------------------------------------------------------------------------------------
 
+class FailedRequests(Callback):
+    """Counts the LM calls that ended in an error. The run's usage counts completed calls and every
+    retry, but not the last request of a call that failed: without this, a run against a server
+    that always fails would show no LM calls at all."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def on_lm_error(self, run: Run, error: BaseException) -> None:
+        with self._lock:
+            self.calls += 1
+
+
+def lm_calls_line(usage: Usage, failed: FailedRequests) -> str:
+    """What the run asked of the model: every request sent is counted, failed ones too."""
+    sent = usage.calls + usage.retries + failed.calls
+    return (f"LM calls   {usage.calls} completed, {failed.calls} failed ({sent} requests sent; "
+            f"cache hits {usage.cache_hits})")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Score a program on a devset. The outcome is checked before anything is printed: a run in
+    which every example failed has no score, and none is shown."""
     from lmbridge.evaluate import Evaluate
 
     program = load_program(args.program)
@@ -69,15 +96,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         program.load(args.load)
     metric = load_metric(args.metric)
     rows = load_rows(args.devset, input_fields_of(program, args.input_fields))
-    with lm_context(make_lm(args, program)):
+    failed = FailedRequests()
+    with lm_context(make_lm(args, program)), context(callbacks=[*current().callbacks, failed]):
         result = Evaluate(devset=rows, metric=metric, num_threads=args.num_threads,
                           display_progress=not args.quiet)(program)
-    print(f"score      {result.score:.1f}%  ({len(result.results)} examples, {result.errors} failed)")
-    print(f"LM calls   {result.usage.calls} (cache hits {result.usage.cache_hits})")
-    print(f"wall time  {result.elapsed:.1f} s")
     first = next((r.error for r in result.results if r.error is not None), None)
     if result.errors and result.errors == len(result.results):
+        print(lm_calls_line(result.usage, failed), file=sys.stderr)
         raise RunFailed(f"every one of the {result.errors} examples failed, so there is no score; first: {first}")
+    print(f"score      {result.score:.1f}%  ({len(result.results)} examples, {result.errors} failed)")
+    print(lm_calls_line(result.usage, failed))
+    print(f"wall time  {result.elapsed:.1f} s")
     if first is not None:
         print(f"note: {result.errors} examples failed and scored 0; first: {first}", file=sys.stderr)
     return 0

@@ -34,7 +34,8 @@ class Prior:
         for option, p in probabilities.items():
             if not isinstance(option, str):
                 raise ValueError(f"a prior's options are strings, not {type(option).__name__}")
-            if isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p) or not 0 < p <= 1:
+            # The range first: a huge int compares without overflow (math.isfinite would raise).
+            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1 or not math.isfinite(p):
                 raise ValueError(f"the prior of option {option!r} must be a number in (0, 1], not {p!r}")
         if abs(sum(probabilities.values()) - 1.0) > 1e-6:
             raise ValueError(f"a prior's probabilities must sum to 1, not {sum(probabilities.values())!r}")

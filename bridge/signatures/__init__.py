@@ -13,7 +13,8 @@ from lmbridge.signatures._signature import (
     make_signature,
 )
 from lmbridge.signatures._spec import label_for, type_name
-from lmbridge.signatures._values import coerce, describe_type, json_schema, render, render_input, to_jsonable, validate
+from lmbridge.signatures._validate import validate
+from lmbridge.signatures._values import coerce, describe_type, json_schema, render, render_input, to_jsonable
 
 __all__ = [
     "Field",

@@ -16,10 +16,11 @@ to refuse; only prose is searched for a value of the wanted kind. Nothing is rep
 off by the token limit, a missing quote or a trailing comma is no JSON, since closing or mending it
 would make up what the model did not write. ``ValueError`` (with the reason) when there is none.
 
-Final reads use the standard library's decoder, strictly: ``NaN``, ``Infinity`` and numbers that
-overflow to infinity are refused, and nesting too deep for Python is a ``ValueError`` like any other
-bad JSON. Its ``raw_decode`` reads one value and says where it ends, which step 3 needs and
-``pydantic_core.from_json`` does not offer (it also reads ``1e400`` as ``inf``).
+Final reads use the standard library's decoder, strictly, with numbers read by the one number
+reader (``_numbers``): ``NaN``, ``Infinity``, floats that overflow to infinity or underflow to zero
+and integers past Python's int-string limit are refused, and nesting too deep for Python is a
+``ValueError`` like any other bad JSON. Its ``raw_decode`` reads one value and says where it ends,
+which step 3 needs and ``pydantic_core.from_json`` does not offer (it also reads ``1e400`` as ``inf``).
 
 Streaming is the one place an unfinished object is read: ``read_partial_object`` shows the object
 so far with ``pydantic_core.from_json(allow_partial=...)``, and says whether it is closed. Its
@@ -29,9 +30,10 @@ values are shown as they arrive and are never parsed as an answer.
 from __future__ import annotations
 
 import json
-import math
 import re
 from typing import Any
+
+from lmbridge.signatures._numbers import read_float, read_int
 
 _FENCE = re.compile(r"```(?:json)?[ \t]*\n?(.*?)```", re.S | re.I)
 
@@ -40,18 +42,11 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a finite number")
 
 
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is not a finite number")
-    return value
-
-
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=read_float, parse_int=read_int)
 
 
 def read_json(text: str) -> Any:
-    """``json.loads`` for model output: ``NaN``, ``Infinity`` and numbers that overflow to infinity
+    """``json.loads`` for model output: ``NaN``, ``Infinity`` and numbers no float or int holds
     are refused, and nesting too deep for Python is a ValueError like any other bad JSON."""
     try:
         return _DECODER.decode(text)

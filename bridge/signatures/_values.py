@@ -9,21 +9,22 @@ A value is read only when the text states it unambiguously; anything else is a `
   one option that appears as a whole token: not inside a word (``unpositive``), not inside a number
   (``10`` and ``2.5`` are not ``1`` or ``2``), and a one-letter option only in its own case (the
   article "a" is not option ``A``). When several appear, the first non-empty line decides if it
-  names exactly one (a model that answers and then rambles on, echoing the options). With none as a
-  whole token, an answer that begins with exactly one option of three or more letters glued to
-  more letters counts as that option (a base model that runs on after the label:
-  ``negativeattended``); this is never done for numbers or short options (``Both`` is not ``B``).
+  names exactly one (a model that answers and then rambles on, echoing the options). An option
+  glued to letters or digits is no option: ``positively`` is not ``positive``, ``neutralnone`` not
+  ``neutral`` and ``Both`` not ``B``, since reading them would guess where the model's word ends.
   Zero or several options is a ParseError.
 * ``bool``: a leading yes/no/true/false (also y/n/1/0) as a whole word, when the first line does not
   also hold the opposite word (``yes or no`` is refused).
 * ``int`` / ``float``: the one numeric token of the text. A numeric token is a whole word in the
   locale-free forms Python and JSON accept (``-7``, ``3.5``, ``.5``, ``1e3``), with an optional
   leading currency sign (``$12``) and the Unicode minus (U+2212) read as ``-``. An ``int`` also takes
-  thousands grouped by commas in threes (``1,234``) and a float token with no fraction (``8.0``).
+  thousands grouped by commas in threes (``1,234``), and any notation that states an integer
+  exactly (``8.0``, ``1e3``); the number itself is read by ``_numbers`` (exact decimal arithmetic
+  for integers, so ``3.0000000000000001`` is no integer).
   Words with letters in them (``12abc``, ``H2O``) are not numbers; a token of digits that is no
   number in these forms (``3,5``, ``4/5``, ``50%``, ``٣``) makes the text unreadable. ``nan`` and
-  ``inf`` are never read, and neither is an overflow to infinity. Zero or several numbers is a
-  ParseError.
+  ``inf`` are never read, and neither is a number no float (or no int of at most 4,300 digits)
+  can hold. Zero or several numbers is a ParseError.
 * ``list``, ``dict``, ``tuple``, pydantic models: JSON, found by ``json_text.find_json`` (the whole
   text, else a fenced block, else the first value of the type's kind in prose: the first wins);
   a ``list[str]`` also reads one item per line or comma-separated text.
@@ -42,13 +43,13 @@ import datetime
 import enum
 import functools
 import json
-import math
 import re
 import typing
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
-from lmbridge.errors import ParseError
 from lmbridge.signatures._json_text import find_json
+from lmbridge.signatures._numbers import read_float, read_int
+from lmbridge.signatures._validate import optional_inner, options_of, parse_error, type_adapter, validate
 
 _NONE_WORDS = {"none", "null", "n/a", "na", "nothing"}
 _TRUE = {"yes", "true", "y", "1", "correct"}
@@ -62,7 +63,6 @@ _TOKEN_SPLIT = re.compile(r"[\s{}()\[\]=<>|:;]+")
 _LEAD = "\"'*_`$€£#"
 _TRAIL = "\"'*_`.,;:!?"
 _MINUS = "\u2212"
-_adapters: dict[Any, Any] = {}
 
 
 def render(value: Any) -> str:
@@ -106,7 +106,7 @@ def describe_type(annotation: Any) -> str:
     """What the model must write for a field, in words ("" for plain text)."""
     if annotation is str or annotation is Any:
         return ""
-    options = _options(annotation)
+    options = options_of(annotation)
     if options is not None:
         return "exactly one of: " + ", ".join(str(o) for o in options)
     if annotation is bool:
@@ -115,7 +115,7 @@ def describe_type(annotation: Any) -> str:
         return "an integer number"
     if annotation is float:
         return "a number"
-    inner = _optional_inner(annotation)
+    inner = optional_inner(annotation)
     if inner is not None:
         d = describe_type(inner)
         return f"{d or 'text'}, or none" if d else ""
@@ -126,7 +126,7 @@ def describe_type(annotation: Any) -> str:
 
 
 def json_schema(annotation: Any) -> dict[str, Any]:
-    return typing.cast(dict[str, Any], _adapter(annotation).json_schema())
+    return typing.cast(dict[str, Any], type_adapter(annotation).json_schema())
 
 
 def coerce(text: str, annotation: Any, field: str = "") -> Any:
@@ -135,77 +135,6 @@ def coerce(text: str, annotation: Any, field: str = "") -> Any:
     if annotation is str or annotation is Any:
         return stripped
     return _read(stripped, annotation, field)
-
-
-def validate(value: Any, annotation: Any, field: str = "", text: str = "") -> Any:
-    """Check a value read from JSON against the field's type, raising ParseError on mismatch.
-
-    Strict: a JSON value is taken only as what it is (``true`` is no int, ``4.0`` no int, ``null``
-    no string, ``1`` no bool). Literal and Enum options match by value and JSON type.
-    """
-    if annotation is Any or (annotation is str and isinstance(value, str)):
-        return value
-    if annotation is int and type(value) is int:
-        return value
-    if annotation is float and type(value) in (int, float) and math.isfinite(value):
-        return float(value)
-    if annotation is bool and type(value) is bool:
-        return value
-    inner = _optional_inner(annotation)
-    if inner is not None:
-        return None if value is None else validate(value, inner, field, text)
-    options = _options(annotation)
-    if options is not None:
-        for o in options:
-            if type(o) is type(value) and o == value:
-                return o if typing.get_origin(annotation) is Literal else annotation(o)
-        raise _error(field, f"expected exactly one of [{', '.join(map(str, options))}], got {value!r}"[:200], text)
-    try:
-        data = json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise _error(field, f"not a finite JSON value: {exc}", text) from exc
-    try:
-        return _adapter(annotation).validate_json(data, strict=True)
-    except Exception as exc:  # pydantic.ValidationError (imported lazily), or its recursion guard
-        lines = str(exc).splitlines()
-        why = lines[2].strip() if len(lines) > 2 else str(exc)
-        raise _error(field, why, text) from exc
-
-
-def _error(field: str, why: str, text: str) -> ParseError:
-    return ParseError(f"field {field!r}: {why}", completion=text, field=field)
-
-
-def _adapter(annotation: Any) -> Any:
-    try:
-        return _adapters[annotation]
-    except (KeyError, TypeError):
-        pass
-    from pydantic import TypeAdapter
-
-    adapter = TypeAdapter(annotation)
-    try:
-        _adapters[annotation] = adapter
-    except TypeError:
-        pass
-    return adapter
-
-
-def _options(annotation: Any) -> tuple[Any, ...] | None:
-    if typing.get_origin(annotation) is Literal:
-        return typing.get_args(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
-        return tuple(m.value for m in annotation)
-    return None
-
-
-def _optional_inner(annotation: Any) -> Any:
-    origin = typing.get_origin(annotation)
-    if origin is Union or type(annotation).__name__ == "UnionType":
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(args) == 1 and len(typing.get_args(annotation)) == 2:
-            return args[0]
-    return None
 
 
 def _clean(text: str) -> str:
@@ -217,7 +146,7 @@ def _clean(text: str) -> str:
 def _read(text: str, annotation: Any, field: str) -> Any:
     if annotation is str or annotation is Any:
         return text
-    options = _options(annotation)
+    options = options_of(annotation)
     if options is not None:
         option = _read_option(text, options, field)
         return option if typing.get_origin(annotation) is Literal else annotation(option)
@@ -225,7 +154,7 @@ def _read(text: str, annotation: Any, field: str) -> Any:
         return _read_bool(text, field)
     if annotation is int or annotation is float:
         return _read_number(text, annotation, field)
-    inner = _optional_inner(annotation)
+    inner = optional_inner(annotation)
     if inner is not None:
         said_none = not text or _clean(text).lower() in _NONE_WORDS  # "{}" or "**" is not "none"
         return None if said_none else _read(text, inner, field)
@@ -243,8 +172,8 @@ def _read_bool(text: str, field: str) -> bool:
         verdict = lead in _TRUE_WORDS
         if not set(words) & (_FALSE_WORDS if verdict else _TRUE_WORDS):
             return verdict
-        raise _error(field, f"expected yes or no, got both in {text[:80]!r}", text)
-    raise _error(field, f"expected yes or no, got {text[:80]!r}", text)
+        raise parse_error(field, f"expected yes or no, got both in {text[:80]!r}", text)
+    raise parse_error(field, f"expected yes or no, got {text[:80]!r}", text)
 
 
 def _read_option(text: str, options: tuple[Any, ...], field: str) -> Any:
@@ -255,14 +184,6 @@ def _read_option(text: str, options: tuple[Any, ...], field: str) -> Any:
     found = _options_in(text, options)
     if len(found) == 1:
         return found[0]
-    if not found:
-        # A base model running on after the label ("negativeattended"): only a word option of three
-        # or more letters, glued to more letters, at the very start. Never a number or a letter
-        # option, where a glued reading would be a guess ("10" is not 1, "Both" is not B).
-        glued = [o for o in options if isinstance(o, str) and len(o) >= 3 and o[:1].isalpha()
-                 and cleaned.startswith(o.lower()) and cleaned[len(o.lower()):][:1].isalpha()]
-        if len(glued) == 1:
-            return glued[0]
     if len(found) > 1:
         first_line = next((line for line in text.splitlines() if line.strip()), "")
         on_first_line = _options_in(first_line, options)
@@ -270,7 +191,7 @@ def _read_option(text: str, options: tuple[Any, ...], field: str) -> Any:
             return on_first_line[0]
     shown = ", ".join(str(o) for o in options)
     why = "several of" if found else "none of"
-    raise _error(field, f"expected exactly one of [{shown}], found {why} them in {text[:80]!r}", text)
+    raise parse_error(field, f"expected exactly one of [{shown}], found {why} them in {text[:80]!r}", text)
 
 
 def _options_in(text: str, options: tuple[Any, ...]) -> list[Any]:
@@ -298,41 +219,30 @@ def _read_number(text: str, kind: type, field: str) -> Any:
             token = "-" + token[1:]
         if not token:
             continue
-        number = _number_token(token, kind)
-        if number is not None:
-            if not math.isfinite(number):
-                raise _error(field, f"{raw!r} is not a finite number", text)
-            numbers.append(number)
+        written = _number_token(token, kind)
+        if written is not None:
+            try:
+                numbers.append(read_int(written) if kind is int else read_float(written))
+            except ValueError as exc:
+                raise parse_error(field, str(exc), text) from exc
         elif any(c.isdigit() for c in token) and not any(c.isalpha() for c in token):
-            raise _error(field, f"{raw!r} is not a number in a form that can be read", text)
+            raise parse_error(field, f"{raw[:40]!r} is not a number in a form that can be read", text)
     if len(numbers) == 1:
-        number = numbers[0]
-        if kind is int and isinstance(number, float):
-            if not number.is_integer():
-                raise _error(field, f"expected an integer, got {number}", text)
-            return int(number)
-        return number
+        return numbers[0]
     why = "several numbers" if numbers else "no number"
     wanted = "an integer" if kind is int else "a number"
-    raise _error(field, f"expected {wanted}, found {why} in {text[:80]!r}", text)
+    raise parse_error(field, f"expected {wanted}, found {why} in {text[:80]!r}", text)
 
 
-def _number_token(token: str, kind: type) -> float | int | None:
-    """The number a token states in a locale-free form, or None."""
-    try:
-        if _NUMBER_TOKEN.fullmatch(token):
-            if kind is int and token.lstrip("+-").isdigit():
-                return int(token)
-            value = float(token)
-        elif kind is int and _GROUPED_INT.fullmatch(token):
-            return int(token.replace(",", ""))
-        elif kind is float and _GROUPED_FLOAT.fullmatch(token):
-            value = float(token.replace(",", ""))
-        else:
-            return None
-    except ValueError:  # an int longer than Python converts
-        return None
-    return value
+def _number_token(token: str, kind: type) -> str | None:
+    """The number a token writes in a locale-free form, as plain notation (grouping commas
+    dropped) for the number reader, or None when the token writes no number."""
+    if _NUMBER_TOKEN.fullmatch(token):
+        return token
+    grouped = _GROUPED_INT if kind is int else _GROUPED_FLOAT
+    if grouped.fullmatch(token):
+        return token.replace(",", "")
+    return None
 
 
 def _read_structured(text: str, annotation: Any, field: str) -> Any:
@@ -349,7 +259,7 @@ def _read_structured(text: str, annotation: Any, field: str) -> Any:
             if len(items) == 1:
                 items = [p.strip() for p in items[0].split(",") if p.strip()]
             return items
-    raise _error(field, f"expected JSON ({describe_type(annotation)}), got {text[:80]!r}", text)
+    raise parse_error(field, f"expected JSON ({describe_type(annotation)}), got {text[:80]!r}", text)
 
 
 def _json_kind(annotation: Any) -> type[dict[Any, Any]] | type[list[Any]] | None:
