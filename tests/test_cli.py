@@ -489,7 +489,7 @@ def test_inspect_shows_every_file_that_load_accepts(task: str, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     good = _saved_program(tmp_path)
     reports = [{"trials": 5}, {"trials": [1, "x", {"kind": "full_evaluation"}]}, {"cost": "lots"},
-               {"wall_time": "x", "best_score": "high", "baseline_score": [1]}, {"cost": 10**400}]
+               {"wall_time": "x", "best_score": "high", "baseline_score": [1]}]
     for report in reports:
         path = tmp_path / "r.json"
         path.write_text(json.dumps({**good, "report": report}))
@@ -497,3 +497,8 @@ def test_inspect_shows_every_file_that_load_accepts(task: str, tmp_path: Path,
         assert main(["inspect", str(path)]) == 0, report  # was exit 2 for {"trials": 5}
         out = capsys.readouterr().out
         assert "compile report" in out and "trials" in out
+    refused = tmp_path / "refused.json"  # a number no float holds: load refuses it, and so does inspect
+    refused.write_text(json.dumps({**good, "report": {"cost": 10**400}}))
+    with pytest.raises(lmbridge.StateError):
+        lmbridge.Predict("text -> label: Literal['negative', 'positive']").load(refused)
+    assert main(["inspect", str(refused)]) != 0
