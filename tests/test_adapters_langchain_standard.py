@@ -42,7 +42,9 @@ def cot_tool() -> BaseTool:
     return to_langchain_tool(lmbridge.ChainOfThought("country -> answer", lm=lm), name="capital_of")
 
 
-class TestForecastToolUnit(ToolsUnitTests):
+class ForecastTool:
+    """The forecast tool and its example call, for both standard suites."""
+
     @property
     def tool_constructor(self) -> BaseTool:
         return forecast_tool()
@@ -52,17 +54,9 @@ class TestForecastToolUnit(ToolsUnitTests):
         return {"city": "Oslo", "days": 1, "unit": "C"}
 
 
-class TestForecastToolIntegration(ToolsIntegrationTests):
-    @property
-    def tool_constructor(self) -> BaseTool:
-        return forecast_tool()
+class ChainOfThoughtTool:
+    """A ChainOfThought program as a tool, and its example call, for both standard suites."""
 
-    @property
-    def tool_invoke_params_example(self) -> dict[str, Any]:
-        return {"city": "Oslo", "days": 1, "unit": "C"}
-
-
-class TestChainOfThoughtToolUnit(ToolsUnitTests):
     @property
     def tool_constructor(self) -> BaseTool:
         return cot_tool()
@@ -72,11 +66,17 @@ class TestChainOfThoughtToolUnit(ToolsUnitTests):
         return {"country": "Peru"}
 
 
-class TestChainOfThoughtToolIntegration(ToolsIntegrationTests):
-    @property
-    def tool_constructor(self) -> BaseTool:
-        return cot_tool()
+class TestForecastToolUnit(ForecastTool, ToolsUnitTests):
+    pass
 
-    @property
-    def tool_invoke_params_example(self) -> dict[str, Any]:
-        return {"country": "Peru"}
+
+class TestForecastToolIntegration(ForecastTool, ToolsIntegrationTests):
+    pass
+
+
+class TestChainOfThoughtToolUnit(ChainOfThoughtTool, ToolsUnitTests):
+    pass
+
+
+class TestChainOfThoughtToolIntegration(ChainOfThoughtTool, ToolsIntegrationTests):
+    pass

@@ -11,44 +11,18 @@ import uuid
 from pathlib import Path
 
 import pytest
+from helpers import sentiment_task, write_sentiment_rows, write_task
 
 import lmbridge
 from lmbridge.cli._main import OPTIMIZERS, main, parser
 
-TASK = '''
-import lmbridge
-from lmbridge.testing import ScriptedLM
-
-CALLS = []
-
-def model(messages):
-    CALLS.append(1)
-    text = messages[-1]["content"].rsplit("Text:", 1)[-1]
-    if len(messages) == 1:
-        return {"label": "positive"}
-    return {"label": "positive" if "good" in text else "negative"}
-
-def lm():
-    return ScriptedLM(model)
-
-program = lmbridge.Predict("text -> label: Literal['negative', 'positive']")
-
-def metric(example, prediction, trace=None):
-    return example.label == prediction.label
-'''
+TASK = sentiment_task(count_calls=True)
 
 
 @pytest.fixture
 def task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    name = f"clitask_{uuid.uuid4().hex[:8]}"
-    (tmp_path / f"{name}.py").write_text(TASK)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    words = ["good", "bad"]
-    for split, n in (("train", 8), ("dev", 6)):
-        rows = [{"text": f"a {words[i % 2]} film {i}", "label": "positive" if i % 2 == 0 else "negative"}
-                for i in range(n)]
-        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    name = write_task(TASK, tmp_path, monkeypatch)
+    write_sentiment_rows(tmp_path)
     return name
 
 

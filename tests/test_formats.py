@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import enum
 import os
 from typing import Any, Literal, Optional
 
-import pydantic
 import pytest
+from helpers import Mood, Point
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lmbridge
 from lmbridge.formats._base import PromptFormat, format_from_state
 from lmbridge.signatures._signature import make_signature
-
-
-class Mood(enum.Enum):
-    HAPPY = "happy"
-    SAD = "sad"
-
-
-class Point(pydantic.BaseModel):
-    x: int
-    y: int
 
 
 class Everything(lmbridge.Signature):

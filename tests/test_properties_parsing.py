@@ -10,7 +10,6 @@ hunt (``benchmarks/properties.py``); the default keeps the suite fast.
 
 from __future__ import annotations
 
-import enum
 import json
 import math
 import os
@@ -20,6 +19,7 @@ from typing import Any, Literal, Optional
 
 import pydantic
 import pytest
+from helpers import Mood
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,11 +27,6 @@ import lmbridge
 from lmbridge.formats._base import PromptFormat
 from lmbridge.signatures._signature import make_signature
 from lmbridge.signatures._values import to_jsonable
-
-
-class Mood(enum.Enum):
-    HAPPY = "happy"
-    SAD = "sad"
 
 
 class Inner(pydantic.BaseModel):

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from helpers import sentiment_task
 
 if os.environ.get("LMBRIDGE_REQUIRE_SERVERS") == "1":
     import optuna  # CI: a missing client is a failure, not a skip
@@ -230,23 +231,7 @@ def test_max_lm_calls_holds_for_the_whole_study(tmp_path: Path, database: str) -
         assert "workers together" in str(r["report"].get("stopped_early"))
 
 
-CLI_TASK = """
-import time
-import lmbridge
-from lmbridge.testing import ScriptedLM
-
-def model(messages):
-    time.sleep(0.1)
-    text = messages[-1]["content"].rsplit("Text:", 1)[-1]
-    if len(messages) == 1:
-        return {"label": "positive"}
-    return {"label": "positive" if "good" in text else "negative"}
-
-def lm():
-    return ScriptedLM(model)
-
-program = lmbridge.Predict("text -> label: Literal['negative', 'positive']")
-"""
+CLI_TASK = sentiment_task(0.1)
 
 
 @pytest.mark.services

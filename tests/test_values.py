@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import enum
 from typing import Any, Literal, Optional
 
-import pydantic
 import pytest
+from helpers import Mood, Point
 
 import lmbridge
 from lmbridge.signatures._values import coerce, describe_type, render, render_input
-
-
-class Mood(enum.Enum):
-    HAPPY = "happy"
-    SAD = "sad"
-
-
-class Point(pydantic.BaseModel):
-    x: int
-    y: int
-
 
 Label = Literal["positive", "negative"]
 
