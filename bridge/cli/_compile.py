@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import lmbridge.optimizers as opt
 from lmbridge.cli._load import (
     UsageError,
     input_fields_of,
@@ -34,8 +38,6 @@ can be carried by one saved JSON file of plain state."""
 
 
 def make_optimizer(args: argparse.Namespace, metric: Any) -> Any:
-    import lmbridge.optimizers as opt
-
     common: dict[str, Any] = {"seed": args.seed, "max_lm_calls": args.max_lm_calls,
                               "max_cost": args.max_cost, "display_progress": not args.quiet}
     threads = {"num_threads": args.num_threads}
@@ -105,9 +107,6 @@ def compile_with_workers(args: argparse.Namespace) -> int:
     """``--workers N``: run this compile in N processes on one shared MIPROv2 study. N-1 children run
     the same command with ``--workers 1``; this process is the Nth worker and saves the program. Every
     worker of a study picks the same program, so the children's copies are thrown away."""
-    import os
-    import subprocess
-    import tempfile
 
     if args.workers < 1:
         raise UsageError(f"--workers must be 1 or more, not {args.workers}")

@@ -12,15 +12,15 @@ from typing import Any
 
 from lmbridge.cli._compile import report_table
 from lmbridge.cli._load import UsageError, load_program
-from lmbridge.errors import BridgeError
-from lmbridge.programs import Module
+from lmbridge.errors import BridgeError, SignatureError
+from lmbridge.formats import format_from_state
+from lmbridge.programs import DEFAULT_FORMAT, Module, apply_state, check_state, read_state
+from lmbridge.signatures import Field, make_signature
 from lmbridge.types import Example
 
 
 def _annotation(type_text: str) -> Any:
     """The type a saved field names, or str when it names a type only the program's code knows."""
-    from lmbridge.errors import SignatureError
-    from lmbridge.signatures import make_signature
 
     try:
         return make_signature(f"x -> y: {type_text}").output_fields["y"].annotation
@@ -30,7 +30,6 @@ def _annotation(type_text: str) -> Any:
 
 def saved_signature(state: dict[str, Any]) -> Any:
     """A signature rebuilt from a predictor's saved state: fields, types, descriptions, instructions."""
-    from lmbridge.signatures import Field, make_signature
 
     fields = {name: Field(name, entry["kind"], _annotation(str(entry.get("type", "str"))),
                           str(entry.get("desc", "")), str(entry.get("prefix", "")))
@@ -51,8 +50,6 @@ def render_file(path: str, program: Module | None = None, show_report: bool = Tr
     compile report. Runs no model and, without ``program``, no code. The file is checked first (its
     format marker, version and shape: StateError names what is wrong); the text comes back raw, for
     ``printable`` to make safe for a terminal."""
-    from lmbridge.formats import format_from_state
-    from lmbridge.programs import DEFAULT_FORMAT, apply_state, check_state, read_state
 
     state = read_state(path)
     predictors = check_state(state)

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lmbridge import metrics
+from lmbridge.datasets import load_examples
 from lmbridge.lm import LM, BaseLM
 from lmbridge.programs import Module
 from lmbridge.settings import context, current
@@ -56,8 +58,6 @@ def load_program(spec: str) -> Module:
 
 
 def load_metric(spec: str) -> Any:
-    from lmbridge import metrics
-
     name, _, field = spec.partition(":")
     if name in ("exact_match", "f1") and field and "." not in field:
         return metrics.exact_match(field) if name == "exact_match" else metrics.f1(field)
@@ -70,7 +70,6 @@ def load_metric(spec: str) -> Any:
 def load_rows(path: str, input_fields: Sequence[str]) -> list[Example]:
     """The rows of a JSONL data file as Examples (``lmbridge.datasets.load_examples``); a file that
     cannot be read, a bad line or no rows at all is a ``UsageError`` naming the file and the line."""
-    from lmbridge.datasets import load_examples
 
     try:
         rows = load_examples(path, input_fields)

@@ -41,6 +41,7 @@ from lmbridge.cli._load import (
     make_lm,
 )
 from lmbridge.errors import BridgeError
+from lmbridge.evaluate import Evaluate
 from lmbridge.settings import context, current
 from lmbridge.tracing import Callback, Run
 from lmbridge.types import Usage
@@ -89,7 +90,6 @@ def lm_calls_line(usage: Usage, failed: FailedRequests) -> str:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score a program on a devset. The outcome is checked before anything is printed: a run in
     which every example failed has no score, and none is shown."""
-    from lmbridge.evaluate import Evaluate
 
     program = load_program(args.program)
     if args.load:
