@@ -16,6 +16,8 @@ Things in:
 
 * ``from_langchain_tool(tool)``: a LangChain tool as a ``lmbridge.Tool`` (``lmbridge.ReAct`` also takes
   LangChain tools directly).
+* ``from_langchain_retriever(retriever)``: a LangChain ``BaseRetriever`` as a bridge retriever, with ``k``
+  and search kwargs, sync and async (``lmbridge.Retrieve`` also takes LangChain retrievers directly).
 * ``from_prompt_template(template)``: a hand-written prompt migrated to a signature.
 * ``LangChainLM(model)``: a LangChain chat model (or text model) as a bridge LM.
 * ``BridgeChatModel(lm=...)``: the other way round, a bridge LM as a LangChain chat model.
@@ -86,7 +88,9 @@ def to_langchain_chain(predictor: Module, model: BaseLanguageModel[Any]) -> Runn
 _LAZY = {
     "BridgeChatModel": "lmbridge.adapters.langchain._chat",
     "LangChainCallback": "lmbridge.adapters.langchain._trace",
+    "LangChainRetriever": "lmbridge.adapters.langchain._retrievers",
     "MigratedPrompt": "lmbridge.adapters.langchain._migrate",
+    "from_langchain_retriever": "lmbridge.adapters.langchain._retrievers",
     "migrate_prompt": "lmbridge.adapters.langchain._migrate",
     "print_migration": "lmbridge.adapters.langchain._migrate",
 }
@@ -106,7 +110,9 @@ __all__ = [
     "BridgeChatModel",
     "LangChainCallback",
     "LangChainLM",
+    "LangChainRetriever",
     "MigratedPrompt",
+    "from_langchain_retriever",
     "from_langchain_tool",
     "from_prompt_template",
     "migrate_prompt",
