@@ -1,9 +1,10 @@
 """Retrieval: the retriever protocol, the ``Retrieve`` module, and a BM25 retriever.
 
 A retriever is any callable ``retriever(query, k)`` that returns (or, when async, resolves to) a
-list of ``lmbridge.Passage``; a sync one may also have an async method ``acall(query, k)``, which async
-code awaits. LangChain and LlamaIndex retrievers are converted by their adapter (``ensure_retriever``). Plain strings and mappings with a ``"text"`` key are accepted too and
-turned into Passages, so a three-line function over a search index is already a retriever.
+list of ``lmbridge.Passage``; a sync one may also have an async method ``acall(query, k)``, which
+async code awaits. Plain strings and mappings with a ``"text"`` key are accepted too and turned into
+Passages, so a three-line function over a search index is already a retriever. LangChain and
+LlamaIndex retrievers are converted by their adapter (``ensure_retriever``).
 ``BM25Retriever`` ranks an in-memory corpus with the ``bm25s`` library (``pip install
 'lmbridge[retrieval]'``), imported on first use.
 """
@@ -116,7 +117,7 @@ async def _aretrieve(retriever: RetrieverLike, query: Any, k: int,
     try:
         if _is_async(retriever):
             result = await call()
-        elif _is_async(native):
+        elif native is not None and _is_async(native):
             result = await native(query, k, **(options or {}))
         else:
             import asyncio

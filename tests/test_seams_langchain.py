@@ -25,8 +25,6 @@ from langchain_core.vectorstores import InMemoryVectorStore
 from lmbridge.adapters.langchain import from_langchain_retriever, from_langchain_tool
 from lmbridge.lm import HashingEmbedder
 
-
-
 # -- tools ---------------------------------------------------------------------------------------------
 
 def _dual_tool(calls: list[str]) -> StructuredTool:
@@ -152,7 +150,7 @@ def test_a_failing_retriever_is_a_retrieval_error_naming_it() -> None:
         def _get_relevant_documents(self, query: str, *, run_manager: Any) -> list[Document]:
             raise ConnectionError("index offline")
 
-    with pytest.raises(lmbridge.RetrievalError, match="Broken.*index offline"):
+    with pytest.raises(lmbridge.RetrievalError, match=r"Broken.*index offline"):
         lmbridge.Retrieve(Broken())("q")
     with pytest.raises(lmbridge.RetrievalError, match="index offline"):
         asyncio.run(lmbridge.Retrieve(Broken()).acall("q"))

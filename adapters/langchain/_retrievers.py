@@ -103,7 +103,8 @@ def from_langchain_retriever(retriever: Any, k: int | None = None, *,
     (a vector store's ``filter``, ``score_threshold``, ...) apply to every call.
     """
     if not isinstance(retriever, BaseRetriever):
-        raise TypeError(f"from_langchain_retriever needs a langchain_core BaseRetriever, got {type(retriever).__name__}")
+        raise TypeError("from_langchain_retriever needs a langchain_core BaseRetriever, "
+                        f"got {type(retriever).__name__}")
     return LangChainRetriever(retriever, k=k, search_kwargs=search_kwargs)
 
 

@@ -85,7 +85,8 @@ def from_langchain_tool(tool: BaseTool, *, timeout: float | None = 30.0,
 
     native_async = _has_native_async(tool)
     func: Callable[..., Any] = run if _has_sync(tool) or not native_async else arun
-    for f in (run, arun):
+    shown: tuple[Callable[..., Any], ...] = (run, arun)
+    for f in shown:
         f.__name__ = tool.name
         f.__doc__ = tool.description
         f.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]

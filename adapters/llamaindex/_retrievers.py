@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from lmbridge import Passage, RetrievalError
-from lmbridge.retrieval import register_retriever_converter
 from lmbridge.adapters.llamaindex._nodes import metadata_mode, record_nodes, require_llamaindex, to_passage
+from lmbridge.retrieval import register_retriever_converter
 
 if TYPE_CHECKING:
     from llama_index.core.postprocessor.types import BaseNodePostprocessor
@@ -260,4 +260,4 @@ def convert(retriever: Any) -> LlamaIndexRetriever:
 
 register_retriever_converter("llama_index", convert)
 
-__all__ = ["TOP_K_ATTRS", "convert", "AsyncLlamaIndexRetriever", "LlamaIndexRetriever", "from_llamaindex_retriever"]
+__all__ = ["TOP_K_ATTRS", "AsyncLlamaIndexRetriever", "LlamaIndexRetriever", "convert", "from_llamaindex_retriever"]
