@@ -110,3 +110,21 @@ def test_the_benchmark_reports_a_similarity_and_a_reason_per_prompt() -> None:
     for row in rows:
         ratio = float(row.split("|")[3])
         assert ratio >= llamaindex_prompts.GOAL or f"below {llamaindex_prompts.GOAL}:" in row, row
+
+
+def test_the_langchain_benchmark_measures_a_rendered_prompt_the_same_way() -> None:
+    import langchain_migration
+    from langchain_core.prompts import PromptTemplate
+
+    from lmbridge.adapters.langchain import migrate_prompt
+
+    rag = PromptTemplate.from_template(  # the text of LangChain's hub prompt rlm/rag-prompt
+        "You are an assistant for question-answering tasks. Use the following pieces of retrieved context to "
+        "answer the question. If you don't know the answer, just say that you don't know. Use three sentences "
+        "maximum and keep the answer concise.\nQuestion: {question} \nContext: {context} \nAnswer:")
+    assert langchain_migration.similarity(rag, migrate_prompt(rag)) >= langchain_migration.GOAL
+    refine = PromptTemplate.from_template("The original question is as follows: {question}\nWe have provided an "
+                                          "existing answer: {existing_answer}\nRefine it.\nAnswer:")
+    migrated = migrate_prompt(refine)
+    assert langchain_migration.similarity(refine, migrated) < langchain_migration.GOAL
+    assert "values inside sentences (question, existing_answer)" in langchain_migration.reason(refine, migrated)
