@@ -155,26 +155,28 @@ def _completion_response(text: str, done: Completion | None, delta: str | None =
     return CompletionResponse(text=text, delta=delta, raw=_raw(done))
 
 
+def _step(text: str, item: str | Completion) -> tuple[str, str, Completion | None]:
+    """(text so far, delta, None) for a delta; (the whole text, "", the Completion) for the final item."""
+    if isinstance(item, str):
+        return text + item, item, None
+    return item.text, "", item
+
+
 def _accumulated(items: Iterator[str | Completion]) -> Iterator[tuple[str, str, Completion | None]]:
-    """(text so far, delta, None) per delta; the final ``Completion`` comes as a last empty delta."""
     text = ""
     for item in items:
-        if isinstance(item, str):
-            text += item
-            yield text, item, None
-        else:
-            yield item.text, "", item
+        step = _step(text, item)
+        text = step[0]
+        yield step
 
 
 async def _aaccumulated(items: AsyncIterator[str | Completion]) -> AsyncIterator[tuple[str, str, Completion | None]]:
-    """The async twin of ``_accumulated``."""
+    """The async twin of ``_accumulated``; the decision is ``_step``'s."""
     text = ""
     async for item in items:
-        if isinstance(item, str):
-            text += item
-            yield text, item, None
-        else:
-            yield item.text, "", item
+        step = _step(text, item)
+        text = step[0]
+        yield step
 
 
 __all__ = ["BridgeLLM", "to_bridge_messages"]
