@@ -33,6 +33,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lmbridge import Module, Signature
+from lmbridge.adapters._lazy import lazy_getattr
 from lmbridge.adapters.langchain._lm import LangChainLM
 from lmbridge.adapters.langchain._prompts import from_prompt_template, require_langchain
 from lmbridge.adapters.langchain._tools import from_langchain_tool
@@ -96,14 +97,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lmbridge.adapters.langchain' has no attribute {name!r}")
-    require_langchain()
-    import importlib  # the module named in _LAZY imports langchain-core
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr("lmbridge.adapters.langchain", _LAZY, require_langchain)
 
 
 __all__ = [

@@ -24,8 +24,7 @@ llama-index-core is imported when one of these is used, never by ``import lmbrid
 
 from __future__ import annotations
 
-from typing import Any
-
+from lmbridge.adapters._lazy import lazy_getattr
 from lmbridge.adapters.llamaindex._data import evaluator_metric, from_llamaindex_dataset
 from lmbridge.adapters.llamaindex._embeddings import to_llamaindex_embedding
 from lmbridge.adapters.llamaindex._lm import LlamaIndexLM
@@ -45,14 +44,7 @@ from lmbridge.adapters.llamaindex._tracing import LlamaIndexInstrumentation
 _LAZY = {"BridgeLLM": "lmbridge.adapters.llamaindex._llm"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lmbridge.adapters.llamaindex' has no attribute {name!r}")
-    require_llamaindex()
-    import importlib  # the module named in _LAZY imports llama-index-core
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr("lmbridge.adapters.llamaindex", _LAZY, require_llamaindex)
 
 
 __all__ = [
