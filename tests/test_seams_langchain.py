@@ -79,9 +79,12 @@ class _Hashing(Embeddings):
 @pytest.fixture(scope="module")
 def paragraphs() -> list[dict[str, Any]]:
     try:
-        return load_jsonl("squad", "corpus")[:40]
+        rows = load_jsonl("squad", "corpus")
     except FileNotFoundError:
         pytest.skip("the SQuAD dataset is not available (set LMBRIDGE_DATASETS)")
+    first = [r for r in rows if r["title"] == rows[0]["title"]][:30]  # Super Bowl 50, then other articles
+    others = [r for i, r in enumerate(rows) if r["title"] != rows[0]["title"] and r["title"] != rows[i - 1]["title"]]
+    return first + others[:10]
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +174,12 @@ def test_a_failing_retriever_counts_as_a_failed_example_in_evaluate(paragraphs: 
     rows = [lmbridge.Example(query="Super Bowl").with_inputs("query")]
     result = lmbridge.Evaluate(devset=rows, metric=lambda ex, pred, trace=None: 1.0)(retrieve)
     assert result.score == 0.0
+
+
+def test_search_kwargs_of_one_call_apply_to_that_call_only(store: InMemoryVectorStore,
+                                                          paragraphs: list[dict[str, Any]]) -> None:
+    title = paragraphs[-1]["title"]
+    retrieve = lmbridge.Retrieve(store.as_retriever(), k=3)
+    kept = retrieve("Super Bowl", filter=lambda d: d.metadata["title"] == title)
+    assert kept.passage_objects and all(p.metadata["title"] == title for p in kept.passage_objects)
+    assert any(p.metadata["title"] != title for p in retrieve("Super Bowl").passage_objects)
