@@ -11,11 +11,19 @@ no variable is found, unchanged, in the signature's instructions, except a last 
 answer cue, which must be the first output field's label, and a label line over a variable on the
 next line, which must be that input field's label. Lines that hold a variable are the variable
 slots; the format writes those itself. Failures and non-verbatim templates are listed with
-the reason. Output: benchmarks/results/langchain_migration.txt.
+the reason.
+
+It also reports, per template, the **similarity** of the rendered prompts, measured as
+``benchmarks/llamaindex_prompts.py`` measures LlamaIndex's: the original template and the migrated
+signature (``Predict(signature, demos=...).messages``, the default ``ChatFormat``) rendered with the
+same inputs (a short sample value per variable, a list of two messages for a list input), compared
+with ``difflib.SequenceMatcher.ratio``. A template below 0.9 is listed with its reason.
+Output: benchmarks/results/langchain_migration.txt.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import pkgutil
 import re
@@ -29,7 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 from langchain_core.prompts import BasePromptTemplate  # noqa: E402
 
-from lmbridge.adapters.langchain._migrate import migrate_prompt  # noqa: E402
+import lmbridge  # noqa: E402
+from lmbridge.adapters.langchain._migrate import MigratedPrompt, migrate_prompt  # noqa: E402
 from lmbridge.adapters.langchain._prompts import template_texts  # noqa: E402
 
 _VARIABLE = re.compile(r"\{[^{}\s]*\}|\{\{.*?\}\}|\{%.*?%\}")
@@ -89,11 +98,49 @@ def _pieces(template: Any) -> list[tuple[str, str]]:
         return []
 
 
+GOAL = 0.9
+
+
+def similarity(template: Any, migrated: MigratedPrompt) -> float:
+    """difflib ratio of the template and the migrated prompt, rendered with the same inputs."""
+    from langchain_core.messages import HumanMessage
+
+    signature = migrated.signature
+    lists = [n for n, f in signature.input_fields.items() if f.annotation == list[str]]
+    values: dict[str, Any] = {n: f"<the {n.replace('_', ' ')}>" for n in template.input_variables}
+    values.update({n: [HumanMessage(f"<{n} one>"), HumanMessage(f"<{n} two>")] for n in lists
+                   if n in template.input_variables})
+    rendered = template.invoke(values)
+    original = "\n\n".join(str(m.content) for m in rendered.to_messages()) if hasattr(rendered, "to_messages") \
+        else str(rendered)
+    inputs = {n: ([f"<{n} one>", f"<{n} two>"] if n in lists else values.get(n, f"<the {n}>"))
+              for n in signature.input_fields}
+    predictor = lmbridge.Predict(signature)
+    predictor.demos = list(migrated.demos)
+    ours = "\n\n".join(m["content"] for m in predictor.messages(**migrated.inputs(**inputs)))
+    return difflib.SequenceMatcher(None, original.strip(), ours.strip(), autojunk=False).ratio()
+
+
+def reason(template: Any, migrated: MigratedPrompt) -> str:
+    """Why a migrated template renders below the goal, read from the template and the signature."""
+    signature = migrated.signature
+    refs = [n for n in signature.input_fields if f"`{n}`" in signature.instructions]
+    if migrated.demos:
+        return "few-shot examples become demo turns (user/assistant messages), not one block of text"
+    if refs:
+        return (f"values inside sentences ({', '.join(refs)}) are named there and written under their labels after "
+                "the instructions")
+    if signature.instructions.startswith("Given `"):
+        return "the template is its variables alone: the migrated prompt adds instructions, labels and the answer cue"
+    return "a variable between hand-written lines is written after the instructions, where the format writes inputs"
+
+
 def main() -> str:
     templates = shipped_templates()
     failed: list[tuple[str, str]] = []
     changed: list[tuple[str, str]] = []
-    migrated = 0
+    similar: list[str] = []
+    migrated = above = 0
     for name, template in templates.items():
         try:
             result = migrate_prompt(template)
@@ -104,6 +151,14 @@ def main() -> str:
         problem = verbatim_problem(template, result.signature)
         if problem is not None:
             changed.append((name, problem))
+        try:
+            ratio = similarity(template, result)
+        except Exception as exc:
+            similar.append(f"- {name}: not rendered ({type(exc).__name__}: {str(exc)[:80]})")
+            continue
+        above += ratio >= GOAL
+        why = "" if ratio >= GOAL else f" (below {GOAL}: {reason(template, result)})"
+        similar.append(f"- {name}: {ratio:.3f}{why}")
     verbatim = migrated - len(changed)
     lines = [f"langchain-classic prompt templates: {len(templates)}",
              f"migrated: {migrated}; text verbatim: {verbatim}; text changed: {len(changed)}; "
@@ -111,6 +166,8 @@ def main() -> str:
     lines += [f"- {n}: {why}" for n, why in failed] or ["- none"]
     lines += ["", "Text changed:"]
     lines += [f"- {n}: {why}" for n, why in changed] or ["- none"]
+    lines += ["", f"Similarity of the rendered prompts (goal {GOAL}; {above} of {migrated} at or above it):"]
+    lines += similar
     report = "\n".join(lines)
     print(report)
     out = ROOT / "benchmarks" / "results" / "langchain_migration.txt"

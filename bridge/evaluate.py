@@ -29,6 +29,7 @@ from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
+from lmbridge._evaluation_table import render_table
 from lmbridge.errors import (
     AuthenticationError,
     BridgeError,
@@ -45,6 +46,10 @@ from lmbridge.errors import (
     ToolError,
     describe,
 )
+from lmbridge.metrics import SemanticF1 as SemanticF1  # DSPy's dspy.evaluate names, re-exported where
+from lmbridge.metrics import answer_exact_match as answer_exact_match  # DSPy users look for them
+from lmbridge.metrics import answer_passage_match as answer_passage_match
+from lmbridge.metrics import normalize_text as normalize_text
 from lmbridge.programs import Module
 from lmbridge.settings import context_executor, current
 from lmbridge.tracing import Progress, RunScore, start_run, trace, track_usage
@@ -300,10 +305,13 @@ class Evaluate:
     """``Evaluate(devset=..., metric=...)(program)`` returns an ``EvaluationResult``.
 
     ``max_errors``: stop with ``EvaluationError`` once more than this many examples have failed.
+    ``display_table``: print a table of the results (True: every row; a number: that many rows).
     """
 
     def __init__(self, *, devset: Sequence[Example], metric: Metric, num_threads: int | None = None,
-                 display_progress: bool = True, max_errors: int | None = None) -> None:
+                 display_progress: bool = True, max_errors: int | None = None,
+                 display_table: bool | int = False) -> None:
+        self.display_table = display_table
         self.devset = list(devset)
         self.metric = metric
         self.num_threads = num_threads
@@ -336,9 +344,12 @@ class Evaluate:
             result = EvaluationResult(score=mean_score(rows), results=rows, errors=int(tally["errors"]),
                                       usage=tracker.usage, elapsed=time.perf_counter() - start)
             scope.end(RunScore(result.score, result.errors, usage=result.usage))
+        if self.display_table:
+            print(render_table(rows, self.display_table))
         return result
 
 
 def _status(total: float, done: int, errors: int) -> str:
     failed = f" failed {errors}" if errors else ""
     return f"score {100 * total / max(done, 1):5.1f}%{failed}"
+

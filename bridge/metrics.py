@@ -2,7 +2,9 @@
 
 ``exact_match`` and ``f1`` compare one field after SQuAD-style normalisation (lower case, no
 punctuation, no articles). When the example holds a list of gold answers (``answers``), the best
-match counts.
+match counts. ``answer_passage_match`` asks whether a gold answer occurs in the retrieved passages.
+``SemanticF1`` is judged by an LM: the recall and precision of the key ideas of a free-text
+response against the gold one, and their F1 (the metric of DSPy's RAG tutorial, under its name).
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ import string
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from lmbridge.errors import ParseError
+from lmbridge.programs import ChainOfThought, Predict
+from lmbridge.signatures import InputField, OutputField, Signature
 
 Metric = Callable[..., Any]
 
@@ -64,6 +70,83 @@ def f1(field: str = "answer") -> Metric:
 
 answer_exact_match = exact_match("answer")
 answer_f1 = f1("answer")
+
+
+def answer_passage_match(example: Any, prediction: Any, trace: Any = None) -> float:
+    """1.0 when a gold ``answer`` (or one of ``answers``) occurs, normalised, as whole words in one of
+    the predicted passages (``prediction.context``, else ``prediction.passages``): did retrieval find it."""
+    passages = next((prediction[k] for k in ("context", "passages") if k in prediction), None)
+    if passages is None:
+        raise KeyError("the prediction has neither 'context' nor 'passages'")
+    texts = [f" {normalize_text(str(p))} " for p in ([passages] if isinstance(passages, str) else passages)]
+    golds = [normalize_text(str(g)) for g in _golds(example, "answer")]
+    return float(any(g and f" {g} " in t for g in golds for t in texts))
+
+
+class SemanticRecallPrecision(Signature):
+    """Judge a system's response against the ground-truth response to the question. Recall: the
+    share of the ground truth's key ideas that the system response states. Precision: the share of
+    the system response's key ideas that the ground truth supports."""
+
+    question: str = InputField()
+    ground_truth: str = InputField()
+    system_response: str = InputField()
+    recall: float = OutputField(desc="a number from 0.0 to 1.0")
+    precision: float = OutputField(desc="a number from 0.0 to 1.0")
+
+
+class DecompositionalSemanticRecallPrecision(Signature):
+    """Judge a system's response against the ground-truth response to the question: list the key
+    ideas of each, mark which of them the other response states, then give recall (the share of the
+    ground truth's ideas the system states) and precision (the share of the system's ideas the
+    ground truth supports)."""
+
+    question: str = InputField()
+    ground_truth: str = InputField()
+    system_response: str = InputField()
+    ground_truth_key_ideas: str = OutputField(desc="the key ideas of the ground truth, numbered")
+    system_response_key_ideas: str = OutputField(desc="the key ideas of the system response, numbered")
+    discussion: str = OutputField(desc="which ideas of each response the other one states")
+    recall: float = OutputField(desc="a number from 0.0 to 1.0")
+    precision: float = OutputField(desc="a number from 0.0 to 1.0")
+
+
+class SemanticF1:
+    """An LM-judged metric: the F1 of the recall and precision of a response's key ideas.
+
+    ``SemanticF1()(example, prediction)`` asks the judge (``lm``, else the configured LM) to compare
+    ``prediction.response`` with ``example.response`` for ``example.question`` (``question=``,
+    ``gold=`` and ``answer=`` rename the fields) and returns the F1 (0 to 1). With a ``trace``
+    (during a compile), it returns whether the F1 reaches ``threshold``. ``decompositional=True``
+    has the judge list the key ideas of both responses first. A judge reply without two numbers
+    from 0 to 1 is a ``ParseError``: Evaluate and the optimizers count the example as failed, never
+    as a score.
+    """
+
+    def __init__(self, threshold: float = 0.66, decompositional: bool = False, *, lm: Any = None,
+                 question: str = "question", gold: str = "response", answer: str | None = None) -> None:
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be between 0 and 1, not {threshold}")
+        self.threshold = threshold
+        self.fields = (question, gold, answer or gold)
+        signature = DecompositionalSemanticRecallPrecision if decompositional else SemanticRecallPrecision
+        self.judge: Predict | ChainOfThought = Predict(signature, lm=lm) if decompositional else \
+            ChainOfThought(signature, lm=lm)
+        self.__name__ = "semantic_f1"
+
+    def __call__(self, example: Any, prediction: Any, trace: Any = None) -> float | bool:
+        question, gold, answer = self.fields
+        verdict = self.judge(question=str(example[question]), ground_truth=str(example[gold]),
+                             system_response=str(prediction[answer]))
+        recall, precision = _share(verdict.recall, "recall"), _share(verdict.precision, "precision")
+        score = 0.0 if recall + precision == 0 else 2 * recall * precision / (recall + precision)
+        return score if trace is None else score >= self.threshold
+
+
+def _share(value: Any, name: str) -> float:
+    if not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
+        raise ParseError(f"SemanticF1: the judge's {name} must be a number from 0 to 1, got {value!r}")
+    return float(value)
 
 
 def macro_f1(golds: Sequence[Any], predictions: Sequence[Any]) -> float:

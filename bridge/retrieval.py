@@ -1,8 +1,10 @@
 """Retrieval: the retriever protocol, the ``Retrieve`` module, and a BM25 retriever.
 
 A retriever is any callable ``retriever(query, k)`` that returns (or, when async, resolves to) a
-list of ``lmbridge.Passage``. Plain strings and mappings with a ``"text"`` key are accepted too and
-turned into Passages, so a three-line function over a search index is already a retriever.
+list of ``lmbridge.Passage``; a sync one may also have an async method ``acall(query, k)``, which
+async code awaits. Plain strings and mappings with a ``"text"`` key are accepted too and turned into
+Passages, so a three-line function over a search index is already a retriever. LangChain and
+LlamaIndex retrievers are converted by their adapter (``ensure_retriever``).
 ``BM25Retriever`` ranks an in-memory corpus with the ``bm25s`` library (``pip install
 'lmbridge[retrieval]'``), imported on first use.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -111,9 +114,12 @@ def _retrieve(retriever: RetrieverLike, query: Any, k: int, options: Mapping[str
 async def _aretrieve(retriever: RetrieverLike, query: Any, k: int,
                      options: Mapping[str, Any] | None) -> list[Passage]:
     call = functools.partial(retriever, query, k, **(options or {}))
+    native = getattr(retriever, "acall", None)  # a sync retriever's async method, used in async code
     try:
         if _is_async(retriever):
             result = await call()
+        elif native is not None and _is_async(native):
+            result = await native(query, k, **(options or {}))
         else:
             result = await asyncio.to_thread(call)
             if inspect.isawaitable(result):
@@ -133,6 +139,31 @@ def _is_async(func: Any) -> bool:
     return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))  # noqa: B004
 
 
+RETRIEVER_ADAPTERS: dict[str, str] = {
+    "langchain_core": "lmbridge.adapters.langchain._retrievers",
+    "llama_index": "lmbridge.adapters.llamaindex._retrievers",
+}
+"""Framework packages whose retrievers an adapter converts, and the adapter module that registers it."""
+
+_retriever_converters: dict[str, Callable[[Any], RetrieverLike]] = {}
+
+
+def register_retriever_converter(package: str, convert: Callable[[Any], RetrieverLike]) -> None:
+    """Convert the retrievers whose class comes from ``package`` (a top-level package name) with ``convert``."""
+    _retriever_converters[package] = convert
+
+
+def ensure_retriever(retriever: Any) -> Any:
+    """A retriever of another framework converted (``Retrieve(langchain_retriever)``); anything else as is."""
+    for cls in type(retriever).__mro__:
+        package = cls.__module__.partition(".")[0]
+        if package not in _retriever_converters and package in RETRIEVER_ADAPTERS:
+            importlib.import_module(RETRIEVER_ADAPTERS[package])  # registers its converter
+        if package in _retriever_converters:
+            return _retriever_converters[package](retriever)
+    return retriever
+
+
 class Retrieve(Module):
     """``Retrieve(retriever, k=3)``: a module whose call ``retrieve(query)`` returns
     ``Prediction(passages=[text, ...], passage_objects=[Passage, ...])``.
@@ -144,6 +175,7 @@ class Retrieve(Module):
     """
 
     def __init__(self, retriever: RetrieverLike, k: int = 3) -> None:
+        retriever = ensure_retriever(retriever)
         if not callable(retriever):
             raise TypeError(f"a retriever is called as retriever(query, k); got {type(retriever).__name__}")
         if k < 1:
@@ -247,5 +279,6 @@ def _bm25s() -> Any:
     return bm25s
 
 
-__all__ = ["AsyncRetriever", "BM25Retriever", "PassageLike", "Retrieve", "Retriever", "RetrieverLike",
-           "aretrieve", "retrieve", "to_passage", "to_passages"]
+__all__ = ["RETRIEVER_ADAPTERS", "AsyncRetriever", "BM25Retriever", "PassageLike", "Retrieve", "Retriever",
+           "RetrieverLike", "aretrieve", "ensure_retriever", "register_retriever_converter", "retrieve", "to_passage",
+           "to_passages"]

@@ -16,6 +16,8 @@ Things in:
 
 * ``from_langchain_tool(tool)``: a LangChain tool as a ``lmbridge.Tool`` (``lmbridge.ReAct`` also takes
   LangChain tools directly).
+* ``from_langchain_retriever(retriever)``: a LangChain ``BaseRetriever`` as a bridge retriever, with ``k``
+  and search kwargs, sync and async (``lmbridge.Retrieve`` also takes LangChain retrievers directly).
 * ``from_prompt_template(template)``: a hand-written prompt migrated to a signature.
 * ``LangChainLM(model)``: a LangChain chat model (or text model) as a bridge LM.
 * ``BridgeChatModel(lm=...)``: the other way round, a bridge LM as a LangChain chat model.
@@ -31,6 +33,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lmbridge import Module, Signature
+from lmbridge.adapters._lazy import lazy_getattr
 from lmbridge.adapters.langchain._lm import LangChainLM
 from lmbridge.adapters.langchain._prompts import from_prompt_template, require_langchain
 from lmbridge.adapters.langchain._tools import from_langchain_tool
@@ -86,27 +89,24 @@ def to_langchain_chain(predictor: Module, model: BaseLanguageModel[Any]) -> Runn
 _LAZY = {
     "BridgeChatModel": "lmbridge.adapters.langchain._chat",
     "LangChainCallback": "lmbridge.adapters.langchain._trace",
+    "LangChainRetriever": "lmbridge.adapters.langchain._retrievers",
     "MigratedPrompt": "lmbridge.adapters.langchain._migrate",
+    "from_langchain_retriever": "lmbridge.adapters.langchain._retrievers",
     "migrate_prompt": "lmbridge.adapters.langchain._migrate",
     "print_migration": "lmbridge.adapters.langchain._migrate",
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lmbridge.adapters.langchain' has no attribute {name!r}")
-    require_langchain()
-    import importlib  # the module named in _LAZY imports langchain-core
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr("lmbridge.adapters.langchain", _LAZY, require_langchain)
 
 
 __all__ = [
     "BridgeChatModel",
     "LangChainCallback",
     "LangChainLM",
+    "LangChainRetriever",
     "MigratedPrompt",
+    "from_langchain_retriever",
     "from_langchain_tool",
     "from_prompt_template",
     "migrate_prompt",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -197,6 +198,38 @@ def _type_source(annotation: Any) -> str:
     return type_name(annotation)
 
 
+_TYPING_NAMES = ("Any", "Literal", "Optional", "Union")
+
+
+def source_imports(signature: type[Signature]) -> str:
+    """The import lines ``signature_source(signature)`` needs: ``lmbridge``, the ``typing`` names its
+    types are written with, and the module of each class it names (an enum, a pydantic model). A class
+    that cannot be imported (defined in ``__main__`` or in a function) gets a comment saying so."""
+    written = " ".join(_type_source(f.annotation) for f in signature.fields().values())
+    names = [n for n in _TYPING_NAMES if re.search(rf"\b{n}\b", written)]
+    lines = [f"from typing import {', '.join(names)}", ""] if names else []
+    lines.append("import lmbridge")
+    found: dict[str, set[str]] = {}
+    for f in signature.fields().values():
+        for cls in _classes(f.annotation):
+            found.setdefault(cls.__module__, set()).add(cls.__qualname__)
+    for module, classes in sorted(found.items()):
+        local = sorted(c for c in classes if module == "__main__" or "<locals>" in c)
+        if local:
+            lines.append(f"# define {', '.join(c.rpartition('.')[2] for c in local)} above this class")
+        if len(local) < len(classes):
+            lines.append(f"from {module} import {', '.join(sorted(set(classes) - set(local)))}")
+    return "\n".join(lines)
+
+
+def _classes(annotation: Any) -> list[type]:
+    """The classes an annotation names, other than builtins and typing's own."""
+    if isinstance(annotation, type) and typing.get_origin(annotation) is None:
+        return [] if annotation.__module__ in ("builtins", "typing") else [annotation]
+    return [c for arg in typing.get_args(annotation) if not isinstance(arg, str | int | float | bool | None)
+            for c in _classes(arg)]
+
+
 def demos_jsonl(demos: Sequence[Example]) -> str:
     """The demos as JSON Lines, one object per demo."""
     from lmbridge.signatures import to_jsonable
@@ -220,8 +253,13 @@ def print_migration(source: str, template: Any, *, output_fields: str | None = N
         template = PromptTemplate.from_template(text, template_format=template_format)  # type: ignore[arg-type]
     stem = source.rpartition(":")[2] if ":" in source else Path(source).stem
     label = name or "".join(part.title() for part in stem.replace("-", "_").split("_")) or "PromptSignature"
-    migrated = migrate_prompt(template, output_fields=output_fields, name=label)
-    print(f"import lmbridge\n\n\n{signature_source(migrated.signature)}", end="")
+    if type(template).__module__.startswith("llama_index"):  # a LlamaIndex prompt: its own migration
+        from lmbridge.adapters.llamaindex import from_llamaindex_prompt
+
+        migrated = MigratedPrompt(from_llamaindex_prompt(template, output_fields or "answer: str", name=label))
+    else:
+        migrated = migrate_prompt(template, output_fields=output_fields, name=label)
+    print(f"{source_imports(migrated.signature)}\n\n\n{signature_source(migrated.signature)}", end="")
     for note in migrated.notes:
         print(f"# note: {note}")
     if demos:
@@ -232,4 +270,4 @@ def print_migration(source: str, template: Any, *, output_fields: str | None = N
     return 0
 
 
-__all__ = ["MigratedPrompt", "demos_jsonl", "migrate_prompt", "print_migration", "signature_source"]
+__all__ = ["MigratedPrompt", "demos_jsonl", "migrate_prompt", "print_migration", "signature_source", "source_imports"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from lmbridge import Tool, ToolError
@@ -36,9 +36,10 @@ class LangChainTool(Tool):
     """A ``lmbridge.Tool`` that runs a LangChain tool. Arguments are checked against the tool's schema
     first, unless the LangChain tool handles validation errors itself (then it sees them)."""
 
-    def __init__(self, tool: BaseTool, func: Callable[..., Any], *, timeout: float | None) -> None:
+    def __init__(self, tool: BaseTool, func: Callable[..., Any], *, timeout: float | None,
+                 afunc: Callable[..., Awaitable[Any]] | None = None) -> None:
         super().__init__(func, name=tool.name, desc=tool.description or "", timeout=timeout,
-                         return_direct=bool(tool.return_direct))
+                         return_direct=bool(tool.return_direct), afunc=afunc)
         self.langchain_tool = tool
 
     def validate(self, args: Any) -> dict[str, Any]:
@@ -82,12 +83,15 @@ def from_langchain_tool(tool: BaseTool, *, timeout: float | None = 30.0,
     async def arun(**kwargs: Any) -> Any:
         return _content(await tool.ainvoke(payload(kwargs)))
 
-    func: Callable[..., Any] = arun if _has_native_async(tool) else run
-    func.__name__ = tool.name
-    func.__doc__ = tool.description
-    func.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    func.__annotations__ = annotations
-    return LangChainTool(tool, func, timeout=timeout)
+    native_async = _has_native_async(tool)
+    func: Callable[..., Any] = run if _has_sync(tool) or not native_async else arun
+    shown: tuple[Callable[..., Any], ...] = (run, arun)
+    for f in shown:
+        f.__name__ = tool.name
+        f.__doc__ = tool.description
+        f.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        f.__annotations__ = annotations
+    return LangChainTool(tool, func, timeout=timeout, afunc=arun if native_async and func is run else None)
 
 
 def _has_native_async(tool: Any) -> bool:
@@ -96,6 +100,12 @@ def _has_native_async(tool: Any) -> bool:
     if getattr(tool, "coroutine", None) is not None:
         return True
     return getattr(tool, "func", None) is None and type(tool)._arun is not LCBaseTool._arun
+
+
+def _has_sync(tool: Any) -> bool:
+    """Whether ``tool.invoke`` runs a sync implementation: a ``Tool``/``StructuredTool`` with a ``func``, or
+    a ``BaseTool`` subclass (its ``_run``). A sync call then runs it, as LangChain does, never the coroutine."""
+    return getattr(tool, "func", None) is not None or not hasattr(tool, "func")
 
 
 def _injected(tool: Any) -> tuple[list[str], dict[str, bool]]:

@@ -7,6 +7,8 @@ re-exported here:
   ``to_llamaindex_tool(program)``;
 * LLMs in (``lmbridge.adapters.llamaindex_lm``): ``LlamaIndexLM(llm)``, with tool calls, error mapping
   and retries;
+* LLMs out (``_llm``): ``BridgeLLM(lm=...)``, any bridge LM (the embedded models included) as a LlamaIndex
+  ``LLM`` for query engines, with streaming, async and LlamaIndex's callback and instrumentation events;
 * tools in (``lmbridge.adapters.llamaindex_tools``): ``from_llamaindex_tool(tool)``;
 * prompts both ways (``lmbridge.adapters.llamaindex_prompts``): ``from_llamaindex_prompt(template)``,
   ``to_llamaindex_prompt(predictor)``;
@@ -22,10 +24,11 @@ llama-index-core is imported when one of these is used, never by ``import lmbrid
 
 from __future__ import annotations
 
+from lmbridge.adapters._lazy import lazy_getattr
 from lmbridge.adapters.llamaindex._data import evaluator_metric, from_llamaindex_dataset
 from lmbridge.adapters.llamaindex._embeddings import to_llamaindex_embedding
 from lmbridge.adapters.llamaindex._lm import LlamaIndexLM
-from lmbridge.adapters.llamaindex._nodes import to_node, to_passage
+from lmbridge.adapters.llamaindex._nodes import require_llamaindex, to_node, to_passage
 from lmbridge.adapters.llamaindex._programs import to_llamaindex_tool, to_query_engine
 from lmbridge.adapters.llamaindex._prompts import from_llamaindex_prompt, to_llamaindex_prompt
 from lmbridge.adapters.llamaindex._retrievers import (
@@ -36,8 +39,17 @@ from lmbridge.adapters.llamaindex._retrievers import (
 from lmbridge.adapters.llamaindex._tools import from_llamaindex_tool
 from lmbridge.adapters.llamaindex._tracing import LlamaIndexInstrumentation
 
+# Names whose modules subclass LlamaIndex classes at import time: imported on first access (PEP 562), so
+# that ``import lmbridge.adapters.llamaindex`` never imports llama-index-core.
+_LAZY = {"BridgeLLM": "lmbridge.adapters.llamaindex._llm"}
+
+
+__getattr__ = lazy_getattr("lmbridge.adapters.llamaindex", _LAZY, require_llamaindex)
+
+
 __all__ = [
     "AsyncLlamaIndexRetriever",
+    "BridgeLLM",
     "LlamaIndexInstrumentation",
     "LlamaIndexLM",
     "LlamaIndexRetriever",

@@ -5,9 +5,12 @@
   ``lmbridge.Signature``. The hand-written text is kept as the instructions, line for line. A line
   that only presents a variable (``Query: {query_str}``, or ``{context_str}`` alone on its line) is
   dropped, because the prompt format writes every input under its label, and its hand-written
-  label (``Query``) becomes the field's label. A variable inside a sentence becomes a field
-  reference, `` `name` ``. A trailing answer cue (``Answer:``, ``SQL: ``) becomes the first output
-  field's label. ``context_str`` (by default) becomes a ``list[str]`` input, for retrieved passages.
+  label (``Query``) becomes the field's label. In the closing run of such lines a whole lead-in
+  sentence is the label (``The table schema is: {schema}``), so the value stays in its sentence,
+  where the format writes it. A variable anywhere else in a sentence becomes a field reference,
+  `` `name` ``, since the format writes the inputs after the instructions. A trailing answer cue
+  (``Answer:``, ``SQL: ``) becomes the first output field's label. ``context_str`` (by default)
+  becomes a ``list[str]`` input, for retrieved passages.
   ``template_var_mappings`` are honoured (the field takes the name the caller passes);
   ``function_mappings`` are refused with a ``SignatureError``: a signature holds no code.
 * ``to_llamaindex_prompt(predictor)`` exports a (compiled) predictor as a LlamaIndex
@@ -32,7 +35,7 @@ PASSAGE_VARS = ("context_str",)
 """Template variables migrated as ``list[str]`` passages by default."""
 
 _MARK = "\x00"
-_SLOT_LINE = re.compile(r"^\s*(?:([^:\n\x00]{1,40}?)\s*:)?\s*\x00(\w+)\x00\s*$")
+_SLOT_LINE = re.compile(r"^\s*(?:([^\n\x00]{1,200}?)\s*:)?\s*\x00(\w+)\x00\s*$")
 _CUE_LINE = re.compile(r"^\s*([^:\n\x00]{1,40}?)\s*:\s*$")
 _VAR = re.compile(r"\{([^{}]+)\}")
 _RICH_VAR = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
@@ -101,8 +104,10 @@ def lost_lines(template: BasePromptTemplate, signature: type[Signature]) -> list
     partials = dict(getattr(template, "kwargs", None) or {})
     lost = []
     for _role, text in _texts(template):
-        for line in _marked(text, partials, _variables(template), rich=_is_rich(template)).splitlines():
-            slot = _slot(line)
+        lines = _marked(text, partials, _variables(template), rich=_is_rich(template)).splitlines()
+        tail = _tail(lines)
+        for i, line in enumerate(lines):
+            slot = _slot(line, sentence=i >= tail)
             cue = _CUE_LINE.match(line)
             if slot is not None:
                 if slot.group(1) and slot.group(1).strip() not in labels:
@@ -165,17 +170,36 @@ def _marked(text: str, partials: Mapping[str, Any], variables: Sequence[str], *,
     return (_RICH_VAR if rich else _VAR).sub(mark, text)
 
 
-def _slot(line: str) -> re.Match[str] | None:
-    """A line that only presents a variable, under a short label or none; a longer lead-in
-    (``The original query is as follows: {query_str}``) is a sentence, kept as an instruction."""
+def _slot(line: str, *, sentence: bool = False) -> re.Match[str] | None:
+    """A line that presents a variable at its end, alone or after a short label (``Query:
+    {query_str}``); with ``sentence``, after any lead-in sentence too (``The original query is as
+    follows: {query_str}``)."""
     slot = _SLOT_LINE.match(line)
-    return slot if slot is not None and (slot.group(1) is None or len(slot.group(1).split()) <= 4) else None
+    if slot is None or slot.group(1) is None or sentence:
+        return slot
+    return slot if len(slot.group(1).split()) <= 4 else None
+
+
+def _tail(lines: list[str]) -> int:
+    """Where the closing run of variable lines starts: from there on, every line presents a
+    variable (or is blank, or is the answer cue). A sentence lead-in there becomes the field's label,
+    because the format writes the inputs last, in that same place, so the value stays in its sentence;
+    a lead-in higher up stays an instruction, with the variable as a reference."""
+    start = len(lines)
+    for i in range(len(lines) - 1, -1, -1):
+        line = lines[i]
+        if line.strip() and _SLOT_LINE.match(line) is None and _CUE_LINE.match(line) is None:
+            break
+        start = i
+    return start
 
 
 def _read(text: str, state: _Migration) -> None:
     """Sort the lines of one part: variable slots (with their labels) out, the rest kept."""
-    for line in text.splitlines():
-        slot = _slot(line)
+    lines = text.splitlines()
+    tail = _tail(lines)
+    for i, line in enumerate(lines):
+        slot = _slot(line, sentence=i >= tail)
         if slot is not None:
             label, var = slot.group(1), slot.group(2)
             if label is None and state.kept:

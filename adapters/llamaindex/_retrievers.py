@@ -1,5 +1,6 @@
 """LlamaIndex retrievers in: any ``BaseRetriever`` (or a query engine's retriever, with its node
-postprocessors) behind the bridge retriever protocol, ``retriever(query, k) -> list[Passage]``.
+postprocessors) behind the bridge retriever protocol, ``retriever(query, k) -> list[Passage]``;
+``lmbridge.Retrieve`` takes a LlamaIndex retriever directly too (the converter registered here).
 
 ``k`` is honoured, not just cut: each call runs on a shallow copy of the LlamaIndex retriever with
 its top-k knob (``similarity_top_k``, or the attribute named by ``top_k_attr``) set to ``k``, so a
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from lmbridge import Passage, RetrievalError
 from lmbridge.adapters.llamaindex._nodes import metadata_mode, record_nodes, require_llamaindex, to_passage
+from lmbridge.retrieval import register_retriever_converter
 
 if TYPE_CHECKING:
     from llama_index.core.postprocessor.types import BaseNodePostprocessor
@@ -88,16 +90,7 @@ class _LlamaIndexRetrieverBase:
         return RetrievalError(f"LlamaIndex retriever {type(self.retriever).__name__} failed: "
                               f"{type(exc).__name__}: {str(exc)[:300]}")
 
-
-class LlamaIndexRetriever(_LlamaIndexRetrieverBase):
-    """A LlamaIndex retriever as a sync bridge retriever: ``retriever(query, k, filters=None)``.
-
-    ``query`` is a string or a LlamaIndex ``QueryBundle`` (a query with its own embedding or custom
-    embedding strings); ``filters`` (``MetadataFilters``) apply to this call only. Build it with
-    ``from_llamaindex_retriever``.
-    """
-
-    def __call__(self, query: QueryLike, k: int | None = None, *, filters: Any = None) -> list[Passage]:
+    def _run(self, query: QueryLike, k: int | None, filters: Any) -> list[Passage]:
         retriever, posts = self._prepared(k, filters)
         try:
             nodes = retriever.retrieve(query)
@@ -108,13 +101,7 @@ class LlamaIndexRetriever(_LlamaIndexRetrieverBase):
             raise self._failed(exc) from exc
         return self._finish(list(nodes), k)
 
-
-class AsyncLlamaIndexRetriever(_LlamaIndexRetrieverBase):
-    """The async form: ``await retriever(query, k, filters=None)``, through ``aretrieve`` (and each
-    postprocessor's ``apostprocess_nodes``). ``lmbridge.Retrieve`` awaits it in ``acall`` and runs it
-    to completion in a sync call."""
-
-    async def __call__(self, query: QueryLike, k: int | None = None, *, filters: Any = None) -> list[Passage]:
+    async def _arun(self, query: QueryLike, k: int | None, filters: Any) -> list[Passage]:
         retriever, posts = self._prepared(k, filters)
         try:
             nodes = await retriever.aretrieve(query)
@@ -124,6 +111,32 @@ class AsyncLlamaIndexRetriever(_LlamaIndexRetrieverBase):
         except Exception as exc:
             raise self._failed(exc) from exc
         return self._finish(list(nodes), k)
+
+
+class LlamaIndexRetriever(_LlamaIndexRetrieverBase):
+    """A LlamaIndex retriever as a sync bridge retriever: ``retriever(query, k, filters=None)``.
+
+    ``query`` is a string or a LlamaIndex ``QueryBundle`` (a query with its own embedding or custom
+    embedding strings); ``filters`` (``MetadataFilters``) apply to this call only. Async code
+    (``Retrieve.acall``) awaits ``acall``, which goes through ``aretrieve``. Build it with
+    ``from_llamaindex_retriever``.
+    """
+
+    def __call__(self, query: QueryLike, k: int | None = None, *, filters: Any = None) -> list[Passage]:
+        return self._run(query, k, filters)
+
+    async def acall(self, query: QueryLike, k: int | None = None, *, filters: Any = None) -> list[Passage]:
+        """The async form, through the retriever's ``aretrieve`` (and ``apostprocess_nodes``)."""
+        return await self._arun(query, k, filters)
+
+
+class AsyncLlamaIndexRetriever(_LlamaIndexRetrieverBase):
+    """The async form: ``await retriever(query, k, filters=None)``, through ``aretrieve`` (and each
+    postprocessor's ``apostprocess_nodes``). ``lmbridge.Retrieve`` awaits it in ``acall`` and runs it
+    to completion in a sync call."""
+
+    async def __call__(self, query: QueryLike, k: int | None = None, *, filters: Any = None) -> list[Passage]:
+        return await self._arun(query, k, filters)
 
 
 @overload
@@ -151,7 +164,8 @@ def from_llamaindex_retriever(retriever: Any, k: int | None = None, *, use_async
     postprocessors are taken). ``k`` is the top-k used when a call gives none (None: the
     retriever's own). ``postprocessors`` (rerankers, filters) run after retrieval, after those of
     the query engine. ``metadata_mode="llm"`` writes the node's metadata into the passage text as
-    LlamaIndex would show it to an LLM. ``use_async=True`` gives the async form (``aretrieve``).
+    LlamaIndex would show it to an LLM. Async code always goes through ``aretrieve``;
+    ``use_async=True`` gives the form whose call itself is async.
     """
     require_llamaindex()
     from llama_index.core.retrievers import BaseRetriever as LIRetriever
@@ -239,4 +253,11 @@ def _sized_post(post: Any, k: int) -> Any:
     return post
 
 
-__all__ = ["TOP_K_ATTRS", "AsyncLlamaIndexRetriever", "LlamaIndexRetriever", "from_llamaindex_retriever"]
+def convert(retriever: Any) -> LlamaIndexRetriever:
+    """The converter ``lmbridge.Retrieve`` uses for objects from llama_index: ``Retrieve(index.as_retriever())``."""
+    return from_llamaindex_retriever(retriever)
+
+
+register_retriever_converter("llama_index", convert)
+
+__all__ = ["TOP_K_ATTRS", "AsyncLlamaIndexRetriever", "LlamaIndexRetriever", "convert", "from_llamaindex_retriever"]

@@ -42,11 +42,13 @@ class Tool:
 
     ``timeout`` is in seconds (None: no limit). A sync tool that times out keeps running in its
     worker thread, since Python cannot stop a thread; its result is then ignored. A tool made with
-    ``return_direct=True`` ends a ReAct loop when it succeeds, its result being the answer.
+    ``return_direct=True`` ends a ReAct loop when it succeeds, its result being the answer. ``afunc``
+    is an async implementation of a sync ``func``: ``acall`` awaits it, ``__call__`` runs ``func``.
     """
 
     def __init__(self, func: Callable[..., Any], name: str | None = None, desc: str | None = None, *,
-                 timeout: float | None = DEFAULT_TIMEOUT, return_direct: bool = False) -> None:
+                 timeout: float | None = DEFAULT_TIMEOUT, return_direct: bool = False,
+                 afunc: Callable[..., Awaitable[Any]] | None = None) -> None:
         if not callable(func):
             raise TypeError(f"Tool needs a callable, got {type(func).__name__}")
         self.func = func
@@ -58,6 +60,7 @@ class Tool:
         self.timeout = timeout
         self.return_direct = return_direct
         self.is_async: bool = _is_async(func)
+        self.afunc = afunc if not self.is_async else None
         self._model, self._accepts_extra = _args_model(func, self.name)
 
     def __repr__(self) -> str:
@@ -141,7 +144,7 @@ class Tool:
 
     async def _acall_with(self, args: Any) -> Any:
         values = self.validate(args)
-        if self.is_async:
+        if self.is_async or self.afunc is not None:
             work: Awaitable[Any] = self._ainvoke(values)
         else:
             work = asyncio.to_thread(self._invoke, values)
@@ -165,7 +168,7 @@ class Tool:
 
     async def _ainvoke(self, values: dict[str, Any]) -> Any:
         try:
-            return await self.func(**values)
+            return await (self.afunc or self.func)(**values)
         except ToolError:
             raise
         except Exception as exc:

@@ -26,7 +26,7 @@ from lmbridge.evaluate import EvaluationRow, Metric, run_many
 from lmbridge.lm import LM, price_per_token
 from lmbridge.optimizers._support.budget import Budget, BudgetExhausted
 from lmbridge.optimizers._support.state import ProgramState, build, describe_state, snapshot
-from lmbridge.programs import Module
+from lmbridge.programs import Module, Predict
 from lmbridge.settings import context, current
 from lmbridge.tracing import NO_RUN, Progress, RunScope, RunScore, UsageTracker, start_run, track_usage
 from lmbridge.types import Example
@@ -293,6 +293,20 @@ class Optimizer:
             else:
                 out[key] = repr(value)
         return out
+
+
+def with_selection(optimizer: Optimizer, student: Module, valset: Sequence[Example] | None, estimate: Estimate,
+                   price: float | None = None) -> Estimate:
+    """``estimate`` plus the calls of the never-worse check (``CompileRun``'s selection), which
+    scores the student and the winner on the valset when the optimizer has a metric: at most two
+    runs of the program per valset row."""
+    rows = list(valset or [])
+    if not optimizer.select or getattr(optimizer, "metric", None) is None or not rows:
+        return estimate
+    per_run = max(1, len([p for p in student.predictors() if isinstance(p, Predict)]))
+    calls = 2 * len(rows) * per_run
+    cost = None if estimate.cost is None or price is None else estimate.cost + price * calls
+    return Estimate(estimate.lm_calls + calls, cost, {**estimate.breakdown, "selection": calls})
 
 
 def price_per_call(student: Module, example: Example | None, demos: int = 0) -> float | None:

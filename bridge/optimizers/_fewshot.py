@@ -18,7 +18,7 @@ from typing import Any
 
 from lmbridge.evaluate import EvaluationRow, Metric, check_examples, run_pairs
 from lmbridge.formats import PromptFormat
-from lmbridge.optimizers._base import CompileRun, Estimate, Optimizer, price_per_call
+from lmbridge.optimizers._base import CompileRun, Estimate, Optimizer, price_per_call, with_selection
 from lmbridge.optimizers._support.checkpoint import Checkpoint, fingerprint, open_checkpoint
 from lmbridge.optimizers._support.selection import stratified_sample
 from lmbridge.optimizers._support.state import (
@@ -65,12 +65,43 @@ class LabeledFewShot(Optimizer):
                 run.best_state = {name: _formatted(s.with_demos(labeled_demos(
                     s, rows, self.k, rng if sample else None, balanced=self.balanced)), self.format)
                                   for name, s in state.items()}
+                if self.k:
+                    report_unfit(run, state, rows)
                 run.step()
             return with_priors(run.finish(), pool)
 
     def estimate(self, student: Module, *, trainset: Sequence[Example],
                  valset: Sequence[Example] | None = None) -> Estimate:
-        return Estimate(0, 0.0, {})
+        rows = list(trainset)
+        prior = min(128, len(rows)) * _calls_per_run(student) if _calibrated(self.format) else 0
+        price = price_per_call(student, rows[0] if rows else None, self.k)
+        estimate = Estimate(prior, None if price is None else price * prior, {"prior": prior} if prior else {})
+        return with_selection(self, student, valset, estimate, price)
+
+
+def report_unfit(run: CompileRun, state: ProgramState, rows: Sequence[Example]) -> None:
+    """Say which predictors no training row can serve as a demo for: an error when none can (the
+    trainset's fields match no predictor), else a warning in the report (``"unfit"``) and a
+    ``UserWarning``, never 0 demos in silence."""
+    unfit = {name: s for name, s in state.items() if rows and not any(fits(s, e) for e in rows)}
+    if not unfit:
+        return
+    keys = sorted({k for e in rows for k in e})
+    why = {name: f"no trainset row has all of its inputs {list(s.signature.input_fields)} and one of its outputs "
+                 f"{list(s.signature.output_fields)} (the rows have {keys})" for name, s in unfit.items()}
+    if len(unfit) == len(state):
+        raise ValueError(f"{type(run.optimizer).__name__}: the trainset's fields match no predictor, so there is no "
+                         f"demo to give: {'; '.join(f'{n}: {w}' for n, w in why.items())}. Rename the fields of the "
+                         "rows (or of the signature) so that they match")
+    run.notes["unfit"] = why
+    import warnings
+
+    warnings.warn(f"{type(run.optimizer).__name__} gave no demos to {sorted(unfit)}: {next(iter(why.values()))}",
+                  UserWarning, stacklevel=4)
+
+
+def _calibrated(fmt: PromptFormat | None) -> bool:
+    return getattr(fmt, "scoring", None) == "calibrated"
 
 
 def fits(predictor: PredictorState, example: Example) -> bool:
@@ -270,9 +301,13 @@ class BootstrapFewShot(Optimizer):
 
     def estimate(self, student: Module, *, trainset: Sequence[Example],
                  valset: Sequence[Example] | None = None) -> Estimate:
-        calls = len(list(trainset)) * self.max_rounds * _calls_per_run(student)
-        price = price_per_call(student, next(iter(trainset), None), self.max_labeled_demos)
-        return Estimate(calls, None if price is None else price * calls, {"bootstrap": calls})
+        rows = list(trainset)
+        calls = len(rows) * self.max_rounds * _calls_per_run(student)
+        prior = min(128, len(rows)) * _calls_per_run(student) if _calibrated(self.format) else 0
+        price = price_per_call(student, rows[0] if rows else None, self.max_labeled_demos)
+        phases = {"bootstrap": calls, **({"prior": prior} if prior else {})}
+        estimate = Estimate(calls + prior, None if price is None else price * (calls + prior), phases)
+        return with_selection(self, student, valset, estimate, price)
 
 
 def _calls_per_run(program: Module) -> int:

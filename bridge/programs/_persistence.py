@@ -140,7 +140,10 @@ def check_state(state: Any) -> dict[str, Any]:
     Returns its predictors; raises StateError naming the first problem."""
     check_bounds(state)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise StateError(f"not an lmbridge program file (expected \"format\": \"{FORMAT}\")")
+        dspy = isinstance(state, dict) and any(isinstance(v, dict) and "signature" in v and "demos" in v
+                                               for v in state.values())
+        hint = "; it was saved by DSPy: load it with lmbridge.dspy_state.from_dspy_state(program, path)" if dspy else ""
+        raise StateError(f"not an lmbridge program file (expected \"format\": \"{FORMAT}\"){hint}")
     version = state.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or not 0 <= version <= FORMAT_VERSION:
         raise StateError(f"program file format version {version!r} is not supported by this lmbridge "
