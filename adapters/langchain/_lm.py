@@ -82,7 +82,7 @@ class LangChainLM(BaseLM):
         payload = to_langchain_messages(messages) if self.is_chat else to_text_prompt(messages)
         return runnable, payload, rest
 
-    def _send(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
+    def send(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
               fmt: PromptFormat | None) -> RawResult:
         runnable, payload, kwargs = self._request(messages, params)
         try:
@@ -91,7 +91,7 @@ class LangChainLM(BaseLM):
             raise lm_error(exc, self.model) from exc
         return read_reply(reply)
 
-    async def _asend(self, messages: list[Message], params: dict[str, Any],
+    async def asend(self, messages: list[Message], params: dict[str, Any],
                      signature: type[Signature] | None, fmt: PromptFormat | None) -> RawResult:
         runnable, payload, kwargs = self._request(messages, params)
         try:
@@ -101,7 +101,7 @@ class LangChainLM(BaseLM):
         return read_reply(reply)
 
 
-    def _send_stream(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
+    def send_stream(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
                      fmt: PromptFormat | None) -> Iterator[str | RawResult]:
         runnable, payload, kwargs = self._request(messages, params)
         total: Any = None
@@ -115,7 +115,7 @@ class LangChainLM(BaseLM):
             raise lm_error(exc, self.model) from exc
         yield read_reply(total if total is not None else "")
 
-    async def _asend_stream(self, messages: list[Message], params: dict[str, Any],
+    async def asend_stream(self, messages: list[Message], params: dict[str, Any],
                             signature: type[Signature] | None,
                             fmt: PromptFormat | None) -> AsyncIterator[str | RawResult]:
         runnable, payload, kwargs = self._request(messages, params)

@@ -67,7 +67,7 @@ class LlamaIndexLM(BaseLM):
         metadata = getattr(self.llm, "metadata", None)
         return isinstance(self.llm, FunctionCallingLLM) and bool(getattr(metadata, "is_function_calling_model", False))
 
-    def _send(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
+    def send(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
               fmt: PromptFormat | None) -> RawResult:
         rest, tools = _split_tools(params)
         try:
@@ -81,7 +81,7 @@ class LlamaIndexLM(BaseLM):
         except Exception as exc:
             raise map_error(exc, self.model) from exc
 
-    async def _asend(self, messages: list[Message], params: dict[str, Any],
+    async def asend(self, messages: list[Message], params: dict[str, Any],
                      signature: type[Signature] | None, fmt: PromptFormat | None) -> RawResult:
         rest, tools = _split_tools(params)
         try:
@@ -95,12 +95,12 @@ class LlamaIndexLM(BaseLM):
         except Exception as exc:
             raise map_error(exc, self.model) from exc
 
-    def _send_stream(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
+    def send_stream(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
                      fmt: PromptFormat | None) -> Iterator[str | RawResult]:
         """Text deltas through ``stream_chat``, then the whole answer (a request with tools is not
         streamed: its answer comes as one chunk)."""
         if "tools" in params:
-            yield from super()._send_stream(messages, params, signature, fmt)
+            yield from super().send_stream(messages, params, signature, fmt)
             return
         last: Any = None
         try:
@@ -113,12 +113,12 @@ class LlamaIndexLM(BaseLM):
             raise map_error(exc, self.model) from exc
         yield _streamed_result(last)
 
-    async def _asend_stream(self, messages: list[Message], params: dict[str, Any],
+    async def asend_stream(self, messages: list[Message], params: dict[str, Any],
                             signature: type[Signature] | None,
                             fmt: PromptFormat | None) -> AsyncIterator[str | RawResult]:
-        """The async twin of ``_send_stream``, through ``astream_chat``."""
+        """The async twin of ``send_stream``, through ``astream_chat``."""
         if "tools" in params:
-            async for item in super()._asend_stream(messages, params, signature, fmt):
+            async for item in super().asend_stream(messages, params, signature, fmt):
                 yield item
             return
         last: Any = None

@@ -42,14 +42,17 @@ _COLUMNS = ["key", "value", "created"]
 
 
 def valid_record(record: Any) -> bool:
-    """Whether ``record`` has the shape the LM stores: ``text``, token counts, and optional
-    ``tool_calls`` (each a name, the raw arguments text and an id). Anything else is a corrupt entry."""
+    """Whether ``record`` has the shape the LM stores: ``text``, token counts, an optional
+    ``finish_reason`` and optional ``tool_calls`` (each a name, the raw arguments text and an id).
+    Anything else is a corrupt entry."""
     if not isinstance(record, dict) or not isinstance(record.get("text"), str):
         return False
     for count in ("prompt_tokens", "completion_tokens"):
         value = record.get(count, 0)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             return False
+    if not isinstance(record.get("finish_reason", ""), str):
+        return False
     calls = record.get("tool_calls", [])
     if not isinstance(calls, list):
         return False

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from lmbridge.errors import ContextWindowError, LMError, MissingDependencyError
+from lmbridge.formats import note_fallback
 from lmbridge.lm._cache import default_cache_dir
-from lmbridge.lm._client import RawResult
+from lmbridge.lm._types import RawResult
 from lmbridge.toolcalls import read_tool_calls
 from lmbridge.types import Message
 
@@ -282,8 +283,6 @@ class LocalModel:
             self._grammars[text] = _checked_grammar(llama, text)
         grammar = self._grammars[text]
         if grammar is None:
-            from lmbridge.formats import note_fallback
-
             note_fallback("grammar rejected by llama.cpp", text[:120])
         return grammar
 
