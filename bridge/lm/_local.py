@@ -7,6 +7,9 @@ packages, joined once into the cache directory).
 ``LM("local//path/to/model.gguf")`` runs any GGUF file. A model is loaded once per process and
 shared; calls to it are serialized with a lock, so threads may share it safely.
 
+The runtime is quiet: llama.cpp's own log lines (loading, cache notes) are dropped, so that only the
+program's output reaches the terminal. Set ``LMBRIDGE_LOCAL_VERBOSE=1`` to see them.
+
 A request that offers tools (``params["tools"]``) goes through llama.cpp's ``chatml-function-calling``
 handler, called on the loaded model for that one request (plain requests keep the model's own chat
 template). The handler constrains the output with a grammar: first the choice between a tool and a
@@ -73,6 +76,27 @@ KNOWN: dict[str, LocalSpec] = {
     ),
 }
 DEFAULT_MAX_TOKENS = 256
+VERBOSE_ENV = "LMBRIDGE_LOCAL_VERBOSE"
+
+
+_silent_log: Any = None
+"""The log callback that drops llama.cpp's lines; held here so that it lives as long as the process."""
+
+
+def _quiet(verbose: bool) -> None:
+    """Drop llama.cpp's own log lines (model loading, cache notes such as ``llama_kv_cache_iswa: using
+    full-size SWA cache``) unless ``verbose``. llama-cpp-python's callback lets some of them through
+    whatever its logger's level, so ours replaces it; it is installed before the model loads."""
+    global _silent_log
+    if verbose:
+        return
+    import ctypes
+
+    import llama_cpp  # the optional runtime: imported only when a local model loads
+
+    if _silent_log is None:
+        _silent_log = llama_cpp.llama_log_callback(lambda level, text, data: None)
+    llama_cpp.llama_log_set(_silent_log, ctypes.c_void_p(0))
 
 
 def _package_dir(package: str, name: str) -> Path:
@@ -163,13 +187,15 @@ class LocalModel:
                 extra["chat_handler"] = Jinja2ChatFormatter(
                     template=self.spec.chat_template, eos_token=self.spec.eos_token,
                     bos_token=self.spec.bos_token).to_chat_handler()
+            verbose = os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+            _quiet(verbose)
             self._llama = Llama(
                 model_path=str(self.path),
                 n_ctx=int(os.environ.get("LMBRIDGE_LOCAL_N_CTX", "2048")),
                 n_threads=threads,
                 n_threads_batch=threads,
                 logits_all=False,
-                verbose=False,
+                verbose=verbose,
                 seed=0,
                 **extra,
             )
@@ -212,6 +238,7 @@ class LocalModel:
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
             completion_tokens=int(usage.get("completion_tokens", 0)),
             cost=0.0,
+            finish_reason=choice.get("finish_reason"),
         )
 
     def chat_stream(self, messages: list[Message], params: dict[str, Any]) -> Iterator[str | RawResult]:
@@ -233,6 +260,7 @@ class LocalModel:
             if name in params:
                 options[name] = params[name]
         parts: list[str] = []
+        reason: str | None = None
         with self._lock:
             llama = self._load()
             meter = _PromptMeter(llama)
@@ -248,6 +276,7 @@ class LocalModel:
                     if chunk is None:
                         break
                     choices = chunk.get("choices") or [{}]
+                    reason = choices[0].get("finish_reason") or reason
                     text = (choices[0].get("delta") or {}).get("content") or ""
                     if text:
                         parts.append(text)
@@ -258,7 +287,8 @@ class LocalModel:
             # llama.cpp's stream chunks carry no usage: the prompt is counted as it goes in, the
             # completion by tokenizing the text it came to.
             completion_tokens = len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)) if text else 0
-        yield RawResult(text, prompt_tokens=meter.prompt_tokens, completion_tokens=completion_tokens, cost=0.0)
+        yield RawResult(text, prompt_tokens=meter.prompt_tokens, completion_tokens=completion_tokens, cost=0.0,
+                        finish_reason=reason)
 
     def complete_text(self, prompt: str, options: dict[str, Any], grammar_text: str | None = None) -> RawResult:
         """One completion of a raw prompt (no chat template), for base models and ``TextFormat``."""
@@ -272,7 +302,8 @@ class LocalModel:
         usage = response.get("usage") or {}
         return RawResult(text=response["choices"][0].get("text") or "",
                          prompt_tokens=int(usage.get("prompt_tokens", 0)),
-                         completion_tokens=int(usage.get("completion_tokens", 0)), cost=0.0)
+                         completion_tokens=int(usage.get("completion_tokens", 0)), cost=0.0,
+                         finish_reason=response["choices"][0].get("finish_reason"))
 
     def _grammar(self, llama: Any, text: str | None) -> Any:
         """A checked llama.cpp grammar for ``text``, or None (the fallback counted) when llama.cpp
