@@ -20,7 +20,7 @@ from lmbridge.errors import (
     LMTimeoutError,
     RateLimitError,
 )
-from lmbridge.lm._types import TransientError
+from lmbridge.lm._types import TransientError, truncated
 
 _litellm_module: Any = None
 _litellm_lock = threading.Lock()
@@ -239,10 +239,16 @@ class StreamReader:
                           f"({_what_came(self.chunks)}); it was not re-sent. A streaming server sends "
                           f"text/event-stream 'data:' lines", status_code=200, model=self.model)
         try:
-            return _litellm().stream_chunk_builder(self.chunks, messages=self.request.get("messages"))
+            built = _litellm().stream_chunk_builder(self.chunks, messages=self.request.get("messages"))
         except Exception as exc:
             raise LMError(f"{self.model}: the streamed answer could not be rebuilt: {exc}", status_code=200,
                           model=self.model) from exc
+        said = [getattr(wrapper, "received_finish_reason", None)]
+        said += [getattr(c.choices[0], "finish_reason", None) for c in self.chunks if getattr(c, "choices", None)]
+        cut = next((r for r in said if truncated(r)), None)
+        if cut is not None and getattr(built, "choices", None):  # a stream that said "cut" anywhere was cut
+            built.choices[0].finish_reason = cut
+        return built
 
 
 def _what_came(chunks: list[Any]) -> str:
