@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_openai import FakeOpenAI, Reply, ok, raw
+from fake_openai import FakeOpenAI, ok, raw
 
 import lmbridge
 from lmbridge.lm import Cache, TruncatedError
