@@ -102,9 +102,13 @@ def test_a_truncated_stream_raises_before_a_value_is_read(way: str) -> None:
         assert server.count == 1
 
 
-def test_a_whole_answer_records_why_it_stopped() -> None:
-    with FakeOpenAI([ok("Paris")]) as server:
-        assert make_lm(server).complete(MESSAGES).finish_reason == "stop"
+def test_a_raw_call_gets_the_cut_text_with_the_reason_it_stopped() -> None:
+    cut = raw(completion_json("Par", "length"), Content_Type="application/json")
+    with FakeOpenAI([ok("Paris"), cut]) as server:
+        lm = make_lm(server, max_tokens=3)
+        assert lm.complete(MESSAGES).finish_reason == "stop"
+        cut_off = lm.complete(MESSAGES)  # no signature: no value is read, the caller sees why it stopped
+        assert (cut_off.text, cut_off.finish_reason) == ("Par", "length")
 
 
 def test_a_cache_file_locked_by_another_process_is_skipped_at_once_with_one_warning(tmp_path: Path) -> None:

@@ -167,11 +167,12 @@ class Scripted(lmbridge.BaseLM):
 def test_a_backend_stream_gives_what_it_stated_untruncated_or_an_lm_error(
         attempts: list[list[tuple[str, Any]]], streamed: bool) -> None:
     lm = Scripted([list(a) for a in attempts])
+    reads = lmbridge.Predict("question -> answer").signature  # a caller that reads values
     try:
         if streamed:
-            *deltas, completion = list(lm.stream([{"role": "user", "content": "q"}]))
+            *deltas, completion = list(lm.stream([{"role": "user", "content": "q"}], signature=reads))
         else:
-            deltas, completion = [], lm.complete([{"role": "user", "content": "q"}])
+            deltas, completion = [], lm.complete([{"role": "user", "content": "q"}], signature=reads)
     except TruncatedError:
         assert lm.stated and lm.stated[-1].finish_reason is not None
         assert lm.stated[-1].finish_reason.strip().lower() in ("length", "max_tokens")

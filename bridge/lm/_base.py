@@ -129,7 +129,8 @@ class BaseLM:
 
         ``params={"tools": [...], "tool_choice": "auto"}`` offers the model tools (OpenAI function
         specs, such as ``Tool.to_function_spec()``); its calls come back in ``tool_calls``. Raises an
-        ``LMError`` subclass; ``TruncatedError`` when the answer stopped at its token limit."""
+        ``LMError`` subclass; with a ``signature`` (values will be read), ``TruncatedError`` when the
+        answer stopped at its token limit (without one, ``finish_reason`` says so)."""
         return last(drive(self._flow(messages, params, signature, fmt, streamed=False)))
 
     async def acomplete(self, messages: list[Message], params: dict[str, Any] | None = None, *,
@@ -180,8 +181,9 @@ class BaseLM:
                       signature: type[Signature] | None, fmt: PromptFormat | None, streamed: bool) -> Flow:
         merged = {**self.params, **params} if params else self.params
         key = cache_key(self.model, messages, merged) if self._cache is not None else None
-        hit = self._hit(key, messages, merged)
+        hit = self._hit(key, messages)
         if hit is not None:
+            self._check(hit, merged, signature)
             if streamed and hit.text:
                 yield Emit(hit.text)
             yield Emit(hit)
@@ -203,7 +205,9 @@ class BaseLM:
                 continue
             if item is END or not isinstance(item, RawResult):
                 raise LMError(f"{self.model}: the answer ended without a final result", model=self.model)
-            yield Emit(self._store(key, messages, merged, item, attempt))
+            completion = self._store(key, messages, item, attempt)
+            self._check(completion, merged, signature)
+            yield Emit(completion)
             return
 
     # -- cache, usage and history -------------------------------------------------------------------
@@ -211,7 +215,7 @@ class BaseLM:
         """The parameters sent with a request: the merged ones less those only for the cache key."""
         return {k: v for k, v in merged.items() if k not in _KEY_ONLY_PARAMS}
 
-    def _hit(self, key: str | None, messages: list[Message], merged: dict[str, Any]) -> Completion | None:
+    def _hit(self, key: str | None, messages: list[Message]) -> Completion | None:
         if key is None or self._cache is None:
             return None
         record = self._cache.get(key)
@@ -226,10 +230,9 @@ class BaseLM:
             return None
         usage = Usage(cache_hits=1)
         self._finish(messages, text, usage, True, calls)
-        return self._checked(Completion(text, usage, True, calls, reason), merged)
+        return Completion(text, usage, True, calls, reason)
 
-    def _store(self, key: str | None, messages: list[Message], merged: dict[str, Any], raw: RawResult,
-               retries: int) -> Completion:
+    def _store(self, key: str | None, messages: list[Message], raw: RawResult, retries: int) -> Completion:
         usage = Usage(calls=1, prompt_tokens=raw.prompt_tokens, completion_tokens=raw.completion_tokens,
                       cost=raw.cost, retries=retries)
         if key is not None and self._cache is not None:
@@ -241,15 +244,15 @@ class BaseLM:
                 record["finish_reason"] = raw.finish_reason
             self._cache.set(key, record)
         self._finish(messages, raw.text, usage, False, raw.tool_calls)
-        return self._checked(Completion(raw.text, usage, False, raw.tool_calls, raw.finish_reason), merged)
+        return Completion(raw.text, usage, False, raw.tool_calls, raw.finish_reason)
 
-    def _checked(self, completion: Completion, merged: dict[str, Any]) -> Completion:
-        """``completion``, unless it stopped at its token limit: then ``TruncatedError``. It was
-        counted (and cached: read again, it raises the same error); no value is read from it."""
-        if truncated(completion.finish_reason):
+    def _check(self, completion: Completion, merged: dict[str, Any], signature: type[Signature] | None) -> None:
+        """Raise ``TruncatedError`` when values are to be read (``signature`` given: a Predict) from an
+        answer that stopped at its token limit. It was counted (and cached: read again, it raises the
+        same error). A raw call (no signature) gets the text, with ``finish_reason`` saying it was cut."""
+        if signature is not None and truncated(completion.finish_reason):
             limit = merged.get("max_tokens")
             raise TruncatedError(self.model, limit if isinstance(limit, int) else None, completion.text)
-        return completion
 
     def _finish(self, messages: list[Message], text: str, usage: Usage, cached: bool,
                 tool_calls: tuple[ToolCall, ...] = ()) -> None:

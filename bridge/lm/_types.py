@@ -28,9 +28,9 @@ class Completion:
     tool_calls: tuple[ToolCall, ...] = ()
     """The tools the model called, when the request offered tools (``params["tools"]``)."""
     finish_reason: str | None = None
-    """Why the model stopped, as the backend said it (``"stop"``, ``"tool_calls"``...), or None when
-    it did not say. A ``Completion`` handed to a caller never stopped at its token limit: that one
-    raises ``TruncatedError`` instead."""
+    """Why the model stopped, as the backend said it (``"stop"``, ``"length"``, ``"tool_calls"``...),
+    or None when it did not say. A caller that reads values (a request with a ``signature``) never
+    gets a completion that stopped at its token limit: ``TruncatedError`` is raised instead."""
 
 
 @dataclass(slots=True)
@@ -68,8 +68,8 @@ class TransientError(Exception):
 
 
 class TruncatedError(LMError):
-    """Raised when the model stopped at its token limit (``finish_reason="length"``): the answer is
-    incomplete, so no value is read from it. ``limit`` is the ``max_tokens`` the request carried, when
+    """Raised when values are to be read (a Predict's request) from an answer that stopped at its token
+    limit (``finish_reason="length"``): the answer is incomplete, so no value is read from it. ``limit`` is the ``max_tokens`` the request carried, when
     it carried one. The request is not re-sent (it was completed and billed); raise ``max_tokens``."""
 
     def __init__(self, model: str, limit: int | None, text: str) -> None:
