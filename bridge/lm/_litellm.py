@@ -4,6 +4,7 @@ mapping of LiteLLM's exceptions to ``bridge`` errors, done here once, raised ``f
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -11,6 +12,7 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from lmbridge.errors import (
@@ -48,8 +50,6 @@ def tool_request_flags() -> dict[str, Any]:
     flag that skips that check is sent where this LiteLLM has the MCP handler (which also reads it)."""
     global _skip_mcp
     if _skip_mcp is None:
-        import importlib.util
-
         _litellm()
         try:
             _skip_mcp = importlib.util.find_spec("litellm.responses.mcp") is not None
@@ -71,8 +71,6 @@ def parse_retry_after(value: Any, *, millis: bool = False) -> float | None:
         if millis:
             return None
         try:
-            from email.utils import parsedate_to_datetime
-
             when = parsedate_to_datetime(text)
             seconds = when.timestamp() - time.time()
             seconds = max(seconds, 0.0)
@@ -109,7 +107,7 @@ def _server_response(chain: list[BaseException]) -> Any:
     """The HTTP error response the server really sent (the OpenAI SDK's ``APIStatusError`` or httpx's
     ``HTTPStatusError`` in the chain), or None. LiteLLM's own ``status_code`` is not used for this:
     it labels failures that no server answered (a body it could not read, a missing key) as 500."""
-    import httpx
+    import httpx  # LiteLLM's own dependencies: loaded with it, never by `import lmbridge`
     import openai
 
     for error in chain:
@@ -127,7 +125,7 @@ def _sdk(error: BaseException) -> bool:
 
 def _not_completed(exc: BaseException, chain: list[BaseException]) -> bool:
     """Whether the request failed on the way (a connection error or a timeout), before an answer."""
-    import httpx
+    import httpx  # as in _server_response
     import openai
 
     if isinstance(exc, _litellm().Timeout):  # a timeout is never an answer, whoever noticed it

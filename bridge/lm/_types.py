@@ -69,8 +69,9 @@ class TransientError(Exception):
 
 class TruncatedError(LMError):
     """Raised when values are to be read (a Predict's request) from an answer that stopped at its token
-    limit (``finish_reason="length"``): the answer is incomplete, so no value is read from it. ``limit`` is the ``max_tokens`` the request carried, when
-    it carried one. The request is not re-sent (it was completed and billed); raise ``max_tokens``."""
+    limit (``finish_reason="length"``): the answer is incomplete, so no value is read from it.
+    ``limit`` is the ``max_tokens`` the request carried, when it carried one. The request is not
+    re-sent (it was completed and billed); raise ``max_tokens``."""
 
     def __init__(self, model: str, limit: int | None, text: str) -> None:
         where = f"max_tokens={limit}" if limit is not None else "the backend's default max_tokens"
