@@ -85,11 +85,11 @@ class ScriptedLM(BaseLM):
                 raise LMError(f"ScriptedLM ran out of responses after {len(self.calls)} calls")
             return self._script.pop(0)
 
-    async def _asend(self, messages: list[Message], params: dict[str, Any],
+    async def asend(self, messages: list[Message], params: dict[str, Any],
                      signature: type[Signature] | None, fmt: PromptFormat | None) -> RawResult:
-        return self._send(messages, params, signature, fmt)  # a script needs no worker thread
+        return self.send(messages, params, signature, fmt)  # a script needs no worker thread
 
-    def _send_stream(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
+    def send_stream(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
                      fmt: PromptFormat | None) -> Iterator[str | RawResult]:
         raw = self._answer(messages, params, signature, fmt, streamed=True)
         for start in range(0, len(raw.text), self.chunk_size):
@@ -98,13 +98,13 @@ class ScriptedLM(BaseLM):
             _raise(raw.error)
         yield raw
 
-    async def _asend_stream(self, messages: list[Message], params: dict[str, Any],
+    async def asend_stream(self, messages: list[Message], params: dict[str, Any],
                             signature: type[Signature] | None,
                             fmt: PromptFormat | None) -> AsyncIterator[str | RawResult]:
-        for item in self._send_stream(messages, params, signature, fmt):  # a script needs no worker thread
+        for item in self.send_stream(messages, params, signature, fmt):  # a script needs no worker thread
             yield item
 
-    def _send(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
+    def send(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
               fmt: PromptFormat | None) -> RawResult:
         raw = self._answer(messages, params, signature, fmt, streamed=False)
         assert isinstance(raw, RawResult)

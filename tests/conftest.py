@@ -131,12 +131,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Record the LM's backoff sleeps instead of sleeping."""
     recorded: list[float] = []
-    monkeypatch.setattr(lmbridge.lm._client.time, "sleep", recorded.append)
+    monkeypatch.setattr(lmbridge.lm._flow.time, "sleep", recorded.append)
 
     async def fake_async_sleep(seconds: float) -> None:
         recorded.append(seconds)
 
-    monkeypatch.setattr(lmbridge.lm._client, "_sleep_async", fake_async_sleep)
+    monkeypatch.setattr(lmbridge.lm._flow, "_sleep_async", fake_async_sleep)
     return recorded
 
 

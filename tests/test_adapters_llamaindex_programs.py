@@ -148,7 +148,7 @@ class SlowLM(lmbridge.BaseLM):
         super().__init__("slow", cache=False, num_retries=0)
         self.delay = delay
 
-    def _send(self, messages: Any, params: Any, signature: Any, fmt: Any) -> lmbridge.RawResult:
+    def send(self, messages: Any, params: Any, signature: Any, fmt: Any) -> lmbridge.RawResult:
         time.sleep(self.delay)
         return lmbridge.RawResult("Paris")
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import lmbridge
-from lmbridge.lm._client import Completion
+from lmbridge.lm import Completion
 from lmbridge.signatures._signature import Signature
 from lmbridge.testing import ScriptedLM
 from lmbridge.types import Message

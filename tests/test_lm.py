@@ -157,9 +157,9 @@ def test_rollout_id_busts_the_cache_without_being_sent(tmp_path: Path) -> None:
     sent: list[dict[str, object]] = []
 
     class Recording(ScriptedLM):
-        def _send(self, messages, params, signature, fmt):  # type: ignore[no-untyped-def]
+        def send(self, messages, params, signature, fmt):  # type: ignore[no-untyped-def]
             sent.append(dict(params))
-            return super()._send(messages, params, signature, fmt)
+            return super().send(messages, params, signature, fmt)
 
     lm = Recording(lambda m: f"call {len(sent)}", cache=Cache(tmp_path))
     a = lm.complete(MESSAGES, {"rollout_id": 1})

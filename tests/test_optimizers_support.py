@@ -131,8 +131,8 @@ class PricedLM(ScriptedLM):
         super().__init__(responses)
         self.price = price
 
-    def _send(self, *args: Any, **kwargs: Any) -> Any:
-        raw = super()._send(*args, **kwargs)
+    def send(self, *args: Any, **kwargs: Any) -> Any:
+        raw = super().send(*args, **kwargs)
         raw.cost = self.price
         return raw
 

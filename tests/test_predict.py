@@ -169,9 +169,9 @@ def test_json_format_asks_for_json_mode_only_when_the_lm_supports_it() -> None:
         def supports_json_mode(self) -> bool:
             return True
 
-        def _send(self, messages, params, signature, fmt):  # type: ignore[no-untyped-def]
+        def send(self, messages, params, signature, fmt):  # type: ignore[no-untyped-def]
             seen.append(dict(params))
-            return super()._send(messages, params, signature, fmt)
+            return super().send(messages, params, signature, fmt)
 
     lmbridge.Predict("q -> a", lm=JsonModeLM([{"a": "x"}]), format=lmbridge.JSONFormat(), temperature=0.3)(q="1")
     assert seen == [{"response_format": {"type": "json_object"}, "temperature": 0.3}]

@@ -20,7 +20,7 @@ from lmbridge.formats._constrain import (
     constraint_fallbacks,
     outputs_schema,
 )
-from lmbridge.lm._client import OptionScores
+from lmbridge.lm import OptionScores
 from lmbridge.optimizers._support.selection import decide, paired_bootstrap, stratified_sample
 from lmbridge.testing import ScriptedLM
 from lmbridge.types import Message, Usage

@@ -84,13 +84,16 @@ def test_chain_of_thought_on_trec_returns_reasoning_and_a_label(lm: lmbridge.LM)
     cot = lmbridge.ChainOfThought(trec_signature(), lm=lm)
     parsed: list[lmbridge.Prediction] = []
     failed: list[lmbridge.ParseError] = []
+    cut = 0
     with lmbridge.track_usage() as tracker:
         for example in load_classification("trec", "test", 5):
             try:
                 parsed.append(cot(text=example.text))
             except lmbridge.ParseError as error:
                 failed.append(error)
-    assert len(parsed) + len(failed) == 5
+            except lmbridge.lm.TruncatedError:  # ran past max_tokens: loud, never read as an answer
+                cut += 1
+    assert len(parsed) + len(failed) + cut == 5
     first_request = "\n".join(m["content"] for m in lm.history[0].messages)
     assert first_request.index("Reasoning") < first_request.rindex("Label"), first_request
     assert set(cot.predict.signature.output_fields) == {"reasoning", "label"}

@@ -51,6 +51,9 @@ def test_the_embedded_model_streams_chain_of_thought_reasoning_before_the_answer
     except lmbridge.ParseError as error:  # both answers unreadable: loud, and counted
         assert error.attempts == 2 and error.usage is not None and error.usage.parse_retries == 1
         return
+    except lmbridge.lm.TruncatedError as error:  # the answer ran past max_tokens: loud, never read
+        assert error.limit == 64 and lm.usage.calls == 1
+        return
     end = events[-1]
     assert isinstance(end, lmbridge.StreamEnd) and isinstance(end.prediction.answer, str)
     retries = [i for i, e in enumerate(events) if isinstance(e, lmbridge.ParseRetry)]

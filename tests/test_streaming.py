@@ -42,7 +42,7 @@ def test_lm_stream_yields_deltas_then_the_completion_and_counts_it_like_complete
 
 def test_an_lm_that_cannot_stream_yields_its_answer_as_one_chunk() -> None:
     class Whole(lmbridge.BaseLM):
-        def _send(self, messages: Any, params: Any, signature: Any, fmt: Any) -> lmbridge.RawResult:
+        def send(self, messages: Any, params: Any, signature: Any, fmt: Any) -> lmbridge.RawResult:
             return lmbridge.RawResult("all at once", prompt_tokens=3, completion_tokens=3)
 
     items = list(Whole("whole", cache=False).stream([{"role": "user", "content": "hi"}]))

@@ -6,19 +6,17 @@ model's ``bind_tools`` and the calls come back from ``AIMessage.tool_calls``, so
 runs natively on any LangChain chat model that calls tools. Streaming (``lm.stream``,
 ``Predict.stream``) goes through the model's own ``stream`` / ``astream``. The cache key holds a
 digest of the model's serialized configuration (class, model name, temperature and the other settings, never a
-secret), so two differently configured models never share cache entries.
+secret), so two differently configured models never share cache entries. Errors, retries and the
+secret filter are those of every adapter LM (``lmbridge.adapters._foreign_lm``).
 langchain-core is imported when a ``LangChainLM`` is built, not when this module is imported.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from lmbridge import (
-    BaseLM,
     LMError,
     Message,
     PromptFormat,
@@ -26,29 +24,29 @@ from lmbridge import (
     Signature,
     ToolCall,
 )
+from lmbridge.adapters._foreign_lm import ForeignLM, foreign_error, public
+from lmbridge.adapters._foreign_lm import config_digest as digest
 from lmbridge.adapters.langchain._prompts import require_langchain
-from lmbridge.errors import provider_error
 
 if TYPE_CHECKING:
     from lmbridge.lm import Cache
-
-_SECRET_WORDS = ("key", "token", "secret", "password", "credential", "auth")
 
 REPORTING_MODELS: set[str] = set()
 """The model names of the LangChainLMs made so far: their LangChain model reports its own run."""
 
 
-class LangChainLM(BaseLM):
+class LangChainLM(ForeignLM):
     """A bridge LM that sends through a LangChain model (``invoke`` / ``ainvoke``).
 
     ``model`` (default ``"langchain/<Class>/<model name>@<config digest>"``) names it in the
-    history and keys the cache. Retries are left to the LangChain model (``max_retries``,
-    ``with_retry``); its failures come out as ``lmbridge.LMError`` subclasses raised from the
-    original exception. Token counts are read from ``AIMessage.usage_metadata``.
+    history and keys the cache. Its failures come out as ``lmbridge.LMError`` subclasses raised from
+    the original exception; rate limits, timeouts, connection and server errors are retried
+    ``num_retries`` times (set the LangChain model's own ``max_retries=0`` to avoid retrying twice).
+    Token counts are read from ``AIMessage.usage_metadata``, the stop reason from ``response_metadata``.
     """
 
     def __init__(self, chat_model: Any, *, model: str | None = None, cache: bool | Cache = True,
-                 **params: Any) -> None:
+                 num_retries: int = 3, **params: Any) -> None:
         require_langchain()
         base = base_model(chat_model)
         if base is None:
@@ -58,7 +56,7 @@ class LangChainLM(BaseLM):
         self.base_model = base
         self.is_chat = _is_chat(base)
         name = model or f"langchain/{type(base).__name__}/{_model_name(base)}@{config_digest(chat_model)}"
-        super().__init__(name, cache=cache, num_retries=0, **params)
+        super().__init__(name, cache=cache, num_retries=num_retries, **params)
         REPORTING_MODELS.add(name)
 
     def supports_function_calling(self) -> bool:
@@ -82,52 +80,39 @@ class LangChainLM(BaseLM):
         payload = to_langchain_messages(messages) if self.is_chat else to_text_prompt(messages)
         return runnable, payload, rest
 
-    def _send(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
-              fmt: PromptFormat | None) -> RawResult:
+    def send(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
+             fmt: PromptFormat | None) -> RawResult:
         runnable, payload, kwargs = self._request(messages, params)
-        try:
-            reply = runnable.invoke(payload, _run_config(), **kwargs)
-        except Exception as exc:
-            raise lm_error(exc, self.model) from exc
-        return read_reply(reply)
+        with self.mapped_errors():
+            return read_reply(runnable.invoke(payload, _run_config(), **kwargs))
 
-    async def _asend(self, messages: list[Message], params: dict[str, Any],
-                     signature: type[Signature] | None, fmt: PromptFormat | None) -> RawResult:
+    async def asend(self, messages: list[Message], params: dict[str, Any],
+                    signature: type[Signature] | None, fmt: PromptFormat | None) -> RawResult:
         runnable, payload, kwargs = self._request(messages, params)
-        try:
-            reply = await runnable.ainvoke(payload, _run_config(), **kwargs)
-        except Exception as exc:
-            raise lm_error(exc, self.model) from exc
-        return read_reply(reply)
+        with self.mapped_errors():
+            return read_reply(await runnable.ainvoke(payload, _run_config(), **kwargs))
 
-
-    def _send_stream(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
-                     fmt: PromptFormat | None) -> Iterator[str | RawResult]:
+    def send_stream(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
+                    fmt: PromptFormat | None) -> Iterator[str | RawResult]:
         runnable, payload, kwargs = self._request(messages, params)
         total: Any = None
-        try:
+        with self.mapped_errors():
             for chunk in runnable.stream(payload, _run_config(), **kwargs):
                 total = chunk if total is None else total + chunk
-                text = _chunk_text(chunk)
-                if text:
+                if text := _chunk_text(chunk):
                     yield text
-        except Exception as exc:
-            raise lm_error(exc, self.model) from exc
         yield read_reply(total if total is not None else "")
 
-    async def _asend_stream(self, messages: list[Message], params: dict[str, Any],
-                            signature: type[Signature] | None,
-                            fmt: PromptFormat | None) -> AsyncIterator[str | RawResult]:
+    async def asend_stream(self, messages: list[Message], params: dict[str, Any],
+                           signature: type[Signature] | None,
+                           fmt: PromptFormat | None) -> AsyncIterator[str | RawResult]:
         runnable, payload, kwargs = self._request(messages, params)
         total: Any = None
-        try:
+        with self.mapped_errors():
             async for chunk in runnable.astream(payload, _run_config(), **kwargs):
                 total = chunk if total is None else total + chunk
-                text = _chunk_text(chunk)
-                if text:
+                if text := _chunk_text(chunk):
                     yield text
-        except Exception as exc:
-            raise lm_error(exc, self.model) from exc
         yield read_reply(total if total is not None else "")
 
 
@@ -197,8 +182,7 @@ def _model_name(model: Any) -> str:
 
 def config_digest(model: Any) -> str:
     """A short digest of the model's configuration (wrappers included), secrets left out."""
-    text = json.dumps(_config(model), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return digest(_config(model))
 
 
 def _config(model: Any) -> Any:
@@ -206,8 +190,8 @@ def _config(model: Any) -> Any:
     from langchain_core.runnables.fallbacks import RunnableWithFallbacks
 
     if isinstance(model, RunnableBindingBase):
-        return {"class": type(model).__name__, "bound": _config(model.bound), "kwargs": _public(model.kwargs),
-                "extra": _public({k: v for k, v in model.__dict__.items()
+        return {"class": type(model).__name__, "bound": _config(model.bound), "kwargs": public(model.kwargs),
+                "extra": public({k: v for k, v in model.__dict__.items()
                                   if k not in ("bound", "kwargs", "config", "custom_input_type",
                                                "custom_output_type", "config_factories")})}
     if isinstance(model, RunnableWithFallbacks):
@@ -219,17 +203,7 @@ def _config(model: Any) -> Any:
         if name not in settings and name not in ("callbacks", "callback_manager", "cache", "metadata", "tags",
                                                  "verbose", "rate_limiter", "client", "async_client"):
             settings[name] = getattr(model, name, None)
-    return {"class": f"{type(model).__module__}.{type(model).__qualname__}", "settings": _public(settings)}
-
-
-def _public(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Settings without secrets, and with values that have no stable text (objects) named by type."""
-    out: dict[str, Any] = {}
-    for k, v in values.items():
-        if any(w in k.lower() for w in _SECRET_WORDS) or type(v).__name__ in ("SecretStr", "SecretBytes"):
-            continue
-        out[k] = v if isinstance(v, (str, int, float, bool, type(None), list, dict, tuple)) else type(v).__name__
-    return out
+    return {"class": f"{type(model).__module__}.{type(model).__qualname__}", "settings": public(settings)}
 
 
 # -- messages in, replies out ----------------------------------------------------------------------
@@ -263,14 +237,17 @@ def read_reply(reply: Any) -> RawResult:
     calls += [ToolCall.parse(str(c.get("name") or ""), c.get("args"), c.get("id"))
               for c in getattr(reply, "invalid_tool_calls", None) or () if c.get("name")]
     usage = getattr(reply, "usage_metadata", None) or {}
+    metadata = getattr(reply, "response_metadata", None) or {}
+    reason = next((metadata[k] for k in ("finish_reason", "stop_reason", "done_reason")
+                   if isinstance(metadata.get(k), str)), None)
     return RawResult(_text(getattr(reply, "content", reply)), int(usage.get("input_tokens", 0) or 0),
-                     int(usage.get("output_tokens", 0) or 0), tool_calls=tuple(calls))
+                     int(usage.get("output_tokens", 0) or 0), tool_calls=tuple(calls), finish_reason=reason)
 
 
-def lm_error(exc: Exception, model: str) -> LMError:
-    """A bridge error for a model failure (``lmbridge.errors.provider_error``: by status code, class
-    name and message)."""
-    return provider_error(exc, model)
+def lm_error(exc: Exception, model: str) -> Exception:
+    """The bridge error for a LangChain model's failure (``TransientError`` around it when worth
+    retrying); see ``lmbridge.adapters._foreign_lm``."""
+    return foreign_error(exc, model)
 
 
 __all__ = ["REPORTING_MODELS", "LangChainLM", "base_model", "config_digest", "lm_error", "read_reply",

@@ -8,41 +8,36 @@
   not fit), else ``LMError``. Rate limits, timeouts, connection and server errors are retried with
   backoff (``num_retries``, default 3); set the LLM's own ``max_retries=0`` to avoid retrying twice.
 * The cache key holds the LLM's configuration (its pydantic fields, without anything named like a
-  key, token, secret or password), so two differently configured LLMs never share entries.
+  key, token, secret, password, credential, auth or headers), so two differently configured LLMs
+  never share entries.
+
+Errors, retries, Retry-After and the secret filter are those of every adapter LM
+(``lmbridge.adapters._foreign_lm``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from lmbridge import (
-    BaseLM,
     LMError,
-    LMTimeoutError,
     Message,
     PromptFormat,
-    RateLimitError,
     RawResult,
     Signature,
     ToolCall,
 )
+from lmbridge.adapters._foreign_lm import ForeignLM, foreign_error, public
+from lmbridge.adapters._foreign_lm import config_digest as digest
 from lmbridge.adapters.llamaindex._nodes import require_llamaindex
-from lmbridge.errors import provider_error
-from lmbridge.lm import TransientError  # the retry signal a BaseLM backend raises
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
 
     from lmbridge.lm import Cache
 
-_SECRET = re.compile(r"key|token|secret|password|credential", re.I)
-
-
-class LlamaIndexLM(BaseLM):
+class LlamaIndexLM(ForeignLM):
     """A bridge LM that sends through a LlamaIndex LLM (see the module docstring).
 
     The LM's name is ``llamaindex/<LLMClass>/<metadata.model_name>@<config digest>`` unless
@@ -67,69 +62,53 @@ class LlamaIndexLM(BaseLM):
         metadata = getattr(self.llm, "metadata", None)
         return isinstance(self.llm, FunctionCallingLLM) and bool(getattr(metadata, "is_function_calling_model", False))
 
-    def _send(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
-              fmt: PromptFormat | None) -> RawResult:
+    def send(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
+             fmt: PromptFormat | None) -> RawResult:
         rest, tools = _split_tools(params)
-        try:
+        with self.mapped_errors():
             if tools is None:
                 return _result(self.llm.chat(to_chat_messages(messages), **rest))
             llm = self._function_calling()
             response = llm.chat_with_tools(tools, chat_history=to_chat_messages(messages), **rest)
             return _result(response, llm.get_tool_calls_from_response(response, error_on_no_tool_call=False))
-        except LMError:
-            raise
-        except Exception as exc:
-            raise map_error(exc, self.model) from exc
 
-    async def _asend(self, messages: list[Message], params: dict[str, Any],
-                     signature: type[Signature] | None, fmt: PromptFormat | None) -> RawResult:
+    async def asend(self, messages: list[Message], params: dict[str, Any],
+                    signature: type[Signature] | None, fmt: PromptFormat | None) -> RawResult:
         rest, tools = _split_tools(params)
-        try:
+        with self.mapped_errors():
             if tools is None:
                 return _result(await self.llm.achat(to_chat_messages(messages), **rest))
             llm = self._function_calling()
             response = await llm.achat_with_tools(tools, chat_history=to_chat_messages(messages), **rest)
             return _result(response, llm.get_tool_calls_from_response(response, error_on_no_tool_call=False))
-        except LMError:
-            raise
-        except Exception as exc:
-            raise map_error(exc, self.model) from exc
 
-    def _send_stream(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
-                     fmt: PromptFormat | None) -> Iterator[str | RawResult]:
+    def send_stream(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
+                    fmt: PromptFormat | None) -> Iterator[str | RawResult]:
         """Text deltas through ``stream_chat``, then the whole answer (a request with tools is not
         streamed: its answer comes as one chunk)."""
         if "tools" in params:
-            yield from super()._send_stream(messages, params, signature, fmt)
+            yield from super().send_stream(messages, params, signature, fmt)
             return
         last: Any = None
-        try:
+        with self.mapped_errors():
             for last in self.llm.stream_chat(to_chat_messages(messages), **params):
                 if last.delta:
                     yield last.delta
-        except LMError:
-            raise
-        except Exception as exc:
-            raise map_error(exc, self.model) from exc
         yield _streamed_result(last)
 
-    async def _asend_stream(self, messages: list[Message], params: dict[str, Any],
-                            signature: type[Signature] | None,
-                            fmt: PromptFormat | None) -> AsyncIterator[str | RawResult]:
-        """The async twin of ``_send_stream``, through ``astream_chat``."""
+    async def asend_stream(self, messages: list[Message], params: dict[str, Any],
+                           signature: type[Signature] | None,
+                           fmt: PromptFormat | None) -> AsyncIterator[str | RawResult]:
+        """The async twin of ``send_stream``, through ``astream_chat``."""
         if "tools" in params:
-            async for item in super()._asend_stream(messages, params, signature, fmt):
+            async for item in super().asend_stream(messages, params, signature, fmt):
                 yield item
             return
         last: Any = None
-        try:
+        with self.mapped_errors():
             async for last in await self.llm.astream_chat(to_chat_messages(messages), **params):
                 if last.delta:
                     yield last.delta
-        except LMError:
-            raise
-        except Exception as exc:
-            raise map_error(exc, self.model) from exc
         yield _streamed_result(last)
 
     def _function_calling(self) -> Any:
@@ -146,10 +125,7 @@ def config_digest(llm: Any) -> str:
         data = llm.model_dump(mode="json", exclude={"callback_manager"}, warnings=False)
     except Exception:
         data = {k: repr(v) for k, v in vars(llm).items() if not k.startswith("_")}
-    if isinstance(data, Mapping):
-        data = {k: v for k, v in data.items() if not _SECRET.search(str(k))}
-    text = json.dumps([type(llm).__qualname__, data], sort_keys=True, default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return digest([type(llm).__qualname__, public(data) if isinstance(data, Mapping) else data])
 
 
 def to_chat_messages(messages: list[Message]) -> list[Any]:
@@ -161,24 +137,9 @@ def to_chat_messages(messages: list[Message]) -> list[Any]:
 
 
 def map_error(exc: Exception, model: str) -> Exception:
-    """A bridge error for a LlamaIndex LLM failure, chosen by the provider's status code, class name
-    and message; the transient ones come wrapped in ``TransientError`` for the retry loop."""
-    error = provider_error(exc, model)
-    status, kind = error.status_code, type(exc).__name__.lower()
-    if error is not exc:
-        error.__cause__ = exc
-    transient = isinstance(error, (RateLimitError, LMTimeoutError)) or (type(error) is LMError and (
-        (status is not None and status >= 500) or isinstance(exc, ConnectionError) or "connection" in kind))
-    return TransientError(error, _retry_after(exc)) if transient else error
-
-
-def _retry_after(exc: Exception) -> float | None:
-    headers = getattr(getattr(exc, "response", None), "headers", None)
-    try:
-        value = headers.get("retry-after") if headers is not None else None
-        return float(value) if value is not None else None
-    except (AttributeError, TypeError, ValueError):
-        return None
+    """The bridge error for a LlamaIndex LLM failure (``TransientError`` around it when worth
+    retrying); see ``lmbridge.adapters._foreign_lm``."""
+    return foreign_error(exc, model)
 
 
 def _split_tools(params: dict[str, Any]) -> tuple[dict[str, Any], list[Any] | None]:
@@ -231,7 +192,19 @@ def _result(response: Any, selections: Any = None) -> RawResult:
     text = response.message.content or ""
     prompt_tokens, completion_tokens = _tokens(response)
     calls = tuple(ToolCall(s.tool_name, dict(s.tool_kwargs or {}), id=s.tool_id) for s in selections or ())
-    return RawResult(text, prompt_tokens, completion_tokens, tool_calls=calls)
+    return RawResult(text, prompt_tokens, completion_tokens, tool_calls=calls, finish_reason=_finish_reason(response))
+
+
+def _finish_reason(response: Any) -> str | None:
+    """The stop reason where an integration keeps the provider's answer in ``raw`` (OpenAI's shape)."""
+    raw = getattr(response, "raw", None)
+    choices = raw.get("choices") if isinstance(raw, Mapping) else getattr(raw, "choices", None)
+    try:
+        first = choices[0] if choices else None
+    except (TypeError, KeyError, IndexError):
+        return None
+    reason = first.get("finish_reason") if isinstance(first, Mapping) else getattr(first, "finish_reason", None)
+    return reason if isinstance(reason, str) and reason else None
 
 
 def _tokens(response: Any) -> tuple[int, int]:

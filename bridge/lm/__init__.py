@@ -1,12 +1,16 @@
-"""Language models: the backend protocol (``BaseLM``), ``LM`` over LiteLLM and the embedded llama.cpp models,
-caches, streaming, option scoring and embedders.
+"""Language models: the backend protocol (``BaseLM`` and its hooks ``send``, ``asend``, ``send_stream``,
+``asend_stream``; ``RawResult`` and ``TransientError`` are what a backend returns and raises), ``LM``
+over LiteLLM and the embedded llama.cpp models, caches, streaming, option scoring and embedders.
 """
 
+from lmbridge.lm._base import BaseLM, inspect_history
 from lmbridge.lm._cache import Cache, shared_cache
 from lmbridge.lm._cache_redis import CacheUnavailableWarning, RedisCache
-from lmbridge.lm._client import LM, BaseLM, Completion, OptionScores, RawResult, TransientError, inspect_history
+from lmbridge.lm._client import LM
 from lmbridge.lm._embedders import Embedder, HashingEmbedder, LiteLLMEmbedder, SentenceTransformerEmbedder
-from lmbridge.lm._litellm import price_per_token
+from lmbridge.lm._litellm import parse_retry_after, price_per_token
+from lmbridge.lm._scoring import OptionScores
+from lmbridge.lm._types import Completion, RawResult, TransientError, TruncatedError
 
 __all__ = [
     "LM",
@@ -22,7 +26,9 @@ __all__ = [
     "RedisCache",
     "SentenceTransformerEmbedder",
     "TransientError",
+    "TruncatedError",
     "inspect_history",
+    "parse_retry_after",
     "price_per_token",
     "shared_cache",
 ]

@@ -6,7 +6,9 @@ several threads and several processes can share a file. A corrupted entry is dro
 a corrupted file, or a table whose columns are not the cache's, is moved aside and replaced. A
 directory that cannot be created or written (a read-only HOME, a path under a file) turns the disk
 layer off with one warning; the memory layer keeps working. None of these is ever fatal: the worst a
-broken cache does is send a request that a healthy one would have answered.
+broken cache does is send a request that a healthy one would have answered. A file another process
+holds locked is waited for ``READ_TIMEOUT`` seconds at most, then skipped for ``BUSY_COOLDOWN`` seconds
+(one warning).
 """
 
 from __future__ import annotations
@@ -39,17 +41,29 @@ def default_cache_dir() -> Path:
 
 
 _COLUMNS = ["key", "value", "created"]
+READ_TIMEOUT = 0.5
+"""Seconds a read waits for a file that another process holds locked before the call goes without the
+disk cache. In WAL mode a healthy writer never blocks a reader, so a wait is a foreign lock."""
+WRITE_TIMEOUT = 2.0
+"""Seconds a write waits for another writer: our own processes take turns, mostly for milliseconds, but a
+busy machine can hold a turn for a second (then the write is skipped, never an error)."""
+BUSY_COOLDOWN = 5.0
+"""Seconds the disk is skipped after a lock made a read give up (writes only, after a write gave up),
+so that the calls behind it do not wait again; then it is tried again."""
 
 
 def valid_record(record: Any) -> bool:
-    """Whether ``record`` has the shape the LM stores: ``text``, token counts, and optional
-    ``tool_calls`` (each a name, the raw arguments text and an id). Anything else is a corrupt entry."""
+    """Whether ``record`` has the shape the LM stores: ``text``, token counts, an optional
+    ``finish_reason`` and optional ``tool_calls`` (each a name, the raw arguments text and an id).
+    Anything else is a corrupt entry."""
     if not isinstance(record, dict) or not isinstance(record.get("text"), str):
         return False
     for count in ("prompt_tokens", "completion_tokens"):
         value = record.get(count, 0)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             return False
+    if not isinstance(record.get("finish_reason", ""), str):
+        return False
     calls = record.get("tool_calls", [])
     if not isinstance(calls, list):
         return False
@@ -67,6 +81,9 @@ class DiskCache:
         self.corrupt_files = 0
         self.busy = 0
         """Reads and writes skipped because the file stayed locked or unreadable (not corruption)."""
+        self._warned_busy = False
+        self._skip_until = 0.0
+        self._skip_writes_until = 0.0
         self.unavailable: str | None = None
         """Why the disk layer is off (its directory cannot be created or written), or None."""
 
@@ -84,7 +101,8 @@ class DiskCache:
             raise _Unavailable(f"cannot create the cache directory {self.path.parent}: {exc}") from exc
         for attempt in range(2):
             try:
-                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+                conn = sqlite3.connect(self.path, timeout=READ_TIMEOUT, isolation_level=None,
+                                       check_same_thread=False)
             except sqlite3.OperationalError as exc:  # "unable to open database file"
                 raise _Unavailable(f"cannot open the cache file {self.path}: {exc}") from exc
             try:
@@ -147,28 +165,42 @@ class DiskCache:
         return None
 
     def set(self, key: str, record: dict[str, Any]) -> None:
-        self._run("INSERT OR REPLACE INTO completions VALUES (?, ?, ?)", (key, json.dumps(record), time.time()))
+        self._run("INSERT OR REPLACE INTO completions VALUES (?, ?, ?)", (key, json.dumps(record), time.time()),
+                  write=True)
 
     def delete(self, key: str) -> None:
-        self._run("DELETE FROM completions WHERE key = ?", (key,))
+        self._run("DELETE FROM completions WHERE key = ?", (key,), write=True)
 
     def discard(self, key: str) -> None:
         """Drop a corrupt entry and count it."""
         self.corrupt_entries += 1
         self.delete(key)
 
-    def _run(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
+    def _run(self, sql: str, args: tuple[Any, ...], *, write: bool = False) -> list[Any]:
         """Run one statement; every failure is counted and turned into "nothing there"."""
         if self.unavailable is not None:
             return []
         try:
-            return self._conn().execute(sql, args).fetchall()
+            if time.monotonic() < (self._skip_writes_until if write else self._skip_until):
+                return []
+            conn = self._conn()
+            conn.execute(f"PRAGMA busy_timeout = {int(1000 * (WRITE_TIMEOUT if write else READ_TIMEOUT))}")
+            return conn.execute(sql, args).fetchall()
         except _Unavailable as exc:
             self._turn_off(exc)
         except sqlite3.OperationalError as exc:
             self.busy += 1
             if "no such" in str(exc):  # the table was dropped or changed under us: reopen and repair
                 self._drop_connection()
+            elif _is_busy(exc):
+                self._skip_writes_until = time.monotonic() + BUSY_COOLDOWN
+                if not write:
+                    self._skip_until = self._skip_writes_until
+                if not self._warned_busy:
+                    self._warned_busy = True
+                    warnings.warn(f"lmbridge skips its disk cache while {self.path} is locked by another process "
+                                  f"({exc}); calls go without it and try it again every {BUSY_COOLDOWN:g}s",
+                                  RuntimeWarning, stacklevel=5)
         except sqlite3.DatabaseError:
             try:
                 self._reset()

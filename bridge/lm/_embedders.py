@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from lmbridge.errors import ConfigurationError, MissingDependencyError
+from lmbridge.lm._litellm import _litellm, map_error
+from lmbridge.lm._types import TransientError
 
 Embedder = Callable[[list[str]], Sequence[Sequence[float]]]
 
@@ -60,8 +62,6 @@ class LiteLLMEmbedder:
         self.batch_size = batch_size
 
     def __call__(self, texts: list[str]) -> list[list[float]]:
-        from lmbridge.lm._client import _litellm, _map_error
-
         litellm = _litellm()
         out: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
@@ -73,7 +73,8 @@ class LiteLLMEmbedder:
             try:
                 response = litellm.embedding(**request)
             except Exception as exc:
-                raise _map_error(exc, self.model) from exc
+                mapped = map_error(exc, self.model)  # no retry loop here: a transient failure is final
+                raise (mapped.error if isinstance(mapped, TransientError) else mapped) from exc
             out.extend([list(map(float, item["embedding"])) for item in response.data])
         return out
 

@@ -4,6 +4,7 @@ mapping of LiteLLM's exceptions to ``bridge`` errors, done here once, raised ``f
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -11,6 +12,7 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from lmbridge.errors import (
@@ -20,6 +22,7 @@ from lmbridge.errors import (
     LMTimeoutError,
     RateLimitError,
 )
+from lmbridge.lm._types import TransientError, truncated
 
 _litellm_module: Any = None
 _litellm_lock = threading.Lock()
@@ -47,8 +50,6 @@ def tool_request_flags() -> dict[str, Any]:
     flag that skips that check is sent where this LiteLLM has the MCP handler (which also reads it)."""
     global _skip_mcp
     if _skip_mcp is None:
-        import importlib.util
-
         _litellm()
         try:
             _skip_mcp = importlib.util.find_spec("litellm.responses.mcp") is not None
@@ -70,8 +71,6 @@ def parse_retry_after(value: Any, *, millis: bool = False) -> float | None:
         if millis:
             return None
         try:
-            from email.utils import parsedate_to_datetime
-
             when = parsedate_to_datetime(text)
             seconds = when.timestamp() - time.time()
             seconds = max(seconds, 0.0)
@@ -108,7 +107,7 @@ def _server_response(chain: list[BaseException]) -> Any:
     """The HTTP error response the server really sent (the OpenAI SDK's ``APIStatusError`` or httpx's
     ``HTTPStatusError`` in the chain), or None. LiteLLM's own ``status_code`` is not used for this:
     it labels failures that no server answered (a body it could not read, a missing key) as 500."""
-    import httpx
+    import httpx  # LiteLLM's own dependencies: loaded with it, never by `import lmbridge`
     import openai
 
     for error in chain:
@@ -126,7 +125,7 @@ def _sdk(error: BaseException) -> bool:
 
 def _not_completed(exc: BaseException, chain: list[BaseException]) -> bool:
     """Whether the request failed on the way (a connection error or a timeout), before an answer."""
-    import httpx
+    import httpx  # as in _server_response
     import openai
 
     if isinstance(exc, _litellm().Timeout):  # a timeout is never an answer, whoever noticed it
@@ -160,7 +159,7 @@ def _excerpt(text: str, limit: int = 200) -> str:
     return repr(text[:limit] + ("..." if len(text) > limit else ""))
 
 
-def _map_error(exc: Exception, model: str) -> Exception:
+def map_error(exc: Exception, model: str) -> Exception:
     """Map a LiteLLM (or OpenAI SDK) exception to a bridge error, raised ``from`` the original.
 
     Only a request the server did not complete comes back wrapped in ``TransientError`` (so that the
@@ -168,8 +167,6 @@ def _map_error(exc: Exception, model: str) -> Exception:
     server really sent. An answer the server completed (a 200 whose body cannot be read, a 4xx) is
     never re-sent. ``status_code`` is the status the server sent, or None when no HTTP answer came
     back; ``retry_after`` is its Retry-After header, when it sent a usable one."""
-    from lmbridge.lm._client import TransientError  # lmbridge.lm._client imports this module
-
     litellm = _litellm()
     chain = _chain(exc)
     response = _server_response(chain)
@@ -212,52 +209,80 @@ def _stream_request(request: dict[str, Any]) -> dict[str, Any]:
     return {**request, "stream": True, "stream_options": {"include_usage": True}}
 
 
-def _delta(chunk: Any) -> str:
-    choices = getattr(chunk, "choices", None)
-    if not choices:
-        return ""
-    delta = getattr(choices[0], "delta", None)
-    return (getattr(delta, "content", None) or "") if delta is not None else ""
+class StreamReader:
+    """Reads one streamed LiteLLM completion, for the sync and the async loop alike: ``delta`` gives
+    each chunk's text, ``response`` the whole answer rebuilt from the chunks (usage, tool calls and
+    ``finish_reason`` included). A body that held no stream events (an HTML page, an empty body, a
+    lone ``data: [DONE]``, a plain JSON completion) is refused with an ``LMError`` saying what came
+    back: LiteLLM would read it as an empty answer."""
+
+    def __init__(self, request: dict[str, Any], model: str) -> None:
+        self.request = _stream_request(request)
+        self.model = model
+        self.chunks: list[Any] = []
+
+    def delta(self, chunk: Any) -> str:
+        self.chunks.append(chunk)
+        choices = getattr(chunk, "choices", None)
+        if not choices:
+            return ""
+        delta = getattr(choices[0], "delta", None)
+        text = getattr(delta, "content", None) if delta is not None else None
+        return text if isinstance(text, str) else ""
+
+    def response(self, wrapper: Any) -> Any:
+        received = getattr(wrapper, "chunks", None)
+        if not self.chunks or (isinstance(received, list) and not received):
+            raise LMError(f"{self.model}: the server answered a streamed request (HTTP 200) with no stream events "
+                          f"({_what_came(self.chunks)}); it was not re-sent. A streaming server sends "
+                          f"text/event-stream 'data:' lines", status_code=200, model=self.model)
+        try:
+            built = _litellm().stream_chunk_builder(self.chunks, messages=self.request.get("messages"))
+        except Exception as exc:
+            raise LMError(f"{self.model}: the streamed answer could not be rebuilt: {exc}", status_code=200,
+                          model=self.model) from exc
+        said = [getattr(wrapper, "received_finish_reason", None)]
+        said += [getattr(c.choices[0], "finish_reason", None) for c in self.chunks if getattr(c, "choices", None)]
+        cut = next((r for r in said if truncated(r)), None)
+        if cut is not None and getattr(built, "choices", None):  # a stream that said "cut" anywhere was cut
+            built.choices[0].finish_reason = cut
+        return built
+
+
+def _what_came(chunks: list[Any]) -> str:
+    """What the server sent instead of events, from the headers LiteLLM kept."""
+    hidden = getattr(chunks[0], "_hidden_params", None) if chunks else None
+    headers = (hidden or {}).get("additional_headers") or {} if isinstance(hidden, dict) else {}
+    kind = headers.get("llm_provider-content-type") or "no content type"
+    size = headers.get("llm_provider-content-length")
+    return f"{kind}, {size} bytes" if size is not None else str(kind)
 
 
 def litellm_stream(request: dict[str, Any], model: str) -> Iterator[Any]:
     """Send ``request`` as a streamed LiteLLM completion: yield each text delta, then the whole
     response rebuilt from the chunks (a ``ModelResponse`` with usage and tool calls)."""
-    litellm = _litellm()
-    chunks: list[Any] = []
+    reader = StreamReader(request, model)
     try:
-        for chunk in litellm.completion(**_stream_request(request)):
-            chunks.append(chunk)
-            text = _delta(chunk)
-            if text:
+        wrapper = _litellm().completion(**reader.request)
+        for chunk in wrapper:
+            if text := reader.delta(chunk):
                 yield text
     except Exception as exc:
-        raise _map_error(exc, model) from exc
-    yield _built(litellm, chunks, request, model)
+        raise map_error(exc, model) from exc
+    yield reader.response(wrapper)
 
 
 async def litellm_astream(request: dict[str, Any], model: str) -> AsyncIterator[Any]:
-    """The async twin of ``litellm_stream``."""
-    litellm = _litellm()
-    chunks: list[Any] = []
+    """``litellm_stream`` for async callers; the loop differs only in its awaits."""
+    reader = StreamReader(request, model)
     try:
-        async for chunk in await litellm.acompletion(**_stream_request(request)):
-            chunks.append(chunk)
-            text = _delta(chunk)
-            if text:
+        wrapper = await _litellm().acompletion(**reader.request)
+        async for chunk in wrapper:
+            if text := reader.delta(chunk):
                 yield text
     except Exception as exc:
-        raise _map_error(exc, model) from exc
-    yield _built(litellm, chunks, request, model)
-
-
-def _built(litellm: Any, chunks: list[Any], request: dict[str, Any], model: str) -> Any:
-    if not chunks:
-        raise LMError(f"{model}: the stream held no chunks", model=model)
-    try:
-        return litellm.stream_chunk_builder(chunks, messages=request.get("messages"))
-    except Exception as exc:
-        raise LMError(f"{model}: the streamed answer could not be rebuilt: {exc}", model=model) from exc
+        raise map_error(exc, model) from exc
+    yield reader.response(wrapper)
 
 
 def price_per_token(model: str) -> tuple[float, float] | None:

