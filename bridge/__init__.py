@@ -29,6 +29,7 @@ from lmbridge.errors import (
     SignatureError,
     StateError,
     ToolError,
+    TruncatedError,
 )
 from lmbridge.settings import Settings, configure, context, context_executor, current
 from lmbridge.types import Example, Message, Passage, Prediction, Usage
@@ -240,6 +241,7 @@ __all__ = [
     "Tool",
     "ToolCall",
     "ToolError",
+    "TruncatedError",
     "Usage",
     "__version__",
     "calibrate",

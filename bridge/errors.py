@@ -18,7 +18,8 @@ so the original stays on ``__cause__``.
         ├── RateLimitError        HTTP 429 or provider quota
         ├── ContextWindowError    the prompt does not fit the model's context window
         ├── AuthenticationError   the provider refused the credentials
-        └── LMTimeoutError        the request timed out
+        ├── LMTimeoutError        the request timed out
+        └── TruncatedError        values were to be read from an answer cut off at its token limit
 
 The contract each entry point keeps (held by the property tests in ``tests/test_properties_*.py``):
 
@@ -219,3 +220,17 @@ __all__ = [
 
 class LogprobsUnavailableError(LMError):
     """Label scoring asked a backend for log-probabilities it does not give."""
+
+
+class TruncatedError(LMError):
+    """Raised when values are to be read (a Predict's request) from an answer that stopped at its token
+    limit (``finish_reason="length"``): the answer is incomplete, so no value is read from it.
+    ``limit`` is the ``max_tokens`` the request carried, when it carried one. The request is not
+    re-sent (it was completed and billed); raise ``max_tokens``."""
+
+    def __init__(self, model: str, limit: int | None, text: str) -> None:
+        where = f"max_tokens={limit}" if limit is not None else "the backend's default max_tokens"
+        super().__init__(f"{model}: the answer was cut off at its token limit ({where}) after {len(text)} "
+                         f"characters, so it is incomplete and was not read; raise max_tokens "
+                         f"(LM(..., max_tokens=...)) and run again", status_code=200, model=model)
+        self.limit = limit

@@ -44,6 +44,7 @@ from lmbridge.errors import (
     RateLimitError,
     RetrievalError,
     ToolError,
+    TruncatedError,
     describe,
 )
 from lmbridge.metrics import SemanticF1 as SemanticF1  # DSPy's dspy.evaluate names, re-exported where
@@ -101,7 +102,8 @@ class EvaluationResult:
 def is_counted_failure(exc: BaseException) -> bool:
     """Whether ``exc``, raised while running one example, fails only that example (scored 0 and
     counted). Anything else stops the run: no other example would fare better."""
-    if isinstance(exc, (ParseError, ToolError, RetrievalError, ContextWindowError, RateLimitError, LMTimeoutError)):
+    if isinstance(exc, (ParseError, ToolError, RetrievalError, ContextWindowError, RateLimitError, LMTimeoutError,
+                        TruncatedError)):
         return True
     if isinstance(exc, AuthenticationError) or not isinstance(exc, LMError):
         return False

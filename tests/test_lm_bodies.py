@@ -130,3 +130,14 @@ def test_a_cache_file_locked_by_another_process_is_skipped_at_once_with_one_warn
     assert elapsed < 3.0, f"three calls took {elapsed:.1f}s behind a locked cache"
     notes = [w for w in caught if "disk cache" in str(w.message)]
     assert len(notes) == 1 and "locked" in str(notes[0].message)
+
+
+def test_a_truncated_answer_in_evaluate_fails_that_example_only_and_is_counted() -> None:
+    cut = raw(completion_json("Answer: Par", "length"), Content_Type="application/json")
+    with FakeOpenAI([cut, ok("Answer: Rome")]) as server:
+        program = predictor(make_lm(server, cache=False, max_tokens=3))
+        devset = [lmbridge.Example(question="Capital of France?", answer="Paris").with_inputs("question"),
+                  lmbridge.Example(question="Capital of Italy?", answer="Rome").with_inputs("question")]
+        result = lmbridge.Evaluate(devset=devset, metric=lmbridge.metrics.exact_match("answer"), num_threads=1,
+                                   display_progress=False)(program)
+    assert result.errors == 1 and result.score == 50.0  # the cut answer scores 0 and is counted, the run goes on

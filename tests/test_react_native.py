@@ -4,11 +4,12 @@ calls. Over ScriptedLM (scripted tool calls), and once through LiteLLM against t
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_openai import FakeOpenAI, calls, ok
+from fake_openai import FakeOpenAI, calls, ok, raw
 from sample_tools import add, lookup
 
 import lmbridge
@@ -275,3 +276,19 @@ def test_bootstrap_collects_step_demos_from_native_runs() -> None:
     first_step = next(d for d in demos if d["next_tool_name"] == "add")
     assert first_step["trajectory"] == "(no steps yet)"
     assert first_step["next_tool_args"] == dict(zip("ab", map(int, re.findall(r"\d+", first_step["question"]))))
+
+
+def test_a_native_step_cut_off_at_its_token_limit_is_never_read() -> None:
+    cut = {"id": "c", "object": "chat.completion", "created": 0, "model": "fake",
+           "choices": [{"index": 0, "finish_reason": "length", "message": {
+               "role": "assistant", "content": None,
+               "tool_calls": [{"id": "call_0", "type": "function",
+                               "function": {"name": "add", "arguments": '{"a": 19, "b": 2'}}]}}],
+           "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}}
+    with FakeOpenAI([raw(json.dumps(cut), Content_Type="application/json")]) as server:
+        lm = lmbridge.LM("openai/fake", api_base=server.base_url, api_key="none", cache=False,
+                         function_calling=True, max_tokens=5)
+        with pytest.raises(lmbridge.TruncatedError) as info:
+            lmbridge.ReAct("question -> answer", tools=[add], lm=lm)(question="19+23?")
+        assert server.count == 1  # billed once, not re-sent, and no tool ran on cut-off arguments
+    assert info.value.limit == 5

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from lmbridge.agents._loop import Ask, Call, Flow, Use, adrive, drive
 from lmbridge.agents._react_native import FINISH, NO_CALL_NOTE, native_messages, reask_messages, tool_specs
 from lmbridge.agents._tools import Tool, ensure_tool, render_result
-from lmbridge.errors import ContextWindowError, InputError, ParseError, SignatureError, ToolError
+from lmbridge.errors import ContextWindowError, InputError, ParseError, SignatureError, ToolError, TruncatedError
 from lmbridge.lm import BaseLM, Completion
 from lmbridge.programs import ChainOfThought, Module, Predict
 from lmbridge.signatures import (
@@ -311,14 +311,23 @@ class ReAct(Module):
         while True:
             lm, params, shown, messages = self._native_request(run)
             try:
-                completion: Completion = yield Ask(lm, messages, params)
+                completion: Completion = _whole(lm, params, (yield Ask(lm, messages, params)))
                 if self._needs_reask(completion):
-                    completion = yield Ask(lm, reask_messages(messages, completion.text), params)
+                    completion = _whole(lm, params, (yield Ask(lm, reask_messages(messages, completion.text), params)))
             except ContextWindowError:
                 if not run.drop_oldest():
                     return None
                 continue
             return self._native_decisions(shown, completion)
+
+
+def _whole(lm: BaseLM, params: dict[str, Any], completion: Completion) -> Completion:
+    """``completion``, unless it stopped at its token limit: a cut-off step is never read (nor its tool
+    calls), as a Predict never reads a cut-off answer."""
+    if completion.truncated:
+        limit = {**lm.params, **params}.get("max_tokens")
+        raise TruncatedError(lm.model, limit if isinstance(limit, int) else None, completion.text)
+    return completion
 
 
 def render_trajectory(steps: Sequence[dict[str, Any]], skipped: int = 0) -> str:

@@ -3,6 +3,7 @@
 over LiteLLM and the embedded llama.cpp models, caches, streaming, option scoring and embedders.
 """
 
+from lmbridge.errors import TruncatedError
 from lmbridge.lm._base import BaseLM, inspect_history
 from lmbridge.lm._cache import Cache, shared_cache
 from lmbridge.lm._cache_redis import CacheUnavailableWarning, RedisCache
@@ -10,7 +11,7 @@ from lmbridge.lm._client import LM
 from lmbridge.lm._embedders import Embedder, HashingEmbedder, LiteLLMEmbedder, SentenceTransformerEmbedder
 from lmbridge.lm._litellm import parse_retry_after, price_per_token
 from lmbridge.lm._scoring import OptionScores
-from lmbridge.lm._types import Completion, RawResult, TransientError, TruncatedError
+from lmbridge.lm._types import Completion, RawResult, TransientError
 
 __all__ = [
     "LM",

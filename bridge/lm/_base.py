@@ -19,12 +19,12 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from lmbridge.errors import LMError, LogprobsUnavailableError
+from lmbridge.errors import LMError, LogprobsUnavailableError, TruncatedError
 from lmbridge.lm._cache import Cache, cache_key
 from lmbridge.lm._cache_redis import default_cache
 from lmbridge.lm._flow import END, Emit, Flow, Item, Open, Pull, Sleep, adrive, alast, drive, last, tapped
 from lmbridge.lm._scoring import OptionScores
-from lmbridge.lm._types import Completion, HistoryEntry, RawResult, TransientError, TruncatedError, truncated
+from lmbridge.lm._types import Completion, HistoryEntry, RawResult, TransientError, truncated
 from lmbridge.settings import current
 from lmbridge.toolcalls import ToolCall
 from lmbridge.tracing import NO_RUN, Callback, LMEnd, RunScope, record_usage, start_run, watched

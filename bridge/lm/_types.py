@@ -32,6 +32,11 @@ class Completion:
     or None when it did not say. A caller that reads values (a request with a ``signature``) never
     gets a completion that stopped at its token limit: ``TruncatedError`` is raised instead."""
 
+    @property
+    def truncated(self) -> bool:
+        """Whether the answer stopped at its token limit (``finish_reason`` ``"length"``)."""
+        return truncated(self.finish_reason)
+
 
 @dataclass(slots=True)
 class RawResult:
@@ -65,20 +70,6 @@ class TransientError(Exception):
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
-
-
-class TruncatedError(LMError):
-    """Raised when values are to be read (a Predict's request) from an answer that stopped at its token
-    limit (``finish_reason="length"``): the answer is incomplete, so no value is read from it.
-    ``limit`` is the ``max_tokens`` the request carried, when it carried one. The request is not
-    re-sent (it was completed and billed); raise ``max_tokens``."""
-
-    def __init__(self, model: str, limit: int | None, text: str) -> None:
-        where = f"max_tokens={limit}" if limit is not None else "the backend's default max_tokens"
-        super().__init__(f"{model}: the answer was cut off at its token limit ({where}) after {len(text)} "
-                         f"characters, so it is incomplete and was not read; raise max_tokens "
-                         f"(LM(..., max_tokens=...)) and run again", status_code=200, model=model)
-        self.limit = limit
 
 
 def truncated(finish_reason: str | None) -> bool:
