@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 from lmbridge import Module, Signature
 from lmbridge.adapters._lazy import lazy_getattr
 from lmbridge.adapters.langchain._lm import LangChainLM
-from lmbridge.adapters.langchain._prompts import from_prompt_template, require_langchain
+from lmbridge.adapters.langchain._migrate import from_prompt_template
+from lmbridge.adapters.langchain._prompts import require_langchain
 from lmbridge.adapters.langchain._tools import from_langchain_tool
 
 if TYPE_CHECKING:

@@ -26,12 +26,12 @@ from lmbridge import (
 )
 from lmbridge.adapters._foreign_lm import ForeignLM, foreign_error, public
 from lmbridge.adapters._foreign_lm import config_digest as digest
+from lmbridge.adapters.langchain._messages import REPORTING_MODELS, to_langchain_messages, to_text_prompt
 from lmbridge.adapters.langchain._prompts import require_langchain
 
 if TYPE_CHECKING:
     from lmbridge.lm import Cache
 
-REPORTING_MODELS: set[str] = set()
 """The model names of the LangChainLMs made so far: their LangChain model reports its own run."""
 
 
@@ -118,7 +118,7 @@ class LangChainLM(ForeignLM):
 
 def _run_config() -> Any:
     """Callbacks under the bridge run this call happens in, when a LangChain tracer is installed."""
-    from lmbridge.adapters.langchain._trace import langchain_config
+    from lmbridge.adapters.langchain._trace import langchain_config  # imports langchain-core at its top
 
     return langchain_config()
 
@@ -207,19 +207,6 @@ def _config(model: Any) -> Any:
 
 
 # -- messages in, replies out ----------------------------------------------------------------------
-
-def to_langchain_messages(messages: list[Message]) -> list[Any]:
-    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
-
-    kinds: dict[str, Any] = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage,
-                             "tool": HumanMessage}
-    return [kinds[m["role"]](content=m["content"]) for m in messages]
-
-
-def to_text_prompt(messages: list[Message]) -> str:
-    """The messages as one prompt for a text model: their contents, a blank line apart."""
-    return "\n\n".join(m["content"] for m in messages)
-
 
 def _text(content: Any) -> str:
     if isinstance(content, str):

@@ -16,11 +16,14 @@ import re
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lmbridge import Example, Field, Signature, SignatureError, make_signature
 from lmbridge.adapters.langchain._prompts import require_langchain, template_signature, template_texts
 from lmbridge.signatures import type_name
+
+if TYPE_CHECKING:
+    from langchain_core.prompts import BasePromptTemplate
 
 
 @dataclass
@@ -38,6 +41,51 @@ class MigratedPrompt:
         """``values`` plus the value of each partial function not given, called now (as LangChain
         calls it each time the template is formatted)."""
         return {**{k: f() for k, f in self.partials.items() if k not in values}, **values}
+
+
+def from_prompt_template(template: BasePromptTemplate[Any], *, output_fields: str | None = None,
+                         instructions: str | None = None, name: str = "PromptSignature",
+                         output_parser: Any = None, types: Mapping[str, Any] | None = None) -> type[Signature]:
+    """Migrate a hand-written LangChain prompt into a signature.
+
+    Each template variable becomes an input field, in the order it first appears. A line that only
+    presents a variable (``"Question: {question}"``, or ``"Context:"`` followed by ``"{context}"``)
+    is dropped, since the prompt format writes every input with its label; a label that differs
+    from the field's default label is kept as the field's prefix. Variables used inside a sentence
+    become field references (`` `name` ``). Every other hand-written line is kept as written (code
+    fences, JSON braces, separators). The template's own answer cue (``"SQL Query:"``) becomes the
+    first output field's prefix, since the format ends each request with that label. What is left
+    is the instructions, unless ``instructions`` is given.
+
+    ``output_fields`` is the right-hand side of a signature string (``"answer: str, confidence:
+    float"``); ``types`` names the pydantic models (or enums) it uses. Without it, an
+    ``output_parser`` (given, or the template's own) decides the outputs: a Pydantic or JSON parser
+    gives the model's fields, a list parser ``items: list[str]``, a regex parser its keys;
+    otherwise one ``answer: str`` (``output`` when a variable is already called ``answer``).
+
+    For a ``ChatPromptTemplate``, system and human messages contribute text; fixed AI turns are
+    left out (give them as demos instead); a required ``MessagesPlaceholder`` becomes a
+    ``list[str]`` input, an optional one is dropped. Fixed partial variables are filled in; a partial
+    function becomes an input field, which ``migrate_prompt(...).inputs(...)`` fills by calling it
+    at format time. A few-shot
+    template's examples are demos: use ``migrate_prompt`` to get them
+    (this function refuses such a template rather than drop them).
+    """
+    require_langchain()
+    from langchain_core.prompts import BasePromptTemplate as LCPromptTemplate
+
+    if not isinstance(template, LCPromptTemplate):
+        hint = (" (a LlamaIndex template: use lmbridge.adapters.llamaindex.from_llamaindex_prompt)"
+                if type(template).__module__.startswith("llama_index") else "")
+        raise SignatureError(f"from_prompt_template takes a LangChain prompt template, got "
+                             f"{type(template).__name__}{hint}")
+    migrated = migrate_prompt(template, output_fields=output_fields, instructions=instructions, name=name,
+                              output_parser=output_parser, types=types)
+    if migrated.demos:
+        raise SignatureError(f"this template carries {len(migrated.demos)} few-shot examples: use "
+                             "lmbridge.adapters.langchain.migrate_prompt(template) to get them as demos")
+    return migrated.signature
+
 
 
 def migrate_prompt(template: Any, *, output_fields: str | None = None, instructions: str | None = None,
@@ -270,4 +318,5 @@ def print_migration(source: str, template: Any, *, output_fields: str | None = N
     return 0
 
 
-__all__ = ["MigratedPrompt", "demos_jsonl", "migrate_prompt", "print_migration", "signature_source", "source_imports"]
+__all__ = ["MigratedPrompt", "demos_jsonl", "from_prompt_template", "migrate_prompt", "print_migration",
+           "signature_source", "source_imports"]

@@ -30,7 +30,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, LLMResult
 
 from lmbridge import Callback, LMEnd, Message, Passage, Prediction, Run, context, current, current_run_id
-from lmbridge.adapters.langchain._lm import REPORTING_MODELS, to_langchain_messages
+from lmbridge.adapters.langchain._messages import REPORTING_MODELS, to_langchain_messages
 from lmbridge.signatures import to_jsonable
 
 
