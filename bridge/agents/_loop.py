@@ -69,7 +69,7 @@ def drive(flow: Flow[T]) -> T:
 
 
 async def adrive(flow: Flow[T]) -> T:
-    """Run the loop with the async calls."""
+    """Run the loop with the async calls: the mirror of ``drive``, differing only in ``await``."""
     reply: Any = None
     error: Exception | None = None
     while True:

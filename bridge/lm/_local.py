@@ -56,6 +56,19 @@ def _quiet(verbose: bool) -> None:
     llama_cpp.llama_log_set(_silent_log, ctypes.c_void_p(0))
 
 
+def _sampling_options(params: dict[str, Any]) -> dict[str, Any]:
+    """The llama.cpp sampling options a request's parameters ask for (greedy and the default length
+    unless they say otherwise)."""
+    options: dict[str, Any] = {
+        "temperature": params.get("temperature", 0.0),
+        "max_tokens": params.get("max_tokens") or DEFAULT_MAX_TOKENS,
+    }
+    for name in ("top_p", "top_k", "stop", "seed", "response_format", "repeat_penalty"):
+        if name in params:
+            options[name] = params[name]
+    return options
+
+
 class LocalModel:
     """One loaded llama.cpp model, shared by every LM that names it."""
 
@@ -118,13 +131,7 @@ class LocalModel:
 
     def chat(self, messages: list[Message], params: dict[str, Any]) -> RawResult:
         """One chat completion, serialized with every other call to this model."""
-        options: dict[str, Any] = {
-            "temperature": params.get("temperature", 0.0),
-            "max_tokens": params.get("max_tokens") or DEFAULT_MAX_TOKENS,
-        }
-        for name in ("top_p", "top_k", "stop", "seed", "response_format", "repeat_penalty"):
-            if name in params:
-                options[name] = params[name]
+        options = _sampling_options(params)
         tools = params.get("tools")
         if tools and params.get("tool_choice") != "none":
             return self._chat_with_tools(messages, options, tools, params.get("tool_choice"))
@@ -158,13 +165,7 @@ class LocalModel:
                 yield raw.text
             yield raw
             return
-        options: dict[str, Any] = {
-            "temperature": params.get("temperature", 0.0),
-            "max_tokens": params.get("max_tokens") or DEFAULT_MAX_TOKENS,
-        }
-        for name in ("top_p", "top_k", "stop", "seed", "response_format", "repeat_penalty"):
-            if name in params:
-                options[name] = params[name]
+        options = _sampling_options(params)
         parts: list[str] = []
         reason: str | None = None
         with self._lock:

@@ -71,7 +71,7 @@ def drive(flow: Flow) -> Iterator[StreamEvent]:
 
 
 async def adrive(flow: Flow) -> AsyncIterator[StreamEvent]:
-    """Run ``flow`` with the async LM methods."""
+    """Run ``flow`` with the async LM methods: the mirror of ``drive``, differing only in ``await``."""
     reply: Any = None
     while True:
         try:

@@ -70,17 +70,15 @@ class Module:
     # -- structure -----------------------------------------------------------------------------
     def named_predictors(self) -> list[tuple[str, Predict]]:
         """Every Predict in the program, with a dotted path name (``"generate.predict"``)."""
-        found: list[tuple[str, Predict]] = []
-        seen: set[int] = set()
-        _walk(self, "", found, seen)
+        found = [(path, cast("Predict", m)) for path, m in _walk(self, "", set(), False) if isinstance(m, Learnable)]
+        if not found and isinstance(self, Learnable):
+            found.append(("self", cast("Predict", self)))
         return found
 
     def named_modules(self) -> list[tuple[str, Module]]:
         """Every sub-module of the program (predictors, ``Retrieve`` and others), with a dotted path
         name, each once, parents before their children."""
-        found: list[tuple[str, Module]] = []
-        _walk_modules(self, "", found, set())
-        return found
+        return list(_walk(self, "", set(), True))
 
     def predictors(self) -> list[Predict]:
         return [p for _, p in self.named_predictors()]
@@ -127,30 +125,19 @@ def _children(value: Any) -> Iterator[tuple[str, Any]]:
             yield str(key), child
 
 
-def _walk_modules(value: Any, prefix: str, found: list[tuple[str, Module]], seen: set[int]) -> None:
+class Learnable:
+    """The mark of the one learnable unit: ``Predict`` inherits it, and ``named_predictors`` finds it."""
+
+
+def _walk(value: Any, prefix: str, seen: set[int], into_learnables: bool) -> Iterator[tuple[str, Module]]:
+    """The modules below ``value`` with their dotted paths, each once, parents first; with
+    ``into_learnables`` false, what a learnable unit holds is not walked into."""
     for name, child in _children(value):
         if id(child) in seen or not isinstance(child, (Module, list, tuple, dict)):
             continue
         seen.add(id(child))
         path = f"{prefix}.{name}" if prefix else name
         if isinstance(child, Module):
-            found.append((path, child))
-        _walk_modules(child, path, found, seen)
-
-
-class Learnable:
-    """The mark of the one learnable unit: ``Predict`` inherits it, and ``named_predictors`` finds it."""
-
-
-def _walk(value: Any, prefix: str, found: list[tuple[str, Predict]], seen: set[int]) -> None:
-    for name, child in _children(value):
-        if id(child) in seen or not isinstance(child, (Module, list, tuple, dict)):
-            continue
-        seen.add(id(child))
-        path = f"{prefix}.{name}" if prefix else name
-        if isinstance(child, Learnable):
-            found.append((path, cast("Predict", child)))
-        else:
-            _walk(child, path, found, seen)
-    if not prefix and isinstance(value, Learnable) and not found:
-        found.append(("self", cast("Predict", value)))
+            yield path, child
+        if into_learnables or not isinstance(child, Learnable):
+            yield from _walk(child, path, seen, into_learnables)

@@ -274,6 +274,7 @@ class Predict(Module, Learnable):
         return prediction
 
     async def _atraced_predict(self, callbacks: tuple[Callback, ...], inputs: dict[str, Any]) -> Prediction:
+        # The mirror of ``_traced_predict``: a thin shell that differs only in ``async for``/``await``.
         sink = find_sink(callbacks)
         if sink is not None:
             prediction: Prediction | None = None
