@@ -25,6 +25,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from lmbridge._version import __version__
 from lmbridge.cli._compile import OPTIMIZERS, cmd_compile
@@ -146,19 +147,28 @@ def _common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress display on stderr")
 
 
+FORMATTER = argparse.RawDescriptionHelpFormatter
+
+
 def parser() -> argparse.ArgumentParser:
-    fmt = argparse.RawDescriptionHelpFormatter
     root = argparse.ArgumentParser(prog="lmbridge", description="Compile, evaluate and inspect lmbridge programs.",
-                                   epilog=DATA_FORMAT, formatter_class=fmt)
+                                   epilog=DATA_FORMAT, formatter_class=FORMATTER)
     root.add_argument("--version", action="version", version=_version(), help="print the version and exit")
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _compile_parser(sub)
+    _evaluate_parser(sub)
+    _inspect_parser(sub)
+    _migrate_parser(sub)
+    return root
 
+
+def _compile_parser(sub: Any) -> None:
     optimizers = "\n".join(f"  {name:<14}{text}" for name, text in OPTIMIZERS.items())
     c = sub.add_parser("compile", help="optimize a program on a trainset and save it as JSON",
                        description="Optimize a program on a trainset and save it as JSON.",
                        epilog=f"optimizers (--optimizer):\n{optimizers}\n  KNNFewShot and Ensemble are "
                               "used from Python only (see docs/optimizers/cli.md).\n\n" + DATA_FORMAT,
-                       formatter_class=fmt)
+                       formatter_class=FORMATTER)
     c.add_argument("program", help="module:name of the program (a Module, or a factory of one)")
     c.add_argument("--trainset", required=True, metavar="FILE.jsonl", help="training rows, JSONL")
     c.add_argument("--valset", metavar="FILE.jsonl",
@@ -189,9 +199,11 @@ def parser() -> argparse.ArgumentParser:
     _common_options(c)
     c.set_defaults(run=cmd_compile)
 
+
+def _evaluate_parser(sub: Any) -> None:
     e = sub.add_parser("evaluate", help="score a program on a devset",
                        description="Score a program on a devset and print the score.",
-                       epilog=DATA_FORMAT, formatter_class=fmt)
+                       epilog=DATA_FORMAT, formatter_class=FORMATTER)
     e.add_argument("program", help="module:name of the program (a Module, or a factory of one)")
     e.add_argument("--devset", required=True, metavar="FILE.jsonl", help="rows to score, JSONL")
     e.add_argument("--metric", required=True, metavar="SPEC",
@@ -200,12 +212,16 @@ def parser() -> argparse.ArgumentParser:
     _common_options(e)
     e.set_defaults(run=cmd_evaluate)
 
+
+def _inspect_parser(sub: Any) -> None:
     i = sub.add_parser("inspect", help="show the messages a compiled program sends, without running a model")
     i.add_argument("file")
     i.add_argument("--program", help="module:name of the program, to render with its own code")
     i.add_argument("--no-report", action="store_true")
     i.set_defaults(run=cmd_inspect)
 
+
+def _migrate_parser(sub: Any) -> None:
     m = sub.add_parser("migrate", help="print a LangChain prompt as a signature class (Python source)")
     m.add_argument("prompt", help="module:NAME of a PromptTemplate / ChatPromptTemplate, or a text file")
     m.add_argument("--output-fields", help='outputs, as the right side of a signature ("answer: int")')
@@ -214,7 +230,6 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--template-format", default="f-string", choices=["f-string", "jinja2", "mustache"],
                    help="the format of a text-file prompt")
     m.set_defaults(run=cmd_migrate)
-    return root
 
 
 def main(argv: Sequence[str] | None = None) -> int:
