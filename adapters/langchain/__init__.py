@@ -12,6 +12,12 @@ Programs out:
 * Callbacks: a program run as a Runnable reports its run tree to LangChain handlers (LangSmith),
   through ``LangChainCallback``.
 
+Chains compiled in place:
+
+* ``from_chain(chain)``: the user's chain as a program whose predictors are its prompt templates;
+  ``ChainProgram.to_chain()`` hands back the chain with the compiled prompts; ``compile_chain(...)``
+  does both around an optimizer (see ``docs/compile-chain.md``).
+
 Things in:
 
 * ``from_langchain_tool(tool)``: a LangChain tool as a ``lmbridge.Tool`` (``lmbridge.ReAct`` also takes
@@ -85,6 +91,9 @@ def to_langchain_chain(predictor: Module, model: BaseLanguageModel[Any]) -> Runn
 # that ``import lmbridge.adapters.langchain`` never imports langchain-core.
 _LAZY = {
     "BridgeChatModel": "lmbridge.adapters.langchain._chat",
+    "ChainProgram": "lmbridge.adapters.langchain._chain",
+    "compile_chain": "lmbridge.adapters.langchain._chain",
+    "from_chain": "lmbridge.adapters.langchain._chain",
     "LangChainCallback": "lmbridge.adapters.langchain._trace",
     "MigratedPrompt": "lmbridge.adapters.langchain._migrate",
     "migrate_prompt": "lmbridge.adapters.langchain._migrate",
@@ -104,9 +113,12 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BridgeChatModel",
+    "ChainProgram",
     "LangChainCallback",
     "LangChainLM",
     "MigratedPrompt",
+    "compile_chain",
+    "from_chain",
     "from_langchain_tool",
     "from_prompt_template",
     "migrate_prompt",

@@ -1,0 +1,265 @@
+"""Compile the chain you already have: ``from_chain``, ``ChainProgram`` and ``compile_chain``.
+
+``from_chain(chain)`` wraps a user's LangChain Runnable as an lmbridge ``Module``: its
+``named_predictors()`` are the prompt templates found inside (``_chain_walk``), each a
+``ChainPrompt`` whose learnable state (instructions, demos) is written back in the template's own
+shape (``_chain_prompt``). Calling the program runs the user's chain with the current prompts: a
+copy of the chain's containers holding the compiled templates, built per state and cached, so the
+user's object is never mutated and threads running different candidates never share a swap.
+
+Each call records, from LangChain's callbacks, what every prompt rendered and what the model replied
+to it, as the step of that prompt's predictor, so ``BootstrapFewShot`` (and every optimizer built on
+it) makes per-prompt demos from end-to-end runs the metric accepts. The program returns the chain's
+own output (a string, a dict, a message), which is what the user's metric receives.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.exceptions import OutputParserException
+from langchain_core.prompts import BasePromptTemplate
+from langchain_core.runnables import Runnable
+
+from lmbridge import (
+    BridgeError,
+    ConfigurationError,
+    Example,
+    InputError,
+    Module,
+    ParseError,
+    Predict,
+    Prediction,
+    Usage,
+)
+from lmbridge.adapters.langchain._chain_prompt import TemplateShape, shape_of
+from lmbridge.adapters.langchain._chain_walk import TAG, StepRecorder, find_prompts, rewrite
+from lmbridge.adapters.langchain._lm import lm_error
+from lmbridge.evaluate import Metric
+from lmbridge.optimizers import Optimizer
+from lmbridge.signatures import make_signature
+from lmbridge.tracing import record_step
+
+DEFAULT_OUTPUT = "output"
+
+
+class ChainPrompt(Predict):
+    """One prompt template of a chain, as a predictor: its signature's inputs are the template's
+    variables, its one output the model's reply to it. It is run by the chain, never on its own."""
+
+    def __init__(self, shape: TemplateShape) -> None:
+        spec = f"{', '.join(shape.variables)} -> {shape.output}"
+        super().__init__(make_signature(spec, shape.instruction, name="ChainPromptSignature"))
+        self._shape = shape
+        self._original = self.signature
+
+    @property
+    def shape(self) -> TemplateShape:
+        return self._shape
+
+    def template(self) -> BasePromptTemplate[Any]:
+        """The user's template with this predictor's instructions and demos."""
+        if self.format is not None:
+            raise ConfigurationError(f"a chain's prompt keeps its template's shape; it cannot take a prompt format "
+                                     f"({type(self.format).__name__}): compile it without format=")
+        instructions = self.signature.instructions
+        return self._shape.compile(instructions, self.demos)
+
+    def messages(self, **inputs: Any) -> list[Any]:
+        """The messages this prompt renders for ``inputs`` (as lmbridge messages)."""
+        from lmbridge.adapters.langchain._chat import to_bridge_messages
+
+        self._check(inputs)
+        values = {**inputs}
+        return to_bridge_messages(self.template().invoke(values).to_messages())
+
+    def forward(self, **inputs: Any) -> Prediction:
+        raise ConfigurationError("a chain's prompt runs inside its chain: call the ChainProgram, not the prompt")
+
+    async def aforward(self, **inputs: Any) -> Prediction:
+        return self.forward(**inputs)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ChainPrompt:
+        new = copy.copy(self)  # the user's template is shared, never copied
+        new.demos = copy.deepcopy(self.demos, memo)
+        new.lm_params = dict(self.lm_params)
+        return new
+
+
+class ChainProgram(Module):
+    """The user's chain as an lmbridge program whose predictors are the chain's prompts."""
+
+    def __init__(self, chain: Runnable[Any, Any], *, output: str = DEFAULT_OUTPUT) -> None:
+        if not isinstance(chain, Runnable):
+            raise TypeError(f"from_chain takes a LangChain Runnable, not a {type(chain).__name__}")
+        found, others = find_prompts(chain)
+        if not found:
+            what = ", ".join(dict.fromkeys(others)) or "nothing"
+            raise ConfigurationError(
+                f"no prompt template found in the chain (found: {what}); from_chain learns in the ChatPromptTemplate, "
+                "PromptTemplate and FewShotPromptTemplate steps of a chain. A prompt built inside a function "
+                "(RunnableLambda) cannot be reached: make it a step of the chain")
+        self._chain = chain
+        self._prompts = {name: ChainPrompt(shape_of(t, output, name)) for name, t in found}
+        self._cache: tuple[tuple[Any, ...], Runnable[Any, Any]] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def chain(self) -> Runnable[Any, Any]:
+        """The user's chain, unchanged."""
+        return self._chain
+
+    def named_predictors(self) -> list[tuple[str, Predict]]:
+        return list(self._prompts.items())
+
+    def named_modules(self) -> list[tuple[str, Module]]:
+        return list(self._prompts.items())
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ChainProgram:
+        new = copy.copy(self)  # the user's chain is shared, never copied
+        new._prompts = {n: copy.deepcopy(p, memo) for n, p in self._prompts.items()}
+        new._cache, new._lock = None, threading.Lock()
+        new.report = copy.deepcopy(self.report, memo)
+        return new
+
+    def input_variables(self) -> list[str]:
+        """The keys the chain's input schema requires (empty when the schema does not say)."""
+        try:
+            schema = self._chain.get_input_jsonschema()
+        except Exception:  # a custom Runnable whose schema cannot be built: nothing to check
+            return []
+        return [str(k) for k in schema.get("required", [])] if schema.get("type") == "object" else []
+
+    # -- running ---------------------------------------------------------------------------------
+    def to_chain(self) -> Runnable[Any, Any]:
+        """The user's chain with each prompt replaced by its compiled version; every other object is the user's own."""
+        templates = {name: p.template() for name, p in self._prompts.items()}
+        return rewrite(self._chain, lambda name, t: templates[name], [])  # type: ignore[no-any-return]
+
+    def _running_chain(self) -> Runnable[Any, Any]:
+        """The chain for the current state, with each prompt tagged for the recorder (built once per state)."""
+        token = tuple(x for p in self._prompts.values() for x in (p.signature, p.format, *p.demos, None))
+        cached = self._cache
+        if cached is not None and len(cached[0]) == len(token) and all(a is b for a, b in zip(cached[0], token)):
+            return cached[1]
+        templates = {name: p.template().with_config(tags=[TAG + name]) for name, p in self._prompts.items()}
+        built: Runnable[Any, Any] = rewrite(self._chain, lambda name, t: templates[name], [])
+        with self._lock:
+            self._cache = (token, built)
+        return built
+
+    def _start(self, inputs: dict[str, Any]) -> tuple[Runnable[Any, Any], dict[str, Any], StepRecorder]:
+        recorder = StepRecorder()
+        return self._running_chain(), {"callbacks": [recorder]}, recorder
+
+    def _finish(self, recorder: StepRecorder, output: Any) -> Any:
+        for name, values, reply in recorder.steps:
+            prompt = self._prompts[name]
+            shown = {k: values[k] for k in prompt.signature.input_fields if k in values}
+            record_step(prompt, shown, Prediction.from_values({prompt.shape.output: reply}, Usage(), reply))
+        return output
+
+    def _failure(self, recorder: StepRecorder, exc: Exception) -> Exception:
+        """The documented error for a failed run (raised ``from`` the original)."""
+        if isinstance(exc, BridgeError):
+            return exc
+        if isinstance(exc, OutputParserException):
+            text = str(exc.llm_output or (recorder.replies[-1] if recorder.replies else ""))
+            return ParseError(f"the chain's parser could not read the reply: {exc}", completion=text)
+        if recorder.model_error is exc:
+            return lm_error(exc, type(exc).__name__)
+        if isinstance(exc, KeyError) and "missing variables" in str(exc):
+            return InputError(f"the chain's prompt is missing input variables: {exc}")
+        return exc
+
+    def forward(self, **inputs: Any) -> Any:  # the chain's own output: what the user's metric reads
+        chain, config, recorder = self._start(inputs)
+        try:
+            output = chain.invoke(inputs, config=config)  # type: ignore[arg-type]
+        except Exception as exc:
+            failure = self._failure(recorder, exc)
+            if failure is exc:
+                raise
+            raise failure from exc
+        return self._finish(recorder, output)
+
+    async def aforward(self, **inputs: Any) -> Any:
+        chain, config, recorder = self._start(inputs)
+        try:
+            output = await chain.ainvoke(inputs, config=config)  # type: ignore[arg-type]
+        except Exception as exc:
+            failure = self._failure(recorder, exc)
+            if failure is exc:
+                raise
+            raise failure from exc
+        return self._finish(recorder, output)
+
+
+def from_chain(chain: Runnable[Any, Any], *, output: str = DEFAULT_OUTPUT) -> ChainProgram:
+    """The chain as an lmbridge program; ``output`` names each prompt's output field (the key of the
+    model's reply in demos; for a one-prompt chain, the label field of your examples)."""
+    return ChainProgram(chain, output=output)
+
+
+def label_field(trainset: Sequence[Example]) -> str | None:
+    """The single label field the examples share (their one non-input key), or None."""
+    labels: set[str] = set()
+    for example in trainset:
+        keys = example.input_keys or ()
+        labels |= {k for k in example if k not in keys}
+    return next(iter(labels)) if len(labels) == 1 else None
+
+
+def check_inputs(program: ChainProgram, trainset: Sequence[Example], where: str) -> None:
+    """Every variable the chain requires is an input of every example; InputError naming it if not."""
+    required = program.input_variables()
+    for i, example in enumerate(trainset):
+        if example.input_keys is None:
+            raise InputError(f"{where} example {i} has no inputs marked: build it with Example(...).with_inputs"
+                             f"({', '.join(map(repr, required)) or '...'})")
+        missing = [v for v in required if v not in example.input_keys]
+        if missing:
+            raise InputError(f"the chain needs the input variable(s) {missing}, which {where} example {i} does not "
+                             f"provide (its inputs are {list(example.input_keys)})")
+
+
+def compile_chain(chain: Runnable[Any, Any], *, trainset: Sequence[Example], metric: Metric,
+                  optimizer: Optimizer | None = None, valset: Sequence[Example] | None = None) -> Runnable[Any, Any]:
+    """``from_chain``, ``optimizer.compile``, ``to_chain`` in one call; see ``docs/compile-chain.md``.
+
+    The default optimizer is ``BootstrapFewShot(metric, max_bootstrapped_demos=4, max_labeled_demos=4)``;
+    an optimizer given without a metric of its own uses ``metric`` (on a copy: yours is not changed).
+    Without a valset, a trainset of 8 rows or more gives its last third as the valset, on which the
+    compiled chain must beat the original beyond noise to be kept.
+    """
+    train = list(trainset)
+    program = from_chain(chain)
+    label = label_field(train)
+    if label is not None and len(program.named_predictors()) == 1:
+        program = from_chain(chain, output=label)
+    if valset is None and len(train) >= 8:
+        train, valset = train[:len(train) * 2 // 3], train[len(train) * 2 // 3:]
+    check_inputs(program, train, "trainset")
+    if valset is not None:
+        check_inputs(program, list(valset), "valset")
+    chosen = _with_metric(optimizer, metric)
+    compiled = chosen.compile(program, trainset=train, valset=valset)
+    assert isinstance(compiled, ChainProgram)
+    return compiled.to_chain()
+
+
+def _with_metric(optimizer: Optimizer | None, metric: Metric) -> Optimizer:
+    from lmbridge import BootstrapFewShot
+
+    if optimizer is None:
+        return BootstrapFewShot(metric, max_bootstrapped_demos=4, max_labeled_demos=4)
+    if getattr(optimizer, "metric", False) is None:
+        optimizer = copy.copy(optimizer)
+        optimizer.metric = metric  # type: ignore[attr-defined]
+    return optimizer
+
+
+__all__ = ["ChainProgram", "ChainPrompt", "check_inputs", "compile_chain", "from_chain", "label_field"]
