@@ -19,7 +19,6 @@ Instructions and demos equal to the original's give back the user's own template
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -29,6 +28,7 @@ from langchain_core.prompts import BasePromptTemplate, ChatPromptTemplate, FewSh
 from langchain_core.prompts.chat import HumanMessagePromptTemplate, SystemMessagePromptTemplate
 
 from lmbridge import ConfigurationError, Example
+from lmbridge.adapters._templates import demo_block, plain, split_instruction
 
 Kind = Literal["chat", "text", "fewshot"]
 PROMPT_TYPES = (ChatPromptTemplate, PromptTemplate, FewShotPromptTemplate)
@@ -60,27 +60,6 @@ def _literal(text: str, template_format: str) -> str:
     return f"{{% raw %}}{text}{{% endraw %}}" if any(t in text for t in ("{{", "{%", "{#")) else text
 
 
-def _split_text(template: str, template_format: str) -> tuple[str, str]:
-    """(instruction, body): the leading paragraphs with no variable in them, and the rest."""
-    opener = re.search(r"(?<!\{)\{(?!\{)" if template_format == "f-string" else r"\{\{|\{%", template)
-    head = template[:opener.start()] if opener else template
-    cut = head.rfind("\n\n")
-    if cut < 0 or opener is None:
-        return "", template
-    instruction = head[:cut]
-    if template_format == "f-string" and ("{{" in instruction or "}}" in instruction):
-        return "", template
-    return instruction.strip(), template[cut + 2:]
-
-
-def _join(block: str, output: str) -> str:
-    return f"{block}{'' if not block or block[-1].isspace() else ' '}{output}"
-
-
-def _plain(value: Any) -> Any:
-    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
-
-
 @dataclass(frozen=True)
 class TemplateShape:
     """Where the learnable parts of one user template sit."""
@@ -108,7 +87,7 @@ class TemplateShape:
         return self._fewshot(instructions, usable)
 
     def _values(self, demo: Example) -> dict[str, Any]:
-        return {**self.template.partial_variables, **{v: _plain(demo[v]) for v in self.variables}}
+        return {**self.template.partial_variables, **{v: plain(demo[v]) for v in self.variables}}
 
     def _chat(self, instructions: str, demos: Sequence[Example]) -> BasePromptTemplate[Any]:
         assert isinstance(self.template, ChatPromptTemplate)
@@ -134,12 +113,12 @@ class TemplateShape:
     def _text(self, instructions: str, demos: Sequence[Example]) -> BasePromptTemplate[Any]:
         assert isinstance(self.template, PromptTemplate)
         fmt = self.template.template_format
-        _, body = _split_text(self.template.template, fmt)
+        _, body = split_instruction(self.template.template, fmt)
         body_template = PromptTemplate.from_template(body, template_format=fmt)
         blocks = []
         for demo in demos:
             values = self._values(demo)
-            blocks.append(_join(body_template.format(**{v: values[v] for v in body_template.input_variables}),
+            blocks.append(demo_block(body_template.format(**{v: values[v] for v in body_template.input_variables}),
                                 str(demo[self.output])))
         head = "".join(_literal(text, fmt) + "\n\n" for text in [instructions, *blocks] if text)
         return self.template.model_copy(update={"template": head + body})
@@ -147,7 +126,7 @@ class TemplateShape:
     def _fewshot(self, instructions: str, demos: Sequence[Example]) -> BasePromptTemplate[Any]:
         assert isinstance(self.template, FewShotPromptTemplate)
         names = self._example_names()
-        extra = [{**{v: _plain(d[v]) for v in self.variables}, names[1]: str(d[self.output])}
+        extra = [{**{v: plain(d[v]) for v in self.variables}, names[1]: str(d[self.output])}
                  for d in demos]
         examples = [*(self.template.examples or []), *extra]
         prefix = _literal(instructions, self.template.template_format)
@@ -172,7 +151,7 @@ def shape_of(template: BasePromptTemplate[Any], output: str, where: str) -> Temp
         if template.template_format not in ("f-string", "jinja2"):
             raise ConfigurationError(f"the prompt at {where} is a {template.template_format} template; lmbridge "
                                      "learns in f-string and jinja2 templates: use template_format='f-string'")
-        instruction, _ = _split_text(template.template, template.template_format)
+        instruction, _ = split_instruction(template.template, template.template_format)
         return TemplateShape(template, "text", instruction, output)
     if isinstance(template, FewShotPromptTemplate):
         own = _variables(template.example_prompt)

@@ -14,6 +14,7 @@ re-exported here:
   ``evaluator_metric(evaluator)``;
 * nodes (``lmbridge.adapters.llamaindex_nodes``): ``to_passage``, ``to_node``;
 * embeddings (``lmbridge.adapters.llamaindex_embeddings``): ``to_llamaindex_embedding(embedder)``;
+* query engines compiled in place (``_engine``): ``from_query_engine(obj)``, ``compile_query_engine(...)``;
 * tracing (``lmbridge.adapters.llamaindex_tracing``): ``LlamaIndexInstrumentation``, a ``lmbridge.Callback``
   that shows program runs as LlamaIndex instrumentation spans.
 
@@ -22,10 +23,12 @@ llama-index-core is imported when one of these is used, never by ``import lmbrid
 
 from __future__ import annotations
 
+from typing import Any
+
 from lmbridge.adapters.llamaindex._data import evaluator_metric, from_llamaindex_dataset
 from lmbridge.adapters.llamaindex._embeddings import to_llamaindex_embedding
 from lmbridge.adapters.llamaindex._lm import LlamaIndexLM
-from lmbridge.adapters.llamaindex._nodes import to_node, to_passage
+from lmbridge.adapters.llamaindex._nodes import require_llamaindex, to_node, to_passage
 from lmbridge.adapters.llamaindex._programs import to_llamaindex_tool, to_query_engine
 from lmbridge.adapters.llamaindex._prompts import from_llamaindex_prompt, to_llamaindex_prompt
 from lmbridge.adapters.llamaindex._retrievers import (
@@ -36,16 +39,37 @@ from lmbridge.adapters.llamaindex._retrievers import (
 from lmbridge.adapters.llamaindex._tools import from_llamaindex_tool
 from lmbridge.adapters.llamaindex._tracing import LlamaIndexInstrumentation
 
+# Names whose module imports llama-index-core at import time: imported on first access (PEP 562).
+_LAZY = {
+    "QueryEngineProgram": "lmbridge.adapters.llamaindex._engine",
+    "compile_query_engine": "lmbridge.adapters.llamaindex._engine",
+    "from_query_engine": "lmbridge.adapters.llamaindex._engine",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lmbridge.adapters.llamaindex' has no attribute {name!r}")
+    require_llamaindex()
+    import importlib  # the module named in _LAZY imports llama-index-core
+
+    return getattr(importlib.import_module(module), name)
+
+
 __all__ = [
     "AsyncLlamaIndexRetriever",
     "LlamaIndexInstrumentation",
     "LlamaIndexLM",
     "LlamaIndexRetriever",
+    "QueryEngineProgram",
+    "compile_query_engine",
     "evaluator_metric",
     "from_llamaindex_dataset",
     "from_llamaindex_prompt",
     "from_llamaindex_retriever",
     "from_llamaindex_tool",
+    "from_query_engine",
     "to_llamaindex_embedding",
     "to_llamaindex_prompt",
     "to_llamaindex_tool",
