@@ -20,8 +20,8 @@ def split_instruction(template: str, template_format: str = "f-string") -> tuple
     if cut < 0 or opener is None:
         return "", template
     instruction = head[:cut]
-    if template_format == "f-string" and ("{{" in instruction or "}}" in instruction):
-        return "", template
+    if template_format == "f-string":
+        instruction = instruction.replace("{{", "{").replace("}}", "}")
     return instruction.strip(), template[cut + 2:]
 
 
