@@ -1,0 +1,139 @@
+"""from_query_engine / QueryEngineProgram / compile_query_engine: a LlamaIndex object's own prompts, learned in place."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import lmbridge
+
+pytest.importorskip("llama_index.core")
+
+from llama_index.core.base.llms.types import CompletionResponse, LLMMetadata
+from llama_index.core.llms import CustomLLM
+from llama_index.core.prompts import PromptTemplate
+from llama_index.core.prompts.mixin import PromptMixin
+from llama_index.core.query_engine import RetrieverQueryEngine
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from llamaindex_fixtures import hashing_index, squad_nodes  # noqa: E402
+
+from lmbridge.adapters.llamaindex import QueryEngineProgram, compile_query_engine, from_query_engine  # noqa: E402
+
+
+class ShotLLM(CustomLLM):
+    """Answers "Paris" only when the prompt carries an example block."""
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata()
+
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        return CompletionResponse(text="Paris" if prompt.count("Query:") > 1 else "dunno")
+
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+
+class Leaf(PromptMixin):
+    def __init__(self) -> None:
+        self._prompt = PromptTemplate("Answer briefly.\n\nQ: {q}\nA:")
+
+    def _get_prompts(self) -> dict[str, Any]:
+        return {"answer": self._prompt}
+
+    def _get_prompt_modules(self) -> dict[str, Any]:
+        return {}
+
+    def _update_prompts(self, prompts: dict[str, Any]) -> None:
+        if "answer" in prompts:
+            self._prompt = prompts["answer"]
+
+
+class Middle(Leaf):
+    def __init__(self) -> None:
+        super().__init__()
+        self._leaf = Leaf()
+
+    def _get_prompt_modules(self) -> dict[str, Any]:
+        return {"leaf": self._leaf}
+
+
+class Top(Leaf):
+    def __init__(self) -> None:
+        super().__init__()
+        self._middle = Middle()
+
+    def _get_prompt_modules(self) -> dict[str, Any]:
+        return {"middle": self._middle}
+
+
+def engine() -> RetrieverQueryEngine:
+    index = hashing_index(squad_nodes(12))
+    return RetrieverQueryEngine.from_args(index.as_retriever(similarity_top_k=1), llm=ShotLLM())
+
+
+def texts(obj: Any) -> dict[str, str]:
+    return {k: v.get_template() for k, v in obj.get_prompts().items()}
+
+
+def test_keys_with_several_colons_are_installed_on_a_copy() -> None:
+    top = Top()
+    before = texts(top)
+    program = from_query_engine(top)
+    assert [n for n, _ in program.named_predictors()] == ["answer", "middle:answer", "middle:leaf:answer"]
+    with pytest.raises(ValueError):  # LlamaIndex's own update_prompts cannot take this key
+        Top().update_prompts({"middle:leaf:answer": PromptTemplate("x")})
+    dict(program.named_predictors())["middle:leaf:answer"].instructions = "Answer in one word."
+    new = program.to_query_engine()
+    assert type(new) is Top and texts(top) == before
+    assert texts(new)["middle:leaf:answer"] == "Answer in one word.\n\nQ: {q}\nA:"
+    assert texts(new)["middle:answer"] == before["middle:answer"]
+    assert new._middle._leaf is not top._middle._leaf
+
+
+def test_no_prompt_says_what_was_found() -> None:
+    class Empty(Leaf):
+        def _get_prompts(self) -> dict[str, Any]:
+            return {}
+
+    with pytest.raises(lmbridge.ConfigurationError, match="get_prompts"):
+        from_query_engine(Empty())
+
+
+def test_compile_query_engine_returns_the_same_class_with_learned_demos_and_leaves_the_original() -> None:
+    original = engine()
+    before = texts(original)
+    rows = [lmbridge.Example(query=f"Where is the capital, case {i}?", answer="Paris").with_inputs("query")
+            for i in range(9)]
+    program = from_query_engine(original)
+    assert str(program(query=rows[0].query)) == "dunno"
+
+    def teacher_metric(example: Any, response: Any, trace: Any = None) -> bool:
+        return True
+
+    compiled = lmbridge.BootstrapFewShot(teacher_metric, max_bootstrapped_demos=1, max_labeled_demos=0).compile(
+        program, trainset=rows[:2])
+    qa = dict(compiled.named_predictors())["response_synthesizer:text_qa_template"]
+    assert set(qa.demos[0].keys()) == {"context_str", "query_str", "output"}
+    assert qa.demos[0]["query_str"] == rows[0].query
+    assert isinstance(compiled, QueryEngineProgram)
+    new = compiled.to_query_engine()
+    assert type(new) is RetrieverQueryEngine and texts(original) == before
+    assert str(new.query("Where is it?")) == "Paris"
+
+    def exact(example: Any, response: Any, trace: Any = None) -> bool:
+        return str(response) == example.answer
+
+    assert str(compile_query_engine(original, trainset=rows, metric=exact).query("x")) in ("Paris", "dunno")
+    assert texts(original) == before
+
+
+def test_examples_must_have_one_input() -> None:
+    bad = [lmbridge.Example(query="q", extra="e", answer="a").with_inputs("query", "extra")]
+    with pytest.raises(lmbridge.InputError, match="one input"):
+        compile_query_engine(engine(), trainset=bad, metric=lambda e, r, t=None: 1.0)
