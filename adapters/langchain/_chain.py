@@ -41,7 +41,7 @@ from lmbridge.adapters.langchain._lm import lm_error
 from lmbridge.evaluate import Metric
 from lmbridge.optimizers import Optimizer
 from lmbridge.signatures import make_signature
-from lmbridge.tracing import record_step
+from lmbridge.tracing import current_trace, record_step
 
 DEFAULT_OUTPUT = "output"
 
@@ -104,7 +104,7 @@ class ChainProgram(Module):
                 "(RunnableLambda) cannot be reached: make it a step of the chain")
         self._chain = chain
         self._prompts = {name: ChainPrompt(shape_of(t, output, name)) for name, t in found}
-        self._cache: tuple[tuple[Any, ...], Runnable[Any, Any]] | None = None
+        self._cache: dict[bool, tuple[tuple[Any, ...], Runnable[Any, Any]]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -121,7 +121,7 @@ class ChainProgram(Module):
     def __deepcopy__(self, memo: dict[int, Any]) -> ChainProgram:
         new = copy.copy(self)  # the user's chain is shared, never copied
         new._prompts = {n: copy.deepcopy(p, memo) for n, p in self._prompts.items()}
-        new._cache, new._lock = None, threading.Lock()
+        new._cache, new._lock = {}, threading.Lock()
         new.report = copy.deepcopy(self.report, memo)
         return new
 
@@ -139,21 +139,26 @@ class ChainProgram(Module):
         templates = {name: p.template() for name, p in self._prompts.items()}
         return rewrite(self._chain, lambda name, t: templates[name], [])  # type: ignore[no-any-return]
 
-    def _running_chain(self) -> Runnable[Any, Any]:
-        """The chain for the current state, with each prompt tagged for the recorder (built once per state)."""
+    def _running_chain(self, traced: bool) -> Runnable[Any, Any]:
+        """The chain for the current state (built once per state); when traced, each prompt is tagged
+        for the recorder."""
         token = tuple(x for p in self._prompts.values() for x in (p.signature, p.format, *p.demos, None))
-        cached = self._cache
+        cached = self._cache.get(traced)
         if cached is not None and len(cached[0]) == len(token) and all(a is b for a, b in zip(cached[0], token)):
             return cached[1]
-        templates = {name: p.template().with_config(tags=[TAG + name]) for name, p in self._prompts.items()}
+        templates = {name: p.template().with_config(tags=[TAG + name]) if traced else p.template()
+                     for name, p in self._prompts.items()}
         built: Runnable[Any, Any] = rewrite(self._chain, lambda name, t: templates[name], [])
         with self._lock:
-            self._cache = (token, built)
+            self._cache[traced] = (token, built)
         return built
 
     def _start(self, inputs: dict[str, Any]) -> tuple[Runnable[Any, Any], dict[str, Any], StepRecorder]:
+        """The chain to run, its config, and the recorder of its steps: a run outside any trace (a plain
+        call, not an evaluation) needs no step records, and runs with no callback of ours."""
         recorder = StepRecorder()
-        return self._running_chain(), {"callbacks": [recorder]}, recorder
+        traced = current_trace() is not None
+        return self._running_chain(traced), {"callbacks": [recorder]} if traced else {}, recorder
 
     def _finish(self, recorder: StepRecorder, output: Any) -> Any:
         for name, values, reply in recorder.steps:
@@ -169,8 +174,9 @@ class ChainProgram(Module):
         if isinstance(exc, OutputParserException):
             text = str(exc.llm_output or (recorder.replies[-1] if recorder.replies else ""))
             return ParseError(f"the chain's parser could not read the reply: {exc}", completion=text)
-        if recorder.model_error is exc:
-            return lm_error(exc, type(exc).__name__)
+        model = _raised_in_model(exc)
+        if model is not None or recorder.model_error is exc:
+            return lm_error(exc, model or "the chain's model")
         if isinstance(exc, KeyError) and "missing variables" in str(exc):
             return InputError(f"the chain's prompt is missing input variables: {exc}")
         return exc
@@ -196,6 +202,19 @@ class ChainProgram(Module):
                 raise
             raise failure from exc
         return self._finish(recorder, output)
+
+
+def _raised_in_model(exc: BaseException) -> str | None:
+    """The name of the LangChain model whose call raised ``exc`` (read from the traceback), or None."""
+    from langchain_core.language_models import BaseLanguageModel
+
+    tb = exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if isinstance(owner, BaseLanguageModel):
+            return type(owner).__name__
+        tb = tb.tb_next
+    return None
 
 
 def from_chain(chain: Runnable[Any, Any], *, output: str = DEFAULT_OUTPUT) -> ChainProgram:

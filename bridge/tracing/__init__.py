@@ -14,7 +14,7 @@ from lmbridge.tracing._callbacks import (
 )
 from lmbridge.tracing._otel import OpenTelemetryCallback
 from lmbridge.tracing._progress import Progress
-from lmbridge.tracing._tracking import UsageTracker, record_step, record_usage, trace, track_usage
+from lmbridge.tracing._tracking import UsageTracker, current_trace, record_step, record_usage, trace, track_usage
 
 __all__ = [
     "NO_RUN",
@@ -28,6 +28,7 @@ __all__ = [
     "RunScore",
     "UsageTracker",
     "current_run_id",
+    "current_trace",
     "record_step",
     "record_usage",
     "start_run",
