@@ -125,7 +125,8 @@ def test_bootstrapped_demos_hold_each_prompts_own_variables_and_reply() -> None:
                                          max_labeled_demos=0).compile(program, trainset=rows(2))
     demos = dict(compiled.named_predictors())
     assert [dict(d) for d in demos["step0.rewritten.step0"].demos] == [
-        {"text": "a good film", "output": "rewritten: a good film"}, {"text": "a bad film", "output": "rewritten: a bad film"}]
+        {"text": "a good film", "output": "rewritten: a good film"},
+        {"text": "a bad film", "output": "rewritten: a bad film"}]
     assert dict(demos["step1"].demos[0]) == {"rewritten": "rewritten: a good film", "output": "unsure"}
     assert program.named_predictors()[0][1].demos == []  # the student is untouched
 

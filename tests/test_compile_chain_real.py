@@ -13,9 +13,9 @@ import lmbridge
 pytest.importorskip("langchain_core")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from examples import compile_chain_sst2  # noqa: E402
-from examples.data import datasets_dir, load_classification  # noqa: E402
-from lmbridge.adapters.langchain import from_chain  # noqa: E402
+from examples import compile_chain_sst2
+from examples.data import datasets_dir, load_classification
+from lmbridge.adapters.langchain import from_chain
 
 pytestmark = pytest.mark.real_model
 

@@ -1,4 +1,4 @@
-"""from_query_engine / QueryEngineProgram / compile_query_engine: a LlamaIndex object's own prompts, learned in place."""
+"""from_query_engine / QueryEngineProgram / compile_query_engine: a LlamaIndex object's prompts, learned in place."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from llama_index.core.query_engine import RetrieverQueryEngine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from llamaindex_fixtures import hashing_index, squad_nodes  # noqa: E402
+from llamaindex_fixtures import hashing_index, squad_nodes
 
-from lmbridge.adapters.llamaindex import QueryEngineProgram, compile_query_engine, from_query_engine  # noqa: E402
+from lmbridge.adapters.llamaindex import QueryEngineProgram, compile_query_engine, from_query_engine
 
 
 class ShotLLM(CustomLLM):
