@@ -78,12 +78,13 @@ def to_langchain_prompt(predictor: Module) -> ChatPromptTemplate:
     return build(predictor)
 
 
-def to_langchain_chain(predictor: Module, model: BaseLanguageModel[Any]) -> Runnable[Any, Any]:
-    """``prompt | model | parser`` for the predictor; see ``docs/langchain.md``."""
+def to_langchain_chain(predictor: Module, model: BaseLanguageModel[Any], *, bare: bool = False) -> Runnable[Any, Any]:
+    """``prompt | model | parser`` for the predictor, or a ConfigurationError naming what the export
+    cannot carry; ``bare`` returns a one-output predictor's value itself; see ``docs/langchain.md``."""
     require_langchain()
     from lmbridge.adapters.langchain._export import to_langchain_chain as build
 
-    return build(predictor, model)
+    return build(predictor, model, bare=bare)
 
 
 

@@ -24,12 +24,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
-from llama_index_instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.llm import LLMPredictEndEvent, LLMPredictStartEvent
 from llama_index.core.prompts import BasePromptTemplate, ChatPromptTemplate, PromptTemplate, SelectorPromptTemplate
 from llama_index.core.prompts.mixin import PromptMixin
+from llama_index_instrumentation import get_dispatcher
 
 from lmbridge import ConfigurationError, Example, Module, Predict, Prediction, Usage
 from lmbridge.adapters._templates import demo_block, plain, split_instruction
