@@ -45,3 +45,14 @@ def test_the_exported_chain_answers_as_the_program_did_on_the_real_model() -> No
     exported = compiled.to_chain()  # type: ignore[attr-defined]
     for row in load_classification("sst2", "test", 3):
         assert exported.invoke({"text": row.text}) == compiled(text=row.text)
+
+
+def test_squad_query_engine_example_compiles_and_returns_the_same_class() -> None:
+    pytest.importorskip("llama_index.retrievers.bm25")
+    from llama_index.core.query_engine import RetrieverQueryEngine
+
+    from examples import compile_query_engine_squad
+
+    result = compile_query_engine_squad.main(["--train", "3", "--n", "2", "--corpus", "20"])
+    assert type(result["engine"]) is RetrieverQueryEngine
+    assert all(0.0 <= x <= 100.0 for x in (*result["before"], *result["after"]))

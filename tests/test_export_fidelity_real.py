@@ -65,8 +65,8 @@ def test_exported_chain_scores_what_the_program_scored(name: str) -> None:
         return
     assert name not in ("labels", "calibrated")
     rows = load_classification("sst2", "dev", 20)
-    ours = [_label(lambda: predictor(text=r.text).label) for r in rows]
-    theirs = [_label(lambda: chain.invoke({"text": r.text})) for r in rows]
+    ours = [_label(lambda text=r.text: predictor(text=text).label) for r in rows]
+    theirs = [_label(lambda text=r.text: chain.invoke({"text": text})) for r in rows]
     program_accuracy = sum(o == r.label for o, r in zip(ours, rows))
     chain_accuracy = sum(t == r.label for t, r in zip(theirs, rows))
     assert chain_accuracy == program_accuracy, (ours, theirs)
