@@ -8,7 +8,7 @@ user's model and parser, with the prompt carrying learned example turns.
 
 Runs offline on the embedded model:
 
-    python examples/compile_chain_sst2.py [--train 24] [--test 100] [--model local/gemma3]
+    python examples/compile_chain_sst2.py [--train 60] [--test 100] [--model local/gemma3]
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def accuracy(chain: Any, rows: list[lmbridge.Example]) -> float:
 def main(argv: list[str] | None = None) -> tuple[float, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="local/smollm2")
-    parser.add_argument("--train", type=int, default=24, help="training rows (the last third is the valset)")
+    parser.add_argument("--train", type=int, default=60, help="training rows (the last third is the valset)")
     parser.add_argument("--test", type=int, default=100, help="test rows scored before and after")
     args = parser.parse_args(argv)
 

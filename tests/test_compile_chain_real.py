@@ -56,3 +56,11 @@ def test_squad_query_engine_example_compiles_and_returns_the_same_class() -> Non
     result = compile_query_engine_squad.main(["--train", "3", "--n", "2", "--corpus", "20"])
     assert type(result["engine"]) is RetrieverQueryEngine
     assert all(0.0 <= x <= 100.0 for x in (*result["before"], *result["after"]))
+
+
+def test_two_prompt_rag_chain_example_compiles_both_prompts_end_to_end() -> None:
+    from examples import compile_chain_rag
+
+    result = compile_chain_rag.main(["--train", "3", "--n", "2", "--corpus", "10"])
+    assert list(result["demos"]) == ["step0.context.step0", "step1"]
+    assert all(0.0 <= x <= 100.0 for x in (*result["before"], *result["after"]))
