@@ -221,3 +221,37 @@ def test_exported_chain_sends_the_same_messages_and_runs_without_lmbridge(tmp_pa
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                          env={**os.environ})
     assert [tuple(m) for m in json.loads(out.stdout)] == during
+
+
+def test_the_chains_runs_show_in_langchain_callbacks_under_lmbridges_runs() -> None:
+    from langchain_core.callbacks import BaseCallbackHandler, CallbackManager
+
+    from lmbridge.adapters.langchain import LangChainCallback
+
+    class Runs(BaseCallbackHandler):
+        def __init__(self) -> None:
+            self.parents: dict[Any, Any] = {}
+            self.names: dict[Any, str] = {}
+
+        def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: Any, parent_run_id: Any = None,
+                           **kwargs: Any) -> None:
+            self.parents[run_id], self.names[run_id] = parent_run_id, kwargs.get("name") or ""
+
+        def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: Any, parent_run_id: Any = None,
+                                **kwargs: Any) -> None:
+            self.parents[run_id], self.names[run_id] = parent_run_id, "model"
+
+    runs = Runs()
+    outer = CallbackManager(handlers=[runs], inheritable_handlers=[runs]).on_chain_start({}, {}, name="outer")
+    program = from_chain(sentiment_chain(), output="label")
+    with lmbridge.context(callbacks=[LangChainCallback(outer)]):
+        lmbridge.Evaluate(devset=rows(1), metric=exact, display_progress=False)(program)
+    assert "model" in runs.names.values(), runs.names
+    model = next(r for r, n in runs.names.items() if n == "model")
+    chain: list[str] = []
+    node = model
+    while node is not None:
+        chain.append(runs.names.get(node, "?"))
+        node = runs.parents.get(node)
+    assert chain[0] == "model" and "RunnableSequence" in chain and chain[-1] == "outer"
+    assert chain.index("RunnableSequence") < chain.index("ChainProgram")

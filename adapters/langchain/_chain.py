@@ -38,6 +38,7 @@ from lmbridge import (
 from lmbridge.adapters.langchain._chain_prompt import TemplateShape, shape_of
 from lmbridge.adapters.langchain._chain_walk import TAG, StepRecorder, find_prompts, rewrite
 from lmbridge.adapters.langchain._lm import lm_error
+from lmbridge.adapters.langchain._trace import langchain_config
 from lmbridge.evaluate import Metric
 from lmbridge.optimizers import Optimizer
 from lmbridge.signatures import make_signature
@@ -158,7 +159,13 @@ class ChainProgram(Module):
         call, not an evaluation) needs no step records, and runs with no callback of ours."""
         recorder = StepRecorder()
         traced = current_trace() is not None
-        return self._running_chain(traced), {"callbacks": [recorder]} if traced else {}, recorder
+        outer = langchain_config()  # under the bridge run this call is in, when a LangChainCallback is installed
+        if outer is None:
+            return self._running_chain(traced), {"callbacks": [recorder]} if traced else {}, recorder
+        manager = outer["callbacks"]
+        if traced:
+            manager.add_handler(recorder, inherit=True)
+        return self._running_chain(traced), {"callbacks": manager}, recorder
 
     def _finish(self, recorder: StepRecorder, output: Any) -> Any:
         for name, values, reply in recorder.steps:
