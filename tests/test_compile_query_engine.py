@@ -137,3 +137,30 @@ def test_examples_must_have_one_input() -> None:
     bad = [lmbridge.Example(query="q", extra="e", answer="a").with_inputs("query", "extra")]
     with pytest.raises(lmbridge.InputError, match="one input"):
         compile_query_engine(engine(), trainset=bad, metric=lambda e, r, t=None: 1.0)
+
+
+def test_the_exported_engine_runs_without_lmbridge(tmp_path: Any) -> None:
+    import pickle
+    import subprocess
+
+    from llama_index.core import VectorStoreIndex
+    from llama_index.core.embeddings import MockEmbedding
+    from llama_index.core.llms import MockLLM
+    from llama_index.core.schema import TextNode
+
+    index = VectorStoreIndex([TextNode(text="Paris is in France.")], embed_model=MockEmbedding(embed_dim=8))
+    engine = index.as_query_engine(llm=MockLLM())  # MockLLM answers with the prompt it was sent
+    program = from_query_engine(engine)
+    qa = dict(program.named_predictors())["response_synthesizer:text_qa_template"]
+    qa.demos = [lmbridge.Example(context_str="Rome is in Italy.", query_str="Where is Rome?", output="Italy")]
+    (tmp_path / "engine.pkl").write_bytes(pickle.dumps(program.to_query_engine()))
+    script = ("import os, sys, pickle; sys.modules['lmbridge'] = None\n"
+              "import llama_index.core  # the pickled tokenizer reloads from LlamaIndex's own offline cache\n"
+              "os.environ['TIKTOKEN_CACHE_DIR'] = os.path.join(os.path.dirname(llama_index.core.__file__), "
+              "'_static', 'tiktoken_cache')\n"
+              f"engine = pickle.loads(open({str(tmp_path / 'engine.pkl')!r}, 'rb').read())\n"
+              "print(type(engine).__name__); print(engine.query('Where is Paris?').response)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("RetrieverQueryEngine\n")
+    assert "Where is Rome?\nAnswer: Italy" in out and "Where is Paris?" in out
+    assert "Rome" not in engine.query("Where is Paris?").response
