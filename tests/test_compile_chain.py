@@ -255,3 +255,30 @@ def test_the_chains_runs_show_in_langchain_callbacks_under_lmbridges_runs() -> N
         node = runs.parents.get(node)
     assert chain[0] == "model" and "RunnableSequence" in chain and chain[-1] == "outer"
     assert chain.index("RunnableSequence") < chain.index("ChainProgram")
+
+
+def test_an_interrupted_compile_resumes_from_its_checkpoint(tmp_path: Any) -> None:
+    class Interrupt(BaseException):
+        pass
+
+    calls: list[int] = []
+
+    def stop_after(n: int) -> Any:
+        def step(value: Any) -> Any:
+            calls.append(1)
+            if len(calls) > n:
+                raise Interrupt
+            return value
+        return RunnableLambda(step)
+
+    optimizer = lmbridge.BootstrapFewShot(exact, max_bootstrapped_demos=4, max_labeled_demos=2, num_threads=1)
+    ck = tmp_path / "ck.json"
+    with pytest.raises(Interrupt):
+        optimizer.compile(from_chain(sentiment_chain() | stop_after(2), output="label"), trainset=rows(6),
+                          checkpoint=ck)
+    calls.clear()
+    resumed = optimizer.compile(from_chain(sentiment_chain() | stop_after(100), output="label"), trainset=rows(6),
+                                checkpoint=ck)
+    assert len(calls) == 2  # the two finished examples are read back; two more give the 4 demos
+    assert resumed.report is not None and resumed.report["resumed"] is True
+    assert len(resumed.named_predictors()[0][1].demos) == 4
