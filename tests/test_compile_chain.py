@@ -282,3 +282,26 @@ def test_an_interrupted_compile_resumes_from_its_checkpoint(tmp_path: Any) -> No
     assert len(calls) == 2  # the two finished examples are read back; two more give the 4 demos
     assert resumed.report is not None and resumed.report["resumed"] is True
     assert len(resumed.named_predictors()[0][1].demos) == 4
+
+
+def test_few_shot_and_jinja2_templates_learn_in_their_own_shape() -> None:
+    from langchain_core.prompts import FewShotPromptTemplate
+
+    few = FewShotPromptTemplate(examples=[{"review": "fine", "sentiment": "positive"}],
+                                example_prompt=PromptTemplate.from_template("Review: {review}\nSentiment: {sentiment}"),
+                                prefix="Classify the review.", suffix="Review: {review}\nSentiment:",
+                                input_variables=["review"])
+    program = from_chain(few | RuleModel(), output="sentiment")
+    predictor = program.named_predictors()[0][1]
+    assert predictor.instructions == "Classify the review."
+    predictor.instructions = "Label the review."
+    predictor.demos = [lmbridge.Example(review="dull", sentiment="negative")]
+    text = program.to_chain().first.format(review="nice")  # type: ignore[attr-defined]
+    assert text == ("Label the review.\n\nReview: fine\nSentiment: positive\n\nReview: dull\nSentiment: negative"
+                    "\n\nReview: nice\nSentiment:")
+    assert few.examples == [{"review": "fine", "sentiment": "positive"}]  # the user's template is unchanged
+    jinja = PromptTemplate.from_template("Be brief.\n\nQ: {{ q }}\nA:", template_format="jinja2")
+    program = from_chain(jinja | RuleModel())
+    predictor = program.named_predictors()[0][1]
+    predictor.demos = [lmbridge.Example(q="{{ 1 }}", output="one")]
+    assert program.to_chain().first.format(q="2?") == "Be brief.\n\nQ: {{ 1 }}\nA: one\n\nQ: 2?\nA:"  # type: ignore[attr-defined]

@@ -74,8 +74,7 @@ class ChainPrompt(Predict):
         from lmbridge.adapters.langchain._chat import to_bridge_messages
 
         self._check(inputs)
-        values = {**inputs}
-        return to_bridge_messages(self.template().invoke(values).to_messages())
+        return to_bridge_messages(self.template().invoke(dict(inputs)).to_messages())
 
     def forward(self, **inputs: Any) -> Prediction:
         raise ConfigurationError("a chain's prompt runs inside its chain: call the ChainProgram, not the prompt")
