@@ -305,3 +305,18 @@ def test_few_shot_and_jinja2_templates_learn_in_their_own_shape() -> None:
     predictor = program.named_predictors()[0][1]
     predictor.demos = [lmbridge.Example(q="{{ 1 }}", output="one")]
     assert program.to_chain().first.format(q="2?") == "Be brief.\n\nQ: {{ 1 }}\nA: one\n\nQ: 2?\nA:"  # type: ignore[attr-defined]
+
+
+def test_the_lm_call_budget_meters_the_chains_own_model() -> None:
+    from lmbridge.adapters.langchain import BridgeChatModel
+    from lmbridge.testing import ScriptedLM
+
+    lm = ScriptedLM(lambda messages: "positive")
+    prompt = ChatPromptTemplate.from_messages([("human", "Review: {text}")])
+    chain = prompt | BridgeChatModel(lm=lm) | StrOutputParser()
+    capped = lmbridge.BootstrapFewShot(exact, max_bootstrapped_demos=4, max_labeled_demos=0, max_lm_calls=2,
+                                       num_threads=1)
+    compiled = capped.compile(from_chain(chain, output="label"), trainset=rows(8))
+    assert len(lm.calls) == 2
+    assert compiled.report is not None and compiled.report["stopped_early"]
+    assert compiled.named_predictors()[0][1].lm is lm  # the compiled program holds the chain's LM, not the meter

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.exceptions import OutputParserException
@@ -25,6 +25,7 @@ from langchain_core.prompts import BasePromptTemplate
 from langchain_core.runnables import Runnable
 
 from lmbridge import (
+    BaseLM,
     BridgeError,
     ConfigurationError,
     Example,
@@ -36,7 +37,8 @@ from lmbridge import (
     Usage,
 )
 from lmbridge.adapters.langchain._chain_prompt import TemplateShape, shape_of
-from lmbridge.adapters.langchain._chain_walk import TAG, StepRecorder, find_prompts, rewrite
+from lmbridge.adapters.langchain._chain_walk import TAG, StepRecorder, find_prompts, rewrite, same
+from lmbridge.adapters.langchain._chat import BridgeChatModel
 from lmbridge.adapters.langchain._lm import lm_error
 from lmbridge.adapters.langchain._trace import langchain_config
 from lmbridge.evaluate import Metric
@@ -104,6 +106,9 @@ class ChainProgram(Module):
                 "(RunnableLambda) cannot be reached: make it a step of the chain")
         self._chain = chain
         self._prompts = {name: ChainPrompt(shape_of(t, output, name)) for name, t in found}
+        self._lm = _bridge_lm(chain)
+        for prompt in self._prompts.values():  # so that a compile meters the chain's calls (``CompileRun.guard``)
+            prompt.lm = self._lm
         self._cache: dict[bool, tuple[tuple[Any, ...], Runnable[Any, Any]]] = {}
         self._lock = threading.Lock()
 
@@ -137,21 +142,35 @@ class ChainProgram(Module):
     def to_chain(self) -> Runnable[Any, Any]:
         """The user's chain with each prompt replaced by its compiled version; every other object is the user's own."""
         templates = {name: p.template() for name, p in self._prompts.items()}
-        return rewrite(self._chain, lambda name, t: templates[name], [])  # type: ignore[no-any-return]
+        return rewrite(self._chain, lambda name, t: templates[name])  # type: ignore[no-any-return]
 
     def _running_chain(self, traced: bool) -> Runnable[Any, Any]:
         """The chain for the current state (built once per state); when traced, each prompt is tagged
         for the recorder."""
-        token = tuple(x for p in self._prompts.values() for x in (p.signature, p.format, *p.demos, None))
+        token = tuple(x for p in self._prompts.values() for x in (p.signature, p.format, p.lm, *p.demos, None))
         cached = self._cache.get(traced)
         if cached is not None and len(cached[0]) == len(token) and all(a is b for a, b in zip(cached[0], token)):
             return cached[1]
         templates = {name: p.template().with_config(tags=[TAG + name]) if traced else p.template()
                      for name, p in self._prompts.items()}
-        built: Runnable[Any, Any] = rewrite(self._chain, lambda name, t: templates[name], [])
+        built: Runnable[Any, Any] = rewrite(self._chain, lambda name, t: templates[name], self._model_swap())
         with self._lock:
             self._cache[traced] = (token, built)
         return built
+
+    def _model_swap(self) -> Callable[[Any], Any]:
+        """The chain's ``BridgeChatModel`` steps given the prompts' LM when it was replaced (a compile's
+        metered copy of the chain's LM, or an LM set on the predictors); every other leaf unchanged."""
+        lms = {id(p.lm): p.lm for p in self._prompts.values()}
+        lm = next(iter(lms.values())) if len(lms) == 1 else None
+        if lm is None or self._lm is None or lm is self._lm:
+            return same
+
+        def swap(node: Any) -> Any:
+            if isinstance(node, BridgeChatModel) and node.lm is self._lm:
+                return node.model_copy(update={"lm": lm})
+            return node
+        return swap
 
     def _start(self, inputs: dict[str, Any]) -> tuple[Runnable[Any, Any], dict[str, Any], StepRecorder]:
         """The chain to run, its config, and the recorder of its steps: a run outside any trace (a plain
@@ -208,6 +227,19 @@ class ChainProgram(Module):
                 raise
             raise failure from exc
         return self._finish(recorder, output)
+
+
+def _bridge_lm(chain: Runnable[Any, Any]) -> BaseLM | None:
+    """The lmbridge LM behind the chain's ``BridgeChatModel`` steps, when they all share one."""
+    found: dict[int, BaseLM] = {}
+
+    def look(node: Any) -> Any:
+        if isinstance(node, BridgeChatModel) and isinstance(node.lm, BaseLM):
+            found[id(node.lm)] = node.lm
+        return node
+
+    rewrite(chain, lambda name, t: t, look)
+    return next(iter(found.values())) if len(found) == 1 else None
 
 
 def _raised_in_model(exc: BaseException) -> str | None:

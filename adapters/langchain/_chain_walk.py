@@ -25,6 +25,7 @@ from langchain_core.runnables.base import RunnableBindingBase, RunnableEachBase
 from langchain_core.runnables.passthrough import RunnableAssign
 
 Replace = Callable[[str, BasePromptTemplate[Any]], Runnable[Any, Any]]
+Leaf = Callable[[Any], Any]
 TAG = "lmbridge:prompt:"
 
 
@@ -32,43 +33,46 @@ def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
-def rewrite(node: Any, replace: Replace, seen: list[str], path: str = "") -> Any:
-    """``node`` with each prompt template replaced by ``replace(name, template)``; ``seen`` gets the
-    type names of the other leaves (for the "no prompt found" error)."""
+def same(node: Any) -> Any:
+    return node
+
+
+def rewrite(node: Any, replace: Replace, leaf: Leaf = same, path: str = "") -> Any:
+    """``node`` with each prompt template replaced by ``replace(name, template)`` and every other leaf
+    (a model, a parser, a lambda) by ``leaf(node)``."""
     if isinstance(node, BasePromptTemplate):
         return replace(path or "prompt", node)
     if isinstance(node, RunnableSequence):
         steps = [node.first, *node.middle, node.last]
-        new = [rewrite(s, replace, seen, _join(path, f"step{i}")) for i, s in enumerate(steps)]
+        new = [rewrite(s, replace, leaf, _join(path, f"step{i}")) for i, s in enumerate(steps)]
         if all(a is b for a, b in zip(steps, new)):
             return node
         return node.model_copy(update={"first": new[0], "middle": new[1:-1], "last": new[-1]})
     if isinstance(node, RunnableParallel):
-        parallel = {k: rewrite(v, replace, seen, _join(path, k)) for k, v in node.steps__.items()}
+        parallel = {k: rewrite(v, replace, leaf, _join(path, k)) for k, v in node.steps__.items()}
         changed = any(parallel[k] is not v for k, v in node.steps__.items())
         return node.model_copy(update={"steps__": parallel}) if changed else node
     if isinstance(node, RunnableAssign):
-        mapper = rewrite(node.mapper, replace, seen, path)
+        mapper = rewrite(node.mapper, replace, leaf, path)
         return node if mapper is node.mapper else node.model_copy(update={"mapper": mapper})
     if isinstance(node, RunnableBranch):
-        return _branch(node, replace, seen, path)
+        return _branch(node, replace, leaf, path)
     if isinstance(node, RunnableWithFallbacks):
-        main = rewrite(node.runnable, replace, seen, path)
-        others = [rewrite(f, replace, seen, _join(path, f"fallback{i}")) for i, f in enumerate(node.fallbacks)]
+        main = rewrite(node.runnable, replace, leaf, path)
+        others = [rewrite(f, replace, leaf, _join(path, f"fallback{i}")) for i, f in enumerate(node.fallbacks)]
         if main is node.runnable and all(a is b for a, b in zip(node.fallbacks, others)):
             return node
         return node.model_copy(update={"runnable": main, "fallbacks": others})
     if isinstance(node, (RunnableBindingBase, RunnableEachBase)):
-        bound = rewrite(node.bound, replace, seen, path)
+        bound = rewrite(node.bound, replace, leaf, path)
         return node if bound is node.bound else node.model_copy(update={"bound": bound})
-    seen.append(type(node).__name__)
-    return node
+    return leaf(node)
 
 
-def _branch(node: RunnableBranch[Any, Any], replace: Replace, seen: list[str], path: str) -> Any:
-    branches = [(rewrite(c, replace, seen, _join(path, f"branch{i}.condition")),
-                 rewrite(r, replace, seen, _join(path, f"branch{i}"))) for i, (c, r) in enumerate(node.branches)]
-    default = rewrite(node.default, replace, seen, _join(path, "default"))
+def _branch(node: RunnableBranch[Any, Any], replace: Replace, leaf: Leaf, path: str) -> Any:
+    branches = [(rewrite(c, replace, leaf, _join(path, f"branch{i}.condition")),
+                 rewrite(r, replace, leaf, _join(path, f"branch{i}"))) for i, (c, r) in enumerate(node.branches)]
+    default = rewrite(node.default, replace, leaf, _join(path, "default"))
     if default is node.default and all(a is c and b is r for (a, b), (c, r) in zip(branches, node.branches)):
         return node
     return node.model_copy(update={"branches": branches, "default": default})
@@ -83,7 +87,11 @@ def find_prompts(chain: Any) -> tuple[list[tuple[str, BasePromptTemplate[Any]]],
         found.append((name, template))
         return template
 
-    rewrite(chain, keep, seen)
+    def other(node: Any) -> Any:
+        seen.append(type(node).__name__)
+        return node
+
+    rewrite(chain, keep, other)
     return found, seen
 
 
