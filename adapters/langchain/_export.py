@@ -149,7 +149,7 @@ class SignatureOutputParser(BaseOutputParser[dict[str, Any]]):
     def parse(self, text: str) -> dict[str, Any]:
         try:
             values = dict(self.format.parse(self.signature, text))
-            return next(iter(values.values())) if self.bare else values  # type: ignore[no-any-return]
+            return next(iter(values.values())) if self.bare else values
         except ParseError as error:
             raise OutputParserException(str(error), llm_output=text) from error
 
