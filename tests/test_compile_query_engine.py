@@ -164,3 +164,13 @@ def test_the_exported_engine_runs_without_lmbridge(tmp_path: Any) -> None:
     assert out.startswith("RetrieverQueryEngine\n")
     assert "Where is Rome?\nAnswer: Italy" in out and "Where is Paris?" in out
     assert "Rome" not in engine.query("Where is Paris?").response
+
+
+def test_acall_runs_through_aquery_with_the_current_prompts() -> None:
+    import asyncio
+
+    program = from_query_engine(engine())
+    qa = dict(program.named_predictors())["response_synthesizer:text_qa_template"]
+    assert str(asyncio.run(program.acall(query="Where?"))) == "dunno"
+    qa.demos = [lmbridge.Example(context_str="c", query_str="Where?", output="Paris")]
+    assert str(asyncio.run(program.acall(query="Where?"))) == "Paris"
