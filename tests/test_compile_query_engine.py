@@ -174,3 +174,14 @@ def test_acall_runs_through_aquery_with_the_current_prompts() -> None:
     assert str(asyncio.run(program.acall(query="Where?"))) == "dunno"
     qa.demos = [lmbridge.Example(context_str="c", query_str="Where?", output="Paris")]
     assert str(asyncio.run(program.acall(query="Where?"))) == "Paris"
+
+
+def test_an_llm_that_raises_is_an_lm_error() -> None:
+    class Down(ShotLLM):
+        def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+            raise ConnectionError("the provider is down")
+
+    index = hashing_index(squad_nodes(3))
+    program = from_query_engine(RetrieverQueryEngine.from_args(index.as_retriever(similarity_top_k=1), llm=Down()))
+    with pytest.raises(lmbridge.LMError, match="provider is down"):
+        program(query="Where?")

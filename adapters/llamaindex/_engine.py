@@ -38,7 +38,7 @@ from lmbridge.optimizers import Optimizer
 from lmbridge.signatures import make_signature
 from lmbridge.tracing import record_step
 
-_steps: contextvars.ContextVar[list[tuple[Any, dict[str, Any]]] | None] = contextvars.ContextVar(
+_steps: contextvars.ContextVar[list[BaseEvent] | None] = contextvars.ContextVar(
     "lmbridge_engine_steps", default=None)
 
 
@@ -52,7 +52,7 @@ class _PredictEvents(BaseEventHandler):
     def handle(self, event: BaseEvent, **kwargs: Any) -> None:
         found = _steps.get()
         if found is not None and isinstance(event, (LLMPredictStartEvent, LLMPredictEndEvent)):
-            found.append((event, {}))
+            found.append(event)
 
 
 _installed = threading.Lock()
@@ -241,10 +241,10 @@ class QueryEngineProgram(Module):
             raise InputError(f"a query engine takes one input (the query), not {sorted(inputs)}")
         return next(iter(inputs.values()))
 
-    def _record(self, events: list[tuple[Any, dict[str, Any]]]) -> None:
-        starts = {e.span_id: e for e, _ in events if isinstance(e, LLMPredictStartEvent)}
+    def _record(self, events: list[BaseEvent]) -> None:
+        starts = {e.span_id: e for e in events if isinstance(e, LLMPredictStartEvent)}
         texts = {name: _variants(p.template()) for name, p in self._prompts.items()}
-        for event, _ in events:
+        for event in events:
             start = starts.get(event.span_id) if isinstance(event, LLMPredictEndEvent) else None
             if start is None:
                 continue
@@ -265,6 +265,11 @@ class QueryEngineProgram(Module):
             answer = engine.chat(query) if not hasattr(engine, "query") and hasattr(engine, "chat") \
                 else engine.query(query)
             self._record(_steps.get() or [])
+        except Exception as exc:
+            mapped = _mapped(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
         finally:
             _steps.reset(token)
         return answer
@@ -276,9 +281,33 @@ class QueryEngineProgram(Module):
             answer = await (engine.achat(query) if not hasattr(engine, "aquery") and hasattr(engine, "achat")
                             else engine.aquery(query))
             self._record(_steps.get() or [])
+        except Exception as exc:
+            mapped = _mapped(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
         finally:
             _steps.reset(token)
         return answer
+
+
+def _mapped(exc: Exception) -> Exception:
+    """An LLM's failure (read from the traceback) as an ``LMError`` subclass; an lmbridge error or an
+    error of the user's own code unchanged."""
+    from llama_index.core.base.llms.base import BaseLLM
+
+    from lmbridge import BridgeError
+    from lmbridge.errors import provider_error
+
+    if isinstance(exc, BridgeError):
+        return exc
+    tb = exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if isinstance(owner, BaseLLM):
+            return provider_error(exc, type(owner).__name__)
+        tb = tb.tb_next
+    return exc
 
 
 def from_query_engine(obj: Any, *, output: str = "output") -> QueryEngineProgram:
