@@ -82,6 +82,11 @@ class EnginePrompt(Predict):
         super().__init__(make_signature(f"{', '.join(variables)} -> {output}", instruction, name="EnginePromptSig"))
         self._template, self._chosen, self._output, self._instruction = template, chosen, output, instruction
 
+    @property
+    def output(self) -> str:
+        """The output field's name: the demo key holding the model's reply."""
+        return self._output
+
     def template(self) -> BasePromptTemplate:
         """The user's prompt with this predictor's instructions and demos."""
         instructions = self.signature.instructions
@@ -245,9 +250,9 @@ class QueryEngineProgram(Module):
         starts = {e.span_id: e for e in events if isinstance(e, LLMPredictStartEvent)}
         texts = {name: _variants(p.template()) for name, p in self._prompts.items()}
         for event in events:
-            start = starts.get(event.span_id) if isinstance(event, LLMPredictEndEvent) else None
-            if start is None:
+            if not isinstance(event, LLMPredictEndEvent) or event.span_id not in starts:
                 continue
+            start = starts[event.span_id]
             sent = _variants(start.template)
             name = next((n for n, t in texts.items() if t & sent), None)
             if name is None:
@@ -256,7 +261,7 @@ class QueryEngineProgram(Module):
             values = {**start.template.kwargs, **(start.template_args or {})}
             shown = {k: plain(values[k]) for k in prompt.signature.input_fields if k in values}
             reply = str(event.output)
-            record_step(prompt, shown, Prediction.from_values({prompt._output: reply}, Usage(), reply))
+            record_step(prompt, shown, Prediction.from_values({prompt.output: reply}, Usage(), reply))
 
     def forward(self, **inputs: Any) -> Any:  # the object's own answer (a Response): what the metric reads
         query, engine = self._query(inputs), self._running()
