@@ -320,3 +320,16 @@ def test_the_lm_call_budget_meters_the_chains_own_model() -> None:
     assert len(lm.calls) == 2
     assert compiled.report is not None and compiled.report["stopped_early"]
     assert compiled.named_predictors()[0][1].lm is lm  # the compiled program holds the chain's LM, not the meter
+
+
+def test_mipro_searches_instructions_and_demos_of_a_chains_prompts_not_formats() -> None:
+    pytest.importorskip("optuna")
+    from lmbridge.testing import ScriptedLM
+
+    proposer = ScriptedLM(lambda messages: "Instruction: Label the review as positive or negative.")
+    optimizer = lmbridge.MIPROv2(exact, prompt_model=proposer, auto="light", max_bootstrapped_demos=2,
+                                 max_labeled_demos=2, num_threads=1, display_progress=False)
+    chain = sentiment_chain()
+    compiled = compile_chain(chain, trainset=rows(12), metric=exact, optimizer=optimizer)
+    assert accuracy(compiled, rows(8)) == 1.0
+    assert optimizer.formats  # the caller's optimizer keeps its own settings

@@ -66,8 +66,9 @@ class ChainPrompt(Predict):
     def template(self) -> BasePromptTemplate[Any]:
         """The user's template with this predictor's instructions and demos."""
         if self.format is not None:
-            raise ConfigurationError(f"a chain's prompt keeps its template's shape; it cannot take a prompt format "
-                                     f"({type(self.format).__name__}): compile it without format=")
+            raise ConfigurationError(f"a chain's prompt keeps its template's shape; it cannot take a prompt "
+                                     f"format ({type(self.format).__name__}): compile without format= "
+                                     "(MIPROv2: formats=[])")
         instructions = self.signature.instructions
         return self._shape.compile(instructions, self.demos)
 
@@ -309,13 +310,19 @@ def compile_chain(chain: Runnable[Any, Any], *, trainset: Sequence[Example], met
 
 
 def _with_metric(optimizer: Optimizer | None, metric: Metric) -> Optimizer:
+    """The optimizer to run: the default one, or a copy of the given one with ``metric`` when it has none
+    and with no prompt formats to search (a chain's prompts keep their templates' shape)."""
     from lmbridge import BootstrapFewShot
 
     if optimizer is None:
         return BootstrapFewShot(metric, max_bootstrapped_demos=4, max_labeled_demos=4)
-    if getattr(optimizer, "metric", False) is None:
+    needs_metric = getattr(optimizer, "metric", False) is None
+    if needs_metric or getattr(optimizer, "formats", None):
         optimizer = copy.copy(optimizer)
-        optimizer.metric = metric  # type: ignore[attr-defined]
+        if needs_metric:
+            optimizer.metric = metric  # type: ignore[attr-defined]
+        if getattr(optimizer, "formats", None):
+            optimizer.formats = []  # type: ignore[attr-defined]
     return optimizer
 
 
