@@ -8,7 +8,7 @@ user's model and parser, with the prompt carrying learned example turns.
 
 Runs offline on the embedded model:
 
-    python examples/compile_chain_sst2.py [--train 60] [--test 100] [--model local/gemma3]
+    python examples/compile_chain_sst2.py [--train 60] [--test 100] [--model local/gemma3] [--optimizer labeled]
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> tuple[float, float]:
     parser.add_argument("--model", default="local/smollm2")
     parser.add_argument("--train", type=int, default=60, help="training rows (the last third is the valset)")
     parser.add_argument("--test", type=int, default=100, help="test rows scored before and after")
+    parser.add_argument("--optimizer", choices=["default", "labeled"], default="default",
+                        help="compile_chain's default, or LabeledFewShot(k=8, balanced=True) with the metric")
     args = parser.parse_args(argv)
 
     lm = lmbridge.LM(args.model, max_tokens=4, temperature=0.0)
@@ -59,7 +61,8 @@ def main(argv: list[str] | None = None) -> tuple[float, float]:
     before = accuracy(chain, testset)
     start = time.perf_counter()
     with lmbridge.track_usage() as usage:
-        compiled = compile_chain(chain, trainset=trainset, metric=exact)
+        optimizer = None if args.optimizer == "default" else lmbridge.LabeledFewShot(k=8, balanced=True)
+        compiled = compile_chain(chain, trainset=trainset, metric=exact, optimizer=optimizer)
     elapsed = time.perf_counter() - start
     after = accuracy(compiled, testset)
     print(f"original chain: {before:.1f}% on {len(testset)} SST-2 test rows")
