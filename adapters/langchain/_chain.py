@@ -36,6 +36,7 @@ from lmbridge import (
     Prediction,
     Usage,
 )
+from lmbridge.adapters._templates import plain
 from lmbridge.adapters.langchain._chain_prompt import TemplateShape, shape_of
 from lmbridge.adapters.langchain._chain_walk import TAG, StepRecorder, find_prompts, rewrite, same
 from lmbridge.adapters.langchain._chat import BridgeChatModel
@@ -57,7 +58,6 @@ class ChainPrompt(Predict):
         spec = f"{', '.join(shape.variables)} -> {shape.output}"
         super().__init__(make_signature(spec, shape.instruction, name="ChainPromptSignature"))
         self._shape = shape
-        self._original = self.signature
 
     @property
     def shape(self) -> TemplateShape:
@@ -173,7 +173,7 @@ class ChainProgram(Module):
             return node
         return swap
 
-    def _start(self, inputs: dict[str, Any]) -> tuple[Runnable[Any, Any], dict[str, Any], StepRecorder]:
+    def _start(self) -> tuple[Runnable[Any, Any], dict[str, Any], StepRecorder]:
         """The chain to run, its config, and the recorder of its steps: a run outside any trace (a plain
         call, not an evaluation) needs no step records, and runs with no callback of ours."""
         recorder = StepRecorder()
@@ -189,7 +189,7 @@ class ChainProgram(Module):
     def _finish(self, recorder: StepRecorder, output: Any) -> Any:
         for name, values, reply in recorder.steps:
             prompt = self._prompts[name]
-            shown = {k: values[k] for k in prompt.signature.input_fields if k in values}
+            shown = {k: plain(values[k]) for k in prompt.signature.input_fields if k in values}
             record_step(prompt, shown, Prediction.from_values({prompt.shape.output: reply}, Usage(), reply))
         return output
 
@@ -208,7 +208,7 @@ class ChainProgram(Module):
         return exc
 
     def forward(self, **inputs: Any) -> Any:  # the chain's own output: what the user's metric reads
-        chain, config, recorder = self._start(inputs)
+        chain, config, recorder = self._start()
         try:
             output = chain.invoke(inputs, config=config)  # type: ignore[arg-type]
         except Exception as exc:
@@ -219,7 +219,7 @@ class ChainProgram(Module):
         return self._finish(recorder, output)
 
     async def aforward(self, **inputs: Any) -> Any:
-        chain, config, recorder = self._start(inputs)
+        chain, config, recorder = self._start()
         try:
             output = await chain.ainvoke(inputs, config=config)  # type: ignore[arg-type]
         except Exception as exc:
