@@ -333,3 +333,13 @@ def test_mipro_searches_instructions_and_demos_of_a_chains_prompts_not_formats()
     compiled = compile_chain(chain, trainset=rows(12), metric=exact, optimizer=optimizer)
     assert accuracy(compiled, rows(8)) == 1.0
     assert optimizer.formats  # the caller's optimizer keeps its own settings
+
+
+def test_a_chain_invoked_with_a_bare_value_takes_input_key() -> None:
+    from langchain_core.runnables import RunnablePassthrough
+
+    chain = {"text": RunnablePassthrough()} | sentiment_chain()
+    compiled = compile_chain(chain, trainset=rows(12), metric=exact, input_key="text")
+    assert compiled.invoke("a good one") == "positive" and chain.invoke("a good one") == "unsure"
+    with pytest.raises(lmbridge.InputError, match="input_key"):
+        from_chain(chain, input_key="text")(text="x", other="y")

@@ -95,7 +95,8 @@ class ChainPrompt(Predict):
 class ChainProgram(Module):
     """The user's chain as an lmbridge program whose predictors are the chain's prompts."""
 
-    def __init__(self, chain: Runnable[Any, Any], *, output: str = DEFAULT_OUTPUT) -> None:
+    def __init__(self, chain: Runnable[Any, Any], *, output: str = DEFAULT_OUTPUT,
+                 input_key: str | None = None) -> None:
         if not isinstance(chain, Runnable):
             raise TypeError(f"from_chain takes a LangChain Runnable, not a {type(chain).__name__}")
         found, others = find_prompts(chain)
@@ -106,6 +107,7 @@ class ChainProgram(Module):
                 "PromptTemplate and FewShotPromptTemplate steps of a chain. A prompt built inside a function "
                 "(RunnableLambda) cannot be reached: make it a step of the chain")
         self._chain = chain
+        self._input_key = input_key
         self._prompts = {name: ChainPrompt(shape_of(t, output, name)) for name, t in found}
         self._lm = _bridge_lm(chain)
         for prompt in self._prompts.values():  # so that a compile meters the chain's calls (``CompileRun.guard``)
@@ -207,10 +209,18 @@ class ChainProgram(Module):
             return InputError(f"the chain's prompt is missing input variables: {exc}")
         return exc
 
+    def _input(self, inputs: dict[str, Any]) -> Any:
+        """What the chain is invoked with: the inputs as a dict, or the one ``input_key`` value itself."""
+        if self._input_key is None:
+            return inputs
+        if set(inputs) != {self._input_key}:
+            raise InputError(f"this chain takes one input, {self._input_key!r} (input_key); got {sorted(inputs)}")
+        return inputs[self._input_key]
+
     def forward(self, **inputs: Any) -> Any:  # the chain's own output: what the user's metric reads
         chain, config, recorder = self._start()
         try:
-            output = chain.invoke(inputs, config=config)  # type: ignore[arg-type]
+            output = chain.invoke(self._input(inputs), config=config)  # type: ignore[arg-type]
         except Exception as exc:
             failure = self._failure(recorder, exc)
             if failure is exc:
@@ -221,7 +231,7 @@ class ChainProgram(Module):
     async def aforward(self, **inputs: Any) -> Any:
         chain, config, recorder = self._start()
         try:
-            output = await chain.ainvoke(inputs, config=config)  # type: ignore[arg-type]
+            output = await chain.ainvoke(self._input(inputs), config=config)  # type: ignore[arg-type]
         except Exception as exc:
             failure = self._failure(recorder, exc)
             if failure is exc:
@@ -256,10 +266,12 @@ def _raised_in_model(exc: BaseException) -> str | None:
     return None
 
 
-def from_chain(chain: Runnable[Any, Any], *, output: str = DEFAULT_OUTPUT) -> ChainProgram:
+def from_chain(chain: Runnable[Any, Any], *, output: str = DEFAULT_OUTPUT,
+               input_key: str | None = None) -> ChainProgram:
     """The chain as an lmbridge program; ``output`` names each prompt's output field (the key of the
-    model's reply in demos; for a one-prompt chain, the label field of your examples)."""
-    return ChainProgram(chain, output=output)
+    model's reply in demos; for a one-prompt chain, the label field of your examples). A chain invoked
+    with a bare value (``chain.invoke("a question")``) takes ``input_key``: the examples' one input."""
+    return ChainProgram(chain, output=output, input_key=input_key)
 
 
 def label_field(trainset: Sequence[Example]) -> str | None:
@@ -285,7 +297,8 @@ def check_inputs(program: ChainProgram, trainset: Sequence[Example], where: str)
 
 
 def compile_chain(chain: Runnable[Any, Any], *, trainset: Sequence[Example], metric: Metric,
-                  optimizer: Optimizer | None = None, valset: Sequence[Example] | None = None) -> Runnable[Any, Any]:
+                  optimizer: Optimizer | None = None, valset: Sequence[Example] | None = None,
+                  input_key: str | None = None) -> Runnable[Any, Any]:
     """``from_chain``, ``optimizer.compile``, ``to_chain`` in one call; see ``docs/compile-chain.md``.
 
     The default optimizer is ``BootstrapFewShot(metric, max_bootstrapped_demos=4, max_labeled_demos=4)``;
@@ -294,15 +307,16 @@ def compile_chain(chain: Runnable[Any, Any], *, trainset: Sequence[Example], met
     compiled chain must beat the original beyond noise to be kept.
     """
     train = list(trainset)
-    program = from_chain(chain)
+    program = from_chain(chain, input_key=input_key)
     label = label_field(train)
     if label is not None and len(program.named_predictors()) == 1:
-        program = from_chain(chain, output=label)
+        program = from_chain(chain, output=label, input_key=input_key)
     if valset is None and len(train) >= 8:
         train, valset = train[:len(train) * 2 // 3], train[len(train) * 2 // 3:]
-    check_inputs(program, train, "trainset")
-    if valset is not None:
-        check_inputs(program, list(valset), "valset")
+    if input_key is None:
+        check_inputs(program, train, "trainset")
+        if valset is not None:
+            check_inputs(program, list(valset), "valset")
     chosen = _with_metric(optimizer, metric)
     compiled = chosen.compile(program, trainset=train, valset=valset)
     assert isinstance(compiled, ChainProgram)
