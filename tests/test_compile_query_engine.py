@@ -185,3 +185,26 @@ def test_an_llm_that_raises_is_an_lm_error() -> None:
     program = from_query_engine(RetrieverQueryEngine.from_args(index.as_retriever(similarity_top_k=1), llm=Down()))
     with pytest.raises(lmbridge.LMError, match="provider is down"):
         program(query="Where?")
+
+
+def test_a_chat_prompt_learns_its_system_message_and_example_turns() -> None:
+    from llama_index.core.base.llms.types import ChatMessage, MessageRole
+    from llama_index.core.prompts import ChatPromptTemplate
+
+    chat = ChatPromptTemplate(message_templates=[
+        ChatMessage(role=MessageRole.SYSTEM, content="You answer questions."),
+        ChatMessage(role=MessageRole.USER, content="Context: {context_str}\nQuestion: {query_str}")])
+
+    class Chatty(Leaf):
+        def __init__(self) -> None:
+            self._prompt = chat
+
+    program = from_query_engine(Chatty())
+    predictor = program.named_predictors()[0][1]
+    assert predictor.instructions == "You answer questions."
+    predictor.instructions = "Answer in one word."
+    predictor.demos = [lmbridge.Example(context_str="c1", query_str="q1", output="a1")]
+    sent = program.to_query_engine()._prompt.format_messages(context_str="c2", query_str="q2")
+    assert [(m.role.value, m.content) for m in sent] == [
+        ("system", "Answer in one word."), ("user", "Context: c1\nQuestion: q1"), ("assistant", "a1"),
+        ("user", "Context: c2\nQuestion: q2")]
