@@ -138,7 +138,7 @@ def stop_error(exc: BaseException, stage: str, index: int | None, example: Examp
     if stage == "metric":
         name = getattr(metric, "__name__", type(metric).__name__)
         if isinstance(exc, (KeyError, AttributeError)):
-            fields = sorted(prediction.keys()) if prediction is not None else []
+            fields = sorted(prediction.keys()) if isinstance(prediction, Prediction) else []
             return EvaluationError(
                 f"stopped {where}: the metric {name} raised {cause}: it reads a field that the example "
                 f"(fields {sorted(example.keys())}) or the prediction (fields {fields}) lacks")

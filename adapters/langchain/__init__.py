@@ -12,6 +12,12 @@ Programs out:
 * Callbacks: a program run as a Runnable reports its run tree to LangChain handlers (LangSmith),
   through ``LangChainCallback``.
 
+Chains compiled in place:
+
+* ``from_chain(chain)``: the user's chain as a program whose predictors are its prompt templates;
+  ``ChainProgram.to_chain()`` hands back the chain with the compiled prompts; ``compile_chain(...)``
+  does both around an optimizer (see ``docs/compile-chain.md``).
+
 Things in:
 
 * ``from_langchain_tool(tool)``: a LangChain tool as a ``lmbridge.Tool`` (``lmbridge.ReAct`` also takes
@@ -76,12 +82,13 @@ def to_langchain_prompt(predictor: Module) -> ChatPromptTemplate:
     return build(predictor)
 
 
-def to_langchain_chain(predictor: Module, model: BaseLanguageModel[Any]) -> Runnable[Any, Any]:
-    """``prompt | model | parser`` for the predictor; see ``docs/langchain.md``."""
+def to_langchain_chain(predictor: Module, model: BaseLanguageModel[Any], *, bare: bool = False) -> Runnable[Any, Any]:
+    """``prompt | model | parser`` for the predictor, or a ConfigurationError naming what the export
+    cannot carry; ``bare`` returns a one-output predictor's value itself; see ``docs/langchain.md``."""
     require_langchain()
     from lmbridge.adapters.langchain._export import to_langchain_chain as build
 
-    return build(predictor, model)
+    return build(predictor, model, bare=bare)
 
 
 
@@ -89,6 +96,9 @@ def to_langchain_chain(predictor: Module, model: BaseLanguageModel[Any]) -> Runn
 # that ``import lmbridge.adapters.langchain`` never imports langchain-core.
 _LAZY = {
     "BridgeChatModel": "lmbridge.adapters.langchain._chat",
+    "ChainProgram": "lmbridge.adapters.langchain._chain",
+    "compile_chain": "lmbridge.adapters.langchain._chain",
+    "from_chain": "lmbridge.adapters.langchain._chain",
     "LangChainCallback": "lmbridge.adapters.langchain._trace",
     "LangChainRetriever": "lmbridge.adapters.langchain._retrievers",
     "MigratedPrompt": "lmbridge.adapters.langchain._migrate",
@@ -103,10 +113,13 @@ __getattr__ = lazy_getattr("lmbridge.adapters.langchain", _LAZY, require_langcha
 
 __all__ = [
     "BridgeChatModel",
+    "ChainProgram",
     "LangChainCallback",
     "LangChainLM",
     "LangChainRetriever",
     "MigratedPrompt",
+    "compile_chain",
+    "from_chain",
     "from_langchain_retriever",
     "from_langchain_tool",
     "from_prompt_template",

@@ -5,10 +5,16 @@
   in them are fixed messages; the rest are templates whose slots write each value as lmbridge does
   (a ``list[str]`` as numbered lines, a ``bool`` as yes/no, through jinja2 where an f-string cannot).
   A field holding JSON (a dict, a list of numbers, a pydantic model) takes its JSON text.
-* ``to_langchain_chain(predictor, chat_model)``: ``prompt | chat_model | parser``, LangChain
-  runnables end to end (a first step writes JSON-typed inputs as JSON, with ``json.dumps``). The
-  parser (``SignatureOutputParser``) reads the reply with the predictor's format and raises
-  LangChain's ``OutputParserException`` when it cannot; the chain makes no re-ask.
+* ``to_langchain_chain(predictor, model)``: ``prompt | model | parser``, LangChain runnables end to
+  end. A first step writes the inputs that are not plain text as lmbridge does (JSON with
+  ``json.dumps``, lists as numbered lines, yes/no), so the chain's prompt is all f-string and
+  deserializes with ``langchain_core.load``. The parser (``SignatureOutputParser``) reads the reply
+  with the predictor's format (``bare=True``: the one output's value itself) and raises LangChain's
+  ``OutputParserException`` when it cannot; the chain makes no re-ask. The model gets the request the
+  program makes, or the export refuses with a ``ConfigurationError`` naming what cannot be carried:
+  over ``BridgeChatModel`` every parameter (raw endpoint, stop, decoding constraint, JSON mode) is
+  bound; a LangChain text model (``BaseLLM``) takes ``TextFormat``'s one raw prompt; a chat model
+  cannot take the raw endpoint or a llama.cpp grammar; no model can take label scoring.
 * ``to_langchain_tool(program)``: a ``StructuredTool`` whose arguments are the signature's input
   fields. Its content is the main output's text (or all outputs as JSON), its artifact the output dict.
 """
@@ -32,10 +38,10 @@ from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrou
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import ConfigDict
 
-from lmbridge import ChatFormat, Module, ParseError, Predict, PromptFormat, Signature, current
+from lmbridge import ChatFormat, ConfigurationError, Module, ParseError, Predict, PromptFormat, Signature, current
 from lmbridge.adapters.langchain._runnable import to_runnable, tool_name
 from lmbridge.adapters.langchain._schema import input_model, program_signature
-from lmbridge.signatures import render
+from lmbridge.signatures import render, render_input
 
 SlotKind = Literal["text", "lines", "yes_no", "enum", "json"]
 _MARK = "\x00"
@@ -106,9 +112,14 @@ def _format_of(predictor: Predict) -> PromptFormat:
 
 def to_langchain_prompt(program: Module) -> ChatPromptTemplate:
     """The predictor's messages as a ``ChatPromptTemplate`` whose variables are its input fields."""
-    predictor = predictor_of(program)
+    return _prompt(predictor_of(program), written=False)
+
+
+def _prompt(predictor: Predict, *, written: bool) -> ChatPromptTemplate:
+    """The prompt; ``written``: every slot an f-string slot (a first chain step writes the values)."""
     signature = predictor.signature
-    kinds = {n: slot_kind(f.annotation) for n, f in signature.input_fields.items()}
+    kinds: dict[str, SlotKind] = {n: "text" if written else slot_kind(f.annotation)
+                                  for n, f in signature.input_fields.items()}
     markers = {n: f"{_MARK}{n}{_MARK}" for n in signature.input_fields}
     parts: list[Any] = []
     for message in predictor.messages(**markers):
@@ -126,6 +137,8 @@ class SignatureOutputParser(BaseOutputParser[dict[str, Any]]):
 
     signature: Any
     format: Any
+    bare: bool = False
+    """Return the one output field's value itself, not a dict."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -135,7 +148,8 @@ class SignatureOutputParser(BaseOutputParser[dict[str, Any]]):
 
     def parse(self, text: str) -> dict[str, Any]:
         try:
-            return dict(self.format.parse(self.signature, text))
+            values = dict(self.format.parse(self.signature, text))
+            return next(iter(values.values())) if self.bare else values
         except ParseError as error:
             raise OutputParserException(str(error), llm_output=text) from error
 
@@ -148,20 +162,78 @@ def _json_writer(name: str) -> Runnable[Any, Any]:
     return RunnableLambda(itemgetter(name)) | RunnableLambda(dumps)
 
 
-def to_langchain_chain(program: Module, model: BaseLanguageModel[Any] | Runnable[Any, Any]) -> Runnable[Any, Any]:
-    """``prompt | model | parser`` for the predictor, on a LangChain chat model; the predictor's own
-    request parameters (``lm_params``, for example ``temperature``) are bound to the model."""
+def to_langchain_chain(program: Module, model: BaseLanguageModel[Any] | Runnable[Any, Any], *,
+                       bare: bool = False) -> Runnable[Any, Any]:
+    """``prompt | model | parser`` for the predictor, carrying the request the program makes (see
+    ``_exported_request``); ``bare`` returns a one-output predictor's value itself."""
     predictor = predictor_of(program)
     signature = predictor.signature
-    prompt = to_langchain_prompt(predictor)
-    json_fields = [n for n, f in signature.input_fields.items() if slot_kind(f.annotation) == "json"]
-    params = {k: v for k, v in predictor.lm_params.items() if k != "rollout_id"}
+    fmt = _format_of(predictor)
+    if bare and len(signature.output_fields) != 1:
+        raise ConfigurationError(f"bare=True returns the one output field's value; {signature.__name__} has "
+                                 f"{list(signature.output_fields)}")
+    params, raw = _exported_request(predictor, fmt, model)
     bound = model.bind(**params) if params else model
-    parser = SignatureOutputParser(signature=signature, format=_format_of(predictor))
-    if json_fields:
-        writer = RunnablePassthrough.assign(**{n: _json_writer(n) for n in json_fields})
-        return writer | prompt | bound | parser
+    parser = SignatureOutputParser(signature=signature, format=fmt, bare=bare)
+    writers = {n: _json_writer(n) if slot_kind(f.annotation) == "json" else _text_writer(n)
+               for n, f in signature.input_fields.items() if slot_kind(f.annotation) != "text"}
+    prompt: Runnable[Any, Any] = _prompt(predictor, written=True)
+    if raw:
+        prompt = prompt | RunnableLambda(_raw_prompt)
+    if writers:
+        return RunnablePassthrough.assign(**writers) | prompt | bound | parser
     return prompt | bound | parser
+
+
+def _text_writer(name: str) -> Runnable[Any, Any]:
+    return RunnableLambda(itemgetter(name)) | RunnableLambda(render_input)
+
+
+def _raw_prompt(value: Any) -> str:
+    """The one prompt the raw completion endpoint takes: the messages' texts, a blank line apart."""
+    return "\n\n".join(str(m.content) for m in value.to_messages() if m.content)
+
+
+def _exported_request(predictor: Predict, fmt: PromptFormat,
+                      model: Any) -> tuple[dict[str, Any], bool]:
+    """The parameters to bind to ``model`` so that it gets the program's request, and whether the prompt
+    goes as one raw text; ConfigurationError, naming what cannot be carried, when it cannot.
+
+    Over ``BridgeChatModel``, every parameter the program sends on that LM is bound (raw endpoint,
+    stop sequences, decoding constraint, JSON mode). A LangChain text model (``BaseLLM``) takes the raw
+    endpoint's one prompt and its stop sequences. Label scoring cannot be carried to any model."""
+    from langchain_core.language_models import BaseLLM
+
+    from lmbridge import BaseLM
+    from lmbridge.adapters.langchain._chat import BridgeChatModel
+    from lmbridge.adapters.langchain._lm import base_model
+
+    if fmt.scoring != "generate":
+        raise ConfigurationError(
+            f"cannot export {fmt.name} format with scoring={fmt.scoring!r}: the program picks the label from the "
+            "model's option probabilities, and a LangChain chain samples text instead. Export a predictor compiled "
+            "with scoring='generate', or put the program itself in the chain with to_runnable(program)")
+    target = base_model(model)
+    if isinstance(target, BridgeChatModel) and isinstance(target.lm, BaseLM):
+        params = predictor.request_params(target.lm)
+        return {k: v for k, v in params.items() if k != "rollout_id"}, False
+    lm = predictor.lm or current().lm
+    params = predictor.request_params(lm) if lm is not None else \
+        {**fmt.endpoint_params(predictor.signature), **predictor.lm_params}
+    params = {k: v for k, v in params.items() if k != "rollout_id"}
+    raw = params.pop("endpoint", None) == "completion"
+    kind = type(target).__name__ if target is not None else type(model).__name__
+    if raw and not isinstance(target, BaseLLM):
+        raise ConfigurationError(
+            f"cannot export {fmt.name} format to {kind}: it sends one raw prompt to the text-completion endpoint, "
+            "which a chat model does not have. Export with a LangChain text model (a BaseLLM), or with "
+            "BridgeChatModel(lm=...) over the program's LM, or compile with ChatFormat")
+    if "grammar" in params:
+        raise ConfigurationError(
+            f"cannot export to {kind}: on {getattr(lm, 'model', 'its LM')} the program decodes within a grammar of "
+            "the signature's types, which a LangChain model cannot take. Export with BridgeChatModel(lm=...) over "
+            "the program's LM, or compile with constrained=False in the format")
+    return params, raw
 
 
 def to_langchain_tool(program: Module, *, name: str | None = None, description: str | None = None,

@@ -16,6 +16,7 @@ re-exported here:
   ``evaluator_metric(evaluator)``;
 * nodes (``lmbridge.adapters.llamaindex_nodes``): ``to_passage``, ``to_node``;
 * embeddings (``lmbridge.adapters.llamaindex_embeddings``): ``to_llamaindex_embedding(embedder)``;
+* query engines compiled in place (``_engine``): ``from_query_engine(obj)``, ``compile_query_engine(...)``;
 * tracing (``lmbridge.adapters.llamaindex_tracing``): ``LlamaIndexInstrumentation``, a ``lmbridge.Callback``
   that shows program runs as LlamaIndex instrumentation spans.
 
@@ -39,9 +40,14 @@ from lmbridge.adapters.llamaindex._retrievers import (
 from lmbridge.adapters.llamaindex._tools import from_llamaindex_tool
 from lmbridge.adapters.llamaindex._tracing import LlamaIndexInstrumentation
 
-# Names whose modules subclass LlamaIndex classes at import time: imported on first access (PEP 562), so
+# Names whose modules import llama-index-core at import time: imported on first access (PEP 562), so
 # that ``import lmbridge.adapters.llamaindex`` never imports llama-index-core.
-_LAZY = {"BridgeLLM": "lmbridge.adapters.llamaindex._llm"}
+_LAZY = {
+    "BridgeLLM": "lmbridge.adapters.llamaindex._llm",
+    "QueryEngineProgram": "lmbridge.adapters.llamaindex._engine",
+    "compile_query_engine": "lmbridge.adapters.llamaindex._engine",
+    "from_query_engine": "lmbridge.adapters.llamaindex._engine",
+}
 
 
 __getattr__ = lazy_getattr("lmbridge.adapters.llamaindex", _LAZY, require_llamaindex)
@@ -53,11 +59,14 @@ __all__ = [
     "LlamaIndexInstrumentation",
     "LlamaIndexLM",
     "LlamaIndexRetriever",
+    "QueryEngineProgram",
+    "compile_query_engine",
     "evaluator_metric",
     "from_llamaindex_dataset",
     "from_llamaindex_prompt",
     "from_llamaindex_retriever",
     "from_llamaindex_tool",
+    "from_query_engine",
     "to_llamaindex_embedding",
     "to_llamaindex_prompt",
     "to_llamaindex_tool",

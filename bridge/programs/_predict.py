@@ -107,6 +107,11 @@ class Predict(Module, Learnable):
     def _resolve_format(self) -> PromptFormat:
         return self.format or current().format or DEFAULT_FORMAT
 
+    def request_params(self, lm: BaseLM) -> dict[str, Any]:
+        """What a call on ``lm`` sends besides the messages: the format's parameters (JSON mode, the raw
+        endpoint, a decoding constraint) and ``lm_params``. Exports read it to carry the same request."""
+        return self._params(lm, self._resolve_format())
+
     def _params(self, lm: BaseLM, fmt: PromptFormat) -> dict[str, Any]:
         extra = fmt.request_params(self.signature) if lm.supports_json_mode() else {}
         extra = {**extra, **fmt.endpoint_params(self.signature)}

@@ -4,7 +4,7 @@ from lmbridge._hooks import Callback, CallbackSet, LMEnd, Run, RunScore
 from lmbridge.tracing._callbacks import NO_RUN, RunScope, current_run_id, start_run, watched
 from lmbridge.tracing._otel import OpenTelemetryCallback
 from lmbridge.tracing._progress import Progress
-from lmbridge.tracing._tracking import UsageTracker, record_step, record_usage, trace, track_usage
+from lmbridge.tracing._tracking import UsageTracker, current_trace, record_step, record_usage, trace, track_usage
 
 __all__ = [
     "NO_RUN",
@@ -18,6 +18,7 @@ __all__ = [
     "RunScore",
     "UsageTracker",
     "current_run_id",
+    "current_trace",
     "record_step",
     "record_usage",
     "start_run",
