@@ -155,7 +155,7 @@ def stream_worker(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         try:
             cot(question=question)
-        except lmbridge.ParseError:  # an answer the tiny model leaves unreadable: its time is real all the same
+        except (lmbridge.ParseError, lmbridge.TruncatedError):  # unreadable or cut off: its time is real all the same
             pass
         return time.perf_counter() - t0
 
@@ -169,7 +169,7 @@ def stream_worker(args: argparse.Namespace) -> None:
                     row["first_delta"] = now
                 if row["first_value"] is None and isinstance(event, lmbridge.FieldValue):
                     row["first_value"] = now
-        except lmbridge.ParseError:
+        except (lmbridge.ParseError, lmbridge.TruncatedError):
             row["parsed"] = False
         row["stream"] = time.perf_counter() - t0
         return row

@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     for row in load_jsonl("gsm8k", "test")[:args.n]:
         try:
             pred = agent(question=row["question"])
-        except lmbridge.ParseError as error:
-            print(f"Q: {row['question'][:80]}...\n   no readable answer: {error.message}")
+        except (lmbridge.ParseError, lmbridge.TruncatedError) as error:  # unreadable or cut off: never read
+            print(f"Q: {row['question'][:80]}...\n   no readable answer: {error}")
             results.append({"gold": row["answer"], "answer": None, "finish_reason": "parse_error", "steps": []})
             continue
         print(f"Q: {row['question'][:80]}...\n   gold {row['answer']}, answer {pred.answer} "

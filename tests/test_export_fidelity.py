@@ -29,9 +29,9 @@ class RecordingLM(ScriptedLM):
         super().__init__(*args, **kwargs)
         self.sent: list[dict[str, Any]] = []
 
-    def _send(self, messages: Any, params: dict[str, Any], signature: Any, fmt: Any) -> Any:
+    def send(self, messages: Any, params: dict[str, Any], signature: Any, fmt: Any) -> Any:
         self.sent.append(dict(params))
-        return super()._send(messages, params, signature, fmt)
+        return super().send(messages, params, signature, fmt)
 
 
 class Chat(BaseChatModel):

@@ -141,3 +141,18 @@ def test_a_truncated_answer_in_evaluate_fails_that_example_only_and_is_counted()
         result = lmbridge.Evaluate(devset=devset, metric=lmbridge.metrics.exact_match("answer"), num_threads=1,
                                    display_progress=False)(program)
     assert result.errors == 1 and result.score == 50.0  # the cut answer scores 0 and is counted, the run goes on
+
+
+@pytest.mark.parametrize(("text", "read"), [
+    ("Answer: Paris\n\nQuestion: and the capital of Sp", "Paris"),  # answered, then ran on into a new block
+    ("Answer: Paris\nThe capital of France is a ci", None),  # the answer's own lines were cut
+    ("Answer: Paris, the capital of", None),  # cut inside the one line the answer stands on
+])
+def test_a_cut_off_answer_is_read_only_when_its_values_were_stated_before_the_cut(text: str, read: str | None) -> None:
+    with FakeOpenAI([raw(completion_json(text, "length"), Content_Type="application/json")]) as server:
+        program = predictor(make_lm(server, max_tokens=12))
+        if read is None:
+            with pytest.raises(TruncatedError):
+                program(question="Capital of France?")
+        else:
+            assert program(question="Capital of France?").answer == read

@@ -43,6 +43,7 @@ from lmbridge.adapters.langchain._chat import BridgeChatModel
 from lmbridge.adapters.langchain._lm import lm_error
 from lmbridge.adapters.langchain._trace import langchain_config
 from lmbridge.evaluate import Metric
+from lmbridge.lm import TransientError
 from lmbridge.optimizers import Optimizer
 from lmbridge.signatures import make_signature
 from lmbridge.tracing import current_trace, record_step
@@ -204,7 +205,9 @@ class ChainProgram(Module):
             return ParseError(f"the chain's parser could not read the reply: {exc}", completion=text)
         model = _raised_in_model(exc)
         if model is not None or recorder.model_error is exc:
-            return lm_error(exc, model or "the chain's model")
+            error = lm_error(exc, model or "the chain's model")
+            # The chain already ran its own retries: a transient failure is final here, as its LMError.
+            return error.error if isinstance(error, TransientError) else error
         if isinstance(exc, KeyError) and "missing variables" in str(exc):
             return InputError(f"the chain's prompt is missing input variables: {exc}")
         return exc

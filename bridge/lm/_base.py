@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from lmbridge.errors import LMError, LogprobsUnavailableError, TruncatedError
+from lmbridge.errors import LMError, LogprobsUnavailableError, ParseError, TruncatedError
 from lmbridge.lm._cache import Cache, cache_key
 from lmbridge.lm._cache_redis import default_cache
 from lmbridge.lm._flow import END, Emit, Flow, Item, Open, Pull, Sleep, adrive, alast, drive, last, tapped
@@ -183,7 +183,7 @@ class BaseLM:
         key = cache_key(self.model, messages, merged) if self._cache is not None else None
         hit = self._hit(key, messages)
         if hit is not None:
-            self._check(hit, merged, signature)
+            self._check(hit, merged, signature, fmt)
             if streamed and hit.text:
                 yield Emit(hit.text)
             yield Emit(hit)
@@ -206,7 +206,7 @@ class BaseLM:
             if item is END or not isinstance(item, RawResult):
                 raise LMError(f"{self.model}: the answer ended without a final result", model=self.model)
             completion = self._store(key, messages, item, attempt)
-            self._check(completion, merged, signature)
+            self._check(completion, merged, signature, fmt)
             yield Emit(completion)
             return
 
@@ -246,13 +246,19 @@ class BaseLM:
         self._finish(messages, raw.text, usage, False, raw.tool_calls)
         return Completion(raw.text, usage, False, raw.tool_calls, raw.finish_reason)
 
-    def _check(self, completion: Completion, merged: dict[str, Any], signature: type[Signature] | None) -> None:
+    def _check(self, completion: Completion, merged: dict[str, Any], signature: type[Signature] | None,
+               fmt: PromptFormat | None) -> None:
         """Raise ``TruncatedError`` when values are to be read (``signature`` given: a Predict) from an
-        answer that stopped at its token limit. It was counted (and cached: read again, it raises the
-        same error). A raw call (no signature) gets the text, with ``finish_reason`` saying it was cut."""
-        if signature is not None and truncated(completion.finish_reason):
-            limit = merged.get("max_tokens")
-            raise TruncatedError(self.model, limit if isinstance(limit, int) else None, completion.text)
+        answer that stopped at its token limit, unless every value was stated before the cut: the
+        format reads the same values from the text with its last, cut-off line dropped (a model that
+        answered and then ran on into a new block). It was counted (and cached: read again, it raises
+        the same error). A raw call (no signature) gets the text, with ``finish_reason`` saying it was cut."""
+        if signature is None or not truncated(completion.finish_reason):
+            return
+        if fmt is not None and _stated_before_the_cut(fmt, signature, completion.text):
+            return
+        limit = merged.get("max_tokens")
+        raise TruncatedError(self.model, limit if isinstance(limit, int) else None, completion.text)
 
     def _finish(self, messages: list[Message], text: str, usage: Usage, cached: bool,
                 tool_calls: tuple[ToolCall, ...] = ()) -> None:
@@ -337,3 +343,13 @@ def inspect_history(n: int = 1, lm: BaseLM | None = None) -> str:
         print("no LM is configured, so there is no history")
         return ""
     return target.inspect_history(n)
+
+
+def _stated_before_the_cut(fmt: PromptFormat, signature: type[Signature], text: str) -> bool:
+    """Whether ``text``, cut off at its token limit, states its values whole: they parse, and the text
+    without its last (possibly cut) line parses to the same values."""
+    whole_lines = text[:text.rfind("\n")] if "\n" in text else ""
+    try:
+        return bool(whole_lines) and fmt.parse(signature, text) == fmt.parse(signature, whole_lines)
+    except ParseError:
+        return False
