@@ -40,7 +40,7 @@ os.environ.setdefault("LMBRIDGE_LOCAL_THREADS", "1")
 
 def test_the_squad_example_end_to_end() -> None:
     out = example.main(["--corpus", "60", "--recall", "20", "--n", "3", "--train", "3", "--k", "1",
-                        "--max-tokens", "16"])
+                        "--max-tokens", "64"])
     assert set(out["recall"]) == {"vector (MiniLM)", "BM25", "fusion (RRF)"}
     for by_k in out["recall"].values():
         assert set(by_k) == {1, 3, 5} and all(0.0 <= v <= 100.0 for v in by_k.values())
@@ -79,7 +79,7 @@ class BridgeBackedLLM(CustomLLM):
 
 
 def test_a_program_on_a_llamaindex_llm_backed_by_the_embedded_model() -> None:
-    llm = BridgeBackedLLM(lm=lmbridge.LM("local/smollm2", cache=False, max_tokens=16))
+    llm = BridgeBackedLLM(lm=lmbridge.LM("local/smollm2", cache=False, max_tokens=64))
     lm = LlamaIndexLM(llm, cache=False)
     program = lmbridge.Predict("question -> answer", lm=lm)
     with lmbridge.track_usage() as tracker:
@@ -97,7 +97,7 @@ def test_a_compiled_program_served_as_a_streaming_query_engine() -> None:
     retrievers = example.build_retrievers(rows, top_k=2)
     program = example.RAG(example.from_llamaindex_retriever(retrievers["BM25"]), k=1)
     engine = to_query_engine(program, streaming=True)
-    with lmbridge.context(lm=lmbridge.LM("local/smollm2", cache=False, max_tokens=16)):
+    with lmbridge.context(lm=lmbridge.LM("local/smollm2", cache=False, max_tokens=64)):
         response = engine.query("Which NFL team represented the AFC at Super Bowl 50?")
         text = "".join(response.response_gen)
 
