@@ -62,7 +62,7 @@ def test_rag_over_a_langchain_retriever_answers_sync_and_async(squad: Any) -> No
     corpus, dev = squad
     index = lmbridge.BM25Retriever([r["text"] for r in corpus], [{"title": r["title"]} for r in corpus])
     rag = RAG(SquadBM25(index=index))
-    with lmbridge.context(lm=lmbridge.LM("local/smollm2", max_tokens=48)):
+    with lmbridge.context(lm=lmbridge.LM("local/smollm2", max_tokens=128)):
         first = rag(question=dev[0]["question"])
         second = asyncio.run(rag.acall(question=dev[1]["question"]))
     for pred in (first, second):
@@ -74,7 +74,7 @@ def test_rag_over_a_langchain_retriever_answers_sync_and_async(squad: Any) -> No
 def test_a_migrated_llamaindex_prompt_answers_on_the_embedded_model(squad: Any) -> None:
     corpus, _dev = squad
     qa = lmbridge.Predict(from_llamaindex_prompt(DEFAULT_TEXT_QA_PROMPT), lm=lmbridge.LM("local/smollm2",
-                                                                                       max_tokens=48))
+                                                                                       max_tokens=128))
     pred = qa(context_str=[corpus[0]["text"]], query_str="Which team won Super Bowl 50?")
     assert isinstance(pred.answer, str) and pred.answer.strip()
     assert "Given the context information and not prior knowledge" in qa.messages(
