@@ -33,11 +33,11 @@ def _ints_in(text: str) -> set[Decimal]:
 
 
 def _run(predictor: lmbridge.Predict, lm: lmbridge.LM, **inputs: Any) -> tuple[Any, str]:
-    """The prediction (None after a ParseError) and every completion text the call produced."""
+    """The prediction (None when nothing was read) and every completion text the call produced."""
     before = len(lm.history)
     try:
         prediction = predictor(**inputs)
-    except lmbridge.ParseError:
+    except (lmbridge.ParseError, lmbridge.TruncatedError):  # unreadable or cut off: nothing was read
         prediction = None
     return prediction, "\n".join(h.completion for h in list(lm.history)[before:])
 

@@ -48,7 +48,7 @@ from lmbridge.optimizers._support.search_space import (
     optuna_module,
     usable_formats,
 )
-from lmbridge.optimizers._support.shared_study import claim_trial, heartbeat
+from lmbridge.optimizers._support.shared_study import claim_trial, heartbeat, reap
 from lmbridge.optimizers._support.state import PredictorState, snapshot
 from lmbridge.programs import Module, calibrating, label_options, with_priors
 from lmbridge.settings import context, current
@@ -338,6 +338,9 @@ class _Search:
         while True:
             # The sampler is chosen before the claim, from the trials finished so far. A dead worker's
             # trial is retried by claim_trial (optuna's heartbeat) with its own choice and slot.
+            # A dead worker's running trial is failed (and queued again) first: counted as running, it
+            # would move the slot, and a resumed search would then propose what an uninterrupted one did not.
+            reap(self.study, self.optuna)
             self.study.sampler = self._sampler(self._slot())
             trial = claim_trial(self.study, num_trials, self.optuna)
             if trial is None:
