@@ -23,7 +23,7 @@ so the original stays on ``__cause__``.
 
 The contract each entry point keeps (held by the property tests in ``tests/test_properties_*.py``):
 
-* **Parsing** (``PromptFormat.parse``, ``lmbridge.values.coerce`` and the parse inside a Predict call)
+* **Parsing** (``PromptFormat.parse``, ``lmbridge.signatures.coerce`` and the parse inside a Predict call)
   raises only ``ParseError``, whatever the completion holds: malformed or deeply nested JSON, odd
   Unicode labels, numbers in locale forms. It never returns a value the text does not state.
 * **Loading** a saved program raises only ``StateError``.

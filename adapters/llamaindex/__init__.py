@@ -1,23 +1,23 @@
 """LlamaIndex integration, both ways. Every public name lives in a module of its own concept and is
 re-exported here:
 
-* retrievers in (``lmbridge.adapters.llamaindex_retrievers``): ``from_llamaindex_retriever(retriever, k)``,
+* retrievers in: ``from_llamaindex_retriever(retriever, k)``,
   with ``k`` setting the retriever's top-k per call, postprocessors, filters and ``QueryBundle``s;
-* programs out (``lmbridge.adapters.llamaindex_programs``): ``to_query_engine(program)``,
+* programs out: ``to_query_engine(program)``,
   ``to_llamaindex_tool(program)``;
-* LLMs in (``lmbridge.adapters.llamaindex_lm``): ``LlamaIndexLM(llm)``, with tool calls, error mapping
+* LLMs in: ``LlamaIndexLM(llm)``, with tool calls, error mapping
   and retries;
-* LLMs out (``_llm``): ``BridgeLLM(lm=...)``, any bridge LM (the embedded models included) as a LlamaIndex
+* LLMs out: ``BridgeLLM(lm=...)``, any bridge LM (the embedded models included) as a LlamaIndex
   ``LLM`` for query engines, with streaming, async and LlamaIndex's callback and instrumentation events;
-* tools in (``lmbridge.adapters.llamaindex_tools``): ``from_llamaindex_tool(tool)``;
-* prompts both ways (``lmbridge.adapters.llamaindex_prompts``): ``from_llamaindex_prompt(template)``,
+* tools in: ``from_llamaindex_tool(tool)``;
+* prompts both ways: ``from_llamaindex_prompt(template)``,
   ``to_llamaindex_prompt(predictor)``;
-* data and metrics (``lmbridge.adapters.llamaindex_data``): ``from_llamaindex_dataset(dataset)``,
+* data and metrics: ``from_llamaindex_dataset(dataset)``,
   ``evaluator_metric(evaluator)``;
-* nodes (``lmbridge.adapters.llamaindex_nodes``): ``to_passage``, ``to_node``;
-* embeddings (``lmbridge.adapters.llamaindex_embeddings``): ``to_llamaindex_embedding(embedder)``;
-* query engines compiled in place (``_engine``): ``from_query_engine(obj)``, ``compile_query_engine(...)``;
-* tracing (``lmbridge.adapters.llamaindex_tracing``): ``LlamaIndexInstrumentation``, a ``lmbridge.Callback``
+* nodes: ``to_passage``, ``to_node``;
+* embeddings: ``to_llamaindex_embedding(embedder)``;
+* query engines compiled in place: ``from_query_engine(obj)``, ``compile_query_engine(...)``;
+* tracing: ``LlamaIndexInstrumentation``, a ``lmbridge.Callback``
   that shows program runs as LlamaIndex instrumentation spans.
 
 llama-index-core is imported when one of these is used, never by ``import lmbridge.adapters.llamaindex``.

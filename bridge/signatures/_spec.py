@@ -1,7 +1,7 @@
 """Signature specs: ``"question -> answer: int"`` turned into fields, and field types checked and named.
 
 ``Field`` (one named, typed field) lives here so that the string form can build fields without
-importing ``lmbridge.signature``. ``parse_spec`` reads the string form; types in it are read with
+importing ``_signature.py``. ``parse_spec`` reads the string form; types in it are read with
 ``ast`` against a fixed table of names, so nothing is evaluated. ``check_type`` says whether a
 field type is one lmbridge can prompt for and validate, and ``type_name`` gives the short name
 prompts and ``Signature.spec()`` show.
