@@ -15,7 +15,10 @@
   ``function_mappings`` are refused with a ``SignatureError``: a signature holds no code.
 * ``to_llamaindex_prompt(predictor)`` exports a (compiled) predictor as a LlamaIndex
   ``ChatPromptTemplate`` that renders exactly the messages lmbridge sends, with an output parser
-  that reads the completion back into the typed output fields.
+  that reads the completion back into the typed output fields. A template carries messages only, so
+  the export refuses (``ConfigurationError``, naming what and what to choose instead) a predictor
+  whose request carries more: label scoring, ``TextFormat``'s raw completion endpoint and stop
+  sequences, a decoding constraint or JSON mode on the predictor's LM, or its own ``lm_params``.
 """
 
 from __future__ import annotations
@@ -25,7 +28,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lmbridge import ChatFormat, Predict, PromptFormat, Signature, SignatureError, current, make_signature
+from lmbridge import (
+    ChatFormat,
+    ConfigurationError,
+    Predict,
+    PromptFormat,
+    Signature,
+    SignatureError,
+    current,
+    make_signature,
+)
 from lmbridge.adapters.llamaindex._nodes import require_llamaindex
 
 if TYPE_CHECKING:
@@ -228,6 +240,10 @@ def to_llamaindex_prompt(predictor: Predict) -> ChatPromptTemplate:
     are substituted as they are; other inputs (lists of passages, numbers, objects) are rendered by
     the predictor's format through ``function_mappings``. The template's ``output_parser`` reads a
     completion back into a dict of the typed output fields (``ParseError`` when it cannot).
+
+    The template carries the messages and nothing else; a predictor whose request carries more is
+    refused with a ``ConfigurationError`` (see ``_refuse_uncarried``). The decoding constraint and JSON
+    mode are checked on the predictor's LM, else the configured one.
     """
     require_llamaindex()
     from llama_index.core.llms import ChatMessage
@@ -235,6 +251,8 @@ def to_llamaindex_prompt(predictor: Predict) -> ChatPromptTemplate:
 
     if not isinstance(predictor, Predict):
         raise TypeError(f"to_llamaindex_prompt needs a bridge Predict, got {type(predictor).__name__}")
+    fmt = predictor.format or current().format or ChatFormat()
+    _refuse_uncarried(predictor, fmt)
     signature = predictor.signature
     sentinels = {n: f"{_MARK}{n}{_MARK}" for n in signature.input_fields}
     shape = predictor.messages(**sentinels)
@@ -250,9 +268,46 @@ def to_llamaindex_prompt(predictor: Predict) -> ChatPromptTemplate:
         messages.append(ChatMessage(role=m["role"], content=content))
     mappings = {n: _renderer(predictor, shape, sentinels, n) for n, f in signature.input_fields.items()
                 if f.annotation is not str}
-    fmt = predictor.format or current().format or ChatFormat()
     return ChatPromptTemplate(message_templates=messages, output_parser=_parser(signature, fmt),
                               function_mappings=mappings or None)
+
+
+def _refuse_uncarried(predictor: Predict, fmt: PromptFormat) -> None:
+    """ConfigurationError when the predictor's request carries more than its messages, which is all a
+    LlamaIndex template holds: label scoring, the raw completion endpoint, a decoding constraint, JSON
+    mode or request parameters of its own. The message names what cannot be carried and what to choose."""
+    instead = "or put the program itself in LlamaIndex with to_query_engine(program) or to_llamaindex_tool(program)"
+    if fmt.scoring != "generate":
+        raise ConfigurationError(
+            f"cannot export {fmt.name} format with scoring={fmt.scoring!r} as a LlamaIndex prompt: the program picks "
+            "the label from the model's option probabilities, and a LlamaIndex LLM samples text instead. Export a "
+            f"predictor compiled with scoring='generate', {instead}")
+    lm = predictor.lm or current().lm
+    params = dict(predictor.request_params(lm)) if lm is not None else \
+        {**fmt.endpoint_params(predictor.signature), **predictor.lm_params}
+    params.pop("rollout_id", None)  # a cache-key salt, never sent
+    on = f"on {lm.model}" if lm is not None else "on its LM"
+    if params.get("endpoint") == "completion":
+        raise ConfigurationError(
+            f"cannot export {fmt.name} format as a LlamaIndex prompt: the program sends one raw prompt to the "
+            f"text-completion endpoint, with stop sequences {params.get('stop')}, which a chat template and "
+            f"LlamaIndex's rendering of it for a completion model do not carry. Compile with ChatFormat, {instead}")
+    response_format = params.get("response_format")
+    if "grammar" in params or (isinstance(response_format, dict) and response_format.get("type") == "json_schema"):
+        raise ConfigurationError(
+            f"cannot export {fmt.name} format as a LlamaIndex prompt: {on} the program decodes within the "
+            "signature's types (a decoding constraint), which a prompt template cannot carry. Compile with "
+            f"constrained=False in the format, {instead}")
+    if response_format is not None:
+        raise ConfigurationError(
+            f"cannot export {fmt.name} format as a LlamaIndex prompt: {on} the program asks for JSON mode "
+            f"(response_format={response_format}), which a prompt template cannot carry. Compile with ChatFormat, "
+            f"{instead}")
+    if params:
+        raise ConfigurationError(
+            f"cannot export the predictor as a LlamaIndex prompt: it sends its own request parameters "
+            f"{sorted(params)}, which a prompt template cannot carry. Set them on the LM the LlamaIndex LLM wraps "
+            "(BridgeLLM(lm=LM(..., temperature=...))) and leave them off the predictor, " + instead)
 
 
 def _renderer(predictor: Predict, shape: list[Any], sentinels: dict[str, str], name: str) -> Any:
