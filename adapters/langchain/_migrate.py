@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lmbridge import Example, Field, Signature, SignatureError, make_signature
+from lmbridge import ChatFormat, Example, Field, Predict, PromptFormat, Signature, SignatureError, make_signature
 from lmbridge.adapters.langchain._prompts import require_langchain, template_signature, template_texts
 from lmbridge.signatures import type_name
 
@@ -36,6 +36,17 @@ class MigratedPrompt:
     """What the migration decided that a reader should know (an output renamed, ...)."""
     partials: dict[str, Callable[[], Any]] = field(default_factory=dict)
     """The template's partial functions, by input field: called each time ``inputs`` is."""
+    format: PromptFormat | None = None
+    """The prompt format that keeps the template's roles: ``ChatFormat(instructions="system")`` when the
+    template opened with a system message (its instructions stay a system message), else None (the default)."""
+
+    def predictor(self, **options: Any) -> Predict:
+        """A ``Predict`` of the migrated prompt: its signature, its demos and the format that keeps its
+        roles (``options`` go to ``Predict``, ``format=`` among them)."""
+        options.setdefault("format", self.format)
+        predictor = Predict(self.signature, **options)
+        predictor.demos = list(self.demos)
+        return predictor
 
     def inputs(self, **values: Any) -> dict[str, Any]:
         """``values`` plus the value of each partial function not given, called now (as LangChain
@@ -117,7 +128,18 @@ def migrate_prompt(template: Any, *, output_fields: str | None = None, instructi
                if callable(v) and k in signature.input_fields}
     if dynamic:
         notes.append(f"partial function(s) {sorted(dynamic)} are input fields: pass migrated.inputs(...) to fill them")
-    return MigratedPrompt(signature, demos, notes, dynamic)
+    return MigratedPrompt(signature, demos, notes, dynamic, _role_format(template))
+
+
+def _role_format(template: Any) -> PromptFormat | None:
+    """``ChatFormat(instructions="system")`` for a chat template whose first message is a system one."""
+    from langchain_core.messages import SystemMessage
+    from langchain_core.prompts import ChatPromptTemplate, SystemMessagePromptTemplate
+
+    first = template.messages[0] if isinstance(template, ChatPromptTemplate) and template.messages else None
+    if isinstance(first, (SystemMessage, SystemMessagePromptTemplate)):
+        return ChatFormat(instructions="system")
+    return None
 
 
 # -- outputs ---------------------------------------------------------------------------------------
@@ -310,6 +332,10 @@ def print_migration(source: str, template: Any, *, output_fields: str | None = N
     print(f"{source_imports(migrated.signature)}\n\n\n{signature_source(migrated.signature)}", end="")
     for note in migrated.notes:
         print(f"# note: {note}")
+    if migrated.format is not None:  # the template's system message stays a system message
+        print(f"# the template opens with a system message: keep it one with\n"
+              f"#     lmbridge.Predict({migrated.signature.__name__}, "
+              'format=lmbridge.ChatFormat(instructions="system"))')
     if demos:
         Path(demos).write_text(demos_jsonl(migrated.demos), encoding="utf-8")
         print(f"# {len(migrated.demos)} demos written to {demos}")
