@@ -1,0 +1,96 @@
+"""How an optimizer chooses on small data (issue 26): a calibration prior that cannot degenerate,
+the tie rule (within noise the cheaper, simpler candidate wins, and the report says what a point
+cost), and field labels as part of MIPROv2's search, saved with the program."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import warnings
+from typing import Any, Literal
+
+import pytest
+
+import lmbridge
+from lmbridge.lm._client import OptionScores
+from lmbridge.programs._labels import MIN_SHARE, steady_prior
+from lmbridge.testing import ScriptedLM
+from lmbridge.types import Message, Usage
+
+
+class Sentiment(lmbridge.Signature):
+    """Classify the sentiment."""
+
+    text: str = lmbridge.InputField()
+    label: Literal["negative", "positive"] = lmbridge.OutputField()
+
+
+class ScoringLM(ScriptedLM):
+    """A scripted LM with log-probabilities from ``scorer(text, options)``; its own model name, since
+    priors are memoised per model and prompt in the process."""
+
+    made = itertools.count()
+
+    def __init__(self, scorer: Any, answer: Any = ()) -> None:
+        super().__init__(answer, model=f"choice-scoring-{next(self.made)}")
+        self.scorer = scorer
+
+    def score_options(self, messages: list[Message], options: list[str],
+                      params: dict[str, Any] | None = None) -> OptionScores:
+        text = str(messages[-1]["content"]).split("Text: ")[-1].split("\n")[0]
+        return OptionScores(tuple(self.scorer(text, options)), Usage(calls=1))
+
+    def supports_logprobs(self) -> bool:
+        return True
+
+
+# -- a prior that cannot degenerate ------------------------------------------------------------------
+def test_a_degenerate_prior_is_lifted_to_the_floor_and_a_sound_one_is_left_alone() -> None:
+    prior, notes = steady_prior([0.99999, 0.00001], distinct=40)
+    assert min(prior) == pytest.approx(MIN_SHARE / 2) and sum(prior) == pytest.approx(1.0)
+    assert prior[0] > prior[1] and notes and "degenerate" in notes[0]
+    assert steady_prior([0.486, 0.514], distinct=40) == ([0.486, 0.514], [])
+
+
+def test_a_prior_from_too_few_distinct_inputs_is_shrunk_towards_uniform() -> None:
+    prior, notes = steady_prior([0.9, 0.1], distinct=1, min_inputs=5)
+    assert prior == pytest.approx([0.58, 0.42]) and "1 distinct input" in notes[0]
+
+
+# The model says "negative" with near certainty on every training review, whatever it says: a batch
+# prior P(negative) = 0.99999. Dividing by it would make every answer "positive".
+TRAIN = [f"review number {i}" for i in range(12)]
+
+
+def _lopsided(text: str, options: list[str]) -> list[float]:
+    if text.startswith("review number"):
+        return [0.0, -11.5]  # P(negative) ~ 0.99999
+    return [-0.05, -3.0] if "awful" in text else [-3.0, -0.05]
+
+
+def test_a_compile_does_not_keep_a_degenerate_prior_and_its_report_says_so() -> None:
+    lm = ScoringLM(_lopsided)
+    train = [lmbridge.Example(text=t, label="negative").with_inputs("text") for t in TRAIN]
+    program = lmbridge.LabeledFewShot(k=0, format=lmbridge.ChatFormat(scoring="calibrated"),
+                                      display_progress=False).compile(lmbridge.Predict(Sentiment, lm=lm), trainset=train)
+    prior = program.predictors()[0].format.prior  # type: ignore[union-attr]
+    assert prior is not None and min(prior.probabilities.values()) >= MIN_SHARE / 2 - 1e-9
+    assert program.report is not None
+    assert "degenerate" in " ".join(program.report["calibration"]["self"]["smoothed"])
+    # with the raw prior both answers were "positive"; the floor keeps a clear negative negative
+    assert program(text="an awful film").label == "negative"
+    assert program(text="a lovely film").label == "positive"
+
+
+def test_a_compile_pool_of_one_repeated_input_is_not_trusted() -> None:
+    lm = ScoringLM(lambda text, options: [-0.2, -1.7])  # P(negative) 0.82 on the one input
+    train = [lmbridge.Example(text="same review", label="negative").with_inputs("text") for _ in range(10)]
+    program = lmbridge.LabeledFewShot(k=0, format=lmbridge.ChatFormat(scoring="calibrated"),
+                                      display_progress=False).compile(lmbridge.Predict(Sentiment, lm=lm), trainset=train)
+    prior = program.predictors()[0].format.prior  # type: ignore[union-attr]
+    assert prior is not None and prior.probabilities["negative"] < 0.7
+    assert program.report is not None and "1 distinct input" in program.report["calibration"]["self"]["smoothed"][0]
+    json.dumps(program.report)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the stored prior belongs to this prompt: no fallback warning
+        program(text="anything")
