@@ -94,3 +94,63 @@ def test_a_compile_pool_of_one_repeated_input_is_not_trusted() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the stored prior belongs to this prompt: no fallback warning
         program(text="anything")
+
+
+# -- the tie rule: within noise, the cheaper and simpler candidate wins ---------------------------------
+TRUTH = {"a triumph": "positive", "dull and long": "negative", "fine": "positive", "a mess": "negative",
+         "lovely": "positive", "tedious": "negative", "superb": "positive", "boring": "negative"}
+
+
+def _plain(text: str, options: list[str]) -> list[float]:
+    """Right without calibration on real reviews; on the content-free inputs it leans negative."""
+    if text in TRUTH:
+        return [-0.3, -1.4] if TRUTH[text] == "negative" else [-1.4, -0.3]
+    return [-0.1, -2.4]
+
+
+def _proposer_or_positive(messages: list[Message]) -> Any:
+    first = str(messages[0]["content"])
+    if "Look at these examples" in first:
+        return {"summary": "Movie reviews."}
+    if "Write a better instruction" in first:
+        return {"instruction": "Classify the sentiment."}
+    return "positive"  # generated answers: always positive, so the student scores half
+
+
+def test_a_calibrated_winner_that_ties_with_its_uncalibrated_twin_gives_way_to_it() -> None:
+    pytest.importorskip("optuna")
+    lm = ScoringLM(_plain, _proposer_or_positive)
+    rows = [lmbridge.Example(text=t, label=label).with_inputs("text") for t, label in TRUTH.items()]
+    opt = lmbridge.MIPROv2(lmbridge.metrics.exact_match("label"), auto=None, num_candidates=2,
+                           max_bootstrapped_demos=0, max_labeled_demos=0, num_threads=1, display_progress=False,
+                           formats=[lmbridge.ChatFormat(scoring="calibrated")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = opt.compile(lmbridge.Predict(Sentiment, lm=lm), trainset=rows, valset=rows, num_trials=3)
+    fmt = program.predictors()[0].format
+    assert fmt is not None and fmt.scoring == "labels" and fmt.prior is None  # no calibration to trust
+    report = program.report
+    assert report is not None and report["selection"]["kept"] == "winner"
+    simpler = report["selection"]["simpler"]
+    assert simpler["kept"] == "simpler" and simpler["winner_cost"]["calibrated"] == 1
+    assert simpler["cost"] == {"demos": 0, "calibrated": 0} and "within noise" in simpler["reason"]
+    assert "calibration" not in report
+    assert [program(text=t).label for t in TRUTH] == list(TRUTH.values())
+    # what a point of valset accuracy cost: the compile's LM calls over the points gained
+    gained = report["selection"]["difference"]
+    assert gained > 0 and report["lm_calls_per_point"] == pytest.approx(report["lm_calls"] / gained, abs=0.05)
+    json.dumps(report)
+
+
+def test_fewer_demos_win_a_tie_and_a_clear_lead_is_kept() -> None:
+    from lmbridge.optimizers._support.selection import cost, simpler_than
+    from lmbridge.optimizers._support.state import PredictorState
+
+    sig = lmbridge.Predict(Sentiment).signature
+    demo = lmbridge.Example(text="x", label="positive")
+    few, many = PredictorState(sig, (demo,) * 2), PredictorState(sig, (demo,) * 8)
+    calibrated = many.with_format(lmbridge.ChatFormat(scoring="calibrated"))
+    assert cost({"p": calibrated}) == (8, 1)
+    assert simpler_than({"p": few}, {"p": many}) and simpler_than({"p": many}, {"p": calibrated})
+    assert not simpler_than({"p": many}, {"p": few}) and not simpler_than({"p": few}, {"p": few})
+    assert not simpler_than({"p": few.with_format(lmbridge.ChatFormat(scoring="calibrated"))}, {"p": many})
