@@ -71,8 +71,8 @@ def _lopsided(text: str, options: list[str]) -> list[float]:
 def test_a_compile_does_not_keep_a_degenerate_prior_and_its_report_says_so() -> None:
     lm = ScoringLM(_lopsided)
     train = [lmbridge.Example(text=t, label="negative").with_inputs("text") for t in TRAIN]
-    program = lmbridge.LabeledFewShot(k=0, format=lmbridge.ChatFormat(scoring="calibrated"),
-                                      display_progress=False).compile(lmbridge.Predict(Sentiment, lm=lm), trainset=train)
+    optimizer = lmbridge.LabeledFewShot(k=0, format=lmbridge.ChatFormat(scoring="calibrated"), display_progress=False)
+    program = optimizer.compile(lmbridge.Predict(Sentiment, lm=lm), trainset=train)
     prior = program.predictors()[0].format.prior  # type: ignore[union-attr]
     assert prior is not None and min(prior.probabilities.values()) >= MIN_SHARE / 2 - 1e-9
     assert program.report is not None
@@ -85,8 +85,8 @@ def test_a_compile_does_not_keep_a_degenerate_prior_and_its_report_says_so() -> 
 def test_a_compile_pool_of_one_repeated_input_is_not_trusted() -> None:
     lm = ScoringLM(lambda text, options: [-0.2, -1.7])  # P(negative) 0.82 on the one input
     train = [lmbridge.Example(text="same review", label="negative").with_inputs("text") for _ in range(10)]
-    program = lmbridge.LabeledFewShot(k=0, format=lmbridge.ChatFormat(scoring="calibrated"),
-                                      display_progress=False).compile(lmbridge.Predict(Sentiment, lm=lm), trainset=train)
+    optimizer = lmbridge.LabeledFewShot(k=0, format=lmbridge.ChatFormat(scoring="calibrated"), display_progress=False)
+    program = optimizer.compile(lmbridge.Predict(Sentiment, lm=lm), trainset=train)
     prior = program.predictors()[0].format.prior  # type: ignore[union-attr]
     assert prior is not None and prior.probabilities["negative"] < 0.7
     assert program.report is not None and "1 distinct input" in program.report["calibration"]["self"]["smoothed"][0]
@@ -154,3 +154,77 @@ def test_fewer_demos_win_a_tie_and_a_clear_lead_is_kept() -> None:
     assert simpler_than({"p": few}, {"p": many}) and simpler_than({"p": many}, {"p": calibrated})
     assert not simpler_than({"p": many}, {"p": few}) and not simpler_than({"p": few}, {"p": few})
     assert not simpler_than({"p": few.with_format(lmbridge.ChatFormat(scoring="calibrated"))}, {"p": many})
+
+
+# -- field labels in MIPROv2's search -------------------------------------------------------------------
+class Kind(lmbridge.Signature):
+    """Classify what kind of answer the question asks for."""
+
+    text: str = lmbridge.InputField()
+    label: Literal["number", "person"] = lmbridge.OutputField()
+
+
+QUESTIONS = [f"How many moons has planet {i}?" for i in range(6)] + [f"Who wrote book {i}?" for i in range(6)]
+
+
+def _kind(question: str) -> str:
+    return "number" if question.startswith("How many") else "person"
+
+
+def _reads_questions_only(messages: list[Message]) -> Any:
+    """A model that answers right only when the prompt calls its input a question."""
+    first = str(messages[0]["content"])
+    if "Look at these examples" in first:
+        return {"summary": "Trivia questions."}
+    if "Write a better instruction" in first:
+        return {"instruction": "Say what kind of answer the question asks for."}
+    last = str(messages[-1]["content"])
+    if "Question: " not in last:
+        return {"label": "number"}
+    return {"label": _kind(last.split("Question: ")[-1].split("\n")[0])}
+
+
+def test_field_labels_are_proposed_from_the_task_and_the_data() -> None:
+    from lmbridge.optimizers._support.search_space import field_labels
+    from lmbridge.optimizers._support.state import PredictorState
+
+    base = {"self": PredictorState(lmbridge.Predict(Kind).signature)}
+    rows = [lmbridge.Example(text=q) for q in QUESTIONS]
+    assert field_labels(base, rows) == [{}, {"text": "Question", "label": "Type"},
+                                        {"text": "Question", "label": "Answer"}]
+    review = {"self": PredictorState(lmbridge.Predict(Sentiment).signature.with_instructions(
+        "Classify the sentiment of the movie review."))}
+    assert field_labels(review, [lmbridge.Example(text="dull.")])[1] == {"text": "Review", "label": "Sentiment"}
+
+
+def test_mipro_searches_field_labels_and_the_program_saves_and_loads_them(tmp_path: Any) -> None:
+    pytest.importorskip("optuna")
+    rows = [lmbridge.Example(text=q, label=_kind(q)).with_inputs("text") for q in QUESTIONS]
+    student = lmbridge.Predict(Kind, lm=ScriptedLM(_reads_questions_only))
+    opt = lmbridge.MIPROv2(lmbridge.metrics.exact_match("label"), auto=None, num_candidates=2,
+                           max_bootstrapped_demos=0, max_labeled_demos=0, num_threads=1, display_progress=False,
+                           formats=[])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = opt.compile(student, trainset=rows, valset=rows, num_trials=6)
+    fields = program.predictors()[0].signature.fields()
+    assert fields["text"].label == "Question"
+    assert student.signature.fields()["text"].prefix == ""  # the student keeps its own labels
+    assert program.report is not None and program.report["best"]["self"]["labels"]["text"] == "Question"
+    assert [program(text=q).label for q in QUESTIONS] == [_kind(q) for q in QUESTIONS]
+    path = tmp_path / "kind.json"
+    program.save(path)
+    saved = json.loads(path.read_text())["predictors"]["self"]["fields"]["text"]
+    assert saved["prefix"] == "Question"
+    loaded = lmbridge.Predict(Kind, lm=ScriptedLM(_reads_questions_only))
+    loaded.load(path)
+    assert loaded.signature.fields()["text"].label == "Question"
+    assert [loaded(text=q).label for q in QUESTIONS] == [_kind(q) for q in QUESTIONS]
+    # a file written before labels were searched (no "prefix" key) still loads, with the labels as given
+    state = json.loads(path.read_text())
+    for entry in state["predictors"]["self"]["fields"].values():
+        entry.pop("prefix")
+    path.write_text(json.dumps(state))
+    old = lmbridge.Predict(Kind, lm=ScriptedLM(_reads_questions_only))
+    old.load(path)
+    assert old.signature.fields()["text"].label == "Text"

@@ -192,8 +192,10 @@ def prefer_simpler(run: CompileRun, metric: Any, val: Sequence[Example], winner:
 
 
 def state_key(state: ProgramState) -> str:
-    """A stable key for a candidate: its instructions, demos and formats."""
+    """A stable key for a candidate: its instructions, demos, formats and field labels (the labels
+    only when one was changed, so the keys of earlier checkpoints still hold)."""
     shown = {name: [s.signature.instructions, demos_to_json(s.demos), format_to_json(s.format)]
+             + ([s.labels()] if any(f.prefix for f in s.signature.fields().values()) else [])
              for name, s in state.items()}
     return hashlib.sha256(json.dumps(shown, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
