@@ -228,3 +228,22 @@ def test_mipro_searches_field_labels_and_the_program_saves_and_loads_them(tmp_pa
     old = lmbridge.Predict(Kind, lm=ScriptedLM(_reads_questions_only))
     old.load(path)
     assert old.signature.fields()["text"].label == "Text"
+
+
+# -- the simple recipes are seeded candidates the search must beat ---------------------------------------
+def test_mipro_scores_the_balanced_recipe_first_so_a_short_search_cannot_miss_it() -> None:
+    pytest.importorskip("optuna")
+    from test_optimizers_mipro import NATO, covering_model, metric, six_class_rows
+
+    sig = f"text -> label: Literal[{', '.join(repr(x) for x in NATO)}]"
+    student = lmbridge.Predict(sig, lm=ScriptedLM(covering_model))  # right only when every class is shown
+    opt = lmbridge.MIPROv2(metric, max_bootstrapped_demos=0, max_labeled_demos=4, num_threads=1, seed=1,
+                           display_progress=False, formats=[], proposal_templates=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = opt.compile(student, trainset=six_class_rows(24), valset=six_class_rows(18, offset=24),
+                              minibatch_size=6, num_trials=2)
+    demos = program.predictors()[0].demos
+    assert len(demos) == 12 and {d.label for d in demos} == set(NATO)
+    assert lmbridge.Evaluate(devset=six_class_rows(12, offset=60), metric=metric, display_progress=False)(
+        program).score == 100.0

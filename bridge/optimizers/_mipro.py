@@ -9,8 +9,8 @@
    as given, or labels proposed from the task and the data such as "Question / Type"; they are
    part of the predictor's signature, so a saved program keeps them). A trial scores the candidate
    on a minibatch of the valset; every ``minibatch_full_eval_steps`` trials the candidate with the
-   best mean minibatch score is scored on the whole valset. The best full score wins; the unchanged student is scored first,
-   as the baseline.
+   best mean minibatch score is scored on the whole valset. The best full score wins; the unchanged
+   student is scored first, as the baseline, then the seeded simple recipes (``seeded``).
 
 ``auto`` sets the size: "light", "medium", "heavy" mean 6, 12, 18 candidates and a valset of at
 most 100, 300, 1000 examples; the number of trials follows from the number of dimensions.
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lmbridge.evaluate import Metric, check_examples
-from lmbridge.formats import PromptFormat
+from lmbridge.formats import PromptFormat, TextFormat
 from lmbridge.lm import BaseLM
 from lmbridge.optimizers._base import CompileRun, Estimate, Optimizer, price_per_call
 from lmbridge.optimizers._fewshot import _calls_per_run, labeled_demos
@@ -58,6 +58,8 @@ AUTO_RUN_SETTINGS = {"light": {"n": 6, "val_size": 100}, "medium": {"n": 12, "va
                      "heavy": {"n": 18, "val_size": 1000}}
 SMALL_VALSET = 30
 """Below this many valset rows the report warns that the selection is noisy."""
+SEEDED = 2
+"""How many simple recipes are scored before the search (balanced demos as given and as plain text)."""
 SETUP_STALE_AFTER = 90.0
 """Seconds without a setup heartbeat after which another worker takes the setup over."""
 
@@ -137,12 +139,13 @@ class MIPROv2(Optimizer):
         trial_calls = trials * batch * per_run
         steps = max(1, minibatch_full_eval_steps)
         fulls = (trials // steps + 2) * len(val) * per_run if batch < len(val) else 0
-        baseline = len(val) * per_run
-        total = boot + proposals + trial_calls + fulls + baseline
+        baseline = (1 + (0 if zero_shot else SEEDED)) * len(val) * per_run  # the student, the seeded recipes
+        twin = len(val) * per_run if any(f.scoring == "calibrated" for f in self.formats) else 0  # the tie rule
+        total = boot + proposals + trial_calls + fulls + baseline + twin
         price = price_per_call(student, train[0] if train else None, self.max_bootstrapped_demos)
         return Estimate(total, None if price is None else price * total,
                         {"bootstrap": boot, "proposals": proposals, "trials": trial_calls,
-                         "full_evaluations": fulls + baseline})
+                         "full_evaluations": fulls + baseline + twin})
 
     # -- compile ------------------------------------------------------------------------------------
     def compile(self, student: Module, *, trainset: Sequence[Example], teacher: Module | None = None,
@@ -171,7 +174,7 @@ class MIPROv2(Optimizer):
             program_aware=program_aware_proposer, data_aware=data_aware_proposer,
             tip_aware=tip_aware_proposer, fewshot_aware=fewshot_aware_proposer,
             templates=self.proposal_templates, init_temperature=self.init_temperature, seed=seed)
-        total = trials + (trials // max(1, minibatch_full_eval_steps) + 2 if batch < len(val) else 1)
+        total = trials + (trials // max(1, minibatch_full_eval_steps) + 2 if batch < len(val) else 1) + SEEDED
         # a calibrated format takes its prior from the trainset's inputs (labels unused), here and in the result
         with calibrating(train, seed=seed) as pool:
             with CompileRun(self, student, train, val, total=total, unit="evaluations") as run:
@@ -195,6 +198,7 @@ class MIPROv2(Optimizer):
                     search = Search(self.metric, self.max_errors, run, study, store, space, val, batch,
                                     minibatch_full_eval_steps, seed)
                     search.baseline()
+                    search.seeded(seeded(space))
                     search.trials(trials)
                     search.finish()
             with context(lm=self.task_model) if self.task_model is not None else context():
@@ -232,7 +236,8 @@ class MIPROv2(Optimizer):
         lms: list[BaseLM | None] = [p.lm for p in student.predictors() if p.lm is not None] or [current().lm]
         logprobs = all(lm is not None and lm.supports_logprobs() for lm in lms)
         formats = usable_formats(formats, logprobs and any(label_options(s.signature) for s in base.values()))
-        if not zero_shot and max_lab > 0 and all(label_options(s.signature) for s in base.values()):
+        balanced_made = not zero_shot and max_lab > 0 and all(label_options(s.signature) for s in base.values())
+        if balanced_made:
             # A class-balanced draw of labeled demos, two of each class at least: a 6-class task needs
             # more than the default 4 demos before every class is shown once.
             balanced = {name: s.with_demos(labeled_demos(s, train, max(max_lab, 2 * _classes(s)), random.Random(seed),
@@ -240,7 +245,27 @@ class MIPROv2(Optimizer):
                         for name, s in base.items()}
             demo_sets.append(balanced)
         labels = field_labels(base, train) if self.search_labels else [{}]
-        return SearchSpace(base, instructions, demo_sets, formats if self.formats else [None], labels)
+        space = SearchSpace(base, instructions, demo_sets, formats if self.formats else [None], labels)
+        space.balanced = len(demo_sets) - 1 if balanced_made else None
+        return space
+
+
+def seeded(space: SearchSpace) -> list[dict[str, int]]:
+    """The simple recipes the search must beat: the class-balanced labelled demos, with the original
+    instruction and labels, in the format as given and in plain text (``TextFormat``) when searched."""
+    if space.balanced is None:
+        return []
+    text = [i for i, f in enumerate(space.formats) if isinstance(f, TextFormat) and f.scoring == "generate" and i > 0]
+    formats = [0, *text[:SEEDED - 1]]
+    out = []
+    for index in formats:
+        choice = space.default()
+        choice.update({d: space.balanced for d in choice if d.endswith(".demos")})
+        if "format" in choice:
+            choice["format"] = index
+        if choice not in out and choice != space.default():
+            out.append(choice)
+    return out
 
 
 def _classes(state: PredictorState) -> int:

@@ -57,6 +57,13 @@ class Search:
         self.run.baseline_score = self.full_score(self.space.default())
         self.run.step("baseline")
 
+    def seeded(self, choices: list[dict[str, int]]) -> None:
+        """Score the simple recipes on the whole valset before the search, so its winner must beat them
+        (and, within noise, the tie rule prefers the simpler of the two)."""
+        for choice in choices:
+            self.full_score(choice)
+            self.run.step("seeded recipe")
+
     def trials(self, num_trials: int) -> None:
         """Run trials until the study holds ``num_trials`` complete ones.
 

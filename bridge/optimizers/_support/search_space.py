@@ -93,6 +93,8 @@ class SearchSpace:
         self.demo_sets = list(demo_sets)
         self.formats = list(formats) or [None]
         self.labels = [dict(x) for x in labels] or [{}]
+        self.balanced: int | None = None
+        """The index of the class-balanced labelled demo set, when the space has one (seeded recipes)."""
 
     def dims(self) -> list[tuple[str, int]]:
         out: list[tuple[str, int]] = []
