@@ -139,9 +139,19 @@ class CompileRun:
         self._states.setdefault(key, state)
         return self.guard(program)
 
+    def remember(self, state: ProgramState) -> None:
+        """Count ``state`` among this compile's candidates (one another worker of a shared study built)."""
+        self._states.setdefault(state_key(state), state)
+
     def scored_states(self, examples: Sequence[Example]) -> list[ProgramState]:
-        """The candidates this compile scored on every one of ``examples``, in the order first built."""
-        return [s for s in self._states.values() if self.row_scores(s, examples) is not None]
+        """The candidates this compile scored on every one of ``examples`` (in this process, or kept in
+        its checkpoint), in the order first met."""
+        found = []
+        for key, state in self._states.items():
+            saved = self.store.get(selection_key(key, examples)) if self.store is not None else None
+            if isinstance(saved, list) or self.row_scores(state, examples) is not None:
+                found.append(state)
+        return found
 
     def row_scores(self, state: ProgramState, examples: Sequence[Example]) -> list[float] | None:
         """The scores ``state`` got on ``examples`` during this compile, if it ran on all of them."""

@@ -75,13 +75,20 @@ class Search:
         while True:
             # The sampler is chosen before the claim, from the trials finished so far. A dead worker's
             # trial is retried by claim_trial (optuna's heartbeat) with its own choice and slot.
-            self.study.sampler = self._sampler(self._slot())
+            sampled = self._slot()
+            self.study.sampler = self._sampler(sampled)
             trial = claim_trial(self.study, num_trials, self.optuna)
             if trial is None:
                 break
             if "slot" not in trial.user_attrs:
                 trial.set_user_attr("slot", self._slot_of(trial))
             slot = str(trial.user_attrs["slot"])
+            if slot != sampled:
+                # A retry of a trial killed part-way through its suggestions (its slot counted the dead
+                # trial as running): the choices it had not made come from the sampler of its own slot,
+                # as they would have in a run never killed. A Trial object draws them when it is made.
+                self.study.sampler = self._sampler(slot)
+                trial = self.optuna.trial.Trial(self.study, trial._trial_id)
             choice = {d: int(trial.suggest_categorical(d, list(range(n)))) for d, n in dims}
             trial.set_user_attr("combo", key(choice))
             trial.set_user_attr("worker", WORKER)
@@ -161,6 +168,7 @@ class Search:
         if fulls:  # decide from the study's record alone, so every worker of a study picks the same program
             self.run.best_score = None
         for _, k, score in fulls:
+            self.run.remember(self.space.state(json.loads(k)))  # the tie rule weighs every worker's candidates
             self.run.offer(self.space.state(json.loads(k)), float(score))
         workers: dict[str, int] = {}  # the report names workers 0, 1, ...: no host names or pids
         for t in sorted(self._complete(), key=lambda t: t.number):
