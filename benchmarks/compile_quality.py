@@ -127,7 +127,10 @@ def _describe(program: Any) -> str:
     fmt = p.format.to_state() if p.format is not None else "default"
     kept = ((getattr(program, "report", None) or {}).get("selection") or {})
     decision = f"; selection: kept the {kept.get('kept')} ({kept.get('reason', '')[:120]})" if kept else ""
-    return f"{len(p.demos)} demos, format {fmt}, instructions {p.instructions[:80]!r}{decision}"
+    labels = " / ".join(f.label for f in p.signature.fields().values())
+    simpler = (kept.get("simpler") or {}).get("reason", "")
+    decision += f"; tie rule: {simpler[:100]}" if simpler else ""
+    return f"{len(p.demos)} demos, format {fmt}, labels {labels}, instructions {p.instructions[:80]!r}{decision}"
 
 
 def run_dspy(splits: dict[str, Any], optimizers: list[str], port: int, workdir: Path,

@@ -321,7 +321,9 @@ def test_mipro_calibrates_its_candidates_on_the_trainset_inputs() -> None:
         if "Write a better instruction" in first:
             return {"instruction": "Classify the sentiment."}
         return "positive"  # generated answers: always positive
-    lm = ScoringLM(_biased, answer)
+    # leaning positive (+0.5 on its log-probability) on real reviews too, so that the uncalibrated twin
+    # of the calibrated form answers "positive" to all and calibration wins beyond noise (the tie rule)
+    lm = ScoringLM(lambda m, o: [_biased(m, o)[0], _biased(m, o)[1] + 0.5], answer)
     rows = [lmbridge.Example(text=t, label=label).with_inputs("text") for t, label in truth.items()]
     opt = lmbridge.MIPROv2(lmbridge.metrics.exact_match("label"), auto=None, num_candidates=2,
                            max_bootstrapped_demos=0, max_labeled_demos=0, num_threads=1, display_progress=False,

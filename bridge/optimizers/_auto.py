@@ -22,7 +22,10 @@ from typing import Any
 from lmbridge.evaluate import Metric
 from lmbridge.lm import LM, BaseLM
 from lmbridge.optimizers._base import Optimizer
-from lmbridge.programs import Module
+from lmbridge.optimizers._fewshot import BootstrapFewShot, LabeledFewShot
+from lmbridge.optimizers._mipro import MIPROv2
+from lmbridge.programs import Module, label_options
+from lmbridge.settings import current
 from lmbridge.types import Example
 
 MIN_ROWS_TO_SEARCH = 8
@@ -33,10 +36,6 @@ def auto_optimizer(metric: Metric, student: Module, *, trainset: Sequence[Exampl
                    seconds_per_call: float | None = None, time_budget: float = 900.0,
                    seed: int = 0) -> tuple[Optimizer, str]:
     """An optimizer for this data and LM, and one sentence saying what it is and why."""
-    from lmbridge.optimizers._fewshot import BootstrapFewShot, LabeledFewShot
-    from lmbridge.optimizers._mipro import MIPROv2
-    from lmbridge.programs import label_options
-
     rows, val = list(trainset), list(valset or [])
     labels = all(label_options(p.signature) is not None for p in student.predictors())
     k = min(8, len(rows))
@@ -62,8 +61,6 @@ def auto_optimizer(metric: Metric, student: Module, *, trainset: Sequence[Exampl
 
 def _default_speed(lm: Any) -> float:
     if lm is None:
-        from lmbridge.settings import current
-
         lm = current().lm
     inner = getattr(lm, "inner", lm)
     return 0.5 if isinstance(inner, LM) and inner.is_local else 2.0

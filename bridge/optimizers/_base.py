@@ -25,6 +25,7 @@ from lmbridge.errors import EvaluationError
 from lmbridge.evaluate import EvaluationRow, Metric, run_many
 from lmbridge.lm import LM, price_per_token
 from lmbridge.optimizers._support.budget import Budget, BudgetExhausted
+from lmbridge.optimizers._support.selection import row_key, select, selection_key, state_key
 from lmbridge.optimizers._support.state import ProgramState, build, describe_state, snapshot
 from lmbridge.programs import Module, Predict
 from lmbridge.settings import context, current
@@ -80,6 +81,7 @@ class CompileRun:
         self.stopped: str | None = None
         self.store: Any = None
         self._state_keys: WeakKeyDictionary[Module, str] = WeakKeyDictionary()
+        self._states: dict[str, ProgramState] = {}
         self._scores: dict[tuple[str, str], float] = {}
         """The compile's checkpoint (``get``/``put``), when it has one: selection keeps its scores there."""
         self.done = 0
@@ -122,8 +124,6 @@ class CompileRun:
         metric = getattr(self.optimizer, "metric", None)
         if not self.optimizer.select or metric is None:
             return
-        from lmbridge.optimizers._support.selection import select
-
         try:
             select(self, metric)
         except BudgetExhausted as exc:
@@ -134,15 +134,27 @@ class CompileRun:
     def candidate(self, state: ProgramState) -> Module:
         """A program for ``state`` whose LMs are metered against this compile's budget."""
         program = build(self.student, state)
-        from lmbridge.optimizers._support.selection import state_key
-
-        self._state_keys[program] = state_key(state)
+        key = state_key(state)
+        self._state_keys[program] = key
+        self._states.setdefault(key, state)
         return self.guard(program)
+
+    def remember(self, state: ProgramState) -> None:
+        """Count ``state`` among this compile's candidates (one another worker of a shared study built)."""
+        self._states.setdefault(state_key(state), state)
+
+    def scored_states(self, examples: Sequence[Example]) -> list[ProgramState]:
+        """The candidates this compile scored on every one of ``examples`` (in this process, or kept in
+        its checkpoint), in the order first met."""
+        found = []
+        for key, state in self._states.items():
+            saved = self.store.get(selection_key(key, examples)) if self.store is not None else None
+            if isinstance(saved, list) or self.row_scores(state, examples) is not None:
+                found.append(state)
+        return found
 
     def row_scores(self, state: ProgramState, examples: Sequence[Example]) -> list[float] | None:
         """The scores ``state`` got on ``examples`` during this compile, if it ran on all of them."""
-        from lmbridge.optimizers._support.selection import row_key, state_key
-
         key = state_key(state)
         found = [self._scores.get((key, row_key(e))) for e in examples]
         return None if any(f is None for f in found) else [float(f) for f in found if f is not None]
@@ -160,8 +172,6 @@ class CompileRun:
         self.count(outcomes)
         key = self._state_keys.get(program)
         if key is not None:
-            from lmbridge.optimizers._support.selection import row_key, selection_key
-
             for example, outcome in zip(examples, outcomes):
                 self._scores[(key, row_key(example))] = outcome.score
             if self.store is not None and self.valset is not None and len(examples) == len(self.valset) \
@@ -232,6 +242,7 @@ class CompileRun:
             "progress": {"unit": self.unit, "done": self.done, "planned": self.planned},
         }
         report.update(self.notes)
+        report["lm_calls_per_point"] = _calls_per_point(report["lm_calls"], self.notes.get("selection"))
         return report
 
     def finish(self) -> Module:
@@ -243,6 +254,15 @@ class CompileRun:
         program = build(self.student, self.best_state)
         program.report = self.report()
         return program
+
+
+def _calls_per_point(calls: int, selection: Any) -> float | None:
+    """The compile's LM calls per valset point the kept program gained over the student; None when
+    it gained none (the student kept, or no comparison was made)."""
+    if not isinstance(selection, dict) or selection.get("kept") != "winner":
+        return None
+    gained = selection.get("difference")
+    return round(calls / gained, 1) if isinstance(gained, (int, float)) and gained > 0 else None
 
 
 def _round(value: float | None) -> float | None:

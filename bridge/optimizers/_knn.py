@@ -38,7 +38,7 @@ __all__ = ["Embedder", "HashingEmbedder", "KNNFewShot", "KNNProgram", "LiteLLMEm
 
 def _numpy() -> Any:
     try:
-        import numpy
+        import numpy  # optional and heavy (lmbridge[knn]): imported only when a KNN search runs
     except ImportError as exc:
         raise MissingDependencyError("numpy (KNNFewShot's nearest-neighbour search)", "knn") from exc
     return numpy

@@ -5,10 +5,12 @@
 2. Instruction candidates: the original instruction plus grounded proposals (``proposer.py``).
 3. Search: each trial picks, per predictor, one instruction and one demo set (categorical), and one
    prompt format for the program (``formats``; beyond DSPy: tiny models swing from near 0 to
-   over 90 % on prompt form alone). A trial scores the candidate on a minibatch of the valset;
-   every ``minibatch_full_eval_steps`` trials the candidate with the best mean minibatch score is
-   scored on the whole valset. The best full score wins; the unchanged student is scored first,
-   as the baseline.
+   over 90 % on prompt form alone), and one set of field labels (``search_labels``: "Text / Label"
+   as given, or labels proposed from the task and the data such as "Question / Type"; they are
+   part of the predictor's signature, so a saved program keeps them). A trial scores the candidate
+   on a minibatch of the valset; every ``minibatch_full_eval_steps`` trials the candidate with the
+   best mean minibatch score is scored on the whole valset. The best full score wins; the unchanged
+   student is scored first, as the baseline, then the seeded simple recipes (``seeded``).
 
 ``auto`` sets the size: "light", "medium", "heavy" mean 6, 12, 18 candidates and a valset of at
 most 100, 300, 1000 examples; the number of trials follows from the number of dimensions.
@@ -20,7 +22,6 @@ checkpoint run trials of one study together.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import random
@@ -30,27 +31,26 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from lmbridge.evaluate import Metric, check_examples, mean_score
-from lmbridge.formats import PromptFormat
+from lmbridge.evaluate import Metric, check_examples
+from lmbridge.formats import PromptFormat, TextFormat
 from lmbridge.lm import BaseLM
 from lmbridge.optimizers._base import CompileRun, Estimate, Optimizer, price_per_call
 from lmbridge.optimizers._fewshot import _calls_per_run, labeled_demos
 from lmbridge.optimizers._random_search import demo_candidates
+from lmbridge.optimizers._support.budget import StudyCounter
 from lmbridge.optimizers._support.checkpoint import fingerprint, storage_url
+from lmbridge.optimizers._support.mipro_search import Search
 from lmbridge.optimizers._support.proposer import GroundedProposer
 from lmbridge.optimizers._support.search_space import (
-    WORKER,
     SearchSpace,
     StudyCheckpoint,
     default_formats,
-    key,
+    field_labels,
     open_study,
-    optuna_module,
     usable_formats,
 )
-from lmbridge.optimizers._support.shared_study import claim_trial, heartbeat, reap
 from lmbridge.optimizers._support.state import PredictorState, snapshot
-from lmbridge.programs import Module, calibrating, label_options, with_priors
+from lmbridge.programs import DEFAULT_FORMAT, Module, calibrating, label_options, with_priors
 from lmbridge.settings import context, current
 from lmbridge.types import Example
 
@@ -58,6 +58,8 @@ AUTO_RUN_SETTINGS = {"light": {"n": 6, "val_size": 100}, "medium": {"n": 12, "va
                      "heavy": {"n": 18, "val_size": 1000}}
 SMALL_VALSET = 30
 """Below this many valset rows the report warns that the selection is noisy."""
+SEEDED = 2
+"""How many simple recipes are scored before the search (balanced demos as given and as plain text)."""
 SETUP_STALE_AFTER = 90.0
 """Seconds without a setup heartbeat after which another worker takes the setup over."""
 
@@ -72,6 +74,7 @@ class MIPROv2(Optimizer):
                  max_errors: int | None = None, seed: int = 9, init_temperature: float = 1.0,
                  metric_threshold: float | None = None, *,
                  formats: Sequence[PromptFormat] | None = None, proposal_templates: bool = True,
+                 search_labels: bool = True,
                  max_lm_calls: int | None = None, max_cost: float | None = None,
                  display_progress: bool = True) -> None:
         super().__init__(seed=seed, num_threads=num_threads, max_lm_calls=max_lm_calls, max_cost=max_cost,
@@ -95,6 +98,7 @@ class MIPROv2(Optimizer):
         self.metric_threshold = metric_threshold
         self.formats: list[PromptFormat] = list(default_formats() if formats is None else formats)
         self.proposal_templates = proposal_templates
+        self.search_labels = search_labels
 
     # -- sizes -------------------------------------------------------------------------------------
     def _split(self, trainset: Sequence[Example], valset: Sequence[Example] | None,
@@ -135,12 +139,13 @@ class MIPROv2(Optimizer):
         trial_calls = trials * batch * per_run
         steps = max(1, minibatch_full_eval_steps)
         fulls = (trials // steps + 2) * len(val) * per_run if batch < len(val) else 0
-        baseline = len(val) * per_run
-        total = boot + proposals + trial_calls + fulls + baseline
+        baseline = (1 + (0 if zero_shot else SEEDED)) * len(val) * per_run  # the student, the seeded recipes
+        twin = len(val) * per_run if any(f.scoring == "calibrated" for f in self.formats) else 0  # the tie rule
+        total = boot + proposals + trial_calls + fulls + baseline + twin
         price = price_per_call(student, train[0] if train else None, self.max_bootstrapped_demos)
         return Estimate(total, None if price is None else price * total,
                         {"bootstrap": boot, "proposals": proposals, "trials": trial_calls,
-                         "full_evaluations": fulls + baseline})
+                         "full_evaluations": fulls + baseline + twin})
 
     # -- compile ------------------------------------------------------------------------------------
     def compile(self, student: Module, *, trainset: Sequence[Example], teacher: Module | None = None,
@@ -169,7 +174,7 @@ class MIPROv2(Optimizer):
             program_aware=program_aware_proposer, data_aware=data_aware_proposer,
             tip_aware=tip_aware_proposer, fewshot_aware=fewshot_aware_proposer,
             templates=self.proposal_templates, init_temperature=self.init_temperature, seed=seed)
-        total = trials + (trials // max(1, minibatch_full_eval_steps) + 2 if batch < len(val) else 1)
+        total = trials + (trials // max(1, minibatch_full_eval_steps) + 2 if batch < len(val) else 1) + SEEDED
         # a calibrated format takes its prior from the trainset's inputs (labels unused), here and in the result
         with calibrating(train, seed=seed) as pool:
             with CompileRun(self, student, train, val, total=total, unit="evaluations") as run:
@@ -182,8 +187,6 @@ class MIPROv2(Optimizer):
                         f"the valset has {len(val)} rows: one row moves a score by {100 / len(val):.1f} points, so "
                         f"the search can pick a candidate by chance; {SMALL_VALSET} rows or more are advised"]
                 if url is not None and run.budget.limited:
-                    from lmbridge.optimizers._support.budget import StudyCounter
-
                     run.budget.share(StudyCounter(url, study.study_name))  # the caps hold for the whole study
                 task = run.budget.wrap(self.task_model)
                 with context(lm=task) if task is not None else context():
@@ -192,8 +195,10 @@ class MIPROv2(Optimizer):
                                              or run.budget.wrap(own))
                     space = self._setup(run, student, train, store, created, proposer, teacher, seed, max_boot,
                                         max_lab, zero_shot)
-                    search = _Search(self, run, study, store, space, val, batch, minibatch_full_eval_steps, seed)
+                    search = Search(self.metric, self.max_errors, run, study, store, space, val, batch,
+                                    minibatch_full_eval_steps, seed)
                     search.baseline()
+                    search.seeded(seeded(space))
                     search.trials(trials)
                     search.finish()
             with context(lm=self.task_model) if self.task_model is not None else context():
@@ -231,14 +236,36 @@ class MIPROv2(Optimizer):
         lms: list[BaseLM | None] = [p.lm for p in student.predictors() if p.lm is not None] or [current().lm]
         logprobs = all(lm is not None and lm.supports_logprobs() for lm in lms)
         formats = usable_formats(formats, logprobs and any(label_options(s.signature) for s in base.values()))
-        if not zero_shot and max_lab > 0 and all(label_options(s.signature) for s in base.values()):
+        balanced_made = not zero_shot and max_lab > 0 and all(label_options(s.signature) for s in base.values())
+        if balanced_made:
             # A class-balanced draw of labeled demos, two of each class at least: a 6-class task needs
             # more than the default 4 demos before every class is shown once.
             balanced = {name: s.with_demos(labeled_demos(s, train, max(max_lab, 2 * _classes(s)), random.Random(seed),
                                                          balanced=True))
                         for name, s in base.items()}
             demo_sets.append(balanced)
-        return SearchSpace(base, instructions, demo_sets, formats if self.formats else [None])
+        labels = field_labels(base, train) if self.search_labels else [{}]
+        space = SearchSpace(base, instructions, demo_sets, formats if self.formats else [None], labels)
+        space.balanced = len(demo_sets) - 1 if balanced_made else None
+        return space
+
+
+def seeded(space: SearchSpace) -> list[dict[str, int]]:
+    """The simple recipes the search must beat: the class-balanced labelled demos, with the original
+    instruction and labels, in the format as given and in plain text (``TextFormat``) when searched."""
+    if space.balanced is None:
+        return []
+    text = [i for i, f in enumerate(space.formats) if isinstance(f, TextFormat) and f.scoring == "generate" and i > 0]
+    formats = [0, *text[:SEEDED - 1]]
+    out = []
+    for index in formats:
+        choice = space.default()
+        choice.update({d: space.balanced for d in choice if d.endswith(".demos")})
+        if "format" in choice:
+            choice["format"] = index
+        if choice not in out and choice != space.default():
+            out.append(choice)
+    return out
 
 
 def _classes(state: PredictorState) -> int:
@@ -262,8 +289,6 @@ class _Beating:
 
 
 def _effective_format(student: Module) -> PromptFormat | None:
-    from lmbridge.programs import DEFAULT_FORMAT
-
     found = {repr(p.format or current().format or DEFAULT_FORMAT) for p in student.predictors()}
     if len(found) != 1:
         return None
@@ -294,155 +319,3 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return True
-
-
-class _Search:
-    """The trial loop of one worker over a shared study."""
-
-    def __init__(self, opt: MIPROv2, run: CompileRun, study: Any, store: StudyCheckpoint, space: SearchSpace,
-                 val: list[Example], batch: int, full_eval_steps: int, seed: int) -> None:
-        self.opt, self.run, self.study, self.store, self.space = opt, run, study, store, space
-        self.val, self.batch, self.full_eval_steps, self.seed = val, batch, max(1, full_eval_steps), seed
-        self.optuna = optuna_module()
-
-    def _complete(self) -> list[Any]:
-        return list(self.study.get_trials(deepcopy=False, states=(self.optuna.trial.TrialState.COMPLETE,)))
-
-    def full_score(self, choice: Mapping[str, int]) -> float:
-        """The candidate's score on the whole valset, computed once per study."""
-        k = key(choice)
-        saved = self.store.get(f"full:{k}")
-        if isinstance(saved, dict):
-            score = float(saved["score"])
-        else:
-            program = self.run.candidate(self.space.state(choice))
-            outcomes = self.run.evaluate(program, self.val, self.opt.metric)
-            score = mean_score(outcomes)
-            self.store.put(f"full:{k}", {"score": score, "at": time.time(), "worker": WORKER})
-            self.run.check_errors(self.opt.max_errors)
-        self.run.offer(self.space.state(choice), score)
-        return score
-
-    def baseline(self) -> None:
-        self.run.baseline_score = self.full_score(self.space.default())
-        self.run.step("baseline")
-
-    def trials(self, num_trials: int) -> None:
-        """Run trials until the study holds ``num_trials`` complete ones.
-
-        Each proposal depends only on the seed and the trials finished so far (a fresh TPE sampler
-        seeded from both), never on how many processes or restarts came before, so a compile
-        resumed after a kill proposes what an uninterrupted one would have."""
-        dims = self.space.dims()
-        self._catch_up_full_evals()
-        while True:
-            # The sampler is chosen before the claim, from the trials finished so far. A dead worker's
-            # trial is retried by claim_trial (optuna's heartbeat) with its own choice and slot.
-            # A dead worker's running trial is failed (and queued again) first: counted as running, it
-            # would move the slot, and a resumed search would then propose what an uninterrupted one did not.
-            reap(self.study, self.optuna)
-            self.study.sampler = self._sampler(self._slot())
-            trial = claim_trial(self.study, num_trials, self.optuna)
-            if trial is None:
-                break
-            if "slot" not in trial.user_attrs:
-                trial.set_user_attr("slot", self._slot_of(trial))
-            slot = str(trial.user_attrs["slot"])
-            choice = {d: int(trial.suggest_categorical(d, list(range(n)))) for d, n in dims}
-            trial.set_user_attr("combo", key(choice))
-            trial.set_user_attr("worker", WORKER)
-            try:
-                with heartbeat(self.study, trial):  # a retry scores on its original's minibatch
-                    score = self._score(choice, slot)
-            except BaseException:
-                self.study.tell(trial, state=self.optuna.trial.TrialState.FAIL)
-                raise
-            self.study.tell(trial, score)
-            self.run.step(f"trial {trial.number}")
-            done = len(self._complete())
-            if self.batch < len(self.val) and done % self.full_eval_steps == 0:
-                self._full_eval_best(str(done), upto=done)
-
-    def _score(self, choice: Mapping[str, int], slot: str) -> float:
-        if self.batch >= len(self.val):
-            return self.full_score(choice)
-        rows = random.Random(f"{self.seed}:{slot}").sample(self.val, self.batch)
-        outcomes = self.run.evaluate(self.run.candidate(self.space.state(choice)), rows, self.opt.metric)
-        self.run.check_errors(self.opt.max_errors)
-        return mean_score(outcomes)
-
-    def _slot(self, taken: int | None = None) -> str:
-        """Where the next trial stands: trials complete, plus trials other workers are running now
-        (not counting ``taken``, the trial this worker has just claimed)."""
-        running = [t for t in self.study.get_trials(deepcopy=False, states=(self.optuna.trial.TrialState.RUNNING,))
-                   if t.number != taken]
-        complete = len(self._complete())
-        return f"{complete}" if not running else f"{complete}+{len(running)}"
-
-    def _slot_of(self, trial: Any) -> str:
-        return self._slot(taken=trial.number)
-
-    def _sampler(self, slot: str) -> Any:
-        import warnings
-
-        derived = int.from_bytes(hashlib.sha256(f"{self.seed}:{slot}".encode()).digest()[:4], "big")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # multivariate TPE is marked experimental
-            # constant_liar: trials other workers are running count as bad, so workers spread out.
-            return self.optuna.samplers.TPESampler(seed=derived, multivariate=True, constant_liar=True)
-
-    def _catch_up_full_evals(self) -> None:
-        """The full evaluations an interrupted run owed at its last steps, done before going on."""
-        if self.batch >= len(self.val):
-            return
-        done = len(self._complete())
-        for step in range(self.full_eval_steps, done + 1, self.full_eval_steps):
-            self._full_eval_best(str(step), upto=step)
-
-    def _full_eval_best(self, step: str, upto: int | None = None) -> None:
-        """Score on the whole valset the candidate with the best mean minibatch score (over the first
-        ``upto`` complete trials) that has no full score yet. Each step runs once per study (``step``
-        names it), so a resumed run skips it."""
-        if self.store.get(f"fullstep:{step}"):
-            return
-        means: dict[str, list[float]] = {}
-        first: dict[str, int] = {}
-        for t in sorted(self._complete(), key=lambda t: t.number)[:upto]:
-            k = str(t.user_attrs.get("combo"))
-            means.setdefault(k, []).append(float(t.value))
-            first.setdefault(k, t.number)
-        ranked = sorted(means, key=lambda k: (-sum(means[k]) / len(means[k]), first[k]))
-        attrs = self.store.refresh()
-        for k in ranked:
-            if f"full:{k}" not in attrs:
-                import json
-
-                self.full_score({d: int(v) for d, v in json.loads(k).items()})
-                self.run.step("full evaluation")
-                break
-        self.store.put(f"fullstep:{step}", True)
-
-    def finish(self) -> None:
-        import json
-
-        if self.batch < len(self.val):
-            self._full_eval_best("final")
-        attrs = self.store.refresh()
-        fulls = sorted(((v["at"], k.removeprefix("full:"), v["score"]) for k, v in attrs.items()
-                        if k.startswith("full:") and isinstance(v, dict)))
-        if fulls:  # decide from the study's record alone, so every worker of a study picks the same program
-            self.run.best_score = None
-        for _, k, score in fulls:
-            self.run.offer(self.space.state(json.loads(k)), float(score))
-        workers: dict[str, int] = {}  # the report names workers 0, 1, ...: no host names or pids
-        for t in sorted(self._complete(), key=lambda t: t.number):
-            choice = json.loads(str(t.user_attrs.get("combo")))
-            worker = workers.setdefault(str(t.user_attrs.get("worker")), len(workers))
-            kind = "full" if self.batch >= len(self.val) else "minibatch"
-            self.run.record(kind, float(t.value), self.batch, number=t.number,
-                            worker=worker,
-                            config=self.space.describe(choice))
-        for _, k, score in fulls:
-            self.run.record("full_evaluation", float(score), len(self.val),
-                            config=self.space.describe(json.loads(k)))
-

@@ -31,6 +31,9 @@ def calibrate(program: M, inputs: Iterable[Mapping[str, Any]], *, size: int = PO
     with each calibrated predictor's prompt. A predictor is calibrated when its format (its own, or
     the settings') has ``scoring="calibrated"`` and its one output is a Literal, an Enum or a bool.
 
+    A prior that puts almost all its mass on one option is lifted to a floor (``MIN_SHARE`` of the
+    uniform share), as in a compile; unlike a compile, few rows are not shrunk: they are the caller's choice.
+
     Raises ValueError when no predictor is calibrated, or when no row holds a calibrated predictor's
     inputs (calibrate an inner predictor with rows of its own inputs), and ConfigurationError when a
     predictor has no LM. The prior belongs to the prompt and model it was estimated with: after a
@@ -45,7 +48,7 @@ def calibrate(program: M, inputs: Iterable[Mapping[str, Any]], *, size: int = PO
         raise ValueError(f"{type(program).__name__} has no predictor to calibrate: give the predictor a format with "
                          "scoring='calibrated' (e.g. ChatFormat(scoring='calibrated')) and one Literal, Enum or "
                          "bool output")
-    with calibrating(rows, size=size, seed=seed) as pool:
+    with calibrating(rows, size=size, seed=seed, min_inputs=1) as pool:  # the caller chose the rows
         for name, p in targets:
             if not pool.fitting(p.signature)[0]:
                 raise ValueError(f"predictor {name!r} reads {list(p.signature.input_fields)}, which no input row "
@@ -79,9 +82,11 @@ def store_priors(program: Module, pool: InputPool) -> dict[str, Any]:
                                      "or call lmbridge.configure(lm=...) first")
         fmt = p.format or fallback
         params = {**fmt.endpoint_params(p.signature), **p.lm_params}
-        prior, _ = estimate_prior(lm, fmt, p.signature, p.demos, params, rows, digest)
+        prior, _, notes = estimate_prior(lm, fmt, p.signature, p.demos, params, rows, digest, pool)
         p.format = fmt.with_prior(prior)
         done[name] = {"inputs": prior.inputs, "prior": {k: round(v, 4) for k, v in prior.probabilities.items()}}
+        if notes:
+            done[name]["smoothed"] = notes
     return done
 
 

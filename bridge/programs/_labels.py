@@ -49,6 +49,15 @@ POOL_SIZE = 128
 """How many real inputs a prior is estimated from, at most (drawn with a seed). Chosen on SST-2
 training rows: over 200 draws, the prior of the embedded models moves by a standard deviation of
 up to 0.029 with 32 inputs, 0.020 with 64 and 0.011 with 128 (docs/decoding.md)."""
+MIN_SHARE = 0.1
+"""No option's prior may fall below this fraction of the uniform share (1/k for k options). A prior
+such as P(first class) = 0.99999 would divide the other options' probabilities by about 1e-5, so
+every answer becomes one of them whatever the input says: it is mixed with the uniform prior just
+enough to lift the smallest option to the floor, and the report says so (``steady_prior``)."""
+MIN_INPUTS = 5
+"""Fewer distinct inputs than this cannot be trusted to show the model's bias (one odd input moves the
+mean by a fifth or more): in a compile, such a prior is mixed with the uniform one in proportion
+(``distinct / MIN_INPUTS``). ``lmbridge.calibrate`` uses the rows its caller chose, with a warning."""
 PriorSource = Literal["stored", "inputs", "content-free"]
 
 
@@ -110,6 +119,29 @@ def divide_prior(probabilities: Sequence[float], prior: Sequence[float]) -> list
     return normalise([math.log(max(p, 1e-300)) - math.log(max(q, 1e-300)) for p, q in zip(probabilities, prior)])
 
 
+def steady_prior(mean: Sequence[float], distinct: int, min_inputs: int = MIN_INPUTS) -> tuple[list[float], list[str]]:
+    """The prior to divide out, from the mean option probabilities over ``distinct`` different inputs,
+    and what was done to it. Too few distinct inputs (fewer than ``min_inputs``) shrink it towards
+    uniform; an option below ``MIN_SHARE`` of its uniform share is lifted to that floor by mixing with
+    the uniform prior. A sound prior comes back unchanged with no notes."""
+    k = len(mean)
+    uniform = 1.0 / k
+    prior, notes = list(mean), []
+    if distinct < min_inputs:
+        weight = distinct / min_inputs
+        prior = [weight * p + (1 - weight) * uniform for p in prior]
+        notes.append(f"estimated from {distinct} distinct input(s), fewer than {min_inputs}: "
+                     f"mixed with the uniform prior at weight {weight:.2f}")
+    floor = MIN_SHARE * uniform
+    low = min(prior)
+    if low < floor:
+        mix = (floor - low) / (uniform - low)  # the least mixing that lifts the smallest option to the floor
+        notes.append(f"degenerate: one option had {low:.2g} of the mass (floor {floor:.3g}); mixed with the "
+                     f"uniform prior at weight {mix:.3f}")
+        prior = [(1 - mix) * p + mix * uniform for p in prior]
+    return prior, notes
+
+
 def prompt_fingerprint(lm: BaseLM, fmt: PromptFormat, signature: type[Signature],
                        demos: Sequence[Mapping[str, Any]], texts: Sequence[str]) -> str:
     """What a prior belongs to: the model, the prompt around the inputs (instructions, demos, layout,
@@ -127,6 +159,8 @@ class InputPool:
     rows: tuple[Mapping[str, Any], ...]
     size: int = POOL_SIZE
     seed: int = 0
+    min_inputs: int = MIN_INPUTS
+    """Fewer distinct inputs than this shrink a prior towards uniform (``steady_prior``)."""
     _fitting: dict[tuple[str, ...], tuple[tuple[dict[str, Any], ...], str]] = field(
         default_factory=dict, compare=False, repr=False)
 
@@ -141,6 +175,11 @@ class InputPool:
             blob = json.dumps([[_written(n, r[n]) for n in names] for r in usable], ensure_ascii=False)
             found = self._fitting[names] = (tuple(usable), hashlib.sha256(blob.encode("utf-8")).hexdigest())
         return found
+
+    def steady(self, mean: Sequence[float], rows: Sequence[Mapping[str, Any]]) -> tuple[list[float], list[str]]:
+        """``steady_prior`` of a mean over ``rows`` (some of this pool's rows), counting distinct inputs."""
+        distinct = len({json.dumps([_written(n, v) for n, v in r.items()], ensure_ascii=False) for r in rows})
+        return steady_prior(mean, distinct, self.min_inputs)
 
 
 def _written(name: str, value: Any) -> str:
@@ -160,13 +199,14 @@ def unlabeled(rows: Iterable[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...
 
 
 @contextlib.contextmanager
-def calibrating(rows: Iterable[Mapping[str, Any]], *, size: int = POOL_SIZE, seed: int = 0) -> Iterator[InputPool]:
+def calibrating(rows: Iterable[Mapping[str, Any]], *, size: int = POOL_SIZE, seed: int = 0,
+                min_inputs: int = MIN_INPUTS) -> Iterator[InputPool]:
     """Within the block, a calibrated format with no stored prior for its prompt takes its prior from
-    ``rows`` (their inputs; labels unused) instead of the content-free inputs. Optimizers compile
-    inside it; ``lmbridge.calibrate`` uses it."""
+    ``rows`` (their inputs; labels unused) instead of the content-free inputs, made steady by
+    ``steady_prior``. Optimizers compile inside it; ``lmbridge.calibrate`` uses it."""
     if size < 1:
         raise ValueError(f"size must be at least 1, not {size}")
-    pool = InputPool(unlabeled(rows), size, seed)
+    pool = InputPool(unlabeled(rows), size, seed, min_inputs)
     token = _pool.set(pool)
     try:
         yield pool
@@ -210,10 +250,10 @@ def find_prior(lm: BaseLM, fmt: PromptFormat, signature: type[Signature], demos:
         return [stored.probabilities[t] for t in texts], "stored", Usage()
     pool = _pool.get()
     rows, digest = pool.fitting(signature) if pool is not None else ((), "")
-    if rows:
-        prior, usage = _memoised(f"inputs:{prompt}:{digest}",
-                                 lambda: _mean_prior(lm, fmt, signature, demos, texts, params, rows))
-        return prior, "inputs", usage
+    if pool is not None and rows:
+        mean, usage = _memoised(f"inputs:{prompt}:{digest}",
+                                lambda: _mean_prior(lm, fmt, signature, demos, texts, params, rows))
+        return pool.steady(mean, rows)[0], "inputs", usage
     if stored is not None:
         warnings.warn(
             f"{signature.__name__}: the format's stored prior was estimated for another prompt or model "
@@ -226,16 +266,21 @@ def find_prior(lm: BaseLM, fmt: PromptFormat, signature: type[Signature], demos:
 
 
 def estimate_prior(lm: BaseLM, fmt: PromptFormat, signature: type[Signature], demos: Sequence[Mapping[str, Any]],
-                   params: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], digest: str) -> tuple[Prior, Usage]:
-    """The mean option probabilities over ``rows`` (inputs of ``signature``) as a ``Prior`` to store."""
+                   params: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], digest: str,
+                   pool: InputPool | None = None) -> tuple[Prior, Usage, list[str]]:
+    """The mean option probabilities over ``rows`` (inputs of ``signature``) as a ``Prior`` to store,
+    made steady by ``pool``'s rule (``steady_prior``; with no pool, only the degenerate floor), and
+    the notes saying what was done to it."""
     found = label_options(signature)
     if found is None:
         raise ValueError(f"{signature.__name__}: calibration needs one Literal, Enum or bool output")
     texts = option_texts(found[1])
     prompt = prompt_fingerprint(lm, fmt, signature, demos, texts)
-    prior, usage = _memoised(f"inputs:{prompt}:{digest}",
-                             lambda: _mean_prior(lm, fmt, signature, demos, texts, dict(params), rows))
-    return Prior(dict(zip(texts, prior)), len(rows), prompt), usage
+    mean, usage = _memoised(f"inputs:{prompt}:{digest}",
+                            lambda: _mean_prior(lm, fmt, signature, demos, texts, dict(params), rows))
+    prior, notes = pool.steady(mean, rows) if pool is not None else steady_prior(mean, len(rows), 1)
+    total = sum(prior)  # a Prior's values sum to 1 within 1e-6: renormalise the float error of the mixing
+    return Prior({t: p / total for t, p in zip(texts, prior)}, len(rows), prompt), usage, notes
 
 
 def _mean_prior(lm: BaseLM, fmt: PromptFormat, signature: type[Signature], demos: Sequence[Mapping[str, Any]],

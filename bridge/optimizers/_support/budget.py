@@ -211,7 +211,7 @@ class StudyCounter:
 
     def reserve(self, max_calls: int | None, max_cost: float | None) -> bool:
         """Take one call if the study is under both caps (one atomic UPDATE)."""
-        import sqlalchemy as sa
+        import sqlalchemy as sa  # optional, see above
 
         t = self.table
         stmt = sa.update(t).where(t.c.study == self.study).values(calls=t.c.calls + 1)
@@ -223,7 +223,7 @@ class StudyCounter:
             return bool(conn.execute(stmt).rowcount == 1)
 
     def add(self, calls: int, cost: float) -> None:
-        import sqlalchemy as sa
+        import sqlalchemy as sa  # optional, see above
 
         t = self.table
         with self.engine.begin() as conn:
@@ -232,7 +232,7 @@ class StudyCounter:
 
     def read(self) -> tuple[int, float]:
         """(calls, cost) spent by the study so far."""
-        import sqlalchemy as sa
+        import sqlalchemy as sa  # optional, see above
 
         t = self.table
         with self.engine.begin() as conn:

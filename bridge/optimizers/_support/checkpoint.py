@@ -15,6 +15,7 @@ checkpoint written by a different compile is refused with a StateError rather th
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import tempfile
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lmbridge.errors import StateError
-from lmbridge.programs import Module
+from lmbridge.programs import Module, program_state
 from lmbridge.signatures import to_jsonable
 from lmbridge.types import Example
 
@@ -39,8 +40,6 @@ def fingerprint(optimizer: str, settings: Mapping[str, Any], program: Module,
                 trainset: Sequence[Example], valset: Sequence[Example] | None) -> str:
     """A hash of everything that decides what a compile computes. The budget caps are left out, so
     a compile stopped by ``max_lm_calls`` resumes under a larger cap."""
-    from lmbridge.programs import program_state
-
     settings = {k: v for k, v in settings.items() if k not in ("max_lm_calls", "max_cost")}
 
     state = program_state(program)
@@ -136,8 +135,6 @@ def storage_url(checkpoint: str | Path) -> str:
 def postgres_driver(url: str) -> str:
     """A ``postgresql://`` URL names no driver, and SQLAlchemy then needs psycopg2; with only psycopg
     (3, from ``lmbridge[postgres]``) installed, the URL is pointed at it."""
-    import importlib.util
-
     scheme, sep, rest = url.partition("://")
     if scheme not in ("postgresql", "postgres"):
         return url

@@ -1,7 +1,9 @@
 """The space MIPROv2 searches, and the optuna study that holds a search.
 
-A point in the space is one integer per dimension: per predictor an instruction index and a demo-set
-index, and one prompt-format index for the whole program. Index 0 of each dimension is the
+A point in the space is one integer per dimension: per predictor an instruction index and a
+demo-set index, and for the whole program one prompt-format index and one field-label index (the
+labels the prompt writes before each field, "Text / Label" or "Question / Type", proposed by
+``field_labels``). Index 0 of each dimension is the
 student as it is (original instruction, no demos, its own format), so the default point is the
 baseline.
 
@@ -15,11 +17,14 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lmbridge.errors import MissingDependencyError
 from lmbridge.formats import ChatFormat, JSONFormat, PromptFormat, TextFormat
+from lmbridge.optimizers._support.shared_study import storage_options
 from lmbridge.optimizers._support.state import PredictorState, ProgramState
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -36,6 +41,42 @@ def default_formats() -> list[PromptFormat]:
             TextFormat(), ChatFormat(scoring="calibrated"), TextFormat(scoring="calibrated")]
 
 
+_INPUT_NOUNS = ("question", "review", "sentence", "message", "email", "document", "passage", "tweet", "utterance",
+                "query", "comment", "headline", "article")
+_OUTPUT_NOUNS = (("sentiment", "Sentiment"), ("topic", "Topic"), ("categor", "Category"), ("intent", "Intent"),
+                 ("kind", "Type"), ("type", "Type"), ("class", "Class"), ("label", "Label"))
+
+
+def field_labels(base: Mapping[str, PredictorState], rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """Field-label sets worth trying (field name -> label), the labels as given first (``{}``).
+
+    For each predictor with one input and one output field: the input is named by a noun of the
+    task's instruction ("review", "question", ...), else "Question" when most training inputs end
+    with "?", else "Input"; the output by a noun of the instruction ("sentiment", "kind" -> "Type",
+    ...) and, as a second set, "Answer". A set equal to the labels as given is left out."""
+    derived: dict[str, str] = {}
+    answer: dict[str, str] = {}
+    for s in base.values():
+        sig = s.signature
+        if len(sig.input_fields) != 1 or len(sig.output_fields) != 1:
+            continue
+        (iname, ifield), (oname, ofield) = next(iter(sig.input_fields.items())), next(iter(sig.output_fields.items()))
+        task = sig.instructions.lower()
+        values = [str(r[iname]).rstrip() for r in rows if iname in r]
+        asks = bool(values) and 2 * sum(v.endswith("?") for v in values) >= len(values)
+        noun = next((w.capitalize() for w in _INPUT_NOUNS if w in task), "Question" if asks else "Input")
+        out = next((label for w, label in _OUTPUT_NOUNS if w in task), "Answer")
+        current = {iname: ifield.label, oname: ofield.label}
+        for target, labels in ((derived, {iname: noun, oname: out}), (answer, {iname: noun, oname: "Answer"})):
+            if labels != current:
+                target.update(labels)
+    sets: list[dict[str, str]] = [{}]
+    for labels in (derived, answer):
+        if labels and labels not in sets:
+            sets.append(labels)
+    return sets
+
+
 def usable_formats(formats: Sequence[PromptFormat | None], label_output: bool) -> list[PromptFormat | None]:
     """The formats that differ for this program: scoring choices only where an output is a label."""
     return [f for f in formats if label_output or f is None or f.scoring == "generate"]
@@ -45,11 +86,15 @@ class SearchSpace:
     """Instructions and demo sets per predictor, and prompt formats, as integer dimensions."""
 
     def __init__(self, base: ProgramState, instructions: Mapping[str, Sequence[str]],
-                 demo_sets: Sequence[ProgramState], formats: Sequence[PromptFormat | None]) -> None:
+                 demo_sets: Sequence[ProgramState], formats: Sequence[PromptFormat | None],
+                 labels: Sequence[Mapping[str, str]] = ()) -> None:
         self.base = dict(base)
         self.instructions = {k: list(v) for k, v in instructions.items()}
         self.demo_sets = list(demo_sets)
         self.formats = list(formats) or [None]
+        self.labels = [dict(x) for x in labels] or [{}]
+        self.balanced: int | None = None
+        """The index of the class-balanced labelled demo set, when the space has one (seeded recipes)."""
 
     def dims(self) -> list[tuple[str, int]]:
         out: list[tuple[str, int]] = []
@@ -57,6 +102,7 @@ class SearchSpace:
             out.append((f"{name}.instruction", len(self.instructions.get(name, [""]))))
             out.append((f"{name}.demos", max(1, len(self.demo_sets))))
         out.append(("format", len(self.formats)))
+        out.append(("labels", len(self.labels)))
         return [(d, n) for d, n in out if n > 1]
 
     def default(self) -> dict[str, int]:
@@ -65,8 +111,9 @@ class SearchSpace:
     def state(self, choice: Mapping[str, int]) -> ProgramState:
         out: ProgramState = {}
         fmt = self.formats[choice.get("format", 0)]
+        labels = self.labels[choice.get("labels", 0)]
         for name, s in self.base.items():
-            new: PredictorState = s
+            new: PredictorState = s.with_labels(labels)
             options = self.instructions.get(name)
             if options:
                 new = new.with_instructions(options[choice.get(f"{name}.instruction", 0)])
@@ -88,6 +135,8 @@ class SearchSpace:
                 out[f"{name}.demos"] = len(self.demo_sets[choice.get(f"{name}.demos", 0)][name].demos)
         fmt = self.formats[choice.get("format", 0)]
         out["format"] = "as given" if fmt is None else fmt.to_state()
+        if len(self.labels) > 1:
+            out["labels"] = self.labels[choice.get("labels", 0)] or "as given"
         return out
 
 
@@ -97,7 +146,7 @@ def key(choice: Mapping[str, int]) -> str:
 
 def optuna_module() -> Any:
     try:
-        import optuna
+        import optuna  # optional and heavy (lmbridge[optuna]): imported only when a search runs
     except ImportError as exc:
         raise MissingDependencyError("optuna", "optuna") from exc
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -136,10 +185,6 @@ def open_study(storage: str | None, name: str, seed: int) -> tuple[Any, bool]:
         kwargs: dict[str, Any] = {}
         if storage.startswith("sqlite"):
             kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
-        import warnings
-
-        from lmbridge.optimizers._support.shared_study import storage_options
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # optuna marks the heartbeat experimental
             rdb = _storage(optuna, storage, {**kwargs, **storage_options(optuna)})
@@ -149,8 +194,6 @@ def open_study(storage: str | None, name: str, seed: int) -> tuple[Any, bool]:
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=rdb)
         created = False
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         study.sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=rdb is not None)
@@ -160,8 +203,6 @@ def open_study(storage: str | None, name: str, seed: int) -> tuple[Any, bool]:
 def _storage(optuna: Any, url: str, kwargs: dict[str, Any]) -> Any:
     """The RDB storage; two workers creating a new database at once may collide on its schema, so
     the loser tries again once the winner has made it."""
-    import time
-
     for attempt in range(5):
         try:
             return optuna.storages.RDBStorage(url, **kwargs)

@@ -8,6 +8,13 @@ its one-sided ``confidence`` interval above zero. Otherwise the compile returns 
 unchanged. ``program.report["selection"]`` states the baseline, the winner, the interval and the
 decision; a valset too small to tell candidates apart is warned about with the numbers.
 
+**The tie rule.** Before that comparison, the winner is set against every simpler candidate the
+compile scored on the same rows (fewer demos, no calibration: ``cost``), and against its own
+uncalibrated twin when it is calibrated. When the paired interval of winner - simpler includes 0,
+the winner's lead is noise and the simplest such candidate (then the best scoring) takes its place;
+``report["selection"]["simpler"]`` says which and why. A calibrated candidate is therefore kept only
+when it beats the same candidate uncalibrated beyond noise.
+
 ``stratified_sample`` draws a valset (or demos) with the classes of a label field in proportion,
 or ``balanced=True`` in equal numbers.
 """
@@ -23,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from lmbridge.formats import format_from_state
 from lmbridge.optimizers._support.state import ProgramState, demos_to_json, describe_state, format_to_json, snapshot
 from lmbridge.types import Example
 
@@ -106,10 +114,15 @@ def select(run: CompileRun, metric: Any, *, confidence: float = 0.9) -> None:
     warning = small_valset_warning(len(val))
     if warning:
         warnings.warn(warning, RuntimeWarning, stacklevel=4)
-    baseline = _row_scores(run, base_state, val, metric)
     winner = _row_scores(run, run.best_state, val, metric)
+    simpler = prefer_simpler(run, metric, val, winner, base_state, confidence=confidence)
+    if simpler is not None and simpler["kept"] == "simpler":
+        winner = simpler.pop("scores")
+    baseline = _row_scores(run, base_state, val, metric)
     decision = decide(baseline, winner, confidence=confidence, seed=run.optimizer.seed)
     note = {**decision.to_dict(), "winner_state": describe_state(run.best_state)}
+    if simpler is not None:
+        note["simpler"] = simpler
     if warning:
         note["warning"] = warning
     run.notes["selection"] = note
@@ -119,9 +132,70 @@ def select(run: CompileRun, metric: Any, *, confidence: float = 0.9) -> None:
         run.baseline_score = decision.baseline
 
 
+def cost(state: ProgramState) -> tuple[int, int]:
+    """What a candidate costs beyond the student's prompt: its demos (prompt tokens on every call) and
+    its calibrated predictors (a prior to estimate and trust). Every candidate of one program makes the
+    same LM calls per prediction (a stored prior costs none), so calls do not tell them apart."""
+    demos = sum(len(s.demos) for s in state.values())
+    calibrated = sum(1 for s in state.values() if s.format is not None and s.format.scoring == "calibrated")
+    return demos, calibrated
+
+
+def simpler_than(a: ProgramState, b: ProgramState) -> bool:
+    """``a`` costs no more than ``b`` in every respect and less in one."""
+    ca, cb = cost(a), cost(b)
+    return ca != cb and all(x <= y for x, y in zip(ca, cb))
+
+
+def uncalibrated(state: ProgramState) -> ProgramState | None:
+    """The same candidate scoring its labels without calibration; None when nothing is calibrated."""
+    out, changed = dict(state), False
+    for name, s in state.items():
+        if s.format is not None and s.format.scoring == "calibrated":
+            shape = {k: v for k, v in s.format.to_state().items() if k != "prior"}
+            out[name] = s.with_format(format_from_state({**shape, "scoring": "labels"}))
+            changed = True
+    return out if changed else None
+
+
+def prefer_simpler(run: CompileRun, metric: Any, val: Sequence[Example], winner: list[float],
+                   student: ProgramState, *, confidence: float = 0.9) -> dict[str, Any] | None:
+    """The tie rule: replace ``run.best_state`` by the simplest candidate whose gap to it is within
+    noise. Candidates are those the compile scored on all of ``val`` (the student aside: the
+    never-worse comparison handles it) and the winner's uncalibrated twin (scored here). Returns the
+    report entry (with the kept scores under ``"scores"``), or None when there is nothing simpler."""
+    best = run.best_state
+    options = [s for s in run.scored_states(val) if s != student and simpler_than(s, best)]
+    twin = uncalibrated(best)
+    if twin is not None and twin not in options:
+        options.append(twin)
+    if not options:
+        return None
+    tied = []
+    for state in options:
+        scores = _row_scores(run, state, val, metric)
+        diff, low, high = paired_bootstrap(scores, winner, confidence=confidence, seed=run.optimizer.seed)
+        if low <= 0:
+            tied.append((cost(state), -sum(scores), state, scores, diff, (low, high)))
+    if not tied:
+        return {"kept": "winner", "reason": f"the winner beats each of {len(options)} simpler candidate(s) "
+                                            f"beyond noise (the uncalibrated twin among them: {twin is not None})"}
+    tied.sort(key=lambda t: (t[0], t[1]))
+    cheap, _, state, scores, diff, (low, high) = tied[0]
+    entry = {"kept": "simpler", "scores": scores, "cost": {"demos": cheap[0], "calibrated": cheap[1]},
+             "winner_cost": dict(zip(("demos", "calibrated"), cost(best))),
+             "reason": f"the winner's lead of {diff:+.1f} points over a simpler candidate is within noise "
+                       f"(interval [{low:+.1f}, {high:+.1f}] includes 0): the simpler one is kept",
+             "replaced": describe_state(best)}
+    run.best_state, run.best_score = state, 100.0 * sum(scores) / len(scores)
+    return entry
+
+
 def state_key(state: ProgramState) -> str:
-    """A stable key for a candidate: its instructions, demos and formats."""
+    """A stable key for a candidate: its instructions, demos, formats and field labels (the labels
+    only when one was changed, so the keys of earlier checkpoints still hold)."""
     shown = {name: [s.signature.instructions, demos_to_json(s.demos), format_to_json(s.format)]
+             + ([s.labels()] if any(f.prefix for f in s.signature.fields().values()) else [])
              for name, s in state.items()}
     return hashlib.sha256(json.dumps(shown, sort_keys=True, default=str).encode()).hexdigest()[:24]
 

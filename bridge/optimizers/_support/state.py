@@ -37,6 +37,18 @@ class PredictorState:
     def with_format(self, fmt: PromptFormat | None) -> PredictorState:
         return replace(self, format=fmt)
 
+    def with_labels(self, labels: Mapping[str, str]) -> PredictorState:
+        """The same state with the prompt labels of the named fields changed (others left as they are)."""
+        signature = self.signature
+        for name, label in labels.items():
+            if name in signature.fields():
+                signature = signature.with_updated_field(name, prefix=label)
+        return self if signature is self.signature else replace(self, signature=signature)
+
+    def labels(self) -> dict[str, str]:
+        """The label each field is written with in the prompt."""
+        return {name: f.label for name, f in self.signature.fields().items()}
+
 
 ProgramState = dict[str, PredictorState]
 
@@ -91,4 +103,4 @@ def format_from_json(state: Mapping[str, Any] | None) -> PromptFormat | None:
 def describe_state(state: Mapping[str, PredictorState]) -> dict[str, Any]:
     """A short JSON-able summary of a candidate, for reports."""
     return {name: {"instructions": s.signature.instructions[:200], "demos": len(s.demos),
-                   "format": format_to_json(s.format)} for name, s in state.items()}
+                   "format": format_to_json(s.format), "labels": s.labels()} for name, s in state.items()}
