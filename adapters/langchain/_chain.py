@@ -40,6 +40,7 @@ from lmbridge.adapters._templates import plain
 from lmbridge.adapters.langchain._chain_prompt import TemplateShape, shape_of
 from lmbridge.adapters.langchain._chain_walk import TAG, StepRecorder, find_prompts, rewrite, same
 from lmbridge.adapters.langchain._chat import BridgeChatModel
+from lmbridge.adapters.langchain._graph import is_graph
 from lmbridge.adapters.langchain._lm import lm_error
 from lmbridge.adapters.langchain._trace import langchain_config
 from lmbridge.evaluate import Metric
@@ -135,7 +136,10 @@ class ChainProgram(Module):
         return new
 
     def input_variables(self) -> list[str]:
-        """The keys the chain's input schema requires (empty when the schema does not say)."""
+        """The keys the chain's input schema requires (empty when the schema does not say, and for a
+        LangGraph graph, whose state schema lists its outputs too)."""
+        if is_graph(self._chain):
+            return []
         try:
             schema = self._chain.get_input_jsonschema()
         except Exception:  # a custom Runnable whose schema cannot be built: nothing to check

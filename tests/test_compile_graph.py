@@ -1,0 +1,163 @@
+"""from_chain / compile_chain on LangGraph graphs: the prompts inside a compiled graph's nodes (and its
+subgraphs), learned in place, with the user's graph never mutated."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import Field
+
+import lmbridge
+
+pytest.importorskip("langchain_core")
+pytest.importorskip("langgraph")
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.load import dumps
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import RunnableLambda
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from typing_extensions import TypedDict
+
+from lmbridge.adapters.langchain import ChainProgram, compile_chain, from_chain
+
+
+class RuleModel(BaseChatModel):
+    """Rewrites when asked to; without an example turn it knows only positive reviews ("unsure" otherwise)."""
+
+    seen: list[list[BaseMessage]] = Field(default_factory=list, repr=False)
+
+    @property
+    def _llm_type(self) -> str:
+        return "rule"
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                  **kwargs: Any) -> ChatResult:
+        self.seen.append(list(messages))
+        last = str(messages[-1].content)
+        if "Rewrite" in str(messages[0].content):
+            answer = f"rewritten: {last}"
+        elif any(m.type == "ai" for m in messages):
+            answer = "positive" if "good" in last else "negative"
+        else:
+            answer = "positive" if "good" in last else "unsure"
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=answer))])
+
+
+class State(TypedDict, total=False):
+    text: str
+    rewritten: str
+    label: str
+
+
+def rows(n: int = 4) -> list[lmbridge.Example]:
+    base = [("a good film", "positive"), ("a bad film", "negative"), ("so good", "positive"), ("awful", "negative")]
+    return [lmbridge.Example(text=t, label=lab).with_inputs("text") for t, lab in (base * 6)[:n]]
+
+
+def exact(example: lmbridge.Example, output: Any, trace: Any = None) -> bool:
+    return bool(output["label"] == example.label)
+
+
+def rewrite_node(model: RuleModel) -> Any:
+    prompt = ChatPromptTemplate.from_messages([("system", "Rewrite the review."), ("human", "{text}")])
+    return prompt | model | StrOutputParser() | RunnableLambda(lambda s: {"rewritten": s})
+
+
+def classify_node(model: RuleModel) -> Any:
+    prompt = ChatPromptTemplate.from_messages([("system", "Classify the sentiment."), ("human", "{rewritten}")])
+    return prompt | model | StrOutputParser() | RunnableLambda(lambda s: {"label": s})
+
+
+def two_node_graph(model: RuleModel | None = None) -> Any:
+    model = model or RuleModel()
+    graph = StateGraph(State)
+    graph.add_node("rewrite", rewrite_node(model))
+    graph.add_node("classify", classify_node(model))
+    graph.add_edge(START, "rewrite")
+    graph.add_edge("rewrite", "classify")
+    graph.add_edge("classify", END)
+    return graph.compile()
+
+
+def test_prompts_in_graph_nodes_are_found_and_named_by_node() -> None:
+    program = from_chain(two_node_graph())
+    named = dict(program.named_predictors())
+    assert list(named) == ["rewrite.step0", "classify.step0"]
+    assert named["rewrite.step0"].instructions == "Rewrite the review."
+    assert list(named["classify.step0"].signature.input_fields) == ["rewritten"]
+
+
+def test_a_two_prompt_graph_compiles_end_to_end_without_mutating_the_graph() -> None:
+    graph = two_node_graph()
+    before = {name: dumps(node.bound) for name, node in graph.nodes.items() if name != START}
+    bounds = {name: node.bound for name, node in graph.nodes.items()}
+    program = from_chain(graph)
+    compiled = lmbridge.BootstrapFewShot(exact, max_bootstrapped_demos=2, max_labeled_demos=0).compile(
+        program, trainset=rows(8))
+    demos = dict(compiled.named_predictors())
+    # each prompt's demo is its own step: its variables and the model's reply to it, from a run that passed
+    assert [dict(d) for d in demos["rewrite.step0"].demos][0] == {"text": "a good film",
+                                                                  "output": "rewritten: a good film"}
+    assert dict(demos["classify.step0"].demos[0]) == {"rewritten": "rewritten: a good film", "output": "positive"}
+    exported = compiled.to_chain()  # type: ignore[attr-defined]
+    assert isinstance(exported, CompiledStateGraph)
+    assert {name: dumps(node.bound) for name, node in graph.nodes.items() if name != START} == before
+    assert all(graph.nodes[name].bound is bound for name, bound in bounds.items())
+    assert graph.invoke({"text": "awful"})["label"] == "unsure"
+    assert exported.invoke({"text": "awful"})["label"] == "negative"
+    assert exported.nodes["rewrite"].bound.middle[0] is graph.nodes["rewrite"].bound.middle[0]  # the user's model
+
+
+def test_compile_chain_on_a_graph_returns_a_graph_that_beats_the_original() -> None:
+    graph = two_node_graph()
+    compiled = compile_chain(graph, trainset=rows(12), metric=exact)
+    assert isinstance(compiled, CompiledStateGraph)
+    assert all(compiled.invoke({"text": e.text})["label"] == e.label for e in rows(8))
+    assert graph.invoke({"text": "awful"})["label"] == "unsure"
+
+
+def test_prompts_inside_a_subgraph_are_found_and_compiled() -> None:
+    model = RuleModel()
+    inner = StateGraph(State)
+    inner.add_node("classify", classify_node(model))
+    inner.add_edge(START, "classify")
+    inner.add_edge("classify", END)
+    outer = StateGraph(State)
+    outer.add_node("rewrite", rewrite_node(model))
+    outer.add_node("judge", inner.compile())
+    outer.add_edge(START, "rewrite")
+    outer.add_edge("rewrite", "judge")
+    outer.add_edge("judge", END)
+    graph = outer.compile()
+    program = from_chain(graph)
+    assert [n for n, _ in program.named_predictors()] == ["rewrite.step0", "judge.classify.step0"]
+    dict(program.named_predictors())["judge.classify.step0"].demos = [
+        lmbridge.Example(rewritten="good", output="positive")]
+    assert program(text="awful")["label"] == "negative"
+    exported = program.to_chain()
+    assert exported.invoke({"text": "awful"})["label"] == "negative"
+    assert exported.nodes["judge"].subgraphs[0] is exported.nodes["judge"].bound
+    assert graph.invoke({"text": "awful"})["label"] == "unsure"
+
+
+def test_state_saves_and_loads_onto_a_fresh_graph_program(tmp_path: Any) -> None:
+    program = from_chain(two_node_graph())
+    dict(program.named_predictors())["classify.step0"].demos = [lmbridge.Example(rewritten="good", output="positive")]
+    program.save(tmp_path / "graph.json")
+    fresh = from_chain(two_node_graph()).load(tmp_path / "graph.json")
+    assert isinstance(fresh, ChainProgram)
+    assert fresh.to_chain().invoke({"text": "awful"})["label"] == "negative"
+
+
+def test_a_graph_with_no_prompt_says_what_was_found() -> None:
+    graph = StateGraph(State)
+    graph.add_node("echo", lambda s: {"label": s["text"]})
+    graph.add_edge(START, "echo")
+    with pytest.raises(lmbridge.ConfigurationError, match=r"found: RunnableCallable"):
+        from_chain(graph.compile())
