@@ -24,7 +24,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from typing_extensions import TypedDict
 
-from lmbridge.adapters.langchain import ChainProgram, compile_chain, from_chain
+from lmbridge.adapters.langchain import ChainProgram, compile_chain, from_chain, learnable
 
 
 class RuleModel(BaseChatModel):
@@ -161,3 +161,55 @@ def test_a_graph_with_no_prompt_says_what_was_found() -> None:
     graph.add_edge(START, "echo")
     with pytest.raises(lmbridge.ConfigurationError, match=r"found: RunnableCallable"):
         from_chain(graph.compile())
+
+
+MODEL = RuleModel()
+CLASSIFY = learnable(ChatPromptTemplate.from_messages([("system", "Classify the sentiment."), ("human", "{text}")]),
+                     name="classify")
+
+
+def classify_in_a_function(state: State) -> State:
+    """A function node that calls its prompt itself: out of reach of the chain walk."""
+    return {"label": (CLASSIFY | MODEL | StrOutputParser()).invoke({"text": state["text"]})}
+
+
+def function_graph() -> Any:
+    graph = StateGraph(State)
+    graph.add_node("classify", classify_in_a_function)
+    graph.add_edge(START, "classify")
+    return graph.compile()
+
+
+def test_a_learnable_prompt_in_a_function_node_is_compiled_and_applied_from_saved_state(tmp_path: Any) -> None:
+    graph = function_graph()
+    program = from_chain(graph, output="label")
+    assert [n for n, _ in program.named_predictors()] == ["classify"]
+    compiled = lmbridge.BootstrapFewShot(exact, max_bootstrapped_demos=2, max_labeled_demos=0).compile(
+        program, trainset=rows(8))
+    predictor = dict(compiled.named_predictors())["classify"]
+    assert dict(predictor.demos[0]) == {"text": "a good film", "label": "positive"}
+    assert compiled(text="awful")["label"] == "negative"
+    assert graph.invoke({"text": "awful"})["label"] == "unsure"  # outside the compile: the user's own prompt
+    assert CLASSIFY.format_messages(text="x")[0].content == "Classify the sentiment."
+    compiled.save(tmp_path / "graph.json")
+    exported = from_chain(function_graph(), output="label").load(tmp_path / "graph.json").to_chain()
+    assert isinstance(exported, CompiledStateGraph)
+    assert exported.invoke({"text": "awful"})["label"] == "negative"
+
+
+def test_candidates_reach_a_learnable_prompt_per_call_in_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    program = from_chain(function_graph(), output="label")
+    taught = program.deepcopy()
+    dict(taught.named_predictors())["classify"].demos = [lmbridge.Example(text="good", label="positive")]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda p: p(text="awful")["label"], [program, taught] * 8))
+    assert got == ["unsure", "negative"] * 8
+
+
+def test_learnable_refuses_what_it_cannot_learn() -> None:
+    with pytest.raises(TypeError, match="prompt template"):
+        learnable("Classify {text}", name="x")  # type: ignore[arg-type]
+    with pytest.raises(lmbridge.ConfigurationError, match="name"):
+        learnable(ChatPromptTemplate.from_messages([("human", "{text}")]), name="")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from langchain_core.exceptions import OutputParserException
@@ -41,6 +41,8 @@ from lmbridge.adapters.langchain._chain_prompt import TemplateShape, shape_of
 from lmbridge.adapters.langchain._chain_walk import TAG, StepRecorder, find_prompts, rewrite, same
 from lmbridge.adapters.langchain._chat import BridgeChatModel
 from lmbridge.adapters.langchain._graph import is_graph
+from lmbridge.adapters.langchain._learnable import KEY as LEARNABLE_KEY
+from lmbridge.adapters.langchain._learnable import find_learnables, opted_pairs
 from lmbridge.adapters.langchain._lm import lm_error
 from lmbridge.adapters.langchain._trace import langchain_config
 from lmbridge.evaluate import Metric
@@ -102,15 +104,21 @@ class ChainProgram(Module):
         if not isinstance(chain, Runnable):
             raise TypeError(f"from_chain takes a LangChain Runnable, not a {type(chain).__name__}")
         found, others = find_prompts(chain)
-        if not found:
+        opted = find_learnables(chain)
+        if not found and not opted:
             what = ", ".join(dict.fromkeys(others)) or "nothing"
             raise ConfigurationError(
                 f"no prompt template found in the chain (found: {what}); from_chain learns in the ChatPromptTemplate, "
-                "PromptTemplate and FewShotPromptTemplate steps of a chain. A prompt built inside a function "
-                "(RunnableLambda) cannot be reached: make it a step of the chain")
+                "PromptTemplate and FewShotPromptTemplate steps of a chain or of a graph's nodes. A prompt built "
+                "inside a function (RunnableLambda, a graph's function node) cannot be reached: make it a step of "
+                "the chain, or define it as learnable(prompt, name=...)")
+        clash = sorted({p.key for p in opted} & {name for name, _ in found})
+        if clash:
+            raise ConfigurationError(f"a learnable prompt is named {clash}, as a prompt found in the chain: rename it")
         self._chain = chain
         self._input_key = input_key
-        self._prompts = {name: ChainPrompt(shape_of(t, output, name)) for name, t in found}
+        self._prompts = {name: ChainPrompt(shape_of(t, output, name)) for name, t in [*found, *opted_pairs(opted)]}
+        self._opted = [p.key for p in opted]
         self._lm = _bridge_lm(chain)
         for prompt in self._prompts.values():  # so that a compile meters the chain's calls (``CompileRun.guard``)
             prompt.lm = self._lm
@@ -150,7 +158,7 @@ class ChainProgram(Module):
     def to_chain(self) -> Runnable[Any, Any]:
         """The user's chain with each prompt replaced by its compiled version; every other object is the user's own."""
         templates = {name: p.template() for name, p in self._prompts.items()}
-        return rewrite(self._chain, lambda name, t: templates[name])  # type: ignore[no-any-return]
+        return self._bind(rewrite(self._chain, lambda name, t: templates[name]), templates)
 
     def _running_chain(self, traced: bool) -> Runnable[Any, Any]:
         """The chain for the current state (built once per state); when traced, each prompt is tagged
@@ -161,10 +169,16 @@ class ChainProgram(Module):
             return cached[1]
         templates = {name: p.template().with_config(tags=[TAG + name]) if traced else p.template()
                      for name, p in self._prompts.items()}
-        built: Runnable[Any, Any] = rewrite(self._chain, lambda name, t: templates[name], self._model_swap())
+        built = self._bind(rewrite(self._chain, lambda name, t: templates[name], self._model_swap()), templates)
         with self._lock:
             self._cache[traced] = (token, built)
         return built
+
+    def _bind(self, chain: Runnable[Any, Any], templates: Mapping[str, Runnable[Any, Any]]) -> Runnable[Any, Any]:
+        """``chain`` configured with the templates of the learnable prompts (a graph stays a graph)."""
+        if not self._opted:
+            return chain
+        return chain.with_config(configurable={LEARNABLE_KEY: {name: templates[name] for name in self._opted}})
 
     def _model_swap(self) -> Callable[[Any], Any]:
         """The chain's ``BridgeChatModel`` steps given the prompts' LM when it was replaced (a compile's
