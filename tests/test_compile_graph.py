@@ -102,13 +102,14 @@ def test_a_two_prompt_graph_compiles_end_to_end_without_mutating_the_graph() -> 
         program, trainset=rows(8))
     demos = dict(compiled.named_predictors())
     # each prompt's demo is its own step: its variables and the model's reply to it, from a run that passed
-    assert [dict(d) for d in demos["rewrite.step0"].demos][0] == {"text": "a good film",
-                                                                  "output": "rewritten: a good film"}
+    assert dict(demos["rewrite.step0"].demos[0]) == {"text": "a good film", "output": "rewritten: a good film"}
     assert dict(demos["classify.step0"].demos[0]) == {"rewritten": "rewritten: a good film", "output": "positive"}
     exported = compiled.to_chain()  # type: ignore[attr-defined]
     assert isinstance(exported, CompiledStateGraph)
     assert {name: dumps(node.bound) for name, node in graph.nodes.items() if name != START} == before
     assert all(graph.nodes[name].bound is bound for name, bound in bounds.items())
+    assert graph.builder.nodes["classify"].runnable is bounds["classify"]
+    assert exported.builder.nodes["classify"].runnable is exported.nodes["classify"].bound
     assert graph.invoke({"text": "awful"})["label"] == "unsure"
     assert exported.invoke({"text": "awful"})["label"] == "negative"
     assert exported.nodes["rewrite"].bound.middle[0] is graph.nodes["rewrite"].bound.middle[0]  # the user's model

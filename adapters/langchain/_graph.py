@@ -52,15 +52,21 @@ def rewrite_graph(graph: Any, walk: Walk, path: str) -> Any:
     nodes = {name: node.copy({"bound": changed[name], "subgraphs": None}) if name in changed else node
              for name, node in graph.nodes.items()}
     update: dict[str, Any] = {"nodes": nodes}
-    builder = getattr(graph, "builder", None)
+    builder: Any = getattr(graph, "builder", None)
     specs = getattr(builder, "nodes", None)
-    if isinstance(specs, dict):
+    if isinstance(specs, dict):  # the builder (drawn by get_graph) holds the same Runnables as the nodes
         new_builder = copy.copy(builder)
-        new_builder.nodes = {name: dataclasses.replace(spec, runnable=changed[name])
-                             if name in changed and dataclasses.is_dataclass(spec) else spec
+        new_builder.nodes = {name: _with_runnable(spec, changed[name]) if name in changed else spec
                              for name, spec in specs.items()}
         update["builder"] = new_builder
     return graph.copy(update)
+
+
+def _with_runnable(spec: Any, runnable: Any) -> Any:
+    """A builder's node spec (a dataclass) with another Runnable."""
+    if dataclasses.is_dataclass(spec) and not isinstance(spec, type):
+        return dataclasses.replace(spec, runnable=runnable)
+    return spec
 
 
 __all__ = ["is_graph", "rewrite_graph"]
