@@ -214,3 +214,20 @@ def test_learnable_refuses_what_it_cannot_learn() -> None:
         learnable("Classify {text}", name="x")  # type: ignore[arg-type]
     with pytest.raises(lmbridge.ConfigurationError, match="name"):
         learnable(ChatPromptTemplate.from_messages([("human", "{text}")]), name="")
+
+
+def test_a_graph_with_a_checkpointer_runs_each_example_on_its_own_and_exports_with_it() -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    memory = InMemorySaver()
+    graph = StateGraph(State)
+    graph.add_node("classify", classify_node(RuleModel()))
+    graph.add_edge(START, "classify")
+    app = graph.compile(checkpointer=memory)
+    program = from_chain(app)
+    program.named_predictors()[0][1].demos = [lmbridge.Example(rewritten="good", output="positive")]
+    assert program(rewritten="awful")["label"] == "negative"  # no thread_id needed
+    assert list(memory.list(None)) == []  # nothing written to the user's checkpointer
+    exported = program.to_chain()
+    assert exported.checkpointer is memory
+    assert exported.invoke({"rewritten": "awful"}, {"configurable": {"thread_id": "t"}})["label"] == "negative"

@@ -40,7 +40,7 @@ from lmbridge.adapters._templates import plain
 from lmbridge.adapters.langchain._chain_prompt import TemplateShape, shape_of
 from lmbridge.adapters.langchain._chain_walk import TAG, StepRecorder, find_prompts, rewrite, same
 from lmbridge.adapters.langchain._chat import BridgeChatModel
-from lmbridge.adapters.langchain._graph import is_graph
+from lmbridge.adapters.langchain._graph import is_graph, without_checkpointer
 from lmbridge.adapters.langchain._learnable import KEY as LEARNABLE_KEY
 from lmbridge.adapters.langchain._learnable import find_learnables, opted_pairs
 from lmbridge.adapters.langchain._lm import lm_error
@@ -162,14 +162,15 @@ class ChainProgram(Module):
 
     def _running_chain(self, traced: bool) -> Runnable[Any, Any]:
         """The chain for the current state (built once per state); when traced, each prompt is tagged
-        for the recorder."""
+        for the recorder. A graph runs without its checkpointer: each call is a run of its own."""
         token = tuple(x for p in self._prompts.values() for x in (p.signature, p.format, p.lm, *p.demos, None))
         cached = self._cache.get(traced)
         if cached is not None and len(cached[0]) == len(token) and all(a is b for a, b in zip(cached[0], token)):
             return cached[1]
         templates = {name: p.template().with_config(tags=[TAG + name]) if traced else p.template()
                      for name, p in self._prompts.items()}
-        built = self._bind(rewrite(self._chain, lambda name, t: templates[name], self._model_swap()), templates)
+        built = rewrite(self._chain, lambda name, t: templates[name], self._model_swap())
+        built = self._bind(without_checkpointer(built), templates)
         with self._lock:
             self._cache[traced] = (token, built)
         return built

@@ -69,4 +69,13 @@ def _with_runnable(spec: Any, runnable: Any) -> Any:
     return spec
 
 
-__all__ = ["is_graph", "rewrite_graph"]
+def without_checkpointer(chain: Any) -> Any:
+    """A graph to evaluate: ``chain`` without its checkpointer, so that each call is a run of its own (no
+    ``thread_id`` needed, no state carried from one example to the next, nothing written to the user's
+    checkpointer); anything else as is."""
+    if is_graph(chain) and chain.checkpointer not in (None, False):
+        return chain.copy({"checkpointer": None})
+    return chain
+
+
+__all__ = ["is_graph", "rewrite_graph", "without_checkpointer"]
