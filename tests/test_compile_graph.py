@@ -231,3 +231,21 @@ def test_a_graph_with_a_checkpointer_runs_each_example_on_its_own_and_exports_wi
     exported = program.to_chain()
     assert exported.checkpointer is memory
     assert exported.invoke({"rewritten": "awful"}, {"configurable": {"thread_id": "t"}})["label"] == "negative"
+
+
+async def aclassify_in_a_function(state: State) -> State:
+    return {"label": await (CLASSIFY | MODEL | StrOutputParser()).ainvoke({"text": state["text"]})}
+
+
+def test_acall_runs_the_graph_and_a_learnable_prompt_through_ainvoke() -> None:
+    import asyncio
+
+    graph = StateGraph(State)
+    graph.add_node("classify", aclassify_in_a_function)
+    graph.add_edge(START, "classify")
+    program = from_chain(graph.compile(), output="label")
+    dict(program.named_predictors())["classify"].demos = [lmbridge.Example(text="good", label="positive")]
+    assert asyncio.run(program.acall(text="awful"))["label"] == "negative"
+    two = from_chain(two_node_graph())
+    dict(two.named_predictors())["classify.step0"].demos = [lmbridge.Example(rewritten="good", output="positive")]
+    assert asyncio.run(two.acall(text="awful"))["label"] == "negative"
