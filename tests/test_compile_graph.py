@@ -249,3 +249,30 @@ def test_acall_runs_the_graph_and_a_learnable_prompt_through_ainvoke() -> None:
     two = from_chain(two_node_graph())
     dict(two.named_predictors())["classify.step0"].demos = [lmbridge.Example(rewritten="good", output="positive")]
     assert asyncio.run(two.acall(text="awful"))["label"] == "negative"
+
+
+def _label_of(text: str) -> str:  # a helper the node calls: its prompt is found one call deep
+    return (CLASSIFY | MODEL | StrOutputParser()).invoke({"text": text})
+
+
+def test_a_learnable_prompt_is_found_through_a_helper_and_its_name_must_be_its_own() -> None:
+    graph = StateGraph(State)
+    graph.add_node("classify", lambda state: {"label": _label_of(state["text"])})
+    graph.add_edge(START, "classify")
+    program = from_chain(graph.compile(), output="label")
+    assert [n for n, _ in program.named_predictors()] == ["classify"]
+    other = learnable(ChatPromptTemplate.from_messages([("human", "{text}")]), name="classify")
+    both = StateGraph(State)
+    both.add_node("a", lambda state: {"label": _label_of(state["text"])})
+    both.add_node("b", lambda state: {"label": other.invoke(state).to_string()})
+    both.add_edge(START, "a")
+    both.add_edge("a", "b")
+    with pytest.raises(lmbridge.ConfigurationError, match=r"two different learnable prompts are named \['classify'\]"):
+        from_chain(both.compile())
+    same = learnable(ChatPromptTemplate.from_messages([("human", "{text}")]), name="x.step0")
+    clash = StateGraph(State)
+    clash.add_node("a", lambda state: {"label": same.invoke(state).to_string()})
+    clash.add_node("x", classify_node(RuleModel()))
+    clash.add_edge(START, "a")
+    with pytest.raises(lmbridge.ConfigurationError, match=r"named \['x.step0'\], as a prompt found"):
+        from_chain(clash.compile())
