@@ -276,3 +276,17 @@ def test_a_learnable_prompt_is_found_through_a_helper_and_its_name_must_be_its_o
     clash.add_edge(START, "a")
     with pytest.raises(lmbridge.ConfigurationError, match=r"named \['x.step0'\], as a prompt found"):
         from_chain(clash.compile())
+
+
+def test_the_exported_graph_sends_the_messages_the_program_sent() -> None:
+    model = RuleModel()
+    program = from_chain(two_node_graph(model))
+    for _, predictor in program.named_predictors():
+        predictor.instructions = "Rewrite it {carefully}." if "Rewrite" in predictor.instructions else "Label it."
+    dict(program.named_predictors())["classify.step0"].demos = [lmbridge.Example(rewritten="good", output="positive")]
+    program(text="awful")
+    during, model.seen[:] = list(model.seen), []
+    program.to_chain().invoke({"text": "awful"})
+    assert [[(m.type, m.content) for m in call] for call in model.seen] == \
+        [[(m.type, m.content) for m in call] for call in during]
+    assert during[0][0].content == "Rewrite it {carefully}." and during[1][0].content == "Label it."
