@@ -290,3 +290,26 @@ def test_the_exported_graph_sends_the_messages_the_program_sent() -> None:
     assert [[(m.type, m.content) for m in call] for call in model.seen] == \
         [[(m.type, m.content) for m in call] for call in during]
     assert during[0][0].content == "Rewrite it {carefully}." and during[1][0].content == "Label it."
+
+
+PLAIN = ChatPromptTemplate.from_messages([("system", "Classify the sentiment."), ("human", "{text}")])
+
+
+def classify_with_a_plain_prompt(state: State) -> State:
+    return {"label": (PLAIN | MODEL | StrOutputParser()).invoke({"text": state["text"]})}
+
+
+def test_a_plain_prompt_inside_a_function_node_is_named_not_silently_ignored() -> None:
+    alone = StateGraph(State)
+    alone.add_node("classify", classify_with_a_plain_prompt)
+    alone.add_edge(START, "classify")
+    with pytest.raises(lmbridge.ConfigurationError, match=r"used inside classify_with_a_plain_prompt.*learnable"):
+        from_chain(alone.compile())
+    mixed = StateGraph(State)
+    mixed.add_node("rewrite", rewrite_node(RuleModel()))
+    mixed.add_node("classify", classify_with_a_plain_prompt)
+    mixed.add_edge(START, "rewrite")
+    mixed.add_edge("rewrite", "classify")
+    with pytest.warns(UserWarning, match="classify_with_a_plain_prompt is not learned"):
+        program = from_chain(mixed.compile())
+    assert [n for n, _ in program.named_predictors()] == ["rewrite.step0"]

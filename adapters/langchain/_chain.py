@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -104,14 +105,19 @@ class ChainProgram(Module):
         if not isinstance(chain, Runnable):
             raise TypeError(f"from_chain takes a LangChain Runnable, not a {type(chain).__name__}")
         found, others = find_prompts(chain)
-        opted = find_learnables(chain)
+        opted, hidden = find_learnables(chain)
+        reach = ("A prompt built or called inside a function (RunnableLambda, a graph's function node) cannot be "
+                 "reached: make it a step of the chain, or define it as learnable(prompt, name=...)")
         if not found and not opted:
             what = ", ".join(dict.fromkeys(others)) or "nothing"
+            inside = f"; a prompt template is used inside {', '.join(hidden)}" if hidden else ""
             raise ConfigurationError(
-                f"no prompt template found in the chain (found: {what}); from_chain learns in the ChatPromptTemplate, "
-                "PromptTemplate and FewShotPromptTemplate steps of a chain or of a graph's nodes. A prompt built "
-                "inside a function (RunnableLambda, a graph's function node) cannot be reached: make it a step of "
-                "the chain, or define it as learnable(prompt, name=...)")
+                f"no prompt template found in the chain (found: {what}{inside}); from_chain learns in the "
+                "ChatPromptTemplate, PromptTemplate and FewShotPromptTemplate steps of a chain or of a graph's "
+                f"nodes. {reach}")
+        if hidden:
+            warnings.warn(f"a prompt template used inside {', '.join(hidden)} is not learned. {reach}",
+                          UserWarning, stacklevel=3)
         clash = sorted({p.key for p in opted} & {name for name, _ in found})
         if clash:
             raise ConfigurationError(f"a learnable prompt is named {clash}, as a prompt found in the chain: rename it")

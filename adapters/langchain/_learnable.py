@@ -100,37 +100,44 @@ def _references(func: Any) -> Iterator[Any]:
         yield from (spaces[n] for n in current.co_names if n in spaces)
 
 
-def find_learnables(chain: Any) -> list[LearnablePrompt]:
-    """The ``LearnablePrompt``s in ``chain``'s steps and in what its function steps refer to, in order."""
+def find_learnables(chain: Any) -> tuple[list[LearnablePrompt], list[str]]:
+    """The ``LearnablePrompt``s in ``chain``'s steps and in what its function steps refer to, in order;
+    and the functions that use a plain prompt template, which no candidate can reach."""
     found: dict[int, LearnablePrompt] = {}
+    hidden: list[str] = []
     visited: set[int] = set()
 
-    def look(obj: Any, depth: int) -> None:
+    def look(obj: Any, depth: int, where: str) -> None:
         if id(obj) in visited or depth > _DEPTH:
             return
         visited.add(id(obj))
         if isinstance(obj, LearnablePrompt):
             found.setdefault(id(obj), obj)
         elif isinstance(obj, Runnable):
-            rewrite(obj, lambda name, t: t, lambda leaf: visit(leaf, depth))
+            rewrite(obj, lambda name, t: hide(t, depth, where), lambda leaf: visit(leaf, depth))
         elif isinstance(obj, types.FunctionType):
             for ref in _references(obj):
-                look(ref, depth + 1)
+                look(ref, depth + 1, where or obj.__qualname__)
+
+    def hide(template: Any, depth: int, where: str) -> Any:
+        if depth > 0 and where not in hidden:  # a prompt a function calls, not a step of the chain
+            hidden.append(where)
+        return template
 
     def visit(leaf: Any, depth: int) -> Any:
         if isinstance(leaf, LearnablePrompt):
             found.setdefault(id(leaf), leaf)
         for attr in ("func", "afunc"):
-            look(getattr(leaf, attr, None), depth)
+            look(getattr(leaf, attr, None), depth, "")
         return leaf
 
-    look(chain, 0)
+    look(chain, 0, "")
     prompts = list(found.values())
     keys = [p.key for p in prompts]
     twice = sorted({k for k in keys if keys.count(k) > 1})
     if twice:
         raise ConfigurationError(f"two different learnable prompts are named {twice}: give each its own name")
-    return prompts
+    return prompts, hidden
 
 
 __all__ = ["KEY", "LearnablePrompt", "find_learnables", "learnable", "opted_pairs"]
