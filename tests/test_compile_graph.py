@@ -313,3 +313,15 @@ def test_a_plain_prompt_inside_a_function_node_is_named_not_silently_ignored() -
     with pytest.warns(UserWarning, match="classify_with_a_plain_prompt is not learned"):
         program = from_chain(mixed.compile())
     assert [n for n, _ in program.named_predictors()] == ["rewrite.step0"]
+
+
+def test_the_exported_graph_holds_no_lmbridge_object() -> None:
+    from lmbridge.adapters.langchain._chain_walk import rewrite
+
+    program = from_chain(two_node_graph())
+    dict(program.named_predictors())["classify.step0"].demos = [lmbridge.Example(rewritten="good", output="positive")]
+    exported = program.to_chain()
+    seen: list[type] = [type(exported), *(type(n.bound) for n in exported.nodes.values())]
+    rewrite(exported, lambda name, t: seen.append(type(t)) or t, lambda leaf: seen.append(type(leaf)) or leaf)
+    assert not [t for t in seen if t.__module__.startswith("lmbridge")]
+    assert exported.config in (None, {}) or "lmbridge:prompts" not in (exported.config.get("configurable") or {})
