@@ -16,7 +16,9 @@ Chains compiled in place:
 
 * ``from_chain(chain)``: the user's chain as a program whose predictors are its prompt templates;
   ``ChainProgram.to_chain()`` hands back the chain with the compiled prompts; ``compile_chain(...)``
-  does both around an optimizer (see ``docs/compile-chain.md``).
+  does both around an optimizer (see ``docs/compile-chain.md``). A LangGraph compiled graph works the
+  same (its nodes' prompts, subgraphs included); ``learnable(prompt, name=...)`` opts in a prompt used
+  inside a function node.
 
 Things in:
 
@@ -101,8 +103,10 @@ _LAZY = {
     "from_chain": "lmbridge.adapters.langchain._chain",
     "LangChainCallback": "lmbridge.adapters.langchain._trace",
     "LangChainRetriever": "lmbridge.adapters.langchain._retrievers",
+    "LearnablePrompt": "lmbridge.adapters.langchain._learnable",
     "MigratedPrompt": "lmbridge.adapters.langchain._migrate",
     "from_langchain_retriever": "lmbridge.adapters.langchain._retrievers",
+    "learnable": "lmbridge.adapters.langchain._learnable",
     "migrate_prompt": "lmbridge.adapters.langchain._migrate",
     "print_migration": "lmbridge.adapters.langchain._migrate",
 }
@@ -117,12 +121,14 @@ __all__ = [
     "LangChainCallback",
     "LangChainLM",
     "LangChainRetriever",
+    "LearnablePrompt",
     "MigratedPrompt",
     "compile_chain",
     "from_chain",
     "from_langchain_retriever",
     "from_langchain_tool",
     "from_prompt_template",
+    "learnable",
     "migrate_prompt",
     "print_migration",
     "to_langchain_chain",

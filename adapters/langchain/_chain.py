@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from langchain_core.exceptions import OutputParserException
@@ -40,6 +41,9 @@ from lmbridge.adapters._templates import plain
 from lmbridge.adapters.langchain._chain_prompt import TemplateShape, shape_of
 from lmbridge.adapters.langchain._chain_walk import TAG, StepRecorder, find_prompts, rewrite, same
 from lmbridge.adapters.langchain._chat import BridgeChatModel
+from lmbridge.adapters.langchain._graph import is_graph, without_checkpointer
+from lmbridge.adapters.langchain._learnable import KEY as LEARNABLE_KEY
+from lmbridge.adapters.langchain._learnable import find_learnables, opted_pairs
 from lmbridge.adapters.langchain._lm import lm_error
 from lmbridge.adapters.langchain._trace import langchain_config
 from lmbridge.evaluate import Metric
@@ -101,15 +105,26 @@ class ChainProgram(Module):
         if not isinstance(chain, Runnable):
             raise TypeError(f"from_chain takes a LangChain Runnable, not a {type(chain).__name__}")
         found, others = find_prompts(chain)
-        if not found:
+        opted, hidden = find_learnables(chain)
+        reach = ("A prompt built or called inside a function (RunnableLambda, a graph's function node) cannot be "
+                 "reached: make it a step of the chain, or define it as learnable(prompt, name=...)")
+        if not found and not opted:
             what = ", ".join(dict.fromkeys(others)) or "nothing"
+            inside = f"; a prompt template is used inside {', '.join(hidden)}" if hidden else ""
             raise ConfigurationError(
-                f"no prompt template found in the chain (found: {what}); from_chain learns in the ChatPromptTemplate, "
-                "PromptTemplate and FewShotPromptTemplate steps of a chain. A prompt built inside a function "
-                "(RunnableLambda) cannot be reached: make it a step of the chain")
+                f"no prompt template found in the chain (found: {what}{inside}); from_chain learns in the "
+                "ChatPromptTemplate, PromptTemplate and FewShotPromptTemplate steps of a chain or of a graph's "
+                f"nodes. {reach}")
+        if hidden:
+            warnings.warn(f"a prompt template used inside {', '.join(hidden)} is not learned. {reach}",
+                          UserWarning, stacklevel=3)
+        clash = sorted({p.key for p in opted} & {name for name, _ in found})
+        if clash:
+            raise ConfigurationError(f"a learnable prompt is named {clash}, as a prompt found in the chain: rename it")
         self._chain = chain
         self._input_key = input_key
-        self._prompts = {name: ChainPrompt(shape_of(t, output, name)) for name, t in found}
+        self._prompts = {name: ChainPrompt(shape_of(t, output, name)) for name, t in [*found, *opted_pairs(opted)]}
+        self._opted = [p.key for p in opted]
         self._lm = _bridge_lm(chain)
         for prompt in self._prompts.values():  # so that a compile meters the chain's calls (``CompileRun.guard``)
             prompt.lm = self._lm
@@ -135,7 +150,10 @@ class ChainProgram(Module):
         return new
 
     def input_variables(self) -> list[str]:
-        """The keys the chain's input schema requires (empty when the schema does not say)."""
+        """The keys the chain's input schema requires (empty when the schema does not say, and for a
+        LangGraph graph, whose state schema lists its outputs too)."""
+        if is_graph(self._chain):
+            return []
         try:
             schema = self._chain.get_input_jsonschema()
         except Exception:  # a custom Runnable whose schema cannot be built: nothing to check
@@ -146,21 +164,28 @@ class ChainProgram(Module):
     def to_chain(self) -> Runnable[Any, Any]:
         """The user's chain with each prompt replaced by its compiled version; every other object is the user's own."""
         templates = {name: p.template() for name, p in self._prompts.items()}
-        return rewrite(self._chain, lambda name, t: templates[name])  # type: ignore[no-any-return]
+        return self._bind(rewrite(self._chain, lambda name, t: templates[name]), templates)
 
     def _running_chain(self, traced: bool) -> Runnable[Any, Any]:
         """The chain for the current state (built once per state); when traced, each prompt is tagged
-        for the recorder."""
+        for the recorder. A graph runs without its checkpointer: each call is a run of its own."""
         token = tuple(x for p in self._prompts.values() for x in (p.signature, p.format, p.lm, *p.demos, None))
         cached = self._cache.get(traced)
         if cached is not None and len(cached[0]) == len(token) and all(a is b for a, b in zip(cached[0], token)):
             return cached[1]
         templates = {name: p.template().with_config(tags=[TAG + name]) if traced else p.template()
                      for name, p in self._prompts.items()}
-        built: Runnable[Any, Any] = rewrite(self._chain, lambda name, t: templates[name], self._model_swap())
+        built = rewrite(self._chain, lambda name, t: templates[name], self._model_swap())
+        built = self._bind(without_checkpointer(built), templates)
         with self._lock:
             self._cache[traced] = (token, built)
         return built
+
+    def _bind(self, chain: Runnable[Any, Any], templates: Mapping[str, Runnable[Any, Any]]) -> Runnable[Any, Any]:
+        """``chain`` configured with the templates of the learnable prompts (a graph stays a graph)."""
+        if not self._opted:
+            return chain
+        return chain.with_config(configurable={LEARNABLE_KEY: {name: templates[name] for name in self._opted}})
 
     def _model_swap(self) -> Callable[[Any], Any]:
         """The chain's ``BridgeChatModel`` steps given the prompts' LM when it was replaced (a compile's

@@ -5,7 +5,8 @@ what each prompt rendered and what the model replied to it from LangChain's call
 turns into one), ``RunnableAssign``, ``RunnableBranch``, ``with_fallbacks`` and every binding
 (``bind``, ``bind_tools``, ``with_config``, ``with_retry``, ``with_structured_output``'s parts).
 Each prompt template is named by where it sits (``step0``, ``step0.question.step1``,
-``branch0``, ``default``, ``fallback0``; ``prompt`` for a chain that is one prompt). A container
+``branch0``, ``default``, ``fallback0``; ``prompt`` for a chain that is one prompt); a LangGraph
+graph's nodes are walked too, each named by its node (``_graph``). A container
 whose children are unchanged is returned as is; one whose children change is a shallow copy
 (``model_copy``) of the user's object: the user's objects are never mutated.
 """
@@ -23,6 +24,8 @@ from langchain_core.prompts import BasePromptTemplate
 from langchain_core.runnables import Runnable, RunnableBranch, RunnableParallel, RunnableSequence, RunnableWithFallbacks
 from langchain_core.runnables.base import RunnableBindingBase, RunnableEachBase
 from langchain_core.runnables.passthrough import RunnableAssign
+
+from lmbridge.adapters.langchain._graph import is_graph, rewrite_graph
 
 Replace = Callable[[str, BasePromptTemplate[Any]], Runnable[Any, Any]]
 Leaf = Callable[[Any], Any]
@@ -66,6 +69,8 @@ def rewrite(node: Any, replace: Replace, leaf: Leaf = same, path: str = "") -> A
     if isinstance(node, (RunnableBindingBase, RunnableEachBase)):
         bound = rewrite(node.bound, replace, leaf, path)
         return node if bound is node.bound else node.model_copy(update={"bound": bound})
+    if is_graph(node):  # a LangGraph graph: its nodes' Runnables, named by node
+        return rewrite_graph(node, lambda child, where: rewrite(child, replace, leaf, where), path)
     return leaf(node)
 
 

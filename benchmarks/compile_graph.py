@@ -1,0 +1,71 @@
+"""Framework time per call of a LangGraph graph run through ``from_chain``, against invoking the graph.
+
+The graph has two prompt-bearing nodes on a fake chat model (no model time): a chain node, and a
+function node whose prompt is opted in with ``learnable``. Both sides run in one process, one call
+each in turn; the ratio of the median per-call times is printed (goal: at most 1.1, as for chains).
+
+    python benchmarks/compile_graph.py [--calls 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import RunnableLambda
+from langgraph.graph import START, StateGraph
+from typing_extensions import TypedDict
+
+from benchmarks.compile_chain import pairs
+from lmbridge.adapters.langchain import from_chain, learnable
+
+
+class State(TypedDict, total=False):
+    text: str
+    label: str
+    checked: str
+
+
+MODEL = FakeListChatModel(responses=["positive"])
+CHECK = learnable(ChatPromptTemplate.from_messages([("human", "Check: {label}")]), name="check")
+
+
+def check(state: State) -> State:
+    return {"checked": (CHECK | MODEL | StrOutputParser()).invoke({"label": state["label"]})}
+
+
+def build() -> Any:
+    prompt = ChatPromptTemplate.from_messages([("system", "Classify the review."), ("human", "Review: {text}")])
+    graph = StateGraph(State)
+    graph.add_node("classify", prompt | MODEL | StrOutputParser() | RunnableLambda(lambda s: {"label": s}))
+    graph.add_node("check", check)
+    graph.add_edge(START, "classify")
+    graph.add_edge("classify", "check")
+    return graph.compile()
+
+
+def main(argv: list[str] | None = None) -> float:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=1000)
+    args = parser.parse_args(argv)
+    graph = build()
+    program = from_chain(graph)
+    pairs(lambda i: graph.invoke({"text": "warm up"}), lambda i: program(text="warm up"), 50)
+    direct, wrapped = pairs(lambda i: graph.invoke({"text": f"review {i}"}), lambda i: program(text=f"review {i}"),
+                            args.calls)
+    d, w = statistics.median(direct), statistics.median(wrapped)
+    ratio = w / d
+    print(f"graph.invoke: {d * 1e6:.0f} us/call   from_chain: {w * 1e6:.0f} us/call   ratio {ratio:.2f} (goal <= 1.10)")
+    return ratio
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""A LangGraph graph with two prompt-bearing nodes (one a chain node, one a function node with a
+learnable prompt) compiled on the embedded model, with real SST-2 rows (small sizes)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import lmbridge
+
+pytest.importorskip("langchain_core")
+pytest.importorskip("langgraph")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import RunnableLambda
+from langgraph.graph import START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from typing_extensions import TypedDict
+
+from examples.data import datasets_dir, load_classification
+from lmbridge.adapters.langchain import BridgeChatModel, from_chain, learnable
+
+pytestmark = pytest.mark.real_model
+
+
+@pytest.fixture(autouse=True)
+def _datasets(monkeypatch: pytest.MonkeyPatch) -> None:
+    try:
+        datasets_dir()
+    except FileNotFoundError:
+        monkeypatch.setenv("LMBRIDGE_DATASETS", os.environ.get("LMBRIDGE_DATASETS", "/work/shared/datasets"))
+
+
+class State(TypedDict, total=False):
+    text: str
+    label: str
+    second: str
+
+
+CHECK = learnable(ChatPromptTemplate.from_messages([
+    ("system", "Is the movie review positive or negative? Answer with one word."),
+    ("human", "Review: {text}")]), name="check")
+
+
+def graph(model: BridgeChatModel) -> Any:
+    classify = ChatPromptTemplate.from_messages([
+        ("system", "Decide whether the movie review is positive or negative. Answer with one word."),
+        ("human", "Review: {text}")])
+
+    def check(state: State) -> State:  # a function node: its prompt is reached through learnable
+        return {"second": (CHECK | model | StrOutputParser()).invoke({"text": state["text"]})}
+
+    built = StateGraph(State)
+    built.add_node("classify", classify | model | StrOutputParser() | RunnableLambda(lambda s: {"label": s}))
+    built.add_node("check", check)
+    built.add_edge(START, "classify")
+    built.add_edge("classify", "check")
+    return built.compile()
+
+
+def test_a_two_prompt_graph_compiles_on_the_embedded_model_and_its_export_answers_as_the_program() -> None:
+    model = BridgeChatModel(lm=lmbridge.LM("local/smollm2", max_tokens=4))
+    app = graph(model)
+    program = from_chain(app, output="label")
+    assert [n for n, _ in program.named_predictors()] == ["classify.step0", "check"]
+    compiled = lmbridge.LabeledFewShot(k=2).compile(program, trainset=load_classification("sst2", "train", 10))
+    assert all(len(p.demos) == 2 for _, p in compiled.named_predictors())
+    exported = compiled.to_chain()  # type: ignore[attr-defined]
+    assert isinstance(exported, CompiledStateGraph)
+    for row in load_classification("sst2", "test", 3):
+        assert exported.invoke({"text": row.text}) == compiled(text=row.text)
