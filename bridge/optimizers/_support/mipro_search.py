@@ -118,7 +118,7 @@ class Search:
         """Where the next trial stands: trials complete, plus trials other workers are running now
         (not counting ``taken``, the trial this worker has just claimed)."""
         running = [t for t in self.study.get_trials(deepcopy=False, states=(self.optuna.trial.TrialState.RUNNING,))
-                   if t.number != taken]
+                   if t.number != taken and "claim" in t.user_attrs]  # unclaimed: a worker that died asking
         complete = len(self._complete())
         return f"{complete}" if not running else f"{complete}+{len(running)}"
 

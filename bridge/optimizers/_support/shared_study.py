@@ -18,6 +18,7 @@ Every worker that opens the same checkpoint runs trials of that one study:
 
 from __future__ import annotations
 
+import datetime
 import inspect
 import os
 import socket
@@ -83,6 +84,19 @@ def _fail(study: Any, trial: Any, optuna: Any) -> None:
         callback(study, storage.get_trial(trial._trial_id))
 
 
+UNCLAIMED_GRACE = 60.0
+"""Seconds after which a running trial that no worker has claimed is taken for a dead worker's."""
+
+
+def _unclaimed_for(trial: Any) -> float:
+    """Seconds since ``trial`` started (0 when the storage does not say)."""
+    started = getattr(trial, "datetime_start", None)
+    if started is None:
+        return 0.0
+    now = datetime.datetime.now(started.tzinfo) if started.tzinfo is not None else datetime.datetime.now()
+    return float((now - started).total_seconds())
+
+
 def reap(study: Any, optuna: Any, trials: list[Any] | None = None) -> bool:
     """Fail (and so queue again) the running trials whose worker is dead: no heartbeat for the grace
     period, or a process on this machine that no longer exists. ``trials`` is a fresh snapshot of the
@@ -97,7 +111,12 @@ def reap(study: Any, optuna: Any, trials: list[Any] | None = None) -> bool:
             continue
         claim = t.user_attrs.get("claim")
         if not isinstance(claim, dict) or claim.get("number") != t.number:
-            continue  # not claimed yet (a queued retry still carries the dead claim of its original)
+            # Not claimed yet (a queued retry still carries the dead claim of its original). A worker claims
+            # a trial right after asking for it, so one left unclaimed for a minute belongs to a dead worker.
+            if _unclaimed_for(t) > UNCLAIMED_GRACE:
+                _fail(study, t, optuna)
+                reaped = True
+            continue
         if claim.get("host") == _HOST and not process_alive(int(claim.get("pid", 0))):
             _fail(study, t, optuna)
             reaped = True
