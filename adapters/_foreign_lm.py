@@ -8,7 +8,7 @@ digest of a model's configuration with the one secret filter.
 * **Retries.** A failure where the request was not completed (a rate limit, a timeout, a connection
   error, HTTP 408 or 5xx) comes wrapped in ``TransientError``, so ``BaseLM``'s loop retries it
   ``num_retries`` times (default 3) with backoff, honouring the server's ``Retry-After``
-  (``retry-after-ms`` or ``retry-after``, read by ``lmbridge.lm.parse_retry_after``). The foreign
+  (``retry-after-ms`` or ``retry-after``, read by ``lmbridge.lm.header_wait``). The foreign
   model may retry too: set its own ``max_retries=0`` to retry once, here.
 * **Cache key.** ``config_digest`` names a configuration in 12 hex digits; ``public`` leaves out every
   setting named like a secret (``key``, ``token``, ``secret``, ``password``, ``credential``,
@@ -26,7 +26,7 @@ from typing import Any
 
 from lmbridge import LMError, LMTimeoutError, RateLimitError
 from lmbridge.errors import provider_error
-from lmbridge.lm import BaseLM, TransientError, parse_retry_after
+from lmbridge.lm import BaseLM, TransientError, header_wait
 
 _SECRET = re.compile(r"(^|[_\-.])(api_?key|keys?|token|secrets?|passwords?|passwd|credentials?|auth\w*|headers)"
                      r"($|[_\-.])", re.IGNORECASE)
@@ -64,17 +64,10 @@ def retry_after(exc: BaseException) -> float | None:
     """The wait the server asked for, from the headers of the error's response (or the error's own)."""
     for source in (getattr(exc, "response", None), exc):
         headers = getattr(source, "headers", None)
-        if headers is None or not hasattr(headers, "get"):
-            continue
-        try:
-            for name, millis in (("retry-after-ms", True), ("retry-after", False)):
-                value = headers.get(name)
-                value = headers.get(name.title()) if value is None else value
-                wait = parse_retry_after(value, millis=millis)
-                if wait is not None:
-                    return wait
-        except Exception:  # headers of an unexpected shape: no hint
-            return None
+        if headers is not None and hasattr(headers, "get"):
+            wait = header_wait(headers)
+            if wait is not None:
+                return wait
     return None
 
 

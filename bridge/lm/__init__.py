@@ -9,7 +9,7 @@ from lmbridge.lm._cache import Cache, shared_cache
 from lmbridge.lm._cache_redis import CacheUnavailableWarning, RedisCache
 from lmbridge.lm._client import LM
 from lmbridge.lm._embedders import Embedder, HashingEmbedder, LiteLLMEmbedder, SentenceTransformerEmbedder
-from lmbridge.lm._litellm import parse_retry_after, price_per_token
+from lmbridge.lm._litellm import header_wait, parse_retry_after, price_per_token
 from lmbridge.lm._scoring import OptionScores
 from lmbridge.lm._types import Completion, RawResult, TransientError
 
@@ -28,6 +28,7 @@ __all__ = [
     "SentenceTransformerEmbedder",
     "TransientError",
     "TruncatedError",
+    "header_wait",
     "inspect_history",
     "parse_retry_after",
     "price_per_token",

@@ -79,7 +79,8 @@ def parse_retry_after(value: Any, *, millis: bool = False) -> float | None:
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
-def _header_wait(headers: Any) -> float | None:
+def header_wait(headers: Any) -> float | None:
+    """The wait a response's headers ask for (``retry-after-ms``, else ``retry-after``), or None."""
     try:
         for name, millis in (("retry-after-ms", True), ("retry-after", False)):
             value = headers.get(name)
@@ -172,9 +173,9 @@ def map_error(exc: Exception, model: str) -> Exception:
     response = _server_response(chain)
     status: int | None = getattr(response, "status_code", None) if response is not None else None
     unreadable = _unreadable_body(chain) if response is None else None
-    retry_after = _header_wait(getattr(response, "headers", None)) if response is not None else None
+    retry_after = header_wait(getattr(response, "headers", None)) if response is not None else None
     if retry_after is None:
-        retry_after = _header_wait(getattr(exc, "litellm_response_headers", None) or getattr(exc, "headers", None))
+        retry_after = header_wait(getattr(exc, "litellm_response_headers", None) or getattr(exc, "headers", None))
     message = f"{model}: {type(exc).__name__}: {str(exc)[:500]}"
     error: LMError
     if unreadable is not None:
