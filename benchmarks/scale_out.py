@@ -58,7 +58,7 @@ def rows(split: str, n: int, offset: int = 0) -> list[dict[str, str]]:
 
 def worker(url: str, redis_url: str, prefix: str, log_path: str, options: dict[str, Any]) -> None:
     import lmbridge
-    import lmbridge.optimizers._mipro as mipro
+    import lmbridge.optimizers._support.mipro_search as mipro
     from lmbridge.lm._cache import Cache
     from lmbridge.lm._cache_redis import RedisCache
     from lmbridge.testing import ScriptedLM

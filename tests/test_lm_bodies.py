@@ -156,3 +156,15 @@ def test_a_cut_off_answer_is_read_only_when_its_values_were_stated_before_the_cu
                 program(question="Capital of France?")
         else:
             assert program(question="Capital of France?").answer == read
+
+
+def test_a_cut_off_answer_keeps_its_call_in_a_compile_budget() -> None:
+    from lmbridge.optimizers._support.budget import Budget
+
+    cut = raw(completion_json("Answer: Par", "length"), Content_Type="application/json")
+    with FakeOpenAI([cut]) as server:
+        budget = Budget(max_lm_calls=1)
+        program = predictor(budget.wrap(make_lm(server, max_tokens=3)))  # type: ignore[arg-type]
+        with pytest.raises(TruncatedError):
+            program(question="Capital of France?")
+        assert budget.calls == 1 and server.count == 1  # billed, so counted: the cap is not exceeded later

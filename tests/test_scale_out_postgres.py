@@ -31,7 +31,7 @@ ROOT = HERE.parent
 WORKER = textwrap.dedent("""
     import json, os, sys, time
     import lmbridge
-    import lmbridge.optimizers._mipro as mipro
+    import lmbridge.optimizers._support.mipro_search as mipro
     import lmbridge.optimizers._support.shared_study as shared
     from lmbridge.testing import ScriptedLM
     from test_optimizers_support import SIG, metric, sentiment_rows

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from lmbridge.errors import TruncatedError
 from lmbridge.lm import BaseLM, Completion, OptionScores
 
 if TYPE_CHECKING:
@@ -136,6 +137,8 @@ class MeteredLM(BaseLM):
         self.budget.reserve()
         try:
             yield
+        except TruncatedError:
+            raise  # the request completed (and was billed): its call stays taken
         except Exception:
             self.budget.release()
             raise
