@@ -23,7 +23,9 @@ def _rows() -> list[lmbridge.Example]:
 
 
 def test_display_table_prints_the_first_rows(capsys: pytest.CaptureFixture[str]) -> None:
-    lm = ScriptedLM(["Answer: Denver Broncos", "Answer: Carolina Panthers", "Answer: Denver Broncos"])
+    # answers keyed by the question: Evaluate runs rows on threads, so a script read in order would race
+    lm = ScriptedLM(lambda messages: "Answer: Carolina Panthers" if "game 1?" in messages[-1]["content"]
+                    else "Answer: Denver Broncos")
     qa = lmbridge.Predict("question -> answer", lm=lm)
     result = Evaluate(devset=_rows(), metric=answer_exact_match, display_table=2, display_progress=False)(qa)
     out = capsys.readouterr().out.splitlines()
