@@ -1,0 +1,6 @@
+"""Compiling to weights: the trainer protocol, chat training examples, and the trainers (a LoRA
+adapter for the embedded models on CPU; a provider's fine-tuning API)."""
+
+from lmbridge.finetune._protocol import TrainingCheckpoint, TrainingExample, TrainingProgress, WeightTrainer
+
+__all__ = ["TrainingCheckpoint", "TrainingExample", "TrainingProgress", "WeightTrainer"]
