@@ -2,7 +2,8 @@
 ``from_llamaindex_prompt`` and measure how much of the prompt survives:
 
 * **similarity**: the original prompt and the migrated one (``Predict(signature).messages``, the
-  default ``ChatFormat``) are rendered with the same inputs, and their texts are compared with
+  default ``ChatFormat``; a value inside a sentence is a ``{name}`` slot of the instructions, written
+  in place) are rendered with the same inputs, and their texts are compared with
   ``difflib.SequenceMatcher.ratio`` (1.0: the same text). Each variable gets a short sample value;
   ``context_str`` gets two passages, written as text in the original and as a ``list[str]`` in the
   migrated prompt. The goal is 0.9; a prompt below it is listed with its reason.
@@ -33,18 +34,18 @@ GOAL = 0.9
 
 
 def reason(signature: Any) -> str:
-    """Why a migrated prompt stays below the goal, read from the signature: what the format does
+    """Why a migrated prompt stays below the goal, read from the signature: what the format writes
     differently from the template."""
-    refs = [n for n in signature.input_fields if f"`{n}`" in signature.instructions]
+    held = [n for n in signature.input_fields if "{" + n + "}" in signature.instructions]
+    labelled = [n for n in signature.input_fields if n not in held]
     if signature.instructions.startswith("Given `"):  # no hand-written text: the defaults
         why = ("the prompt is its variable alone: the migrated prompt adds the default instructions, a label "
                "and the answer cue")
-    elif refs:
-        why = (f"values inside sentences ({', '.join(refs)}) are named there and written under their labels "
-               "after the instructions: a signature's instructions are fixed text")
+    elif labelled:
+        why = (f"the closing values ({', '.join(labelled)}) are written under their labels after the instructions, "
+               "with the answer cue")
     else:
-        why = ("a variable placed between hand-written lines (a block between separators, or before more text) "
-               "is written after the instructions, where the format writes every input")
+        why = "every value stands in its sentence; the format adds a blank line and the answer cue"
     if any(f.annotation == list[str] for f in signature.input_fields.values()):
         why += "; passages are written as a numbered list ([1] ...)"
     return why

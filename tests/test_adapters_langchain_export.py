@@ -21,6 +21,7 @@ from langchain_core.tools import BaseTool
 from pydantic import BaseModel
 
 from lmbridge.adapters.langchain import LangChainLM, to_langchain_chain, to_langchain_prompt, to_langchain_tool
+from lmbridge.signatures import render_input
 
 ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 
@@ -98,14 +99,15 @@ def test_exported_chain_sends_byte_identical_messages(fmt: lmbridge.PromptFormat
     assert pairs(via_bridge.seen[0]) == pairs(chat.seen[0])
 
 
-def test_prompt_alone_renders_the_same_messages_for_text_and_list_inputs() -> None:
+def test_prompt_alone_renders_the_same_messages_for_text_and_written_list_inputs() -> None:
     predictor = lmbridge.Predict("context: list[str], question, strict: bool -> answer",
                                demos=[{"context": ["a {x}"], "question": "q?", "strict": True, "answer": "a"}])
-    prompt = to_langchain_prompt(predictor)
+    prompt = to_langchain_prompt(predictor, written=True)
     assert sorted(prompt.input_variables) == ["context", "question", "strict"]
     for inputs in ({"context": ["one", "two {y}"], "question": "Why {not}?", "strict": False},
                    {"context": [], "question": "Empty?", "strict": True}):
-        assert pairs(prompt.invoke(inputs).to_messages()) == bridge_pairs(predictor.messages(**inputs))
+        written = {n: render_input(v) for n, v in inputs.items()}
+        assert pairs(prompt.invoke(written).to_messages()) == bridge_pairs(predictor.messages(**inputs))
 
 
 def test_chain_of_thought_exports_its_predictor() -> None:

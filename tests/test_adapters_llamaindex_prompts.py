@@ -40,15 +40,19 @@ def test_text_qa_prompt() -> None:
     lm = ScriptedLM([{"answer": "Levi's Stadium"}])
     pred = lmbridge.Predict(qa, lm=lm)(context_str=["Super Bowl 50 was at Levi's Stadium."], query_str="Where?")
     assert pred.answer == "Levi's Stadium"
-    sent = lm.calls[0][-1]["content"]
-    assert "Context: [1] Super Bowl 50 was at Levi's Stadium." in sent and sent.endswith("Answer:")
+    sent = lm.calls[0][-1]["content"]  # the passages stay between the separators, where the template puts them
+    assert "---------------------\n[1] Super Bowl 50 was at Levi's Stadium.\n---------------------" in sent
+    assert sent.endswith("Query: Where?\nAnswer:")
 
 
-def test_a_sentence_with_a_variable_keeps_it_as_a_reference() -> None:
+def test_a_sentence_with_a_variable_keeps_it_as_a_slot() -> None:
     refine = from_llamaindex_prompt(DEFAULT_REFINE_PROMPT)
-    assert "The original query is as follows: `query_str`" in refine.instructions
+    assert "The original query is as follows: {query_str}" in refine.instructions
     assert refine.output_fields["answer"].label == "Refined Answer"
     assert lost_lines(DEFAULT_REFINE_PROMPT, refine) == []
+    values = {"query_str": "Who won?", "existing_answer": "Denver.", "context_msg": "Denver won 24-10."}
+    sent = lmbridge.Predict(refine).messages(**values)[-1]["content"]
+    assert sent == DEFAULT_REFINE_PROMPT.format(**values).rstrip().replace("answer.\nRefined", "answer.\n\nRefined")
 
 
 def test_chat_template_and_partials() -> None:
@@ -58,7 +62,7 @@ def test_chat_template_and_partials() -> None:
     ]).partial_format(domain="sports")
     sig = from_llamaindex_prompt(template, "answer: str, confidence: float")
     assert sig.spec() == "question: str, n_words: str -> answer: str, confidence: float"
-    assert sig.instructions == "You are a careful sports assistant.\nAnswer in `n_words` words."
+    assert sig.instructions == "You are a careful sports assistant.\nQuestion: {question}\nAnswer in {n_words} words."
     assert sig.input_fields["question"].label == "Question"
 
 

@@ -97,7 +97,7 @@ def test_a_closing_lead_in_sentence_keeps_its_value_in_place() -> None:
 
 def test_a_lead_in_sentence_above_more_text_stays_an_instruction() -> None:
     sig = from_llamaindex_prompt(LIPromptTemplate("The question is as follows: {q}\nAnswer it in French.\nAnswer: "))
-    assert sig.instructions == "The question is as follows: `q`\nAnswer it in French."
+    assert sig.instructions == "The question is as follows: {q}\nAnswer it in French."
 
 
 def test_the_benchmark_reports_a_similarity_and_a_reason_per_prompt() -> None:

@@ -76,12 +76,13 @@ def to_langchain_tool(program: Module, *, name: str | None = None, description: 
     return build(program, name=name, description=description, signature=signature, return_direct=return_direct)
 
 
-def to_langchain_prompt(predictor: Module) -> ChatPromptTemplate:
-    """The predictor's prompt as a ``ChatPromptTemplate``; see ``docs/langchain.md``."""
+def to_langchain_prompt(predictor: Module, *, written: bool = False) -> ChatPromptTemplate:
+    """The predictor's prompt as an f-string ``ChatPromptTemplate``; ``written``: its variables take the
+    values as lmbridge writes them (else a list, bool or enum input is refused); see ``docs/langchain.md``."""
     require_langchain()
     from lmbridge.adapters.langchain._export import to_langchain_prompt as build
 
-    return build(predictor)
+    return build(predictor, written=written)
 
 
 def to_langchain_chain(predictor: Module, model: BaseLanguageModel[Any], *, bare: bool = False) -> Runnable[Any, Any]:

@@ -1,10 +1,12 @@
 """Compiled programs back to LangChain: a prompt, a chain and a tool.
 
-* ``to_langchain_prompt(predictor)``: a ``ChatPromptTemplate`` that renders, for any inputs, exactly
-  the messages the predictor sends: instructions, demos and format included. Messages with no input
-  in them are fixed messages; the rest are templates whose slots write each value as lmbridge does
-  (a ``list[str]`` as numbered lines, a ``bool`` as yes/no, through jinja2 where an f-string cannot).
-  A field holding JSON (a dict, a list of numbers, a pydantic model) takes its JSON text.
+* ``to_langchain_prompt(predictor)``: an f-string ``ChatPromptTemplate`` (so it deserializes with
+  ``langchain_core.load``) that renders, for any inputs, exactly the messages the predictor sends:
+  instructions, demos and format included. Messages with no input in them are fixed messages; the
+  rest are templates with a slot per input. A field holding JSON (a dict, a list of numbers, a
+  pydantic model) takes its JSON text. An input that lmbridge writes (a ``list[str]`` as numbered
+  lines, a ``bool`` as yes/no, an enum as its value) is refused with a ``ConfigurationError``, unless
+  ``written=True``: then every slot takes the value already written (``render_input``).
 * ``to_langchain_chain(predictor, model)``: ``prompt | model | parser``, LangChain runnables end to
   end. A first step writes the inputs that are not plain text as lmbridge does (JSON with
   ``json.dumps``, lists as numbered lines, yes/no), so the chain's prompt is all f-string and
@@ -72,33 +74,14 @@ def slot_kind(annotation: Any) -> SlotKind:
     return "json"
 
 
-def _jinja_slot(name: str, kind: SlotKind) -> str:
-    if kind == "lines":
-        return (f"{{% if {name} %}}{{% for item in {name} %}}[{{{{ loop.index }}}}] {{{{ item }}}}"
-                f"{{% if not loop.last %}}\n{{% endif %}}{{% endfor %}}{{% else %}}[]{{% endif %}}")
-    if kind == "yes_no":
-        return f"{{{{ 'yes' if {name} else 'no' }}}}"
-    if kind == "enum":
-        return f"{{{{ {name}.value }}}}"
-    return f"{{{{ {name} }}}}"
-
-
-def _template(content: str, kinds: dict[str, SlotKind]) -> tuple[str, str] | None:
-    """(template, template_format) for one message, or None when no input appears in it."""
+def _template(content: str) -> str | None:
+    """The f-string template of one message, or None when no input appears in it."""
     pieces = content.split(_MARK)
     if len(pieces) == 1:
         return None
-    literals, names = pieces[0::2], pieces[1::2]
-    if all(kinds[n] in ("text", "json") for n in names):
-        body = "".join(lit.replace("{", "{{").replace("}", "}}") + (f"{{{n}}}" if i < len(names) else "")
-                       for i, (lit, n) in enumerate(zip(literals, [*names, ""])))
-        return body, "f-string"
-    out = []
-    for i, lit in enumerate(literals):
-        out.append(f"{{% raw %}}{lit}{{% endraw %}}" if any(t in lit for t in ("{{", "{%", "{#")) else lit)
-        if i < len(names):
-            out.append(_jinja_slot(names[i], kinds[names[i]]))
-    return "".join(out), "jinja2"
+    literals, names = pieces[0::2], [*pieces[1::2], ""]
+    return "".join(lit.replace("{", "{{").replace("}", "}}") + (f"{{{n}}}" if n else "")
+                   for lit, n in zip(literals, names))
 
 
 _FIXED: dict[str, Any] = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
@@ -110,25 +93,39 @@ def _format_of(predictor: Predict) -> PromptFormat:
     return predictor.format or current().format or ChatFormat()
 
 
-def to_langchain_prompt(program: Module) -> ChatPromptTemplate:
-    """The predictor's messages as a ``ChatPromptTemplate`` whose variables are its input fields."""
-    return _prompt(predictor_of(program), written=False)
+def to_langchain_prompt(program: Module, *, written: bool = False) -> ChatPromptTemplate:
+    """The predictor's messages as an f-string ``ChatPromptTemplate`` whose variables are its input
+    fields. ``written``: each variable takes the value as lmbridge writes it (``render_input``: numbered
+    lines, yes/no, an enum's value; JSON text for the JSON kinds). Without it, an input that an
+    f-string cannot write as lmbridge does (a list of strings, a bool, an enum) is refused."""
+    predictor = predictor_of(program)
+    if not written:
+        _refuse_unwritten(predictor.signature)
+    return _prompt(predictor)
 
 
-def _prompt(predictor: Predict, *, written: bool) -> ChatPromptTemplate:
-    """The prompt; ``written``: every slot an f-string slot (a first chain step writes the values)."""
-    signature = predictor.signature
-    kinds: dict[str, SlotKind] = {n: "text" if written else slot_kind(f.annotation)
-                                  for n, f in signature.input_fields.items()}
-    markers = {n: f"{_MARK}{n}{_MARK}" for n in signature.input_fields}
+def _refuse_unwritten(signature: type[Signature]) -> None:
+    found = {n: slot_kind(f.annotation) for n, f in signature.input_fields.items()}
+    unwritten = [n for n, kind in found.items() if kind in ("lines", "yes_no", "enum")]
+    if unwritten:
+        raise ConfigurationError(
+            f"cannot export inputs {unwritten} in a prompt template that langchain_core.load deserializes: lmbridge "
+            "writes them (numbered lines, yes/no, an enum's value) and an f-string template only substitutes text. "
+            "Use to_langchain_chain(predictor, model), whose first step writes them, or "
+            "to_langchain_prompt(predictor, written=True) and pass each value written "
+            "(lmbridge.signatures.render_input(value))")
+
+
+def _prompt(predictor: Predict) -> ChatPromptTemplate:
+    """The prompt, every slot an f-string slot taking the value as written."""
+    markers = {n: f"{_MARK}{n}{_MARK}" for n in predictor.signature.input_fields}
     parts: list[Any] = []
     for message in predictor.messages(**markers):
-        found = _template(message["content"], kinds)
-        if found is None:
+        text = _template(message["content"])
+        if text is None:
             parts.append(_FIXED[message["role"]](content=message["content"]))
         else:
-            text, template_format = found
-            parts.append(_TEMPLATES[message["role"]].from_template(text, template_format=template_format))
+            parts.append(_TEMPLATES[message["role"]].from_template(text, template_format="f-string"))
     return ChatPromptTemplate.from_messages(parts)
 
 
@@ -177,7 +174,7 @@ def to_langchain_chain(program: Module, model: BaseLanguageModel[Any] | Runnable
     parser = SignatureOutputParser(signature=signature, format=fmt, bare=bare)
     writers = {n: _json_writer(n) if slot_kind(f.annotation) == "json" else _text_writer(n)
                for n, f in signature.input_fields.items() if slot_kind(f.annotation) != "text"}
-    prompt: Runnable[Any, Any] = _prompt(predictor, written=True)
+    prompt: Runnable[Any, Any] = _prompt(predictor)
     if raw:
         prompt = prompt | RunnableLambda(_raw_prompt)
     if writers:

@@ -2,15 +2,15 @@
 
 * ``from_llamaindex_prompt(template, outputs=...)`` migrates a ``PromptTemplate``,
   ``ChatPromptTemplate``, ``RichPromptTemplate`` or ``SelectorPromptTemplate`` (its default) into a
-  ``lmbridge.Signature``. The hand-written text is kept as the instructions, line for line. A line
-  that only presents a variable (``Query: {query_str}``, or ``{context_str}`` alone on its line) is
-  dropped, because the prompt format writes every input under its label, and its hand-written
-  label (``Query``) becomes the field's label. In the closing run of such lines a whole lead-in
-  sentence is the label (``The table schema is: {schema}``), so the value stays in its sentence,
-  where the format writes it. A variable anywhere else in a sentence becomes a field reference,
-  `` `name` ``, since the format writes the inputs after the instructions. A trailing answer cue
-  (``Answer:``, ``SQL: ``) becomes the first output field's label. ``context_str`` (by default)
-  becomes a ``list[str]`` input, for retrieved passages.
+  ``lmbridge.Signature``. The hand-written text is kept as the instructions, line for line, and a
+  variable inside it stays where it stands, as an input slot ``{name}`` that the format writes with
+  the call's value (see ``lmbridge.formats``: the value stands once, in its sentence). The closing
+  run of lines that only present a variable (``Query: {query_str}``, ``{context_str}`` alone, or a
+  lead-in sentence ``The table schema is: {schema}``) is dropped, because the format writes those
+  inputs there, in the same place, under their labels, and the hand-written label (``Query``)
+  becomes the field's label. A template that is its variables alone keeps them as its instructions.
+  A trailing answer cue (``Answer:``, ``SQL: ``) becomes the first output field's label.
+  ``context_str`` (by default) becomes a ``list[str]`` input, for retrieved passages.
   ``template_var_mappings`` are honoured (the field takes the name the caller passes);
   ``function_mappings`` are refused with a ``SignatureError``: a signature holds no code.
 * ``to_llamaindex_prompt(predictor)`` exports a (compiled) predictor as a LlamaIndex
@@ -60,6 +60,7 @@ class _Migration:
     labels: dict[str, str] = field(default_factory=dict)
     kept: list[str] = field(default_factory=list)
     answer_label: str | None = None
+    slotted: set[str] = field(default_factory=set)
 
 
 def from_llamaindex_prompt(template: BasePromptTemplate, outputs: str = "answer: str", *,
@@ -80,17 +81,21 @@ def from_llamaindex_prompt(template: BasePromptTemplate, outputs: str = "answer:
     renames = {tv: kw for kw, tv in (getattr(template, "template_var_mappings", None) or {}).items()}
     partials = {k: v for k, v in (getattr(template, "kwargs", None) or {}).items()}
     state = _Migration()
+    marked = []
     for role, text in _texts(template):
         if role == "assistant":
             raise SignatureError("the template has a fixed assistant turn; give it to Predict as a demo instead")
-        _read(_marked(text, partials, _variables(template), rich=_is_rich(template)), state)
+        marked.append(_marked(text, partials, _variables(template), rich=_is_rich(template)))
+        _read(marked[-1], state)
     if state.kept and state.answer_label is None:
         last = state.kept[-1]
         cue = _CUE_LINE.match(last)
         if cue and last.rstrip().endswith(":"):
             state.answer_label = cue.group(1).strip()
             state.kept.pop()
-    derived = "\n".join(state.kept).strip("\n")
+    if not re.sub(rf"{_MARK}\w+{_MARK}", "", "".join(marked)).strip():  # no hand-written text: keep it as it is
+        state = _Migration(order=state.order, labels=state.labels, kept="\n".join(marked).splitlines())
+    derived = _slotted("\n".join(state.kept).strip("\n"), renames)
     fields = [renames.get(v, v) for v in state.order]
     if not fields:
         raise SignatureError("the template has no variables: a signature needs at least one input field")
@@ -114,20 +119,21 @@ def lost_lines(template: BasePromptTemplate, signature: type[Signature]) -> list
     labels = {f.label for f in signature.fields().values()}
     instructions = set(signature.instructions.splitlines())
     partials = dict(getattr(template, "kwargs", None) or {})
+    renames = {tv: kw for kw, tv in (getattr(template, "template_var_mappings", None) or {}).items()}
     lost = []
     for _role, text in _texts(template):
         lines = _marked(text, partials, _variables(template), rich=_is_rich(template)).splitlines()
         tail = _tail(lines)
         for i, line in enumerate(lines):
+            if not line.strip() or _slotted(line, renames).rstrip() in instructions:
+                continue
             slot = _slot(line, sentence=i >= tail)
             cue = _CUE_LINE.match(line)
-            if slot is not None:
-                if slot.group(1) and slot.group(1).strip() not in labels:
-                    lost.append(line)
-            elif cue is not None and cue.group(1).strip() in labels:
+            if slot is not None and (slot.group(1) is None or slot.group(1).strip() in labels):
                 continue
-            elif line.strip() and re.sub(rf"{_MARK}(\w+){_MARK}", r"`\1`", line).rstrip() not in instructions:
-                lost.append(line)
+            if cue is not None and cue.group(1).strip() in labels:
+                continue
+            lost.append(line)
     return lost
 
 
@@ -207,12 +213,13 @@ def _tail(lines: list[str]) -> int:
 
 
 def _read(text: str, state: _Migration) -> None:
-    """Sort the lines of one part: variable slots (with their labels) out, the rest kept."""
+    """Sort the lines of one part: the closing run of variable lines out (their labels kept as the
+    fields' labels), every other line kept, its variables as slots."""
     lines = text.splitlines()
     tail = _tail(lines)
     for i, line in enumerate(lines):
         slot = _slot(line, sentence=i >= tail)
-        if slot is not None:
+        if slot is not None and i >= tail and slot.group(2) not in state.slotted:
             label, var = slot.group(1), slot.group(2)
             if label is None and state.kept:
                 cue = _CUE_LINE.match(state.kept[-1])
@@ -224,10 +231,18 @@ def _read(text: str, state: _Migration) -> None:
             if label:
                 state.labels.setdefault(var, label.strip())
             continue
+        if slot is not None and slot.group(1):  # a labelled value above more text: stays, its label is the field's
+            state.labels.setdefault(slot.group(2), slot.group(1).strip())
         for var in re.findall(rf"{_MARK}(\w+){_MARK}", line):
+            state.slotted.add(var)
             if var not in state.order:
                 state.order.append(var)
-        state.kept.append(re.sub(rf"{_MARK}(\w+){_MARK}", r"`\1`", line).rstrip())
+        state.kept.append(line.rstrip())
+
+
+def _slotted(text: str, renames: Mapping[str, str]) -> str:
+    """``text`` with each marked variable as the slot ``{field}`` of the field it becomes."""
+    return re.sub(rf"{_MARK}(\w+){_MARK}", lambda m: "{" + renames.get(m.group(1), m.group(1)) + "}", text)
 
 
 # -- out: a compiled predictor as a ChatPromptTemplate --------------------------------------------

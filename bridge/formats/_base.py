@@ -22,6 +22,7 @@ from lmbridge.errors import ParseError
 from lmbridge.formats._constrain import Constraint, chat_grammar
 from lmbridge.formats._partial import PartialOutputs, read_labelled
 from lmbridge.formats._prior import Prior
+from lmbridge.formats._slots import fill, late, unslotted
 from lmbridge.signatures import (
     Field,
     Signature,
@@ -236,29 +237,31 @@ class ChatFormat(_PlacedFormat):
 
     def _request(self, signature: type[Signature], values: Mapping[str, Any]) -> str:
         first = next(iter(signature.output_fields.values()))
-        return f"{_inputs_block(signature, values)}\n{first.label}:"
+        block = _inputs_block(signature, values)
+        return f"{block}\n{first.label}:" if block else f"{first.label}:"
 
     def format(self, signature: type[Signature], demos: Sequence[Mapping[str, Any]],
                inputs: Mapping[str, Any]) -> list[Message]:
-        guide = _chat_guide(signature)
+        guide = fill(_chat_guide(signature), signature, inputs)
+        request = self._request(signature, unslotted(signature, inputs))
         usable = [d for d in demos if all(n in d for n in signature.input_fields)]
         messages: list[Message] = []
+        head = ""
         if self.instructions == "system":
             messages.append({"role": "system", "content": guide})
-            head = ""
         else:
             head = guide + "\n\n"
+        lead, last = late(signature, head)
         if self.demos == "inline" and usable:
             shown = "\n\n".join(
                 f"{_inputs_block(signature, d)}\n{self._labelled_outputs(signature, d)}" for d in usable)
-            messages.append({"role": "user",
-                             "content": f"{head}{shown}\n\n{self._request(signature, inputs)}"})
+            messages.append({"role": "user", "content": f"{lead}{shown}\n\n{last}{request}"})
             return messages
         for d in usable:
-            messages.append({"role": "user", "content": head + self._request(signature, d)})
+            messages.append({"role": "user", "content": lead + self._request(signature, d)})
             messages.append({"role": "assistant", "content": self.render_outputs(signature, d)})
-            head = ""
-        messages.append({"role": "user", "content": head + self._request(signature, inputs)})
+            lead = ""
+        messages.append({"role": "user", "content": lead + last + request})
         return messages
 
     def _missing(self, signature: type[Signature], error: ParseError) -> Field | None:

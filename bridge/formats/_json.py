@@ -18,6 +18,7 @@ from lmbridge.formats._base import FORMATS, DemoPlacement, InstructionRole, Scor
 from lmbridge.formats._constrain import Constraint, outputs_schema
 from lmbridge.formats._partial import PartialOutputs, read_json_object
 from lmbridge.formats._prior import Prior
+from lmbridge.formats._slots import fill, late, unslotted
 from lmbridge.signatures import Signature, coerce, describe_type, find_json, json_schema, to_jsonable, validate
 from lmbridge.types import Message
 
@@ -46,24 +47,27 @@ class JSONFormat(_PlacedFormat):
 
     def format(self, signature: type[Signature], demos: Sequence[Mapping[str, Any]],
                inputs: Mapping[str, Any]) -> list[Message]:
-        guide = self._guide(signature)
+        guide = fill(self._guide(signature), signature, inputs)
+        request = _inputs_block(signature, unslotted(signature, inputs))
         usable = [d for d in demos if all(n in d for n in signature.input_fields)]
         messages: list[Message] = []
         head = ""
         if self.instructions == "system":
             messages.append({"role": "system", "content": guide})
+            request = request or _inputs_block(signature, inputs)  # a user message is never empty
         else:
-            head = guide + "\n\n"
+            head = guide + "\n\n" if request else guide
+        lead, last = late(signature, head)
         if self.demos == "inline" and usable:
             shown = "\n\n".join(f"{_inputs_block(signature, d)}\n{self.render_outputs(signature, d)}"
                                 for d in usable)
-            messages.append({"role": "user", "content": f"{head}{shown}\n\n{_inputs_block(signature, inputs)}"})
+            messages.append({"role": "user", "content": f"{lead}{shown}\n\n{last}{request}"})
             return messages
         for d in usable:
-            messages.append({"role": "user", "content": head + _inputs_block(signature, d)})
+            messages.append({"role": "user", "content": lead + _inputs_block(signature, d)})
             messages.append({"role": "assistant", "content": self.render_outputs(signature, d)})
-            head = ""
-        messages.append({"role": "user", "content": head + _inputs_block(signature, inputs)})
+            lead = ""
+        messages.append({"role": "user", "content": lead + last + request})
         return messages
 
     def partial(self, signature: type[Signature], text: str) -> PartialOutputs:

@@ -25,6 +25,7 @@ from typing import Any
 
 from lmbridge.formats._base import FORMATS, ChatFormat, Scoring
 from lmbridge.formats._prior import Prior
+from lmbridge.formats._slots import fill, late, unslotted
 from lmbridge.signatures import Signature, render, render_input
 from lmbridge.types import Message
 
@@ -45,15 +46,17 @@ class TextFormat(ChatFormat):
     def format(self, signature: type[Signature], demos: Sequence[Mapping[str, Any]],
                inputs: Mapping[str, Any]) -> list[Message]:
         blocks: list[str] = []
-        if self.show_instructions and signature.instructions.strip():
-            blocks.append(signature.instructions.strip())
+        shown = self.show_instructions and bool(signature.instructions.strip())
+        head = fill(signature.instructions.strip(), signature, inputs) + "\n\n" if shown else ""
+        lead, last = late(signature, head)
         for d in demos:
             if all(n in d for n in signature.input_fields) and all(n in d for n in signature.output_fields):
                 blocks.append(self._block(signature, d) + "\n" + "\n".join(
                     f"{f.label}: {render(d[n])}" for n, f in signature.output_fields.items()))
         first = next(iter(signature.output_fields.values()))
-        blocks.append(f"{self._block(signature, inputs)}\n{first.label}:")
-        return [{"role": "user", "content": "\n\n".join(blocks)}]
+        request = self._block(signature, unslotted(signature, inputs) if shown else inputs)
+        blocks.append(f"{last}{request}\n{first.label}:" if request else f"{last}{first.label}:")
+        return [{"role": "user", "content": lead + "\n\n".join(blocks)}]
 
     @staticmethod
     def _block(signature: type[Signature], values: Mapping[str, Any]) -> str:
