@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -13,8 +12,10 @@ import lmbridge
 pytest.importorskip("langchain_core")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from helpers import find_shared_datasets
+
 from examples import compile_chain_sst2
-from examples.data import datasets_dir, load_classification
+from examples.data import load_classification
 from lmbridge.adapters.langchain import from_chain
 
 pytestmark = pytest.mark.real_model
@@ -22,10 +23,7 @@ pytestmark = pytest.mark.real_model
 
 @pytest.fixture(autouse=True)
 def _datasets(monkeypatch: pytest.MonkeyPatch) -> None:
-    try:
-        datasets_dir()
-    except FileNotFoundError:
-        monkeypatch.setenv("LMBRIDGE_DATASETS", os.environ.get("LMBRIDGE_DATASETS", "/work/shared/datasets"))
+    find_shared_datasets(monkeypatch)
 
 
 def test_sst2_chain_example_compiles_and_reports_before_and_after() -> None:

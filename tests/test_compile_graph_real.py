@@ -3,7 +3,6 @@ learnable prompt) compiled on the embedded model, with real SST-2 rows (small si
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ pytest.importorskip("langchain_core")
 pytest.importorskip("langgraph")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from helpers import find_shared_datasets
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda
@@ -23,7 +23,7 @@ from langgraph.graph import START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from typing_extensions import TypedDict
 
-from examples.data import datasets_dir, load_classification
+from examples.data import load_classification
 from lmbridge.adapters.langchain import BridgeChatModel, from_chain, learnable
 
 pytestmark = pytest.mark.real_model
@@ -31,10 +31,7 @@ pytestmark = pytest.mark.real_model
 
 @pytest.fixture(autouse=True)
 def _datasets(monkeypatch: pytest.MonkeyPatch) -> None:
-    try:
-        datasets_dir()
-    except FileNotFoundError:
-        monkeypatch.setenv("LMBRIDGE_DATASETS", os.environ.get("LMBRIDGE_DATASETS", "/work/shared/datasets"))
+    find_shared_datasets(monkeypatch)
 
 
 class State(TypedDict, total=False):

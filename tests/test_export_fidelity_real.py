@@ -3,10 +3,8 @@ scores what the program scored, or the export raises the documented Configuratio
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,49 +13,28 @@ import lmbridge
 pytest.importorskip("langchain_core")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from helpers import compiled_sst2, export_formats, find_shared_datasets, read_or_none
 from langchain_core.exceptions import OutputParserException
 
-from examples.data import datasets_dir, load_classification
+from examples.data import load_classification
 from lmbridge.adapters.langchain import BridgeChatModel, to_langchain_chain
 
 pytestmark = pytest.mark.real_model
 
-SIG = lmbridge.make_signature("text -> label: Literal['negative', 'positive']",
-                              "Decide whether the movie review is positive or negative.")
-FORMATS = {
-    "chat": lmbridge.ChatFormat(),
-    "chat-unconstrained-system": lmbridge.ChatFormat(instructions="system", constrained=False),
-    "json": lmbridge.JSONFormat(),
-    "text": lmbridge.TextFormat(),
-    "labels": lmbridge.ChatFormat(scoring="labels"),
-    "calibrated": lmbridge.TextFormat(scoring="calibrated"),
-}
+FORMATS = ("chat", "chat-unconstrained-system", "json", "text", "labels", "calibrated")
+"""One of each kind (the unconstrained variants add no other request to carry over BridgeChatModel)."""
 
 
 @pytest.fixture(autouse=True)
 def _datasets(monkeypatch: pytest.MonkeyPatch) -> None:
-    try:
-        datasets_dir()
-    except FileNotFoundError:
-        monkeypatch.setenv("LMBRIDGE_DATASETS", os.environ.get("LMBRIDGE_DATASETS", "/work/shared/datasets"))
+    find_shared_datasets(monkeypatch)
 
 
-def _label(run: Any) -> Any:
-    try:
-        return run()
-    except (lmbridge.ParseError, OutputParserException):
-        return None
-
-
-@pytest.mark.parametrize("name", list(FORMATS))
+@pytest.mark.parametrize("name", FORMATS)
 def test_exported_chain_scores_what_the_program_scored(name: str) -> None:
     lm = lmbridge.LM("local/smollm2", max_tokens=8, cache=False)
     chain_lm = lmbridge.LM("local/smollm2", max_tokens=8, cache=False)
-    with lmbridge.context(lm=lm):
-        compiled = lmbridge.LabeledFewShot(k=4, balanced=True, format=FORMATS[name], display_progress=False).compile(
-            lmbridge.Predict(SIG), trainset=load_classification("sst2", "train", 40))
-    predictor = compiled.named_predictors()[0][1]
-    predictor.lm = lm
+    predictor = compiled_sst2(export_formats()[name], lm)
     try:
         chain = to_langchain_chain(predictor, BridgeChatModel(lm=chain_lm), bare=True)
     except lmbridge.ConfigurationError as error:
@@ -65,8 +42,8 @@ def test_exported_chain_scores_what_the_program_scored(name: str) -> None:
         return
     assert name not in ("labels", "calibrated")
     rows = load_classification("sst2", "dev", 20)
-    ours = [_label(lambda text=r.text: predictor(text=text).label) for r in rows]
-    theirs = [_label(lambda text=r.text: chain.invoke({"text": text})) for r in rows]
+    ours = [read_or_none(lambda text=r.text: predictor(text=text).label) for r in rows]
+    theirs = [read_or_none(lambda text=r.text: chain.invoke({"text": text}), OutputParserException) for r in rows]
     program_accuracy = sum(o == r.label for o, r in zip(ours, rows))
     chain_accuracy = sum(t == r.label for t, r in zip(theirs, rows))
     assert chain_accuracy == program_accuracy, (ours, theirs)

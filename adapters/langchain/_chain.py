@@ -37,6 +37,7 @@ from lmbridge import (
     Prediction,
     Usage,
 )
+from lmbridge.adapters._flow import Call, Flow, arun, run
 from lmbridge.adapters._templates import plain
 from lmbridge.adapters.langchain._chain_prompt import TemplateShape, shape_of
 from lmbridge.adapters.langchain._chain_walk import TAG, StepRecorder, find_prompts, rewrite, same
@@ -246,20 +247,17 @@ class ChainProgram(Module):
         return inputs[self._input_key]
 
     def forward(self, **inputs: Any) -> Any:  # the chain's own output: what the user's metric reads
-        chain, config, recorder = self._start()
-        try:
-            output = chain.invoke(self._input(inputs), config=config)  # type: ignore[arg-type]
-        except Exception as exc:
-            failure = self._failure(recorder, exc)
-            if failure is exc:
-                raise
-            raise failure from exc
-        return self._finish(recorder, output)
+        return run(self._flow(inputs))
 
     async def aforward(self, **inputs: Any) -> Any:
+        return await arun(self._flow(inputs))
+
+    def _flow(self, inputs: dict[str, Any]) -> Flow[Any]:
+        """One run of the chain, for both shells: invoke it, map its failure, read its steps."""
         chain, config, recorder = self._start()
         try:
-            output = await chain.ainvoke(self._input(inputs), config=config)  # type: ignore[arg-type]
+            output = yield Call(lambda: chain.invoke(self._input(inputs), config=config),  # type: ignore[arg-type]
+                                lambda: chain.ainvoke(self._input(inputs), config=config))  # type: ignore[arg-type]
         except Exception as exc:
             failure = self._failure(recorder, exc)
             if failure is exc:

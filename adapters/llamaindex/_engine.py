@@ -32,6 +32,7 @@ from llama_index.core.prompts.mixin import PromptMixin
 from llama_index_instrumentation import get_dispatcher
 
 from lmbridge import ConfigurationError, Example, Module, Predict, Prediction, Usage
+from lmbridge.adapters._flow import Call, Flow, arun, run
 from lmbridge.adapters._templates import demo_block, plain, split_instruction
 from lmbridge.evaluate import Metric
 from lmbridge.optimizers import Optimizer
@@ -264,27 +265,20 @@ class QueryEngineProgram(Module):
             record_step(prompt, shown, Prediction.from_values({prompt.output: reply}, Usage(), reply))
 
     def forward(self, **inputs: Any) -> Any:  # the object's own answer (a Response): what the metric reads
-        query, engine = self._query(inputs), self._running()
-        token = _steps.set([])
-        try:
-            answer = engine.chat(query) if not hasattr(engine, "query") and hasattr(engine, "chat") \
-                else engine.query(query)
-            self._record(_steps.get() or [])
-        except Exception as exc:
-            mapped = _mapped(exc)
-            if mapped is exc:
-                raise
-            raise mapped from exc
-        finally:
-            _steps.reset(token)
-        return answer
+        return run(self._flow(inputs))
 
     async def aforward(self, **inputs: Any) -> Any:
+        return await arun(self._flow(inputs))
+
+    def _flow(self, inputs: dict[str, Any]) -> Flow[Any]:
+        """One run of the object, for both shells: ask it (a chat engine by ``chat``), map an LLM's
+        failure, record the prompts' steps."""
         query, engine = self._query(inputs), self._running()
+        chat = not hasattr(engine, "query") and hasattr(engine, "chat")
         token = _steps.set([])
         try:
-            answer = await (engine.achat(query) if not hasattr(engine, "aquery") and hasattr(engine, "achat")
-                            else engine.aquery(query))
+            answer = yield Call(lambda: engine.chat(query) if chat else engine.query(query),
+                                lambda: engine.achat(query) if chat else engine.aquery(query))
             self._record(_steps.get() or [])
         except Exception as exc:
             mapped = _mapped(exc)
