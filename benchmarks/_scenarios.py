@@ -87,3 +87,28 @@ def measure_memory(call: Callable[[], Any], calls: int) -> dict[str, Any]:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def alternate(direct: Callable[[int], Any], wrapped: Callable[[int], Any], calls: int,
+              warmup: int = 50) -> tuple[float, float]:
+    """Median seconds per call of ``direct`` and ``wrapped`` (each given the call's index), called one
+    after the other ``calls`` times after ``warmup`` rounds, so that a busy machine slows both alike."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for i in range(warmup + calls):
+        t0 = time.perf_counter()
+        direct(i)
+        t1 = time.perf_counter()
+        wrapped(i)
+        t2 = time.perf_counter()
+        if i >= warmup:
+            times[0].append(t1 - t0)
+            times[1].append(t2 - t1)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def print_ratio(direct_name: str, wrapped_name: str, times: tuple[float, float], goal: float) -> float:
+    """Print both per-call times and their ratio against ``goal``; the ratio."""
+    ratio = times[1] / times[0]
+    print(f"{direct_name}: {times[0] * 1e6:.0f} us/call   {wrapped_name}: {times[1] * 1e6:.0f} us/call   "
+          f"ratio {ratio:.2f} (goal <= {goal:.2f})")
+    return ratio

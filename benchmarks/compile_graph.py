@@ -10,7 +10,6 @@ each in turn; the ratio of the median per-call times is printed (goal: at most 1
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,8 @@ from langchain_core.runnables import RunnableLambda
 from langgraph.graph import START, StateGraph
 from typing_extensions import TypedDict
 
-from benchmarks.compile_chain import pairs
+from benchmarks._scenarios import alternate, print_ratio
+from benchmarks.compile_chain import GOAL
 from lmbridge.adapters.langchain import from_chain, learnable
 
 
@@ -58,14 +58,9 @@ def main(argv: list[str] | None = None) -> float:
     args = parser.parse_args(argv)
     graph = build()
     program = from_chain(graph)
-    pairs(lambda i: graph.invoke({"text": "warm up"}), lambda i: program(text="warm up"), 50)
-    direct, wrapped = pairs(lambda i: graph.invoke({"text": f"review {i}"}), lambda i: program(text=f"review {i}"),
-                            args.calls)
-    d, w = statistics.median(direct), statistics.median(wrapped)
-    ratio = w / d
-    print(f"graph.invoke: {d * 1e6:.0f} us/call   from_chain: {w * 1e6:.0f} us/call   ratio {ratio:.2f} (goal <= 1.10)")
-    return ratio
-
+    times = alternate(lambda i: graph.invoke({"text": f"review {i}"}), lambda i: program(text=f"review {i}"),
+                      args.calls)
+    return print_ratio("graph.invoke", "from_chain", times, GOAL)
 
 if __name__ == "__main__":
     main()
