@@ -123,16 +123,23 @@ def similarity(template: Any, migrated: MigratedPrompt) -> float:
 
 def reason(template: Any, migrated: MigratedPrompt) -> str:
     """Why a migrated template renders below the goal, read from the template and the signature."""
+    from langchain_core.messages import AIMessage
+    from langchain_core.prompts.chat import AIMessagePromptTemplate
+
     signature = migrated.signature
-    refs = [n for n in signature.input_fields if f"`{n}`" in signature.instructions]
+    held = [n for n in signature.input_fields if "{" + n + "}" in signature.instructions]
+    labelled = [n for n in signature.input_fields if n not in held]
     if migrated.demos:
         return "few-shot examples become demo turns (user/assistant messages), not one block of text"
-    if refs:
-        return (f"values inside sentences ({', '.join(refs)}) are named there and written under their labels after "
-                "the instructions")
+    if any(isinstance(m, (AIMessage, AIMessagePromptTemplate)) for m in getattr(template, "messages", [])):
+        return "a fixed AI turn is left out of the signature (give it to Predict as a demo)"
     if signature.instructions.startswith("Given `"):
-        return "the template is its variables alone: the migrated prompt adds instructions, labels and the answer cue"
-    return "a variable between hand-written lines is written after the instructions, where the format writes inputs"
+        return ("the template is its variables and their labels alone: the migrated prompt adds instructions "
+                "and the answer cue")
+    if labelled:
+        return (f"the closing values ({', '.join(labelled)}) are written under their labels after the "
+                "instructions, with the answer cue")
+    return "every value stands in its sentence; the format adds a blank line and the answer cue"
 
 
 def main() -> str:

@@ -238,16 +238,17 @@ def test_migrated_signature_runs_and_prompts_with_the_inputs() -> None:
     assert "If you don't know the answer" in sent
 
 
-def test_inline_variables_become_references_and_labels_become_prefixes() -> None:
+def test_inline_variables_become_slots_and_labels_become_prefixes() -> None:
     template = PromptTemplate.from_template(
         "Classify the sentiment of this {product} review as positive or negative.\n\n"
         "Customer review: {review}\n\nSentiment:")
     sig = from_prompt_template(template, output_fields="sentiment: Literal['positive', 'negative']")
-    assert sig.instructions == "Classify the sentiment of this `product` review as positive or negative."
+    assert sig.instructions == "Classify the sentiment of this {product} review as positive or negative."
     assert sig.input_fields["review"].label == "Customer review"
     assert sig.input_fields["product"].label == "Product"
     lm = ScriptedLM([{"sentiment": "negative"}])
     assert lmbridge.Predict(sig, lm=lm)(product="kettle", review="Broke in a week.").sentiment == "negative"
+    assert lm.calls[0][-1]["content"].startswith("Classify the sentiment of this kettle review as positive")
 
 
 def test_a_sentence_before_a_variable_stays_an_instruction() -> None:
@@ -257,7 +258,7 @@ def test_a_sentence_before_a_variable_stays_an_instruction() -> None:
     assert sig.instructions == "Write a concise summary of the following:"
     assert sig.input_fields["text"].label == "Text"
     inline = from_prompt_template(PromptTemplate.from_template("Summarize the following text: {text}"))
-    assert inline.instructions == "Summarize the following text: `text`"
+    assert inline.instructions == "Summarize the following text: {text}"
 
 
 def test_chat_prompt_template_with_partials_and_history() -> None:
@@ -270,7 +271,7 @@ def test_chat_prompt_template_with_partials_and_history() -> None:
     sig = from_prompt_template(template, instructions=None)
     assert list(sig.input_fields) == ["role", "history", "question"]
     assert sig.input_fields["history"].annotation == list[str]
-    assert sig.instructions == "You are a helpful `role`. Answer in French, in one sentence."
+    assert sig.instructions == "You are a helpful {role}. Answer in French, in one sentence."
     assert "Bonjour" not in sig.instructions
 
 
@@ -289,7 +290,7 @@ def test_mustache_template_and_template_logic() -> None:
     sig = from_prompt_template(PromptTemplate.from_template(
         "Translate into {{language}}.\nText: {{text}}", template_format="mustache"))
     assert list(sig.input_fields) == ["language", "text"]
-    assert sig.instructions == "Translate into `language`."
+    assert sig.instructions == "Translate into {language}."
     looping = PromptTemplate.from_template("{{#items}}- {{.}}\n{{/items}}Pick one.",
                                            template_format="mustache")
     assert from_prompt_template(looping).input_fields["items"].annotation == list[str]

@@ -39,12 +39,14 @@ SQL = PromptTemplate.from_template(
 def test_the_answer_cue_becomes_the_output_prefix_and_every_character_stays() -> None:
     sig = from_prompt_template(SQL, output_fields="query")
     assert sig.output_fields["query"].label == "SQL Query"
-    assert sig.instructions == ("Given an input question, write a syntactically correct `dialect` query.\n"
+    assert sig.instructions == ("Given an input question, write a syntactically correct {dialect} query.\n"
                                 "Wrap it like this:\n```sql\nSELECT ...\n```\n"
                                 'Return errors as {"error": "..."}.\n---')
     lm = ScriptedLM(["SELECT 1;"])
     lmbridge.Predict(sig, lm=lm)(dialect="SQLite", input="One?")
-    assert lm.calls[0][-1]["content"].endswith("Dialect: SQLite\nQuestion: One?\nSQL Query:")
+    sent = lm.calls[0][-1]["content"]  # the dialect stays in its sentence, as the template has it
+    assert sent.startswith("Given an input question, write a syntactically correct SQLite query.\n")
+    assert sent.endswith("---\n\nQuestion: One?\nSQL Query:") and "Dialect:" not in sent
 
 
 def test_a_standalone_question_cue() -> None:
@@ -169,7 +171,7 @@ def test_partial_functions_are_called_at_format_time() -> None:
     template = PromptTemplate.from_template("Today is {today}. Plan the {task}.").partial(today=today)
     migrated = migrate_prompt(template, output_fields="plan")
     assert list(migrated.signature.input_fields) == ["today", "task"] and calls == []
-    assert migrated.signature.instructions == "Today is `today`. Plan the `task`."
+    assert migrated.signature.instructions == "Today is {today}. Plan the {task}."
     assert migrated.inputs(task="trip") == {"today": "day 1", "task": "trip"}
     assert migrated.inputs(task="trip")["today"] == "day 2"
     fixed = PromptTemplate.from_template("Reply in {language}.\nQuestion: {q}").partial(language="French")

@@ -59,12 +59,13 @@ def from_prompt_template(template: BasePromptTemplate[Any], *, output_fields: st
                          output_parser: Any = None, types: Mapping[str, Any] | None = None) -> type[Signature]:
     """Migrate a hand-written LangChain prompt into a signature.
 
-    Each template variable becomes an input field, in the order it first appears. A line that only
-    presents a variable (``"Question: {question}"``, or ``"Context:"`` followed by ``"{context}"``)
-    is dropped, since the prompt format writes every input with its label; a label that differs
-    from the field's default label is kept as the field's prefix. Variables used inside a sentence
-    become field references (`` `name` ``). Every other hand-written line is kept as written (code
-    fences, JSON braces, separators). The template's own answer cue (``"SQL Query:"``) becomes the
+    Each template variable becomes an input field, in the order it first appears. The closing run of
+    lines that only present a variable (``"Question: {question}"``, or ``"Context:"`` followed by
+    ``"{context}"``) is dropped, since the prompt format writes those inputs there, with their labels;
+    a label that differs from the field's default label is kept as the field's prefix. A variable
+    anywhere else stays where it stands, as an input slot ``{name}`` of the instructions, which the
+    format fills with the value (see ``lmbridge.formats``). Every other hand-written line is kept as
+    written (code fences, JSON braces, separators); a template that is its variables alone is kept whole. The template's own answer cue (``"SQL Query:"``) becomes the
     first output field's prefix, since the format ends each request with that label. What is left
     is the instructions, unless ``instructions`` is given.
 

@@ -1,8 +1,8 @@
 """LangChain prompt migration: a hand-written ``PromptTemplate`` or ``ChatPromptTemplate`` as a signature.
 
 ``from_prompt_template`` reads the template's text, turns its variables into input fields (keeping a
-hand-written label as the field's prefix), drops the lines the prompt format writes itself, and keeps
-the rest as instructions. It is re-exported by ``lmbridge.adapters.langchain``, which shares
+hand-written label as the field's prefix), drops the closing lines the prompt format writes itself,
+and keeps the rest as instructions, a variable inside them as an input slot ``{name}``. It is re-exported by ``lmbridge.adapters.langchain``, which shares
 ``require_langchain``, the check that langchain-core is installed (with a pip hint when it is not).
 langchain-core is imported when a function is called, never by importing this module.
 """
@@ -49,6 +49,8 @@ def template_signature(template: Any, outputs: Mapping[str, Field], *, instructi
     placeholders: list[str] = []
     cues: list[str] = []
     lists: set[str] = set()
+    slotted: set[str] = set()
+    marked: list[str] = []
     for text, fmt in pieces if pieces is not None else template_texts(template):
         if fmt == "messages":  # a MessagesPlaceholder: the text is its variable name
             placeholders.append(text)
@@ -56,8 +58,11 @@ def template_signature(template: Any, outputs: Mapping[str, Field], *, instructi
                 order.append(text)
             continue
         found: list[str] = []
-        kept.append(_strip_slots(_mark(text, fmt, partials, lists), order, labels, found))
+        marked.append(_mark(text, fmt, partials, lists))
+        kept.append(_strip_slots(marked[-1], order, labels, found, slotted))
         cues = found or cues
+    if not placeholders and not re.sub(rf"{_MARK}\w+{_MARK}", "", "".join(marked)).strip():
+        kept = [re.sub(rf"{_MARK}(\w+){_MARK}", r"{\1}", t).strip() for t in marked]  # variables alone: as written
     for var in template.input_variables:
         if var not in order:
             order.append(var)
@@ -195,14 +200,20 @@ def _is_label(text: str) -> bool:
     return 0 < len(words) <= 4 and not _SENTENCE_WORDS.intersection(words)
 
 
-def _strip_slots(text: str, order: list[str], labels: dict[str, str], cues: list[str] | None = None) -> str:
-    """Drop the lines that only present variables, record their labels, reference the rest; the
-    trailing answer cue (``"SQL Query:"``) is dropped too and recorded in ``cues``."""
+def _strip_slots(text: str, order: list[str], labels: dict[str, str], cues: list[str] | None = None,
+                 slotted: set[str] | None = None) -> str:
+    """Drop the closing run of lines that only present variables (the format writes those inputs there,
+    under their labels) and record their labels; keep every other line, its variables as input slots
+    ``{name}`` (the format writes the value in place; see ``lmbridge.formats``), and record them in
+    ``slotted``. The trailing answer cue (``"SQL Query:"``) is dropped too and recorded in ``cues``."""
+    held = slotted if slotted is not None else set()
     kept: list[str] = []
-    for line in text.splitlines():
-        slot = _SLOT.match(line)
-        if slot and (slot.group(1) is None or _is_label(slot.group(1))):
-            names = re.findall(rf"{_MARK}(\w+){_MARK}", slot.group(2))
+    lines = text.splitlines()
+    tail = _tail(lines)
+    for i, line in enumerate(lines):
+        slot = _slot_line(line)
+        names = re.findall(rf"{_MARK}(\w+){_MARK}", line)
+        if slot is not None and i >= tail and not held.intersection(names):
             label = slot.group(1)
             if label is None and kept and len(names) == 1 and _cue(kept[-1]) is not None:
                 label = _cue(kept.pop())
@@ -212,10 +223,13 @@ def _strip_slots(text: str, order: list[str], labels: dict[str, str], cues: list
             if label and len(names) == 1:
                 labels.setdefault(names[0], label.strip())
             continue
-        for var in re.findall(rf"{_MARK}(\w+){_MARK}", line):
+        if slot is not None and slot.group(1) and len(names) == 1:  # a labelled value above more text
+            labels.setdefault(names[0], slot.group(1).strip())
+        for var in names:
+            held.add(var)
             if var not in order:
                 order.append(var)
-        kept.append(re.sub(rf"{_MARK}(\w+){_MARK}", r"`\1`", line))
+        kept.append(re.sub(rf"{_MARK}(\w+){_MARK}", r"{\1}", line))
     while kept and not kept[-1].strip():
         kept.pop()
     if kept and _cue(kept[-1]) is not None:  # the last line only: a cue above it is hand-written text
@@ -223,3 +237,21 @@ def _strip_slots(text: str, order: list[str], labels: dict[str, str], cues: list
         if cue is not None and cues is not None:
             cues.append(cue.strip())
     return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
+
+
+def _slot_line(line: str) -> re.Match[str] | None:
+    """A line that only presents variables, alone or after a short label (``Question: {question}``)."""
+    slot = _SLOT.match(line)
+    return slot if slot and (slot.group(1) is None or _is_label(slot.group(1))) else None
+
+
+def _tail(lines: list[str]) -> int:
+    """Where the closing run of variable lines starts: from there on every line presents variables, is
+    a bare label (``Context:``, the answer cue) or is blank. The format writes its inputs last, in that
+    same place; a variable line above more text stays in the text, its value in place."""
+    start = len(lines)
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].strip() and _slot_line(lines[i]) is None and _cue(lines[i]) is None:
+            break
+        start = i
+    return start
