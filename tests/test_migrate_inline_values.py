@@ -116,3 +116,23 @@ def test_a_migrated_prompt_compiles_and_the_compile_may_rewrite_its_instructions
     sent = lm.calls[0]
     assert sent[0]["content"].startswith("Query: q")  # the demos, labelled, then the template with the call's values
     assert "The original query is as follows: Who?\n" in sent[-1]["content"]
+
+
+@pytest.mark.real_model
+def test_a_migrated_refine_prompt_answers_on_the_embedded_model_with_its_values_in_place(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("llama_index.core")
+    from llama_index.core.prompts.default_prompts import DEFAULT_REFINE_PROMPT
+
+    from lmbridge.adapters.llamaindex import from_llamaindex_prompt
+
+    monkeypatch.setenv("LMBRIDGE_LOCAL_THREADS", "1")
+    lm = lmbridge.LM("local/smollm2", max_tokens=32, cache=False)
+    refine = lmbridge.Predict(from_llamaindex_prompt(DEFAULT_REFINE_PROMPT), lm=lm)
+    values = {"query_str": "Which team won Super Bowl 50?", "existing_answer": "The Carolina Panthers.",
+              "context_msg": "The Denver Broncos defeated the Carolina Panthers 24-10 in Super Bowl 50."}
+    pred = refine(**values)
+    assert isinstance(pred.answer, str) and pred.answer.strip()
+    sent = lm.history[-1].messages[-1]["content"]
+    assert sent.startswith("The original query is as follows: Which team won Super Bowl 50?\n")
+    assert "------------\nThe Denver Broncos defeated" in sent and "Query:" not in sent
