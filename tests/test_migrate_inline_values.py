@@ -39,6 +39,8 @@ def test_demos_keep_their_labels_and_come_before_the_calls_instructions(fmt: lmb
 
 
 def test_instructions_without_the_slot_put_the_value_back_under_its_label() -> None:
+    slotted = lmbridge.Predict(SIG).messages(question="Who won?", context="Denver won.")[-1]["content"]
+    assert slotted.endswith("\n\nContext: Denver won.\nAnswer:")
     rewritten = lmbridge.Predict(SIG.with_instructions("Refine the answer."))  # an optimizer's new text
     sent = rewritten.messages(question="Who won?", context="Denver won.")[-1]["content"]
     assert "Question: Who won?\nContext: Denver won.\nAnswer:" in sent
@@ -55,7 +57,9 @@ def test_a_slotted_prompt_saves_and_loads_unchanged(tmp_path: Path) -> None:
     predictor.save(tmp_path / "p.json")
     loaded = lmbridge.Predict(SIG.with_instructions("x"))
     loaded.load(tmp_path / "p.json")
-    assert loaded.messages(question="Who?", context="c") == predictor.messages(question="Who?", context="c")
+    sent = loaded.messages(question="Who?", context="c")
+    assert sent == predictor.messages(question="Who?", context="c")
+    assert "The original query is as follows: Who?\n" in sent[-1]["content"]
 
 
 # -- LlamaIndex's prompts ---------------------------------------------------------------------------
