@@ -76,3 +76,27 @@ def test_an_unconstrained_chat_predictor_sends_the_programs_request_through_brid
     assert template.output_parser.parse(reply) == {"label": "negative"}
     assert theirs.calls == ours.calls
     assert theirs.requests == ours.requests == [{}]
+
+
+@pytest.mark.parametrize("fmt", [lmbridge.ChatFormat(constrained=False),
+                                 lmbridge.ChatFormat(demos="inline", instructions="system", constrained=False)],
+                         ids=["turns", "inline-system"])
+def test_in_a_stock_query_engine_the_exported_prompt_sends_the_programs_messages(fmt: Any) -> None:
+    from llama_index.core.query_engine import RetrieverQueryEngine
+    from llama_index.core.retrievers import BaseRetriever
+    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+    class QueryAsNode(BaseRetriever):
+        def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+            return [NodeWithScore(node=TextNode(text=query_bundle.query_str), score=1.0)]
+
+    sig = lmbridge.make_signature("query_str -> label: Literal['negative', 'positive']", "Classify the {x} review.")
+    program = lmbridge.Predict(sig, format=fmt, demos=[{"query_str": "fine {y}", "label": "positive"}],
+                               lm=ScriptedLM(lambda m: "positive"))
+    template = to_llamaindex_prompt(program)
+    engine_lm = ScriptedLM(lambda m: "positive")
+    engine = RetrieverQueryEngine.from_args(QueryAsNode(), llm=BridgeLLM(lm=engine_lm), text_qa_template=template)
+    review = "  a {warm} film\nwith two lines  "
+    answer = template.output_parser.parse(str(engine.query(review)))  # type: ignore[union-attr]
+    assert answer == {"label": program(query_str=review).label}
+    assert engine_lm.calls == program.lm.calls  # type: ignore[union-attr]
