@@ -65,9 +65,10 @@ def from_prompt_template(template: BasePromptTemplate[Any], *, output_fields: st
     a label that differs from the field's default label is kept as the field's prefix. A variable
     anywhere else stays where it stands, as an input slot ``{name}`` of the instructions, which the
     format fills with the value (see ``lmbridge.formats``). Every other hand-written line is kept as
-    written (code fences, JSON braces, separators); a template that is its variables alone is kept whole. The template's own answer cue (``"SQL Query:"``) becomes the
-    first output field's prefix, since the format ends each request with that label. What is left
-    is the instructions, unless ``instructions`` is given.
+    written (code fences, JSON braces, separators); a template that is its variables alone is kept
+    whole. The template's own answer cue (``"SQL Query:"``) becomes the first output field's prefix,
+    since the format ends each request with that label. What is left is the instructions, unless
+    ``instructions`` is given.
 
     ``output_fields`` is the right-hand side of a signature string (``"answer: str, confidence:
     float"``); ``types`` names the pydantic models (or enums) it uses. Without it, an

@@ -2,8 +2,9 @@
 
 ``from_prompt_template`` reads the template's text, turns its variables into input fields (keeping a
 hand-written label as the field's prefix), drops the closing lines the prompt format writes itself,
-and keeps the rest as instructions, a variable inside them as an input slot ``{name}``. It is re-exported by ``lmbridge.adapters.langchain``, which shares
-``require_langchain``, the check that langchain-core is installed (with a pip hint when it is not).
+and keeps the rest as instructions, a variable inside them as an input slot ``{name}``. It is
+re-exported by ``lmbridge.adapters.langchain``, which shares ``require_langchain``, the check that
+langchain-core is installed (with a pip hint when it is not).
 langchain-core is imported when a function is called, never by importing this module.
 """
 
