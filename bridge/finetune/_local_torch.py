@@ -76,7 +76,7 @@ def _quiet_loading() -> Any:
     from transformers.utils import logging
 
     before = logging.get_verbosity()
-    logging.set_verbosity_error()
+    logging.set_verbosity(40)  # logging.ERROR
     try:
         with redirect_stderr(io.StringIO()):
             yield
