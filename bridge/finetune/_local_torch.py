@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 Tokens = tuple[list[int], list[int]]
 """One rendered example: the prompt's token ids and the target's."""
 IGNORED = -100
@@ -152,8 +150,14 @@ def train(path: Path, examples: Sequence[Tokens], config: LoopConfig, seed: int,
             optimizer.zero_grad(set_to_none=True)
             loss_value = float(loss.detach())
             on_step(step, loss_value, time.monotonic() - started)
-        pairs = {name: (np.ascontiguousarray(m.lora_A["default"].weight.detach().numpy(), dtype=np.float32),
-                        np.ascontiguousarray(m.lora_B["default"].weight.detach().numpy(), dtype=np.float32))
-                 for name, m in model.named_modules() if hasattr(m, "lora_A") and "default" in m.lora_A}
-    return Trained(pairs, architecture(path), int(base.config.num_attention_heads),
+    return Trained(lora_pairs(model), architecture(path), int(base.config.num_attention_heads),
                    int(base.config.num_key_value_heads), loss_value)
+
+
+def lora_pairs(model: Any) -> dict[str, tuple[Any, Any]]:
+    """The ``(A, B)`` float32 arrays of every LoRA layer of a peft model, by module path."""
+    import numpy as np
+
+    return {name: (np.ascontiguousarray(m.lora_A["default"].weight.detach().numpy(), dtype=np.float32),
+                   np.ascontiguousarray(m.lora_B["default"].weight.detach().numpy(), dtype=np.float32))
+            for name, m in model.named_modules() if hasattr(m, "lora_A") and "default" in m.lora_A}
