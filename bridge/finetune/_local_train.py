@@ -22,7 +22,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lmbridge.errors import ConfigurationError, MissingDependencyError
@@ -38,7 +38,7 @@ STORE_VERSION = 1
 """Part of every run key: a change to how adapters are trained or written bumps it."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LocalLoRA:
     """Trains a LoRA adapter for an embedded model (``LM("local/smollm2")``, ``LM("local/gemma3")``)
     on the CPU, with the loss on each example's last assistant turn.
@@ -61,7 +61,7 @@ class LocalLoRA:
     batch_size: int = 8
     max_length: int = 1024
     target_modules: tuple[str, ...] = DEFAULT_TARGETS
-    name: str = "local-lora"
+    name: str = field(default="local-lora", init=False)
 
     def __post_init__(self) -> None:
         known = {name.split(".")[-1] for name in GGUF_NAMES}
@@ -69,10 +69,10 @@ class LocalLoRA:
         if unknown or not self.target_modules:
             raise ConfigurationError(f"LocalLoRA(target_modules=...): {unknown or 'none given'}; "
                                      f"choose among {sorted(known)}")
-        for field, value in (("rank", self.rank), ("alpha", self.alpha), ("batch_size", self.batch_size),
+        for setting, value in (("rank", self.rank), ("alpha", self.alpha), ("batch_size", self.batch_size),
                              ("max_length", self.max_length), ("steps", self.steps or 1)):
             if not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"LocalLoRA({field}={value!r}): must be a positive integer")
+                raise ConfigurationError(f"LocalLoRA({setting}={value!r}): must be a positive integer")
         if not self.epochs > 0 or not self.learning_rate > 0:
             raise ConfigurationError("LocalLoRA: epochs and learning_rate must be positive")
 
