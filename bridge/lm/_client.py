@@ -68,7 +68,7 @@ class LM(BaseLM):
         self._function_calling = function_calling
         self._schema_support: bool | None = None
         if model.startswith("local/"):
-            self._local = LocalModel.for_name(model.removeprefix("local/"), self.adapter)
+            self._local = LocalModel.for_name(model.removeprefix("local/"), self.adapter, self.adapter_sha256)
 
     @property
     def is_local(self) -> bool:

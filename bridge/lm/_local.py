@@ -87,7 +87,7 @@ class _Captured(Exception):
 class LocalModel:
     """One loaded llama.cpp model (with its LoRA adapter, if any), shared by every LM that names it."""
 
-    _loaded: ClassVar[dict[tuple[Path, Path | None], LocalModel]] = {}
+    _loaded: ClassVar[dict[tuple[Path, Path | None, str | None], LocalModel]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, path: Path, spec: LocalSpec | None = None, adapter: Path | None = None) -> None:
@@ -100,9 +100,11 @@ class LocalModel:
         self._formatter: Any = None
 
     @classmethod
-    def for_name(cls, name: str, adapter: Path | None = None) -> LocalModel:
+    def for_name(cls, name: str, adapter: Path | None = None, adapter_sha256: str | None = None) -> LocalModel:
+        """The shared instance for a model and an adapter; an adapter file whose content changed
+        (another ``adapter_sha256``) gets an instance of its own."""
         path = model_path(name)
-        key = (path, adapter.resolve() if adapter is not None else None)
+        key = (path, adapter.resolve() if adapter is not None else None, adapter_sha256)
         with cls._registry_lock:
             model = cls._loaded.get(key)
             if model is None:
@@ -283,14 +285,21 @@ class LocalModel:
                 prompt = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
             raise _Captured(list(prompt or []))
 
+        def render() -> list[int] | None:
+            try:
+                llama.create_chat_completion(messages=messages, max_tokens=1)
+            except _Captured as captured:
+                return captured.tokens
+            return None
+
         llama.create_completion = capture  # our own model, under the lock; restored below
         try:
-            llama.create_chat_completion(messages=messages, max_tokens=1)
-        except _Captured as captured:
-            return captured.tokens
+            tokens: list[int] | None = self._guarded(render)
         finally:
             del llama.create_completion
-        raise LMError(f"local/{self.path.stem}: the chat handler built no prompt")
+        if tokens is None:
+            raise LMError(f"local/{self.path.stem}: the chat handler built no prompt")
+        return tokens
 
     def _chat_prompt(self, llama: Any, messages: list[Message]) -> str:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
