@@ -303,3 +303,24 @@ def test_a_malformed_weights_entry_is_a_state_error(tmp_path: Path, weights: Any
     state["predictors"]["self"]["weights"] = weights
     with pytest.raises(lmbridge.StateError, match="'weights'"):
         _program(None).load_state(state)
+
+
+# -- the training data -----------------------------------------------------------------------------------
+def test_the_loss_is_on_the_target_tokens_only() -> None:
+    pytest.importorskip("torch")
+    from lmbridge.finetune import _local_torch
+
+    batch = _local_torch.batch_tensors([([5, 6, 7], [8, 9]), ([1], [2])])
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 8, 9], [1, 2, 0, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]
+    assert batch["labels"].tolist() == [[-100, -100, -100, 8, 9], [-100, 2, -100, -100, -100]]
+
+
+def test_the_order_of_examples_is_seeded_and_each_pass_covers_every_example() -> None:
+    from lmbridge.finetune._local_torch import order
+
+    steps = order(5, 4, 2, seed=0)
+    assert steps == order(5, 4, 2, seed=0) and steps != order(5, 4, 2, seed=1)
+    flat = [i for step in steps for i in step]
+    assert len(steps) == 4 and all(len(s) == 2 for s in steps)
+    assert sorted(flat[:5]) == [0, 1, 2, 3, 4]  # the first pass, shuffled, holds each example once
