@@ -324,3 +324,12 @@ def test_the_order_of_examples_is_seeded_and_each_pass_covers_every_example() ->
     flat = [i for step in steps for i in step]
     assert len(steps) == 4 and all(len(s) == 2 for s in steps)
     assert sorted(flat[:5]) == [0, 1, 2, 3, 4]  # the first pass, shuffled, holds each example once
+
+
+def test_a_model_transformers_cannot_read_is_a_configuration_error(base: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("transformers")
+    pytest.importorskip("peft")
+    monkeypatch.setattr(_local_train, "REQUIRED", ())
+    monkeypatch.setattr(LocalModel, "training_tokens", lambda self, messages: ([1, 2], [3]))
+    with pytest.raises(lmbridge.ConfigurationError, match=r"cannot train a LoRA adapter for base\.gguf"):
+        LocalLoRA(steps=1).train(lmbridge.LM(base), EXAMPLES)  # a stand-in file, not a GGUF model

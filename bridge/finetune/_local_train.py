@@ -21,6 +21,7 @@ import importlib.util
 import json
 import math
 import os
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -137,7 +138,12 @@ class LocalLoRA:
         threads = int(os.environ.get("LMBRIDGE_LOCAL_THREADS", "0")) or os.cpu_count() or 1
         config = _local_torch.LoopConfig(total, self.rank, self.alpha, self.learning_rate, self.batch_size,
                                          tuple(self.target_modules), threads)
-        trained = _local_torch.train(base, tokens, config, seed, on_step)
+        try:
+            trained = _local_torch.train(base, tokens, config, seed, on_step)
+        except (ValueError, KeyError, NotImplementedError, struct.error) as exc:  # transformers or peft cannot take it
+            raise ConfigurationError(f"cannot train a LoRA adapter for {base.name}: {type(exc).__name__}: {exc}. "
+                                     "LocalLoRA knows the embedded models (local/smollm2, local/gemma3) and GGUF "
+                                     "files of the architectures transformers reads") from exc
         tensors = adapter_tensors(trained.pairs, trained.arch, trained.heads, trained.kv_heads)
         return store.put(lambda path: write_adapter(path, tensors, trained.arch, self.alpha))
 
