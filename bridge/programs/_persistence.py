@@ -2,9 +2,17 @@
 
 A file holds, per predictor, its instructions, its field descriptions and labels, its demos and its
 prompt format, plus the compile report, a format version and the lmbridge version. It holds no code,
-no pickle, no model name, no base URL and no key. Loading validates the whole file first and changes
-nothing when it does not fit: a wrong format, a newer version, a missing or extra predictor, or
-fields that differ all raise StateError.
+no pickle, no base URL and no key. Loading validates the whole file first and changes nothing when
+it does not fit: a wrong format, a newer version, a missing or extra predictor, or fields that
+differ all raise StateError.
+
+A predictor whose own LM carries trained weights (``BaseLM.weights_state``: a LoRA adapter of an
+embedded model, or a provider's fine-tuned model) also has a ``"weights"`` entry: the model name,
+and for an adapter its path and sha256. That is the one case where a file names a model: the
+trained weights belong to their base model and are part of what was compiled, so the program is
+not itself without them. Loading rebuilds that LM, after checking that the adapter file exists and
+still has its hash; a missing or changed file raises StateError naming it (it never falls back to
+the base model). A file without weights entries loads as before, leaving each predictor's LM alone.
 """
 
 from __future__ import annotations
@@ -17,8 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lmbridge._version import __version__
-from lmbridge.errors import StateError
+from lmbridge.errors import BridgeError, StateError
 from lmbridge.formats import format_from_state
+from lmbridge.lm import LM, BaseLM, file_sha256
 from lmbridge.signatures import to_jsonable, type_name
 from lmbridge.types import Example
 
@@ -40,13 +49,47 @@ def library_version() -> str:
 
 def predictor_state(p: Predict) -> dict[str, Any]:
     sig = p.signature
-    return {
+    state = {
         "instructions": sig.instructions,
         "fields": {n: {"kind": f.kind, "type": type_name(f.annotation), "desc": f.desc, "prefix": f.prefix}
                    for n, f in sig.fields().items()},
         "demos": [{k: to_jsonable(v) for k, v in d.items()} for d in p.demos],
         "format": p.format.to_state() if p.format is not None else None,
     }
+    weights = p.lm.weights_state() if p.lm is not None else None
+    if weights is not None:
+        state["weights"] = weights
+    return state
+
+
+def _check_weights(name: str, weights: Any) -> None:
+    """The shape of a ``"weights"`` entry: a model name, and for an adapter its path and sha256."""
+    if not isinstance(weights, dict) or not isinstance(weights.get("model"), str) or not weights["model"]:
+        raise StateError(f"predictor {name!r}: 'weights' must be an object with a 'model' name")
+    if "adapter" in weights or "sha256" in weights:
+        digest = weights.get("sha256")
+        if not isinstance(weights.get("adapter"), str) or not isinstance(digest, str) or len(digest) != 64:
+            raise StateError(f"predictor {name!r}: 'weights' of an adapter needs its 'adapter' path and 'sha256'")
+
+
+def weights_lm(name: str, weights: dict[str, Any]) -> BaseLM:
+    """Rebuild the LM a ``"weights"`` entry describes, checking the adapter file and its hash first."""
+    model = weights["model"]
+    try:
+        if "adapter" not in weights:
+            return LM(model, fine_tuned=True)
+        path = Path(weights["adapter"])
+        if not path.is_file():
+            raise StateError(f"predictor {name!r} runs {model} with the LoRA adapter {path}, which is missing; "
+                             "copy that file back to this path, or compile the program again to retrain it")
+        if file_sha256(path) != weights["sha256"]:
+            raise StateError(f"predictor {name!r}: the LoRA adapter {path} has changed since the program was "
+                             "saved (its sha256 differs); restore the saved file, or compile the program again")
+        return LM(model, adapter=path)
+    except (BridgeError, OSError) as exc:
+        if isinstance(exc, StateError):
+            raise
+        raise StateError(f"predictor {name!r}: cannot rebuild its fine-tuned LM {model}: {exc}") from exc
 
 
 def sections(program: Module) -> dict[str, dict[str, Module]]:
@@ -89,6 +132,8 @@ def _check_entry(name: str, state: Any) -> None:
     for i, demo in enumerate(state["demos"]):
         if not isinstance(demo, dict):
             raise StateError(f"predictor {name!r}: demo {i} is not an object")
+    if "weights" in state:
+        _check_weights(name, state["weights"])
     fmt = state.get("format")
     if fmt is not None:
         if not isinstance(fmt, dict):
@@ -193,9 +238,10 @@ def apply_state(program: Module, state: Any) -> None:
             fmt = format_from_state(s["format"]) if s.get("format") is not None else p.format
         except (ValueError, TypeError, KeyError, RecursionError) as exc:
             raise StateError(f"predictor {name!r}: {exc}") from exc
-        planned.append((p, sig, demos, fmt))
-    for p, sig, demos, fmt in planned:
-        p.signature, p.demos, p.format = sig, demos, fmt
+        lm = weights_lm(name, s["weights"]) if "weights" in s else p.lm
+        planned.append((p, sig, demos, fmt, lm))
+    for p, sig, demos, fmt, lm in planned:
+        p.signature, p.demos, p.format, p.lm = sig, demos, fmt, lm
     for apply in own:
         apply()
     report = state.get("report")
