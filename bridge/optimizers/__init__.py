@@ -9,6 +9,7 @@ from lmbridge.optimizers._base import CompileRun, Estimate, Optimizer
 from lmbridge.optimizers._copro import COPRO
 from lmbridge.optimizers._ensemble import Ensemble, EnsembledProgram, majority
 from lmbridge.optimizers._fewshot import BootstrapFewShot, LabeledFewShot
+from lmbridge.optimizers._finetune import BootstrapFinetune
 from lmbridge.optimizers._gepa import GEPA
 from lmbridge.optimizers._knn import HashingEmbedder, KNNFewShot, KNNProgram, LiteLLMEmbedder
 from lmbridge.optimizers._mipro import MIPROv2
@@ -24,6 +25,7 @@ __all__ = [
     "SIMBA",
     "BootstrapFewShot",
     "BootstrapFewShotWithRandomSearch",
+    "BootstrapFinetune",
     "CompileRun",
     "Ensemble",
     "EnsembledProgram",
