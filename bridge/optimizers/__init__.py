@@ -6,6 +6,7 @@ module of each optimizer for its algorithm.
 
 from lmbridge.optimizers._auto import auto_optimizer
 from lmbridge.optimizers._base import CompileRun, Estimate, Optimizer
+from lmbridge.optimizers._better_together import BetterTogether
 from lmbridge.optimizers._copro import COPRO
 from lmbridge.optimizers._ensemble import Ensemble, EnsembledProgram, majority
 from lmbridge.optimizers._fewshot import BootstrapFewShot, LabeledFewShot
@@ -23,6 +24,7 @@ __all__ = [
     "COPRO",
     "GEPA",
     "SIMBA",
+    "BetterTogether",
     "BootstrapFewShot",
     "BootstrapFewShotWithRandomSearch",
     "BootstrapFinetune",
