@@ -134,7 +134,7 @@ def test_no_passing_trace_is_an_error_naming_what_to_do() -> None:
     student = lmbridge.Predict(SIG, lm=ScriptedLM(lambda m: {"label": "positive"}))
     before = program_state(student)
     rows = [r for r in sentiment_rows(8) if r.label == "negative"]
-    with pytest.raises(lmbridge.EvaluationError, match="metric_threshold.*more training rows.*stronger teacher"):
+    with pytest.raises(lmbridge.EvaluationError, match=r"metric_threshold.*more training rows.*stronger teacher"):
         quiet(trainer=trainer).compile(student, trainset=rows)
     assert trainer.calls == []
     assert program_state(student) == before

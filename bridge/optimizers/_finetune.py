@@ -148,8 +148,9 @@ def default_trainer(lm: BaseLM) -> WeightTrainer:
 
 def _describe(value: Any) -> Any:
     """A stable, JSON-able description of a trainer for the checkpoint fingerprint (no addresses)."""
-    shown = {k: v for k, v in vars(value).items() if not k.startswith("_")
-             and (v is None or isinstance(v, (bool, int, float, str, list, dict)))} if hasattr(value, "__dict__") else {}
+    fields = vars(value) if hasattr(value, "__dict__") else {}
+    shown = {k: v for k, v in fields.items()
+             if not k.startswith("_") and (v is None or isinstance(v, (bool, int, float, str, list, dict)))}
     return {"type": type(value).__name__, **shown}
 
 
