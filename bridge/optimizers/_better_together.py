@@ -92,7 +92,8 @@ class BetterTogether(Optimizer):
             entry = {"stage": i, "kind": kind, "optimizer": type(optimizer).__name__, "score": None,
                      "lm_calls": inner.get("lm_calls"), "wall_time": round(time.perf_counter() - start, 3),
                      "stopped_early": inner.get("stopped_early"),
-                     "kept": (inner.get("selection") or {}).get("kept")}
+                     "kept": (inner.get("selection") or {}).get("kept"),
+                     "training": (inner.get("finetune") or {}).get("training")}
             entries.append(entry)
             done.append((entry, compiled))
             current = compiled
