@@ -248,3 +248,36 @@ def test_estimate_counts_the_bootstrap_and_the_selection() -> None:
     estimate = quiet(trainer=RecordingTrainer()).estimate(Pipeline(), trainset=sentiment_rows(10),
                                                           valset=sentiment_rows(5))
     assert estimate.breakdown == {"bootstrap": 20, "training": 0, "selection": 20}
+
+
+class Branch(lmbridge.Module):
+    """Texts with "good" or "great" go to ``kind``; the rest to ``other``, which never passes here."""
+
+    def __init__(self, lm: lmbridge.BaseLM) -> None:
+        self.kind = lmbridge.Predict(SIG, lm=lm)
+        self.other = lmbridge.Predict(SIG, lm=lm, demos=[lmbridge.Example(text="dull", label="negative")])
+
+    def forward(self, text: str) -> lmbridge.Prediction:
+        return (self.kind if ("good" in text or "great" in text) else self.other)(text=text)
+
+
+def test_a_predictor_with_no_passing_call_keeps_its_model_and_prompt() -> None:
+    lm = ScriptedLM(lambda m: {"label": "positive"})
+    trainer = RecordingTrainer()
+    compiled = quiet(trainer=trainer).compile(Branch(lm), trainset=sentiment_rows(8))
+    assert compiled.kind.lm is trainer.tuned[0] and compiled.kind.demos == []
+    assert compiled.other.lm is lm and len(compiled.other.demos) == 1 and compiled.other.format is None
+    assert compiled.report is not None and compiled.report["finetune"]["untrained"] == ["other"]
+
+
+def test_the_program_compared_on_the_valset_is_the_program_returned() -> None:
+    def needs_demos(messages: list[Any]) -> Any:
+        return always_right(messages) if len(messages) > 1 else {"label": "positive"}
+
+    lm = ScriptedLM(needs_demos)
+    trainer = RecordingTrainer()
+    rows = [r for r in sentiment_rows(8) if r.label == "positive"]  # only ``kind`` runs: ``other`` is untrained
+    compiled = quiet(trainer=trainer).compile(Branch(lm), trainset=rows, valset=sentiment_rows(40, offset=8))
+    assert compiled.report is not None
+    # the fine-tuned program, ``other`` still with its demo, is right on every valset row
+    assert compiled.report["selection"]["winner"] == 100.0

@@ -201,10 +201,9 @@ class BootstrapFinetune(Optimizer):
             run.store = store
             examples = self._bootstrap(run, student, shape, rows, teacher, store)
             trained = self._train(run, groups, examples, store)
-            program = _with_lms(build(student, shape), trained)
-            if compare(run, self.metric, student, program, valset):
-                tuned = trained
-                run.best_state = {n: s for n, s in shape.items() if n in trained}
+            state = {n: s for n, s in shape.items() if n in trained}  # a predictor with no example stays as it was
+            if compare(run, self.metric, student, _with_lms(build(student, state), trained), valset):
+                tuned, run.best_state = trained, state
         result = run.finish()
         for name, p in result.named_predictors():
             if name in tuned:
