@@ -281,3 +281,26 @@ def test_the_program_compared_on_the_valset_is_the_program_returned() -> None:
     assert compiled.report is not None
     # the fine-tuned program, ``other`` still with its demo, is right on every valset row
     assert compiled.report["selection"]["winner"] == 100.0
+
+
+def test_a_full_disk_while_exporting_leaves_no_file_and_says_what_to_do(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import lmbridge.finetune._data as data
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(data.os, "fsync", full)
+    with pytest.raises(OSError, match="free some disk space") as caught:
+        quiet().export(tmp_path / "set.jsonl", lmbridge.Predict(SIG, lm=ScriptedLM(always_right)),
+                       trainset=sentiment_rows(4))
+    assert caught.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []  # no half-written file, no temporary left behind
+
+
+def test_runs_that_all_failed_are_named_in_the_error() -> None:
+    lm = ScriptedLM(lambda m: "no label here")
+    with pytest.raises(lmbridge.EvaluationError, match=r"8 runs failed; first errors: \[.program: ParseError"):
+        quiet(trainer=RecordingTrainer()).compile(lmbridge.Predict(SIG, lm=lm), trainset=sentiment_rows(8))

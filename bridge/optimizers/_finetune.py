@@ -302,9 +302,10 @@ class BootstrapFinetune(Optimizer):
         examples = {name: [_example(predictors[name], d) for d in found.get(name, [])] for name in names}
         run.notes["finetune"] = {"examples": {n: len(e) for n, e in examples.items()}, "demos_kept": False}
         if not any(examples.values()):
+            failed = f" ({run.failures} runs failed; first errors: {run.errors})" if run.failures else ""
             raise EvaluationError(
-                f"BootstrapFinetune: no run of the teacher passed the metric on the {len(rows)} training rows, so "
-                "there is nothing to train on. Lower metric_threshold, give more training rows, or give a "
+                f"BootstrapFinetune: no run of the teacher passed the metric on the {len(rows)} training rows{failed}, "
+                "so there is nothing to train on. Lower metric_threshold, give more training rows, or give a "
                 "stronger teacher (teacher=a prompt-compiled program, or one on a bigger model)")
         return examples
 
