@@ -304,3 +304,17 @@ def test_runs_that_all_failed_are_named_in_the_error() -> None:
     lm = ScriptedLM(lambda m: "no label here")
     with pytest.raises(lmbridge.EvaluationError, match=r"8 runs failed; first errors: \[.program: ParseError"):
         quiet(trainer=RecordingTrainer()).compile(lmbridge.Predict(SIG, lm=lm), trainset=sentiment_rows(8))
+
+
+def test_export_and_compile_share_a_checkpoint_and_a_changed_trainer_starts_afresh(tmp_path: Path) -> None:
+    ck, rows = tmp_path / "ck.json", sentiment_rows(8)
+    quiet().export(tmp_path / "set.jsonl", lmbridge.Predict(SIG, lm=ScriptedLM(half_right)), trainset=rows,
+                   checkpoint=ck)
+    silent = ScriptedLM([])  # the bootstrap is in the checkpoint
+    first = RecordingTrainer()
+    quiet(trainer=first).compile(lmbridge.Predict(SIG, lm=silent), trainset=rows, checkpoint=ck)
+    assert silent.calls == [] and first.calls[0][1] == read_jsonl(tmp_path / "set.jsonl")
+    changed = RecordingTrainer(refuse=None)
+    changed.refuse = ""  # another setting: the first trainer's record (its "job") is not handed to this one
+    quiet(trainer=changed).compile(lmbridge.Predict(SIG, lm=silent), trainset=rows, checkpoint=ck)
+    assert changed.checkpoints == [None]

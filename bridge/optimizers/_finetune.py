@@ -19,6 +19,8 @@ fine-tuned LMs are not plain state, so these optimizers run the paired selection
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -194,7 +196,7 @@ class BootstrapFinetune(Optimizer):
         teacher = teacher if teacher is not None else self._teacher
         shape = self._shape(student)
         groups = self._groups(student)  # every trainer's check runs here, before any LM call
-        store = open_checkpoint(checkpoint, self._fingerprint(student, teacher, rows, valset, groups))
+        store = open_checkpoint(checkpoint, self._fingerprint(student, teacher, rows))
         tuned: dict[str, BaseLM] = {}
         with WeightsRun(self, student, rows, valset, total=len(rows), unit="examples") as run:
             run.notes["resumed"] = store.resumed
@@ -218,7 +220,7 @@ class BootstrapFinetune(Optimizer):
         rows = check_examples(trainset, "trainset")
         teacher = teacher if teacher is not None else self._teacher
         shape = self._shape(student)
-        store = open_checkpoint(checkpoint, self._fingerprint(student, teacher, rows, None, {}))
+        store = open_checkpoint(checkpoint, self._fingerprint(student, teacher, rows))
         with WeightsRun(self, student, rows, None, total=len(rows), unit="examples") as run:
             run.store = store
             examples = self._bootstrap(run, student, shape, rows, teacher, store)
@@ -260,18 +262,18 @@ class BootstrapFinetune(Optimizer):
             else:
                 where[id(lm)] = len(groups)
                 groups.append((lm, trainers[id(lm)], [name]))
-        return {f"train:{i}": group for i, group in enumerate(groups)}
+        return {_train_key(lm, trainer, names): (lm, trainer, names) for lm, trainer, names in groups}
 
-    def _fingerprint(self, student: Module, teacher: Module | None, rows: Sequence[Example],
-                     valset: Sequence[Example] | None, groups: Mapping[str, tuple[BaseLM, Any, list[str]]]) -> str:
+    def _fingerprint(self, student: Module, teacher: Module | None, rows: Sequence[Example]) -> str:
+        """What decides the bootstrap (not the valset or the trainer: ``export`` and ``compile`` share a
+        checkpoint, and each trainer's record is kept under a key naming its settings)."""
         shown = None
         if teacher is not None:
             shown = program_state(teacher)
             shown.pop("lmbridge_version", None)
             shown.pop("report", None)
-        plan = {key: [lm.model, _describe(trainer), names] for key, (lm, trainer, names) in groups.items()}
-        return fingerprint("BootstrapFinetune", {**self.settings(), "teacher": shown, "plan": plan},
-                           student, rows, valset)
+        settings = {k: v for k, v in self.settings().items() if k not in ("trainer", "multitask")}
+        return fingerprint("BootstrapFinetune", {**settings, "teacher": shown}, student, rows, None)
 
     def _bootstrap(self, run: CompileRun, student: Module, shape: ProgramState, rows: list[Example],
                    teacher: Module | None, store: Checkpoint) -> dict[str, list[TrainingExample]]:
@@ -337,6 +339,13 @@ class BootstrapFinetune(Optimizer):
         run.notes["finetune"] = {**run.notes.get("finetune", {}), "training": report,
                                  "untrained": [n for _, _, names in groups.values() for n in names if n not in tuned]}
         return tuned
+
+
+def _train_key(lm: BaseLM, trainer: WeightTrainer, names: list[str]) -> str:
+    """The checkpoint key of one training call: its base model, trainer settings and predictors, so a
+    changed trainer (other steps, another provider) never resumes the record of another."""
+    blob = json.dumps([lm.model, _describe(trainer), names], sort_keys=True, default=str)
+    return "train:" + hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
 def _example(predictor: Predict, demo: Example) -> TrainingExample:
