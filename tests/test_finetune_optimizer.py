@@ -318,3 +318,30 @@ def test_export_and_compile_share_a_checkpoint_and_a_changed_trainer_starts_afre
     changed.refuse = ""  # another setting: the first trainer's record (its "job") is not handed to this one
     quiet(trainer=changed).compile(lmbridge.Predict(SIG, lm=silent), trainset=rows, checkpoint=ck)
     assert changed.checkpoints == [None]
+
+
+class Compiles(lmbridge.Callback):
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, Any]] = []
+
+    def on_compile_start(self, run: lmbridge.Run, settings: Any) -> None:
+        self.seen.append(("start", run.name, dict(settings)))
+
+    def on_compile_end(self, run: lmbridge.Run, result: lmbridge.RunScore) -> None:
+        self.seen.append(("end", run.name, result.usage.calls if result.usage else None))
+
+    def on_compile_error(self, run: lmbridge.Run, error: BaseException) -> None:
+        self.seen.append(("error", run.name, type(error).__name__))
+
+
+def test_callbacks_see_the_compile_and_its_failure() -> None:
+    seen = Compiles()
+    lm = ScriptedLM(half_right)
+    with lmbridge.context(callbacks=[seen]):
+        quiet(trainer=RecordingTrainer()).compile(lmbridge.Predict(SIG, lm=lm), trainset=sentiment_rows(4))
+        with pytest.raises(lmbridge.EvaluationError):
+            quiet(trainer=RecordingTrainer()).compile(lmbridge.Predict(SIG, lm=lm), trainset=sentiment_rows(4)[2:3])
+    assert [(kind, name) for kind, name, _ in seen.seen] == [
+        ("start", "BootstrapFinetune"), ("end", "BootstrapFinetune"),
+        ("start", "BootstrapFinetune"), ("error", "BootstrapFinetune")]
+    assert seen.seen[0][2]["trainer"] == "recording" and seen.seen[1][2] == 4

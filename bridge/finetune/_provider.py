@@ -49,9 +49,9 @@ class ProviderFinetune:
 
     ``api_base``: the API root (default: OpenAI's). ``api_key_env``: the environment variable holding
     the key. ``hyperparameters`` go with the job as they are (``{"n_epochs": 3}``); ``suffix`` names
-    the new model. The first poll comes ``poll_interval`` seconds after the job is created; each wait
-    is half again as long as the one before, up to a minute. After ``max_wait`` seconds the job is left
-    running and ``FineTuningError`` says so: training again with the same checkpoint resumes polling it.
+    the new model. The job is polled at once, then ``poll_interval`` seconds later; each wait is half
+    again as long as the one before, up to a minute. After ``max_wait`` seconds the job is left running
+    and ``FineTuningError`` says so: training again with the same checkpoint resumes polling it.
     """
 
     name = "provider"
