@@ -345,3 +345,10 @@ def test_callbacks_see_the_compile_and_its_failure() -> None:
         ("start", "BootstrapFinetune"), ("end", "BootstrapFinetune"),
         ("start", "BootstrapFinetune"), ("error", "BootstrapFinetune")]
     assert seen.seen[0][2]["trainer"] == "recording" and seen.seen[1][2] == 4
+
+
+def test_the_training_progress_shows_steps_and_loss(capsys: pytest.CaptureFixture[str]) -> None:
+    BootstrapFinetune(metric, trainer=RecordingTrainer()).compile(lmbridge.Predict(SIG, lm=ScriptedLM(half_right)),
+                                                                  trainset=sentiment_rows(4))
+    err = capsys.readouterr().err
+    assert "BootstrapFinetune training self (recording): 2/2 training | loss 0.2000" in err

@@ -84,3 +84,18 @@ def test_the_estimate_adds_up_the_stages_and_the_stage_scoring() -> None:
                                                      valset=sentiment_rows(5))
     assert estimate.breakdown["stage 1 (w)"] == 10 + 10  # bootstrap + its own selection
     assert estimate.breakdown["selection"] == 4 * 5
+
+
+def test_a_budget_cap_stops_the_stages_and_is_reported() -> None:
+    trainer = RecordingTrainer()
+    lm = ScriptedLM(base_model)
+    optimizer = BetterTogether(LabeledFewShot(k=2, metric=metric, display_progress=False),
+                               BootstrapFinetune(metric, trainer=trainer, display_progress=False),
+                               max_lm_calls=30, display_progress=False)
+    compiled = optimizer.compile(lmbridge.Predict(SIG, lm=lm), trainset=sentiment_rows(8),
+                                 valset=sentiment_rows(40, offset=8))
+    report = compiled.report
+    assert report is not None and "max_lm_calls=30" in report["stopped_early"]
+    assert [s["kind"] for s in report["stages"]] == ["p"] and trainer.calls == []
+    assert len(lm.calls) <= 30
+    assert "not compared" in report["selection"]["reason"]

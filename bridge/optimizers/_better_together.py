@@ -13,6 +13,7 @@ and wall time. Without a valset the last stage's program is returned, and the re
 
 from __future__ import annotations
 
+import copy
 import inspect
 import time
 from collections.abc import Sequence
@@ -80,7 +81,7 @@ class BetterTogether(Optimizer):
         entries: list[dict[str, Any]] = []
         run.notes["stages"] = entries
         for i, kind in enumerate(parse_strategy(self.strategy)):
-            optimizer = self.prompt_optimizer if kind == "p" else self.weight_optimizer
+            optimizer = self._capped(self.prompt_optimizer if kind == "p" else self.weight_optimizer, run)
             options: dict[str, Any] = {"valset": val} if val is not None and _takes(optimizer, "valset") else {}
             if kind == "w" and _takes(optimizer, "teacher"):
                 options["teacher"] = run.guard(current.deepcopy())  # learn the improved program's traces
@@ -98,10 +99,33 @@ class BetterTogether(Optimizer):
             done.append((entry, compiled))
             current = compiled
             run.step(f"{kind} done")
-            if run.budget.exhausted:
-                run.stopped = run.budget.exhausted
+            run.budget.calls += int(inner.get("lm_calls") or 0)  # the stage's calls count against this run's caps
+            run.budget.cost += float(inner.get("cost") or 0.0)
+            stop = self._spent(run)
+            if stop is not None:
+                run.stopped = stop
                 break
         return done
+
+    def _capped(self, optimizer: Optimizer, run: CompileRun) -> Optimizer:
+        """A copy of ``optimizer`` whose caps are at most what is left of this run's (each compile
+        meters its own calls, so the stages are capped one by one)."""
+        inner = copy.copy(optimizer)
+        if self.max_lm_calls is not None:
+            left = max(0, self.max_lm_calls - run.budget.calls)
+            inner.max_lm_calls = left if inner.max_lm_calls is None else min(left, inner.max_lm_calls)
+        if self.max_cost is not None:
+            money = max(0.0, self.max_cost - run.budget.cost)
+            inner.max_cost = money if inner.max_cost is None else min(money, inner.max_cost)
+        return inner
+
+    def _spent(self, run: CompileRun) -> str | None:
+        """Why the run must stop after a stage, when a cap is reached."""
+        if self.max_lm_calls is not None and run.budget.calls >= self.max_lm_calls:
+            return f"max_lm_calls={self.max_lm_calls} reached"
+        if self.max_cost is not None and run.budget.cost >= self.max_cost:
+            return f"max_cost=${self.max_cost:g} reached (spent ${run.budget.cost:.4f})"
+        return None
 
     def _choose(self, run: CompileRun, student: Module, stages: list[tuple[dict[str, Any], Module]],
                 val: list[Example] | None) -> Module:
