@@ -106,7 +106,10 @@ def trained_bytes(program: Any) -> int | None:
     """The size of the files the program's fine-tuned LMs load (their adapters), where they say."""
     paths = set()
     for p in program.predictors():
-        found = getattr(p.lm, "adapter", None) if p.lm is not None else None
+        if p.lm is None:
+            continue
+        state = p.lm.weights_state() if hasattr(p.lm, "weights_state") else None  # what a saved program records
+        found = getattr(p.lm, "adapter", None) or (state.get("path") if isinstance(state, dict) else None)
         if found:
             paths.add(Path(str(found)))
     return sum(path.stat().st_size for path in paths if path.is_file()) if paths else None
