@@ -273,3 +273,14 @@ def test_a_rejected_file_leaves_the_student_unchanged() -> None:
         BootstrapFinetune(metric, trainer=trainer(server), display_progress=False).compile(
             student, trainset=sentiment_rows(4), teacher=lmbridge.Predict(SIG, lm=ScriptedLM(always_right)))
     assert program_state(student) == before and student.lm is BASE
+
+
+def test_the_report_names_the_providers_model_and_claims_no_steps() -> None:
+    with FakeFineTuning(["succeeded"]) as server:
+        compiled = BootstrapFinetune(metric, trainer=trainer(server), display_progress=False).compile(
+            lmbridge.Predict(SIG, lm=BASE), trainset=sentiment_rows(4),
+            teacher=lmbridge.Predict(SIG, lm=ScriptedLM(always_right)))
+    assert compiled.report is not None
+    [run] = compiled.report["finetune"]["training"]
+    assert run["model"] == "openai/ft:gpt-4o-mini:acme::abc123" and run["base_model"] == "openai/gpt-4o-mini"
+    assert run["trainer"] == "provider" and run["steps"] is None and run["examples"] == 4

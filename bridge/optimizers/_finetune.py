@@ -331,9 +331,10 @@ class BootstrapFinetune(Optimizer):
                 display.close()
             tuned.update(dict.fromkeys(learned, new_lm))
             last = display.last
+            stepped = last is not None and last.status == "training"  # a provider reports job states, not steps
             report.append({"predictors": learned, "trainer": trainer.name, "base_model": lm.model,
                            "model": new_lm.model, "examples": len(chats),
-                           "steps": last.total if last is not None else None,
+                           "steps": last.total if stepped and last is not None else None,
                            "loss": last.loss if last is not None else None,
                            "wall_time": round(time.perf_counter() - start, 3)})
         run.notes["finetune"] = {**run.notes.get("finetune", {}), "training": report,
