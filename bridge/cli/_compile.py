@@ -233,8 +233,9 @@ def _weights_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     tuned = report.get("finetune")
     for run in tuned.get("training", []) if isinstance(tuned, dict) else []:
         if isinstance(run, dict):
+            steps = f", {run.get('steps')} steps" if run.get("steps") is not None else ""
             rows.append(("fine-tuned", f"{run.get('model')} from {run.get('base_model')} ({run.get('trainer')}; "
-                                       f"{run.get('examples')} examples, {run.get('steps')} steps)"))
+                                       f"{run.get('examples')} examples{steps})"))
     for stage in report.get("stages") or []:
         if isinstance(stage, dict):
             rows.append((f"stage {stage.get('stage')} ({stage.get('kind')})",
