@@ -352,3 +352,29 @@ def test_the_training_progress_shows_steps_and_loss(capsys: pytest.CaptureFixtur
                                                                   trainset=sentiment_rows(4))
     err = capsys.readouterr().err
     assert "BootstrapFinetune training self (recording): 2/2 training | loss 0.2000" in err
+
+
+def test_the_default_trainer_is_local_for_an_embedded_model_and_the_provider_otherwise(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import lmbridge.finetune
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    teacher = lmbridge.Predict(SIG, lm=ScriptedLM(always_right))
+    with pytest.raises(lmbridge.ConfigurationError, match=r"\$OPENAI_API_KEY"):
+        quiet().compile(lmbridge.Predict(SIG, lm=lmbridge.LM("openai/gpt-4o-mini")), trainset=sentiment_rows(4),
+                        teacher=teacher)
+    monkeypatch.delattr(lmbridge.finetune, "LocalLoRA", raising=False)
+    with pytest.raises(lmbridge.ConfigurationError, match="LocalLoRA"):
+        quiet().compile(lmbridge.Predict(SIG, lm=lmbridge.LM("local/smollm2")), trainset=sentiment_rows(4),
+                        teacher=teacher)
+    made: list[RecordingTrainer] = []
+
+    def local() -> RecordingTrainer:
+        made.append(RecordingTrainer())
+        return made[-1]
+
+    monkeypatch.setattr(lmbridge.finetune, "LocalLoRA", local, raising=False)
+    compiled = quiet().compile(lmbridge.Predict(SIG, lm=lmbridge.LM("local/smollm2")), trainset=sentiment_rows(4),
+                               teacher=teacher)
+    assert len(made) == 1 and compiled.lm is made[0].tuned[0]
+    assert len(teacher.lm.calls) == 4  # type: ignore[union-attr]  # the two refused compiles called no model
