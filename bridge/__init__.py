@@ -44,8 +44,10 @@ if _typing.TYPE_CHECKING:
         COPRO,
         GEPA,
         SIMBA,
+        BetterTogether,
         BootstrapFewShot,
         BootstrapFewShotWithRandomSearch,
+        BootstrapFinetune,
         Ensemble,
         KNNFewShot,
         LabeledFewShot,
@@ -110,6 +112,8 @@ _LAZY: dict[str, str] = {
     "SIMBA": "lmbridge.optimizers",
     "BootstrapFewShot": "lmbridge.optimizers",
     "BootstrapFewShotWithRandomSearch": "lmbridge.optimizers",
+    "BootstrapFinetune": "lmbridge.optimizers",
+    "BetterTogether": "lmbridge.optimizers",
     "Ensemble": "lmbridge.optimizers",
     "KNNFewShot": "lmbridge.optimizers",
     "LabeledFewShot": "lmbridge.optimizers",
@@ -147,8 +151,8 @@ _LAZY: dict[str, str] = {
     "trace": "lmbridge.tracing",
     "track_usage": "lmbridge.tracing",
 }
-_SUBPACKAGES = ("agents", "evaluate", "formats", "lm", "optimizers", "programs", "retrieval", "signatures",
-                "toolcalls", "tracing")
+_SUBPACKAGES = ("agents", "evaluate", "finetune", "formats", "lm", "optimizers", "programs", "retrieval",
+                "signatures", "toolcalls", "tracing")
 """Loaded on first use too; ``lmbridge.lm`` and the others stay reachable as attributes."""
 
 if not _typing.TYPE_CHECKING:  # type checkers see the imports above; at run time the names load here
@@ -178,8 +182,10 @@ __all__ = [
     "BM25Retriever",
     "BaseLM",
     "BestOfN",
+    "BetterTogether",
     "BootstrapFewShot",
     "BootstrapFewShotWithRandomSearch",
+    "BootstrapFinetune",
     "BridgeError",
     "Callback",
     "ChainOfThought",

@@ -184,7 +184,8 @@ def test_only_optimizers_that_work_from_the_command_line_are_offered(capsys: pyt
     assert "KNNFewShot and Ensemble are" in text and "Python only" in text
     names = {"labeled": opt.LabeledFewShot, "bootstrap": opt.BootstrapFewShot,
              "random-search": opt.BootstrapFewShotWithRandomSearch, "mipro": opt.MIPROv2, "copro": opt.COPRO,
-             "simba": opt.SIMBA, "gepa": opt.GEPA}
+             "simba": opt.SIMBA, "gepa": opt.GEPA, "finetune": opt.BootstrapFinetune,
+             "better-together": opt.BetterTogether}
     assert set(names) == offered
     python_only = {opt.KNNFewShot, opt.Ensemble}
     every = {getattr(opt, n) for n in opt.__all__ if isinstance(getattr(opt, n), type)

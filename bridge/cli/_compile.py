@@ -1,5 +1,6 @@
 """``lmbridge compile``: the optimizer the command line names, run on the data rows, the program saved,
-and the compile report printed as a table; ``--workers N`` runs N processes on one MIPROv2 study."""
+and the compile report printed as a table; ``--workers N`` runs N processes on one MIPROv2 study;
+``--optimizer finetune --export PATH`` writes the fine-tuning set as chat JSONL instead of training."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import lmbridge.finetune as finetune
 import lmbridge.optimizers as opt
 from lmbridge.cli._load import (
     UsageError,
@@ -31,6 +33,8 @@ OPTIMIZERS = {
     "copro": "COPRO: instructions proposed and refined by the LM",
     "simba": "SIMBA: rules and demos added from the program's hardest examples",
     "gepa": "GEPA: instructions evolved from reflection on failures",
+    "finetune": "BootstrapFinetune: the LM fine-tuned on the program's passing runs (LoRA on CPU, or a provider)",
+    "better-together": "BetterTogether: prompt optimization and fine-tuning in turn (--strategy 'p -> w -> p')",
 }
 """The optimizers the command offers. KNNFewShot and Ensemble are Python-only: a KNN program looks
 up demos in memory for each input, and an ensemble combines several programs built in code; neither
@@ -61,12 +65,40 @@ def make_optimizer(args: argparse.Namespace, metric: Any) -> Any:
         return opt.SIMBA(metric=metric, **threads, **common)
     if name == "gepa":
         return opt.GEPA(metric, auto=args.auto if args.auto != "none" else "light", **threads, **common)
+    if name == "finetune":
+        return opt.BootstrapFinetune(metric, trainer=make_trainer(args), max_examples=args.max_examples or 500,
+                                     **threads, **common)
+    if name == "better-together":
+        if args.prompt_optimizer in ("finetune", "better-together"):
+            raise UsageError(f"--prompt-optimizer must optimize prompts, not {args.prompt_optimizer!r}")
+        prompts = make_optimizer(argparse.Namespace(**{**vars(args), "optimizer": args.prompt_optimizer}), metric)
+        weights = make_optimizer(argparse.Namespace(**{**vars(args), "optimizer": "finetune"}), metric)
+        return opt.BetterTogether(prompts, weights, args.strategy, metric=metric, **common)
     raise UsageError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
+
+
+def make_trainer(args: argparse.Namespace) -> Any:
+    """The weight trainer ``--trainer`` names, or None (the optimizer picks by the LM: local or provider)."""
+    local_options = {k: v for k, v in (("steps", args.steps), ("rank", args.rank)) if v is not None}
+    if args.trainer == "provider":
+        if local_options:
+            raise UsageError("--steps and --rank set the local trainer; the provider chooses its own "
+                             "(pass --trainer local, or leave them out)")
+        return finetune.ProviderFinetune(api_base=args.trainer_api_base, api_key_env=args.api_key_env)
+    if args.trainer == "local" or local_options:
+        local = getattr(finetune, "LocalLoRA", None)
+        if local is None:
+            raise UsageError("this lmbridge has no local trainer (lmbridge.finetune.LocalLoRA): use --trainer provider")
+        return local(**local_options)
+    return None
+
+
+CHECKPOINTED = ("bootstrap", "random-search", "mipro", "finetune", "better-together")
 
 
 def compile_kwargs(args: argparse.Namespace, name: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if args.checkpoint and name in ("bootstrap", "random-search", "mipro"):
+    if args.checkpoint and name in CHECKPOINTED:
         out["checkpoint"] = args.checkpoint
     if name == "mipro" and args.num_trials:
         out["num_trials"] = args.num_trials
@@ -78,6 +110,10 @@ def compile_kwargs(args: argparse.Namespace, name: str) -> dict[str, Any]:
 def cmd_compile(args: argparse.Namespace) -> int:
     if args.workers != 1:
         return compile_with_workers(args)
+    if args.export and args.optimizer != "finetune":
+        raise UsageError("--export writes the training set of --optimizer finetune")
+    if not args.out and not args.export:
+        raise UsageError("--out is required: where to save the compiled program")
     program = load_program(args.program)
     metric = load_metric(args.metric)
     fields = input_fields_of(program, args.input_fields)
@@ -92,7 +128,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
         if args.estimate_only:
             print(json.dumps(estimate.to_dict()))
             return 0
-        if args.checkpoint and args.optimizer not in ("bootstrap", "random-search", "mipro"):
+        if args.export:
+            files = optimizer.export(args.export, program, trainset=train, **options)
+            print("\n".join(f"wrote {path}" for path in files))
+            return 0
+        if args.checkpoint and args.optimizer not in CHECKPOINTED:
             print(f"note: --checkpoint is not used by {args.optimizer}", file=sys.stderr)
         valset = {"valset": val} if val is not None and args.optimizer != "labeled" else {}
         compiled = optimizer.compile(program, trainset=train, **valset, **options)
@@ -180,7 +220,25 @@ def report_table(report: dict[str, Any], saved: str | None = None) -> str:
         ("wall time", _number(report.get("wall_time", 0.0), "{:.1f} s")),
         ("stopped early", str(report.get("stopped_early") or "no")),
     ]
+    rows += _weights_rows(report)
     if saved:
         rows.append(("saved to", saved))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _weights_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """The fine-tuning runs (BootstrapFinetune) and the stages (BetterTogether) of a report, if any."""
+    rows = []
+    tuned = report.get("finetune")
+    for run in tuned.get("training", []) if isinstance(tuned, dict) else []:
+        if isinstance(run, dict):
+            steps = f", {run.get('steps')} steps" if run.get("steps") is not None else ""
+            rows.append(("fine-tuned", f"{run.get('model')} from {run.get('base_model')} ({run.get('trainer')}; "
+                                       f"{run.get('examples')} examples{steps})"))
+    for stage in report.get("stages") or []:
+        if isinstance(stage, dict):
+            rows.append((f"stage {stage.get('stage')} ({stage.get('kind')})",
+                         f"{stage.get('optimizer')}: score {_number(stage.get('score'), '{:.1f}%')}, "
+                         f"{stage.get('lm_calls')} LM calls"))
+    return rows

@@ -163,7 +163,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _compile_parser(sub: Any) -> None:
-    optimizers = "\n".join(f"  {name:<14}{text}" for name, text in OPTIMIZERS.items())
+    optimizers = "\n".join(f"  {name:<16}{text}" for name, text in OPTIMIZERS.items())
     c = sub.add_parser("compile", help="optimize a program on a trainset and save it as JSON",
                        description="Optimize a program on a trainset and save it as JSON.",
                        epilog=f"optimizers (--optimizer):\n{optimizers}\n  KNNFewShot and Ensemble are "
@@ -178,7 +178,8 @@ def _compile_parser(sub: Any) -> None:
     c.add_argument("--optimizer", choices=list(OPTIMIZERS), default="mipro", help="the optimizer (default: mipro)")
     c.add_argument("--auto", choices=["light", "medium", "heavy", "none"], default="light",
                    help="run size for mipro and gepa (default: light); none: set --num-candidates, --num-trials")
-    c.add_argument("--out", required=True, metavar="FILE.json", help="where to save the compiled program")
+    c.add_argument("--out", metavar="FILE.json",
+                   help="where to save the compiled program (required, except with --export)")
     c.add_argument("--seed", type=int, default=0, help="random seed; the same seed, data and cache give the "
                                                         "same program (default: 0)")
     c.add_argument("--max-lm-calls", type=int, metavar="N",
@@ -196,8 +197,33 @@ def _compile_parser(sub: Any) -> None:
     c.add_argument("--estimate-only", action="store_true", help="print the projected LM calls and stop")
     c.add_argument("--workers", type=int, default=1, metavar="N",
                    help="worker processes on this machine sharing the --checkpoint study (mipro)")
+    _weights_options(c)
     _common_options(c)
     c.set_defaults(run=cmd_compile)
+
+
+def _weights_options(c: argparse.ArgumentParser) -> None:
+    w = c.add_argument_group("fine-tuning (--optimizer finetune, better-together)")
+    w.add_argument("--trainer", choices=["local", "provider"],
+                   help="local: LoRA on the embedded model, on CPU (lmbridge[finetune]); provider: the provider's "
+                        "fine-tuning API (default: local for a local/... model, else provider)")
+    w.add_argument("--steps", type=int, metavar="N", help="training steps of the local trainer")
+    w.add_argument("--rank", type=int, metavar="N", help="LoRA rank of the local trainer")
+    w.add_argument("--max-examples", type=int, metavar="N",
+                   help="passing runs of the program to train on (default: 500)")
+    w.add_argument("--export", metavar="PATH",
+                   help="write the training set as chat JSONL (OpenAI fine-tuning format) and stop: a .jsonl path "
+                        "gets one multitask file, a folder one file per predictor")
+    w.add_argument("--trainer-api-base", metavar="URL",
+                   help="base URL of the provider's OpenAI-compatible fine-tuning API (default: OpenAI's)")
+    w.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
+                   help="environment variable holding the provider's API key (default: OPENAI_API_KEY)")
+    w.add_argument("--strategy", default="p -> w -> p",
+                   help="better-together stages: p (prompt optimization) and w (fine-tuning) joined by -> "
+                        "(default: 'p -> w -> p')")
+    w.add_argument("--prompt-optimizer", default="bootstrap", choices=["labeled", "bootstrap", "random-search",
+                                                                      "mipro", "copro", "simba", "gepa"],
+                   help="better-together's prompt optimizer (default: bootstrap)")
 
 
 def _evaluate_parser(sub: Any) -> None:

@@ -1,7 +1,22 @@
 """Compiling to weights: the trainer protocol, chat training examples, and the trainers (a LoRA
 adapter for the embedded models on CPU; a provider's fine-tuning API)."""
 
+from lmbridge.finetune._data import check_chat, export_examples, read_jsonl, training_example, write_jsonl
 from lmbridge.finetune._local_train import LocalLoRA
 from lmbridge.finetune._protocol import TrainingCheckpoint, TrainingExample, TrainingProgress, WeightTrainer
+from lmbridge.finetune._provider import FineTuningError, ProviderFinetune
 
-__all__ = ["LocalLoRA", "TrainingCheckpoint", "TrainingExample", "TrainingProgress", "WeightTrainer"]
+__all__ = [
+    "FineTuningError",
+    "LocalLoRA",
+    "ProviderFinetune",
+    "TrainingCheckpoint",
+    "TrainingExample",
+    "TrainingProgress",
+    "WeightTrainer",
+    "check_chat",
+    "export_examples",
+    "read_jsonl",
+    "training_example",
+    "write_jsonl",
+]

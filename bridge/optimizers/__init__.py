@@ -6,9 +6,11 @@ module of each optimizer for its algorithm.
 
 from lmbridge.optimizers._auto import auto_optimizer
 from lmbridge.optimizers._base import CompileRun, Estimate, Optimizer
+from lmbridge.optimizers._better_together import BetterTogether
 from lmbridge.optimizers._copro import COPRO
 from lmbridge.optimizers._ensemble import Ensemble, EnsembledProgram, majority
 from lmbridge.optimizers._fewshot import BootstrapFewShot, LabeledFewShot
+from lmbridge.optimizers._finetune import BootstrapFinetune
 from lmbridge.optimizers._gepa import GEPA
 from lmbridge.optimizers._knn import HashingEmbedder, KNNFewShot, KNNProgram, LiteLLMEmbedder
 from lmbridge.optimizers._mipro import MIPROv2
@@ -22,8 +24,10 @@ __all__ = [
     "COPRO",
     "GEPA",
     "SIMBA",
+    "BetterTogether",
     "BootstrapFewShot",
     "BootstrapFewShotWithRandomSearch",
+    "BootstrapFinetune",
     "CompileRun",
     "Ensemble",
     "EnsembledProgram",
