@@ -7,7 +7,9 @@
    prompt format for the program (``formats``; beyond DSPy: tiny models swing from near 0 to
    over 90 % on prompt form alone), and one set of field labels (``search_labels``: "Text / Label"
    as given, or labels proposed from the task and the data such as "Question / Type"; they are
-   part of the predictor's signature, so a saved program keeps them). A trial scores the candidate
+   part of the predictor's signature, so a saved program keeps them), and a value for each searched
+   setting of a tunable module (a RAG module's ``k``, retriever and query rewrite: the retrieval side
+   searched jointly with the answer prompt, scored end to end). A trial scores the candidate
    on a minibatch of the valset; every ``minibatch_full_eval_steps`` trials the candidate with the
    best mean minibatch score is scored on the whole valset. The best full score wins; the unchanged
    student is scored first, as the baseline, then the seeded simple recipes (``seeded``).
@@ -49,7 +51,7 @@ from lmbridge.optimizers._support.search_space import (
     open_study,
     usable_formats,
 )
-from lmbridge.optimizers._support.state import PredictorState, snapshot
+from lmbridge.optimizers._support.state import PredictorState, setting_options, snapshot
 from lmbridge.programs import DEFAULT_FORMAT, Module, calibrating, label_options, with_priors
 from lmbridge.settings import context, current
 from lmbridge.types import Example
@@ -122,6 +124,7 @@ class MIPROv2(Optimizer):
             raise ValueError("with auto=None, pass num_trials to compile")
         n = int(self.num_candidates or 1)
         dims = len(student.predictors()) * (1 if zero_shot else 2) + (1 if self.formats else 0)
+        dims += sum(len(opts) for opts in setting_options(student).values())  # a RAG module's k, retriever, ...
         return max(math.ceil(2 * dims * math.log2(max(n, 2))), math.ceil(1.5 * n))
 
     def estimate(self, student: Module, *, trainset: Sequence[Example],
@@ -245,7 +248,8 @@ class MIPROv2(Optimizer):
                         for name, s in base.items()}
             demo_sets.append(balanced)
         labels = field_labels(base, train) if self.search_labels else [{}]
-        space = SearchSpace(base, instructions, demo_sets, formats if self.formats else [None], labels)
+        space = SearchSpace(base, instructions, demo_sets, formats if self.formats else [None], labels,
+                            setting_options(student))
         space.balanced = len(demo_sets) - 1 if balanced_made else None
         return space
 
