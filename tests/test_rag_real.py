@@ -78,16 +78,22 @@ def test_a_compiled_program_answers_shorter_and_closer_to_gold() -> None:
     train, scored = rows(8, 6), rows(14, 5)
     found = corpus([*train, *scored])
     free = lmbridge.RAG(found, k=1, signature=_free_signature())
-    with lmbridge.context(lm=lmbridge.LM("local/smollm2", cache=False, max_tokens=64)):
+    gold = examples(scored)
+    evaluate = lmbridge.Evaluate(devset=gold, metric=f1, num_threads=1, display_progress=False)
+    with lmbridge.context(lm=lmbridge.LM("local/smollm2", cache=False, max_tokens=96)):
         compiled = lmbridge.LabeledFewShot(k=3, display_progress=False).compile(
             lmbridge.RAG(found, k=1), trainset=examples(train))
-        before = [free(question=q["question"]) for q in scored]
-        after = [compiled(question=q["question"]) for q in scored]
-    gold = examples(scored)
-    words = lambda preds: sum(len(p.answer.split()) for p in preds) / len(preds)  # noqa: E731
-    closeness = lambda preds: sum(f1(g, p) for g, p in zip(gold, preds)) / len(preds)  # noqa: E731
-    assert words(after) < words(before), ([p.answer for p in before], [p.answer for p in after])
-    assert closeness(after) > closeness(before), ([p.answer for p in before], [p.answer for p in after])
+        before, after = evaluate(free), evaluate(compiled)
+
+    def words(result: lmbridge.EvaluationResult) -> float:
+        answers = [len(r.prediction.answer.split()) for r in result.results if r.prediction is not None]
+        return sum(answers) / max(1, len(answers))
+
+    shown = ([r.prediction and r.prediction.answer for r in before.results],
+             [r.prediction and r.prediction.answer for r in after.results])
+    assert after.errors == 0, shown
+    assert words(after) < words(before), shown
+    assert after.score > before.score, shown  # mean token F1 (a failed question scores 0)
 
 
 def _free_signature() -> type[lmbridge.Signature]:
