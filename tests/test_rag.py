@@ -225,3 +225,11 @@ def test_mipro_searches_k_with_the_prompt_saves_it_and_leaves_the_student_alone(
     compiled.save(tmp_path / "compiled.json")
     restored = lmbridge.RAG(second_best, k=1, search={"k": [1, 2]}).load(tmp_path / "compiled.json")
     assert restored.settings()["k"] == 2
+
+
+def test_the_proposer_offers_an_instruction_about_the_span_length() -> None:
+    from lmbridge.optimizers._support.proposer import signature_templates
+
+    first = signature_templates(QA)[0]
+    assert "shortest phrase copied from the context" in first and "never a sentence" in first
+    assert not any("copied" in t for t in signature_templates(lmbridge.make_signature("context, question -> answer")))
