@@ -18,7 +18,7 @@ from typing import Any
 
 from lmbridge.errors import RetrievalError, StateError
 from lmbridge.programs import Module, Predict
-from lmbridge.retrieval import RetrieverLike, ensure_retriever, retrieve
+from lmbridge.retrieval import RetrieverLike, ensure_retriever, retrieve, retriever_size
 from lmbridge.signatures import InputField, OutputField, Signature, SignatureLike, ensure_signature
 from lmbridge.types import Passage, Prediction
 
@@ -115,7 +115,7 @@ class RAG(Module):
         if use not in choices:
             return f"'retriever' must be one of {choices}, got {use!r}"
         for rname in (self.retrievers if use == FUSION else [str(use)]):
-            size = _size(self.retrievers[rname])
+            size = retriever_size(self.retrievers[rname])
             if size is not None and k > size:
                 return f"k={k} is more than the {size} passages retriever {rname!r} can return"
         if not isinstance(rewrite, bool):
@@ -131,7 +131,7 @@ class RAG(Module):
             "k": sorted({1, 3, 5, self.k}), "rewrite": [self.rewrite],
             "retriever": [*self.retrievers, FUSION] if many else [self.use]}
         if search is None:  # the default k grid stays within what the retrievers can return
-            sizes = [s for s in map(_size, self.retrievers.values()) if s is not None]
+            sizes = [s for s in map(retriever_size, self.retrievers.values()) if s is not None]
             options["k"] = [k for k in options["k"] if k <= min(sizes, default=k)] or [self.k]
         for name, values in (search or {}).items():
             if name not in SETTINGS:
@@ -190,14 +190,6 @@ def _callable(name: str, retriever: Any) -> RetrieverLike:
     if not callable(converted):
         raise TypeError(f"retriever {name!r} is called as retriever(query, k); got {type(retriever).__name__}")
     return converted  # type: ignore[no-any-return]
-
-
-def _size(retriever: Any) -> int | None:
-    """How many passages a retriever can return at most, when it says (``len()``, as BM25Retriever)."""
-    try:
-        return len(retriever)
-    except TypeError:
-        return None
 
 
 __all__ = ["FUSION", "RAG", "AnswerFromPassages", "fuse"]
