@@ -19,7 +19,9 @@ Rows, per model (``local/smollm2``: chat format; ``local/gemma3``, a base model:
   answer holding the gold words scores low);
 - ``mipro``: ``MIPROv2`` (3 candidates, labelled and bootstrapped demos, instructions, and the
   retrieval settings: k in 1, 3, 5, searched jointly and scored end to end);
-- ``ceiling``: the hand-written prompt (below), no lmbridge code.
+- ``ceiling``: the hand-written prompt (below), no lmbridge code;
+- ``saved=<file>``: a program compiled and saved (``--save``) by an earlier run, loaded into this
+  run's RAG (for example, compiled on BM25Retriever, scored through LlamaIndex's BM25Retriever).
 The recommended optimizer is ``RECOMMENDED``. EM and F1 are SQuAD's (normalised, best over the gold
 answers); a failed question scores 0 and is counted. LM calls and wall time are the compile's.
 
@@ -100,6 +102,8 @@ def compiled(name: str, program: lmbridge.RAG, train: list[lmbridge.Example],
     f1 = lmbridge.metrics.f1("answer")
     if name in ("free", "uncompiled"):
         return program
+    if name.startswith("saved="):  # a program compiled by an earlier run, on this run's retriever
+        return program.load(name.partition("=")[2])
     if name == "labeled":
         return lmbridge.LabeledFewShot(k=3, display_progress=False).compile(program, trainset=train)
     if name == "bootstrap":
@@ -119,7 +123,7 @@ def scores(program: lmbridge.Module, rows: list[lmbridge.Example]) -> dict[str, 
             "test_calls": result.usage.calls, "answer_words": round(sum(words) / max(1, len(words)), 1)}
 
 
-def run_lmbridge(name: str, model: str, data: dict[str, Any], found: Any) -> dict[str, Any]:
+def run_lmbridge(name: str, model: str, data: dict[str, Any], found: Any, save: str | None) -> dict[str, Any]:
     fmt = lmbridge.TextFormat() if model == "gemma3" else None
     train, val, test = (examples(data[s]) for s in ("train", "val", "test"))
     lm = lmbridge.LM(f"local/{model}", cache=False, max_tokens=64)
@@ -127,6 +131,9 @@ def run_lmbridge(name: str, model: str, data: dict[str, Any], found: Any) -> dic
         start = time.perf_counter()
         program = compiled(name, student(name, found, fmt), train, val)
         seconds = time.perf_counter() - start
+        if save:
+            Path(save).mkdir(parents=True, exist_ok=True)
+            program.save(Path(save) / f"{model}-{name.replace('/', '_').replace('=', '_')}.json")
         report = program.report or {}
         row = {"model": model, "row": name, **scores(program, test),
                "compile_calls": report.get("lm_calls", 0), "compile_seconds": round(seconds, 1),
@@ -147,7 +154,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
                 row = {"model": model, "row": "ceiling", **ceiling(model, data, args.seed)}
             else:
-                row = run_lmbridge(name, model, data, found)
+                row = run_lmbridge(name, model, data, found, args.save)
             row["recommended"] = name == RECOMMENDED
             out.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
@@ -178,6 +185,7 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(HERE / "results" / "rag_quality.txt"))
+    parser.add_argument("--save", help="a folder to save each program scored in (JSON state)")
     args = parser.parse_args()
     rows = run(args)
     text = table(rows, args) + "\n\n" + "\n".join(json.dumps(r) for r in rows) + "\n"
