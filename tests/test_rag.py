@@ -55,6 +55,8 @@ def test_the_grammar_allows_the_passages_words_and_changes_with_each_call() -> N
     assert '"Denver"' in one.gbnf and '" Broncos"' in one.gbnf and '"Paris"' in one.gbnf
     assert "Photosynthesis" not in one.gbnf and "Denver" not in two.gbnf
     assert "[^\\n]+" not in one.gbnf  # the answer is not free text
+    # it may end as answers end (a stop or a line break), so a model that would stop there can
+    assert 'root ::= " "? span0 ("." | "\\n")?' in one.gbnf
     # the same for the raw-prompt format; unconstrained formats and JSON have no span grammar
     text = TextFormat().constraint_for(QA, {"context": PASSAGES, "question": "q"})
     assert text is not None and text.gbnf is not None and '"Denver"' in text.gbnf

@@ -115,7 +115,10 @@ def _build_chat_grammar(signature: type[Signature],
         if spans is not None and name in spans:
             rule = f"span{len(rules)}"
             rules += span_rules(spans[name], rule)
-            parts.append(rule)
+            # The model may end the span as it ends any answer: with a stop, or (last field) a line break,
+            # which a base model writes where it would stop; then the grammar is done and only EOS follows.
+            last = i == len(signature.output_fields) - 1
+            parts.append(f'{rule} ("." | "\\n")?' if last else f'{rule} "."?')
         else:
             parts.append(value_rule(f.annotation))
     return "\n".join(["root ::= " + " ".join(parts), *rules]) + "\n"
