@@ -17,7 +17,7 @@ Rows, per model (``local/smollm2``: chat format; ``local/gemma3``, a base model:
   the first gold answer;
 - ``bootstrap``: ``BootstrapFewShot`` (traces kept at token F1 >= 0.8, which weighs precision: a long
   answer holding the gold words scores low);
-- ``mipro``: ``MIPROv2`` (3 candidates, labelled and bootstrapped demos, instructions, and the
+- ``mipro``: ``MIPROv2`` (3 candidates, 5 trials; labelled and bootstrapped demos, instructions, and the
   retrieval settings: k in 1, 3, 5, searched jointly and scored end to end);
 - ``ceiling``: the hand-written prompt (below), no lmbridge code;
 - ``saved=<file>``: a program compiled and saved (``--save``) by an earlier run, loaded into this
@@ -111,7 +111,7 @@ def compiled(name: str, program: lmbridge.RAG, train: list[lmbridge.Example],
                                          max_labeled_demos=0, num_threads=1).compile(program, trainset=train)
     opt = lmbridge.MIPROv2(f1, auto=None, num_candidates=3, max_bootstrapped_demos=2, max_labeled_demos=3,
                            num_threads=1, formats=[], display_progress=False)
-    return opt.compile(program, trainset=train, valset=val, num_trials=6, minibatch_size=10)
+    return opt.compile(program, trainset=train, valset=val, num_trials=5, minibatch_size=10)
 
 
 def scores(program: lmbridge.Module, rows: list[lmbridge.Example]) -> dict[str, Any]:

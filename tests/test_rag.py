@@ -235,3 +235,18 @@ def test_the_proposer_offers_an_instruction_about_the_span_length() -> None:
     first = signature_templates(QA)[0]
     assert "shortest phrase copied from the context" in first and "never a sentence" in first
     assert not any("copied" in t for t in signature_templates(lmbridge.make_signature("context, question -> answer")))
+
+
+def test_mipro_scores_the_extractive_recipe_before_its_search() -> None:
+    pytest.importorskip("optuna")
+    student = lmbridge.RAG(second_best, k=2, search={"k": [1, 2]}, lm=ScriptedLM(reader))
+    train = [lmbridge.Example(question=f"What is the code of item {i}", answer=f"K{i}Z",
+                              context=[DOCS[f"d{i}"]]).with_inputs("question") for i in range(3)]
+    opt = lmbridge.MIPROv2(lmbridge.metrics.exact_match("answer"), auto=None, num_candidates=3,
+                           max_bootstrapped_demos=0, max_labeled_demos=2, num_threads=1, formats=[],
+                           display_progress=False)
+    compiled = opt.compile(student, trainset=train, valset=code_rows(range(3, 6)), num_trials=1, minibatch=False)
+    fulls = [t["config"] for t in (compiled.report or {})["trials"] if t["kind"] == "full_evaluation"]
+    recipe = [c for c in fulls if c.get("answer.instruction", "").startswith("Answer with the shortest phrase")
+              and c.get("answer.demos") == 2 and c.get("answer.settings") == {"k": 1}]
+    assert recipe, fulls

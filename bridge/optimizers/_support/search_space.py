@@ -99,6 +99,8 @@ class SearchSpace:
         self.labels = [dict(x) for x in labels] or [{}]
         self.balanced: int | None = None
         """The index of the class-balanced labelled demo set, when the space has one (seeded recipes)."""
+        self.extractive: dict[str, int] | None = None
+        """The seeded recipe for an extractive answer, when the program has one (see ``MIPROv2``)."""
 
     def dims(self) -> list[tuple[str, int]]:
         out: list[tuple[str, int]] = []
