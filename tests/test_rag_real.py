@@ -49,7 +49,8 @@ def test_extractive_answers_stay_inside_the_passages(model: str, fmt: lmbridge.P
         for q in questions:
             pred = rag(question=q["question"])
             assert pred.answer.strip(), "an empty answer"
-            assert any(pred.answer.strip() in p.text for p in pred.passages), (pred.answer, pred.passages)
+            span = pred.answer.strip().removesuffix(".")  # the grammar lets an answer end with a stop
+            assert any(span in p.text for p in pred.passages), (pred.answer, pred.passages)
             assert len(pred.answer.split()) <= 12
 
 
