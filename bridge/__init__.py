@@ -70,6 +70,7 @@ if _typing.TYPE_CHECKING:
         score_labels,
         streamify,
     )
+    from lmbridge.rag import RAG
     from lmbridge.retrieval import BM25Retriever, Retrieve, Retriever
     from lmbridge.signatures import Field, InputField, OutputField, Signature, make_signature
     from lmbridge.toolcalls import ToolCall
@@ -133,6 +134,7 @@ _LAZY: dict[str, str] = {
     "calibrate": "lmbridge.programs",
     "score_labels": "lmbridge.programs",
     "streamify": "lmbridge.programs",
+    "RAG": "lmbridge.rag",
     "BM25Retriever": "lmbridge.retrieval",
     "Retrieve": "lmbridge.retrieval",
     "Retriever": "lmbridge.retrieval",
@@ -151,7 +153,7 @@ _LAZY: dict[str, str] = {
     "trace": "lmbridge.tracing",
     "track_usage": "lmbridge.tracing",
 }
-_SUBPACKAGES = ("agents", "evaluate", "finetune", "formats", "lm", "optimizers", "programs", "retrieval",
+_SUBPACKAGES = ("agents", "evaluate", "finetune", "formats", "lm", "optimizers", "programs", "rag", "retrieval",
                 "signatures", "toolcalls", "tracing")
 """Loaded on first use too; ``lmbridge.lm`` and the others stay reachable as attributes."""
 
@@ -177,6 +179,7 @@ __all__ = [
     "COPRO",
     "GEPA",
     "LM",
+    "RAG",
     "SIMBA",
     "AuthenticationError",
     "BM25Retriever",

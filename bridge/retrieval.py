@@ -91,6 +91,25 @@ async def aretrieve(retriever: RetrieverLike, query: Any, k: int,
     return passages
 
 
+def retriever_size(retriever: Any) -> int | None:
+    """How many passages a retriever can return at most, when it says so with ``len()`` (as
+    ``BM25Retriever`` does); None when it does not."""
+    try:
+        return len(retriever)
+    except TypeError:
+        return None
+
+
+def check_k(retriever: Any, k: int, name: str = "the retriever") -> None:
+    """Refuse a ``k`` below 1, or above what ``retriever`` can return: asking a 50-passage index for
+    100 passages is a mistake in the program, not something to round down in silence."""
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    size = retriever_size(retriever)
+    if size is not None and k > size:
+        raise ValueError(f"k={k} is more than the {size} passages {name} can return")
+
+
 def retriever_name(retriever: Any) -> str:
     """How a retriever is named in traces: its ``name`` attribute, function name or class name."""
     name = getattr(retriever, "name", None)
@@ -178,8 +197,7 @@ class Retrieve(Module):
         retriever = ensure_retriever(retriever)
         if not callable(retriever):
             raise TypeError(f"a retriever is called as retriever(query, k); got {type(retriever).__name__}")
-        if k < 1:
-            raise ValueError("k must be at least 1")
+        check_k(retriever, k, retriever_name(retriever))
         self.retriever = retriever
         self.k = k
 
@@ -192,12 +210,14 @@ class Retrieve(Module):
         return {"k": self.k}
 
     def check_own_state(self, name: str, entry: Any) -> Callable[[], None]:
-        k = entry.get("k") if isinstance(entry, dict) else None
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise StateError(f"Retrieve {name!r}: 'k' must be a positive integer, got {k!r}")
+        k: Any = entry.get("k") if isinstance(entry, dict) else None
+        try:
+            check_k(self.retriever, k, retriever_name(self.retriever))
+        except ValueError as exc:
+            raise StateError(f"Retrieve {name!r}: {exc}") from None
 
         def apply() -> None:
-            self.k = k
+            self.k = int(k)
         return apply
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Retrieve:
@@ -207,9 +227,13 @@ class Retrieve(Module):
         return Prediction(passages=[p.text for p in passages], passage_objects=passages)
 
     def forward(self, query: Any, k: int | None = None, **options: Any) -> Prediction:  # type: ignore[override]
+        if k is not None:
+            check_k(self.retriever, k, retriever_name(self.retriever))
         return self._prediction(retrieve(self.retriever, query, k or self.k, options))
 
     async def aforward(self, query: Any, k: int | None = None, **options: Any) -> Prediction:  # type: ignore[override]
+        if k is not None:
+            check_k(self.retriever, k, retriever_name(self.retriever))
         return self._prediction(await aretrieve(self.retriever, query, k or self.k, options))
 
     def __call__(self, query: Any, k: int | None = None, **options: Any) -> Prediction:  # type: ignore[override]
@@ -280,5 +304,5 @@ def _bm25s() -> Any:
 
 
 __all__ = ["RETRIEVER_ADAPTERS", "AsyncRetriever", "BM25Retriever", "PassageLike", "Retrieve", "Retriever",
-           "RetrieverLike", "aretrieve", "ensure_retriever", "register_retriever_converter", "retrieve", "to_passage",
-           "to_passages"]
+           "RetrieverLike", "aretrieve", "check_k", "ensure_retriever", "register_retriever_converter", "retrieve",
+           "retriever_name", "retriever_size", "to_passage", "to_passages"]

@@ -159,7 +159,8 @@ def test_the_docs_page_examples_run() -> None:
     for block in blocks:
         exec(compile(block, str(page), "exec"), namespace)
     assert namespace["best"].metadata["id"] == "sb50"
-    assert issubclass(namespace["RAG"], lmbridge.Module)
+    assert isinstance(namespace["rag"], lmbridge.RAG) and namespace["rag"].settings()["k"] == 2
+    assert namespace["Extract"].output_fields["answer"].extract_from == "context"
 
 
 def test_copies_of_a_program_share_the_retriever() -> None:
@@ -170,3 +171,17 @@ def test_copies_of_a_program_share_the_retriever() -> None:
     assert copy.retrieve is not program.retrieve
     assert copy.retrieve.retriever is bm25
     assert copy.answer.predict is not program.answer.predict
+
+
+def test_retrieve_refuses_k_above_what_the_retriever_holds(tmp_path: Any) -> None:
+    bm25 = lmbridge.BM25Retriever(CORPUS)
+    with pytest.raises(ValueError, match="k=5 is more than the 4 passages"):
+        lmbridge.Retrieve(bm25, k=5)
+    module = lmbridge.Retrieve(bm25, k=2)
+    with pytest.raises(ValueError, match="k=9"):
+        module("river", k=9)
+    module.save(tmp_path / "r.json")
+    saved = (tmp_path / "r.json").read_text().replace('"k": 2', '"k": 7')
+    (tmp_path / "r.json").write_text(saved)
+    with pytest.raises(lmbridge.StateError, match="k=7 is more than the 4 passages"):
+        lmbridge.Retrieve(bm25, k=2).load(tmp_path / "r.json")

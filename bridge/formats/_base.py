@@ -19,7 +19,7 @@ from typing import Any, Literal, TypeVar
 from weakref import WeakKeyDictionary
 
 from lmbridge.errors import ParseError
-from lmbridge.formats._constrain import Constraint, chat_grammar
+from lmbridge.formats._constrain import Constraint, chat_grammar, extractive_grammar
 from lmbridge.formats._partial import PartialOutputs, read_labelled
 from lmbridge.formats._prior import Prior
 from lmbridge.formats._slots import fill, late, unslotted
@@ -28,6 +28,8 @@ from lmbridge.signatures import (
     Signature,
     coerce,
     describe_type,
+    extractive_fields,
+    passages_of,
     render,
     render_input,
 )
@@ -85,6 +87,11 @@ class PromptFormat:
         """What the answer must look like, for decoding constrained to the signature's types; None
         when the format decodes unconstrained (see ``lmbridge.constrain``)."""
         return None
+
+    def constraint_for(self, signature: type[Signature], inputs: Mapping[str, Any]) -> Constraint | None:
+        """The constraint of one call with ``inputs``: ``constraint``, and, in a format that writes a
+        grammar, each extractive output limited to spans of this call's passages."""
+        return self.constraint(signature)
 
     scoring: Scoring = "generate"
     """``"labels"``: a single Literal or bool output is chosen by the options' probabilities instead
@@ -234,6 +241,13 @@ class ChatFormat(_PlacedFormat):
 
     def constraint(self, signature: type[Signature]) -> Constraint | None:
         return Constraint(gbnf=chat_grammar(signature)) if self.constrained else None
+
+    def constraint_for(self, signature: type[Signature], inputs: Mapping[str, Any]) -> Constraint | None:
+        fields = extractive_fields(signature)
+        if not fields or not self.constrained:
+            return self.constraint(signature)
+        spans = {n: passages_of(signature, inputs, f) for n, f in fields.items()}
+        return Constraint(gbnf=extractive_grammar(signature, spans))
 
     def _request(self, signature: type[Signature], values: Mapping[str, Any]) -> str:
         first = next(iter(signature.output_fields.values()))

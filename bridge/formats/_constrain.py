@@ -12,6 +12,11 @@ can honour (``BaseLM.constraint_params``):
   the JSON schema, strict), where LiteLLM says the model supports it;
 - any other backend gets nothing extra (unconstrained decoding).
 
+An extractive output (``OutputField(extract_from="context")``) is constrained per call: its value in
+the chat grammar is a rule that allows only spans of that call's passages (``span_rules``), so the
+embedded model can write nothing the passages do not hold. Other backends answer unconstrained and
+Predict checks the answer (``lmbridge.signatures.check_spans``).
+
 A grammar the backend rejects, or a schema too complex to convert, falls back to unconstrained
 decoding with a warning; each fallback is counted by reason (``constraint_fallbacks()``).
 """
@@ -19,6 +24,7 @@ decoding with a warning; each fallback is counted by reason (``constraint_fallba
 from __future__ import annotations
 
 import json
+import re
 import threading
 import typing
 import warnings
@@ -99,13 +105,71 @@ def chat_grammar(signature: type[Signature]) -> str:
     return found
 
 
-def _build_chat_grammar(signature: type[Signature]) -> str:
+def _build_chat_grammar(signature: type[Signature],
+                        spans: typing.Mapping[str, typing.Sequence[str]] | None = None) -> str:
     parts: list[str] = ['" "?']
-    for i, f in enumerate(signature.output_fields.values()):
+    rules: list[str] = []
+    for i, (name, f) in enumerate(signature.output_fields.items()):
         if i:
             parts.append(_quote(f"\n{f.label}: "))
-        parts.append(value_rule(f.annotation))
-    return "root ::= " + " ".join(parts) + "\n"
+        if spans is not None and name in spans:
+            rule = f"span{len(rules)}"
+            rules += span_rules(spans[name], rule)
+            # The model may end the span as it ends any answer: with a stop, or (last field) a line break,
+            # which a base model writes where it would stop; then the grammar is done and only EOS follows.
+            last = i == len(signature.output_fields) - 1
+            parts.append(f'{rule} ("." | "\\n")?' if last else f'{rule} "."?')
+        else:
+            parts.append(value_rule(f.annotation))
+    return "\n".join(["root ::= " + " ".join(parts), *rules]) + "\n"
+
+
+def extractive_grammar(signature: type[Signature], spans: typing.Mapping[str, typing.Sequence[str]]) -> str:
+    """The chat grammar of one call whose extractive outputs (field name -> that call's passages)
+    may only be spans of their passages. Built per call: the passages change with every question."""
+    return _build_chat_grammar(signature, spans)
+
+
+_WORD = re.compile(r"\w+")
+MAX_SPAN_WORDS = 12
+"""The longest span, in words, an extractive answer may copy (SQuAD's answers: 3 words on average)."""
+
+
+def span_rules(texts: typing.Sequence[str], name: str, max_words: int = MAX_SPAN_WORDS) -> list[str]:
+    """GBNF rules where ``name`` matches exactly the spans of ``texts`` that start and end on a word
+    (a run of letters or digits), stay on one line and hold at most ``max_words`` words: a first word,
+    then, one by one, the exact text that follows it in the passage (separator and next word),
+    stopping anywhere. Rule ``name-p-j-d`` continues after word ``j`` of passage ``p`` with ``d``
+    words left, so the grammar has about (words in the passages) x ``max_words`` small rules."""
+    rules: list[str] = []
+    starts: dict[str, set[str]] = {}
+    for p, text in enumerate(texts):
+        words = list(_WORD.finditer(text))
+        links = [_link(text, words, j) for j in range(len(words))]  # the text that continues after word j
+        for j, word in enumerate(words):
+            if links[j] is not None:
+                starts.setdefault(word.group(), set()).add(f"{name}-{p}-{j}-{max_words - 1}")
+            else:
+                starts.setdefault(word.group(), set())
+            for d in range(1, max_words):
+                link = links[j]
+                if link is None:
+                    continue
+                after = f" {name}-{p}-{j + 1}-{d - 1}" if d > 1 and links[j + 1] is not None else ""
+                rules.append(f"{name}-{p}-{j}-{d} ::= ({_quote(link)}{after})?")
+    if not starts:
+        raise ValueError("no word to copy: the passages hold no letters or digits")
+    alts = [_quote(word) + (" (" + " | ".join(sorted(tails)) + ")" if tails else "")
+            for word, tails in starts.items()]
+    return [f"{name} ::= " + " | ".join(alts), *rules]
+
+
+def _link(text: str, words: list[re.Match[str]], j: int) -> str | None:
+    """What follows word ``j`` up to the end of the next word, or None at a passage's or line's end."""
+    if j + 1 >= len(words):
+        return None
+    link = text[words[j].end():words[j + 1].end()]
+    return None if "\n" in link or "\r" in link else link
 
 
 def outputs_schema(signature: type[Signature]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -40,6 +41,8 @@ from lmbridge.toolcalls import read_tool_calls
 from lmbridge.types import Message
 
 DEFAULT_MAX_TOKENS = 256
+GRAMMAR_CACHE = 64
+"""Checked grammars kept per model (the most recently used); an extractive answer's grammar is per call."""
 VERBOSE_ENV = "LMBRIDGE_LOCAL_VERBOSE"
 
 
@@ -96,7 +99,7 @@ class LocalModel:
         self.adapter = adapter
         self._lock = threading.Lock()
         self._llama: Any = None
-        self._grammars: dict[str, Any] = {}
+        self._grammars: OrderedDict[str, Any] = OrderedDict()  # bounded: extractive grammars change per call
         self._formatter: Any = None
 
     @classmethod
@@ -240,6 +243,9 @@ class LocalModel:
             return None
         if text not in self._grammars:
             self._grammars[text] = _checked_grammar(llama, text)
+            if len(self._grammars) > GRAMMAR_CACHE:
+                self._grammars.popitem(last=False)
+        self._grammars.move_to_end(text)
         grammar = self._grammars[text]
         if grammar is None:
             note_fallback("grammar rejected by llama.cpp", text[:120])

@@ -28,7 +28,17 @@ from lmbridge.programs._streaming import (
     traced_events,
 )
 from lmbridge.settings import current
-from lmbridge.signatures import OutputField, Signature, SignatureLike, ensure_signature, render, render_input
+from lmbridge.signatures import (
+    OutputField,
+    Signature,
+    SignatureLike,
+    check_spans,
+    ensure_signature,
+    extractive_fields,
+    passages_of,
+    render,
+    render_input,
+)
 from lmbridge.tracing import Callback, record_step, record_usage, start_run, watched
 from lmbridge.types import Example, Message, Prediction, Usage
 
@@ -87,6 +97,8 @@ class Predict(Module, Learnable):
         for name, value in inputs.items():
             if not isinstance(value, _PLAIN):
                 self._check_renderable(name, value)
+        for field in extractive_fields(self.signature).values():
+            passages_of(self.signature, inputs, field)  # an extractive answer needs passages to copy from
 
     def _check_renderable(self, name: str, value: Any) -> None:
         """An input is written into the prompt as text or JSON (a date or time as ISO 8601); a value
@@ -112,10 +124,11 @@ class Predict(Module, Learnable):
         endpoint, a decoding constraint) and ``lm_params``. Exports read it to carry the same request."""
         return self._params(lm, self._resolve_format())
 
-    def _params(self, lm: BaseLM, fmt: PromptFormat) -> dict[str, Any]:
+    def _params(self, lm: BaseLM, fmt: PromptFormat, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
         extra = fmt.request_params(self.signature) if lm.supports_json_mode() else {}
         extra = {**extra, **fmt.endpoint_params(self.signature)}
-        constraint = fmt.constraint(self.signature)
+        # an extractive output's grammar is built from this call's passages (``inputs``)
+        constraint = fmt.constraint(self.signature) if inputs is None else fmt.constraint_for(self.signature, inputs)
         if constraint is not None:  # decoding constrained to the signature's types, where the LM can
             extra.update(lm.constraint_params(constraint))
         return {**extra, **self.lm_params} if extra else self.lm_params
@@ -131,25 +144,32 @@ class Predict(Module, Learnable):
             return None
         return self._finish(inputs, {scores.field: scores.choice}, scores.usage, render(scores.choice))
 
-    def _first_parse(self, fmt: PromptFormat, completion: Completion) -> dict[str, Any] | ParseError:
+    def _first_parse(self, fmt: PromptFormat, completion: Completion,
+                     inputs: Mapping[str, Any]) -> dict[str, Any] | ParseError:
         try:
-            return fmt.parse(self.signature, completion.text)
+            return self._parse(fmt, completion.text, inputs)
         except ParseError as error:
             return error
+
+    def _parse(self, fmt: PromptFormat, text: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """The answer's values; an extractive one that is not a span of its passages does not parse."""
+        values = fmt.parse(self.signature, text)
+        check_spans(self.signature, inputs, values, text)
+        return values
 
     def _repair(self, messages: list[Message], fmt: PromptFormat, text: str, error: ParseError) -> list[Message]:
         return [*messages, {"role": "assistant", "content": text},
                 {"role": "user", "content": fmt.repair(self.signature, error)}]
 
     def _second_parse(self, fmt: PromptFormat, first: str, completion: Completion, first_error: ParseError,
-                      usage: Usage) -> dict[str, Any]:
+                      usage: Usage, inputs: Mapping[str, Any]) -> dict[str, Any]:
         try:
-            return fmt.parse(self.signature, completion.text)
+            return self._parse(fmt, completion.text, inputs)
         except ParseError as error:
             merged = fmt.merge(self.signature, first, completion.text, first_error)
             if merged is not None:
                 try:
-                    return fmt.parse(self.signature, merged)
+                    return self._parse(fmt, merged, inputs)
                 except ParseError:
                     pass
             raise ParseError(error.message, completion=completion.text, signature=self.signature.spec(),
@@ -166,7 +186,7 @@ class Predict(Module, Learnable):
     def _flow(self, inputs: dict[str, Any], name: str | None) -> Flow:
         self._check(inputs)
         lm, fmt = self._resolve()
-        params = self._params(lm, fmt)
+        params = self._params(lm, fmt, inputs)
         if name is None and fmt.scoring != "generate":
             scored: Prediction | None = yield Score(lambda: self._scored(lm, fmt, inputs, params))
             if scored is not None:
@@ -174,7 +194,7 @@ class Predict(Module, Learnable):
         messages = fmt.format(self.signature, self.demos, inputs)
         parser = FieldParser(fmt, self.signature, name) if name is not None else None
         completion: Completion = yield Ask(lm, fmt, self.signature, messages, params, parser)
-        values = self._first_parse(fmt, completion)
+        values = self._first_parse(fmt, completion, inputs)
         if not isinstance(values, ParseError):
             return (yield from self._done(inputs, values, completion.usage, completion.text, parser))
         record_usage(Usage(parse_retries=1))
@@ -185,7 +205,7 @@ class Predict(Module, Learnable):
         second: Completion = yield Ask(lm, fmt, self.signature, self._repair(messages, fmt, completion.text, values),
                                        _unconstrained(params), parser)
         usage = completion.usage + second.usage + Usage(parse_retries=1)
-        final = self._second_parse(fmt, completion.text, second, values, usage)
+        final = self._second_parse(fmt, completion.text, second, values, usage, inputs)
         return (yield from self._done(inputs, final, usage, second.text, parser))
 
     def _done(self, inputs: dict[str, Any], values: dict[str, Any], usage: Usage, text: str,

@@ -31,12 +31,13 @@ from lmbridge.signatures._spec import check_type, parse_spec, type_name
 class _FieldSpec:
     """What ``InputField()`` / ``OutputField()`` return: a placeholder until the class is built."""
 
-    __slots__ = ("desc", "kind", "prefix")
+    __slots__ = ("desc", "extract_from", "kind", "prefix")
 
-    def __init__(self, kind: FieldKind, desc: str, prefix: str) -> None:
+    def __init__(self, kind: FieldKind, desc: str, prefix: str, extract_from: str | None = None) -> None:
         self.kind: FieldKind = kind
         self.desc = desc
         self.prefix = prefix
+        self.extract_from = extract_from
 
     def __repr__(self) -> str:
         return f"{'InputField' if self.kind == 'input' else 'OutputField'}(desc={self.desc!r})"
@@ -47,9 +48,14 @@ def InputField(*, desc: str = "", prefix: str = "") -> Any:
     return _FieldSpec("input", desc, prefix)
 
 
-def OutputField(*, desc: str = "", prefix: str = "") -> Any:
-    """Declare an output field of a class-form signature."""
-    return _FieldSpec("output", desc, prefix)
+def OutputField(*, desc: str = "", prefix: str = "", extract_from: str | None = None) -> Any:
+    """Declare an output field of a class-form signature.
+
+    ``extract_from="context"`` makes a ``str`` answer extractive: it must be a span, copied word for
+    word, of the named input field (a text or a list of passages). The embedded model decodes it
+    under a grammar built from that input on each call; any other LM's answer is checked, and an
+    answer that is not a span is a ``ParseError`` (re-asked once, then counted as a failure)."""
+    return _FieldSpec("output", desc, prefix, extract_from)
 
 
 class Signature:
@@ -94,7 +100,7 @@ class Signature:
             if name in inputs or name in outputs:
                 inputs.pop(name, None)
                 outputs.pop(name, None)
-            target[name] = Field(name, spec.kind, annotation, spec.desc, spec.prefix)
+            target[name] = Field(name, spec.kind, annotation, spec.desc, spec.prefix, spec.extract_from)
             delattr(cls, name)
         for name, value in own.items():
             if isinstance(value, _FieldSpec) and name not in raw:
@@ -160,7 +166,7 @@ class Signature:
         if name in cls.input_fields or name in cls.output_fields:
             raise SignatureError(f"signature {cls.__name__} already has a field {name!r}")
         check_type(annotation, name)
-        new = Field(name, field.kind, annotation, field.desc, field.prefix)
+        new = Field(name, field.kind, annotation, field.desc, field.prefix, field.extract_from)
         side = dict(cls.input_fields if field.kind == "input" else cls.output_fields)
         items = list(side.items())
         items.insert(len(items) if where == -1 else where, (name, new))
@@ -193,6 +199,19 @@ def _validate(cls: type[Signature]) -> None:
             raise SignatureError(f"signature {cls.__name__}: a field cannot be named {name!r} (the signature "
                                  f"keeps its own data under that name); rename it, e.g. to 'task_{name}'")
         check_type(f.annotation, f"signature {cls.__name__}: field {name!r}")
+        if f.extract_from is not None:
+            _check_extractive(cls, f)
+
+
+def _check_extractive(cls: type[Signature], f: Field) -> None:
+    source = cls.input_fields.get(f.extract_from or "")
+    where = f"signature {cls.__name__}: output {f.name!r} extracts from {f.extract_from!r}"
+    if f.kind != "output" or f.annotation is not str:
+        raise SignatureError(f"{where}, so it must be a str output field")
+    if source is None:
+        raise SignatureError(f"{where}, which is not one of its input fields {list(cls.input_fields)}")
+    if source.annotation not in (str, list[str], typing.List[str]):  # noqa: UP006 - both spellings are accepted
+        raise SignatureError(f"{where}, which must be a str or a list[str] (passages), not {source.annotation!r}")
 
 
 def make_signature(

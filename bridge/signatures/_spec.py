@@ -33,6 +33,10 @@ class Field:
     """What the field holds, shown to the model."""
     prefix: str = ""
     """The label the prompt uses for the field; derived from the name when empty."""
+    extract_from: str | None = None
+    """For a ``str`` output: the input field (text or a list of passages) the answer must be copied
+    from, word for word. Decoded under a span grammar where the LM can; checked after parsing, a
+    ParseError when the answer is not a span (see ``lmbridge.signatures.check_spans``)."""
 
     @property
     def label(self) -> str:

@@ -85,7 +85,8 @@ def _options(annotation: Any) -> list[str] | None:
 
 
 def signature_templates(sig: type[Signature]) -> list[str]:
-    """Instructions written from the signature alone: plain task statements and label lists."""
+    """Instructions written from the signature alone: plain task statements, label lists, and for an
+    extractive answer the length of the span to copy."""
     ins = " and ".join(f.label.lower() for f in sig.input_fields.values())
     outs = " and ".join(f.label.lower() for f in sig.output_fields.values())
     out = [f"Read the {ins} and give the {outs}."]
@@ -100,6 +101,11 @@ def signature_templates(sig: type[Signature]) -> list[str]:
         out.append(f"Classify the {ins}. Answer with one word: {' or '.join(options)}.")
         out.append(f"Which {first.label.lower()} fits the {ins}: {', '.join(reversed(options))}?")
         out.append(f"You are an expert annotator. Label the {ins} as {' or '.join(sorted(options))}.")
+    elif first.extract_from is not None:
+        # An extractive answer: say how short the span should be, which small models do not guess.
+        source = sig.input_fields[first.extract_from].label.lower()
+        out.insert(0, f"Answer with the shortest phrase copied from the {source}: a name, number, date or "
+                      "a few words, never a sentence.")
     else:
         out.append(f"You are an expert. Given the {ins}, answer with the {outs} only.")
         out.append(f"Answer with the {outs}. Be brief and exact.")

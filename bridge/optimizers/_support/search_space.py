@@ -3,7 +3,8 @@
 A point in the space is one integer per dimension: per predictor an instruction index and a
 demo-set index, and for the whole program one prompt-format index and one field-label index (the
 labels the prompt writes before each field, "Text / Label" or "Question / Type", proposed by
-``field_labels``). Index 0 of each dimension is the
+``field_labels``), and one per searched setting of a tunable module (a RAG module's ``k``, retriever
+and query rewrite, ``"<predictor>.<setting>"``). Index 0 of each dimension is the
 student as it is (original instruction, no demos, its own format), so the default point is the
 baseline.
 
@@ -87,14 +88,19 @@ class SearchSpace:
 
     def __init__(self, base: ProgramState, instructions: Mapping[str, Sequence[str]],
                  demo_sets: Sequence[ProgramState], formats: Sequence[PromptFormat | None],
-                 labels: Sequence[Mapping[str, str]] = ()) -> None:
+                 labels: Sequence[Mapping[str, str]] = (),
+                 settings: Mapping[str, Mapping[str, Sequence[Any]]] | None = None) -> None:
         self.base = dict(base)
+        self.settings = {n: {k: list(v) for k, v in opts.items()} for n, opts in (settings or {}).items()}
+        """Per predictor that carries a tunable module's settings: each searched setting's values."""
         self.instructions = {k: list(v) for k, v in instructions.items()}
         self.demo_sets = list(demo_sets)
         self.formats = list(formats) or [None]
         self.labels = [dict(x) for x in labels] or [{}]
         self.balanced: int | None = None
         """The index of the class-balanced labelled demo set, when the space has one (seeded recipes)."""
+        self.extractive: dict[str, int] | None = None
+        """The seeded recipe for an extractive answer, when the program has one (see ``MIPROv2``)."""
 
     def dims(self) -> list[tuple[str, int]]:
         out: list[tuple[str, int]] = []
@@ -103,7 +109,13 @@ class SearchSpace:
             out.append((f"{name}.demos", max(1, len(self.demo_sets))))
         out.append(("format", len(self.formats)))
         out.append(("labels", len(self.labels)))
+        out += [(f"{name}.{setting}", len(values)) for name, opts in self.settings.items()
+                for setting, values in opts.items()]
         return [(d, n) for d, n in out if n > 1]
+
+    def _settings(self, name: str, choice: Mapping[str, int]) -> dict[str, Any]:
+        return {setting: values[choice.get(f"{name}.{setting}", 0)]
+                for setting, values in self.settings.get(name, {}).items()}
 
     def default(self) -> dict[str, int]:
         return {d: 0 for d, _ in self.dims()}
@@ -121,6 +133,8 @@ class SearchSpace:
                 new = new.with_demos(self.demo_sets[choice.get(f"{name}.demos", 0)][name].demos)
             if fmt is not None:
                 new = new.with_format(fmt)
+            if name in self.settings:
+                new = new.with_settings(self._settings(name, choice))
             out[name] = new
         return out
 
@@ -137,6 +151,8 @@ class SearchSpace:
         out["format"] = "as given" if fmt is None else fmt.to_state()
         if len(self.labels) > 1:
             out["labels"] = self.labels[choice.get("labels", 0)] or "as given"
+        for name in self.settings:
+            out[f"{name}.settings"] = self._settings(name, choice)
         return out
 
 

@@ -192,10 +192,12 @@ def prefer_simpler(run: CompileRun, metric: Any, val: Sequence[Example], winner:
 
 
 def state_key(state: ProgramState) -> str:
-    """A stable key for a candidate: its instructions, demos, formats and field labels (the labels
-    only when one was changed, so the keys of earlier checkpoints still hold)."""
+    """A stable key for a candidate: its instructions, demos, formats, field labels and module settings
+    (the labels only when one was changed and the settings only when a module has some, so the keys of
+    earlier checkpoints still hold)."""
     shown = {name: [s.signature.instructions, demos_to_json(s.demos), format_to_json(s.format)]
              + ([s.labels()] if any(f.prefix for f in s.signature.fields().values()) else [])
+             + ([dict(s.settings)] if s.settings else [])  # a RAG module's k, retriever, rewrite
              for name, s in state.items()}
     return hashlib.sha256(json.dumps(shown, sort_keys=True, default=str).encode()).hexdigest()[:24]
 

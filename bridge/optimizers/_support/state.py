@@ -4,13 +4,17 @@ An optimizer searches over states, not over live programs. ``build`` turns a sta
 program by copying the student and setting each predictor's state, so the program an optimizer
 returns never carries the metered LMs used during the search, and the student is never touched.
 Demos and formats also convert to and from JSON, for checkpoints.
+
+A module with searchable settings of its own (``Tunable``: a RAG module's ``k``, retriever and query
+rewrite) has them carried in the state of its first predictor (``PredictorState.settings``), so every
+optimizer passes them along unchanged and a search can vary them like any other dimension.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from lmbridge.formats import PromptFormat, format_from_state
 from lmbridge.programs import Module
@@ -27,6 +31,14 @@ class PredictorState:
     demos: tuple[Example, ...] = ()
     format: PromptFormat | None = None
     """The prompt format; None keeps the settings' format."""
+    settings: tuple[tuple[str, Any], ...] = ()
+    """The settings of the ``Tunable`` module this predictor is the first predictor of, as (name,
+    value) pairs in the module's order; empty for every other predictor."""
+
+    def with_settings(self, values: Mapping[str, Any]) -> PredictorState:
+        """The same state with some of its module's settings changed."""
+        merged = {**dict(self.settings), **values}
+        return replace(self, settings=tuple(merged.items()))
 
     def with_demos(self, demos: Sequence[Example]) -> PredictorState:
         return replace(self, demos=tuple(demos))
@@ -53,16 +65,48 @@ class PredictorState:
 ProgramState = dict[str, PredictorState]
 
 
+@runtime_checkable
+class Tunable(Protocol):
+    """A module with settings an optimizer may search (``lmbridge.RAG``)."""
+
+    def settings(self) -> dict[str, Any]: ...
+
+    def setting_options(self) -> dict[str, list[Any]]: ...
+
+    def apply_settings(self, values: Mapping[str, Any]) -> None: ...
+
+
+def tunables(program: Module) -> dict[str, Tunable]:
+    """The predictor path that carries each tunable module's settings -> that module."""
+    modules: list[tuple[str, Any]] = [("", program), *program.named_modules()]
+    names = [name for name, _ in program.named_predictors()]
+    out: dict[str, Tunable] = {}
+    for path, module in modules:
+        if isinstance(module, Tunable) and not isinstance(module, type):
+            first = next((n for n in names if not path or n.startswith(path + ".")), None)
+            if first is not None and first not in out:
+                out[first] = module
+    return out
+
+
+def setting_options(program: Module) -> dict[str, dict[str, list[Any]]]:
+    """Per carrying predictor, the values each searched setting may take (the current one first)."""
+    return {name: opts for name, m in tunables(program).items() if (opts := m.setting_options())}
+
+
 def snapshot(program: Module) -> ProgramState:
     """The current state of every predictor of ``program``."""
-    return {name: PredictorState(p.signature, tuple(p.demos), p.format)
+    owners = tunables(program)
+    return {name: PredictorState(p.signature, tuple(p.demos), p.format,
+                                 tuple(owners[name].settings().items()) if name in owners else ())
             for name, p in program.named_predictors()}
 
 
 def build(student: Module, state: Mapping[str, PredictorState]) -> Module:
-    """A copy of ``student`` with ``state`` applied to its predictors."""
+    """A copy of ``student`` with ``state`` applied to its predictors (and their modules' settings)."""
     program = student.deepcopy()
     program.report = None
+    owners = tunables(program)
     for name, p in program.named_predictors():
         s = state.get(name)
         if s is None:
@@ -70,6 +114,8 @@ def build(student: Module, state: Mapping[str, PredictorState]) -> Module:
         p.signature = s.signature
         p.demos = [d.copy() for d in s.demos]
         p.format = s.format
+        if s.settings and name in owners:
+            owners[name].apply_settings(dict(s.settings))
     return program
 
 
@@ -103,4 +149,5 @@ def format_from_json(state: Mapping[str, Any] | None) -> PromptFormat | None:
 def describe_state(state: Mapping[str, PredictorState]) -> dict[str, Any]:
     """A short JSON-able summary of a candidate, for reports."""
     return {name: {"instructions": s.signature.instructions[:200], "demos": len(s.demos),
-                   "format": format_to_json(s.format), "labels": s.labels()} for name, s in state.items()}
+                   "format": format_to_json(s.format), "labels": s.labels(),
+                   **({"settings": dict(s.settings)} if s.settings else {})} for name, s in state.items()}
