@@ -169,9 +169,11 @@ def _haystack(text: str) -> str:
     decoded = []
     for m in _JSON_STRING.finditer(text):
         try:
-            decoded.append(json.loads(m.group()))
+            found = json.loads(m.group())
         except ValueError:
-            pass
+            continue
+        # a string of only whitespace is empty, as the documented rule reads it (empty is None)
+        decoded.append('""' if isinstance(found, str) and found and not found.strip() else found)
     return "\n".join([text, *decoded])
 
 
