@@ -178,7 +178,7 @@ SCRIPT = textwrap.dedent("""
 
     student = lmbridge.Predict(SIG, lm=ScriptedLM(model))
     opt = lmbridge.MIPROv2(metric, auto=None, num_candidates=3, max_bootstrapped_demos=1, max_labeled_demos=1,
-                         num_threads=1, display_progress=False)
+                         num_threads=1, display_progress=False, rescore_top=0)  # counts trial calls only
     compiled = opt.compile(student, trainset=sentiment_rows(4), valset=sentiment_rows(6, offset=4),
                            num_trials=8, minibatch_size=3, minibatch_full_eval_steps=3,
                            checkpoint=sys.argv[1])

@@ -114,11 +114,11 @@ def select(run: CompileRun, metric: Any, *, confidence: float = 0.9) -> None:
     warning = small_valset_warning(len(val))
     if warning:
         warnings.warn(warning, RuntimeWarning, stacklevel=4)
-    winner = _row_scores(run, run.best_state, val, metric)
+    winner = scores_on(run, run.best_state, val, metric)
     simpler = prefer_simpler(run, metric, val, winner, base_state, confidence=confidence)
     if simpler is not None and simpler["kept"] == "simpler":
         winner = simpler.pop("scores")
-    baseline = _row_scores(run, base_state, val, metric)
+    baseline = scores_on(run, base_state, val, metric)
     decision = decide(baseline, winner, confidence=confidence, seed=run.optimizer.seed)
     note = {**decision.to_dict(), "winner_state": describe_state(run.best_state)}
     if simpler is not None:
@@ -173,7 +173,7 @@ def prefer_simpler(run: CompileRun, metric: Any, val: Sequence[Example], winner:
         return None
     tied = []
     for state in options:
-        scores = _row_scores(run, state, val, metric)
+        scores = scores_on(run, state, val, metric)
         diff, low, high = paired_bootstrap(scores, winner, confidence=confidence, seed=run.optimizer.seed)
         if low <= 0:
             tied.append((cost(state), -sum(scores), state, scores, diff, (low, high)))
@@ -212,9 +212,9 @@ def selection_key(state: str, val: Sequence[Example]) -> str:
     return "selection:" + hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def _row_scores(run: CompileRun, state: ProgramState, val: Sequence[Example], metric: Any) -> list[float]:
-    """Per-row valset scores of ``state``; kept in the compile's checkpoint when it has one, so a
-    resumed compile does not run them again."""
+def scores_on(run: CompileRun, state: ProgramState, val: Sequence[Example], metric: Any) -> list[float]:
+    """Per-row scores of ``state`` on ``val`` (the valset, or other rows); kept in the compile's
+    checkpoint when it has one, so a resumed compile does not run them again."""
     store = run.store
     key = selection_key(state_key(state), val)
     saved = store.get(key) if store is not None else None
