@@ -154,7 +154,8 @@ class MIPROv2(Optimizer):
         baseline = (1 + (0 if zero_shot else SEEDED)) * len(val) * per_run  # the student, the seeded recipes
         twin = len(val) * per_run if any(f.scoring == "calibrated" for f in self.formats) else 0  # the tie rule
         # the final choice: its finalists on the trainset rows (their valset scores are known)
-        rescored = (self.rescore_top + (0 if zero_shot else SEEDED) + 1) * len(train) * per_run if self.rescore_top else 0
+        finalists = self.rescore_top + (0 if zero_shot else SEEDED) + 1 if self.rescore_top else 0
+        rescored = finalists * len(train) * per_run
         total = boot + proposals + trial_calls + fulls + baseline + twin + rescored
         price = price_per_call(student, train[0] if train else None, self.max_bootstrapped_demos)
         return Estimate(total, None if price is None else price * total,

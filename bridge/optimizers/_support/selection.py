@@ -13,7 +13,9 @@ compile scored on the same rows (fewer demos, no calibration: ``cost``), and aga
 uncalibrated twin when it is calibrated. When the paired interval of winner - simpler includes 0,
 the winner's lead is noise and the simplest such candidate (then the best scoring) takes its place;
 ``report["selection"]["simpler"]`` says which and why. A calibrated candidate is therefore kept only
-when it beats the same candidate uncalibrated beyond noise.
+when it beats the same candidate uncalibrated beyond noise. After MIPROv2's re-scoring
+(``rescore.py``), which applied this rule to its finalists on the train and valset rows, only the
+uncalibrated twin is weighed here: the valset alone must not undo a choice made on more rows.
 
 ``stratified_sample`` draws a valset (or demos) with the classes of a label field in proportion,
 or ``balanced=True`` in equal numbers.
@@ -115,7 +117,9 @@ def select(run: CompileRun, metric: Any, *, confidence: float = 0.9) -> None:
     if warning:
         warnings.warn(warning, RuntimeWarning, stacklevel=4)
     winner = scores_on(run, run.best_state, val, metric)
-    simpler = prefer_simpler(run, metric, val, winner, base_state, confidence=confidence)
+    rescored = run.notes.get("rescored")  # the tie rule already weighed the finalists on more rows than these
+    others = not (isinstance(rescored, dict) and "candidates" in rescored)
+    simpler = prefer_simpler(run, metric, val, winner, base_state, confidence=confidence, others=others)
     if simpler is not None and simpler["kept"] == "simpler":
         winner = simpler.pop("scores")
     baseline = scores_on(run, base_state, val, metric)
@@ -159,13 +163,14 @@ def uncalibrated(state: ProgramState) -> ProgramState | None:
 
 
 def prefer_simpler(run: CompileRun, metric: Any, val: Sequence[Example], winner: list[float],
-                   student: ProgramState, *, confidence: float = 0.9) -> dict[str, Any] | None:
+                   student: ProgramState, *, confidence: float = 0.9, others: bool = True) -> dict[str, Any] | None:
     """The tie rule: replace ``run.best_state`` by the simplest candidate whose gap to it is within
     noise. Candidates are those the compile scored on all of ``val`` (the student aside: the
-    never-worse comparison handles it) and the winner's uncalibrated twin (scored here). Returns the
+    never-worse comparison handles it; all of them left out when ``others`` is False, as after
+    MIPROv2's re-scoring on more rows) and the winner's uncalibrated twin (scored here). Returns the
     report entry (with the kept scores under ``"scores"``), or None when there is nothing simpler."""
     best = run.best_state
-    options = [s for s in run.scored_states(val) if s != student and simpler_than(s, best)]
+    options = [s for s in run.scored_states(val) if others and s != student and simpler_than(s, best)]
     twin = uncalibrated(best)
     if twin is not None and twin not in options:
         options.append(twin)
