@@ -211,7 +211,8 @@ def test_counts_agree_between_progress_table_and_report(task: str, tmp_path: Pat
     fulls = sum(1 for t in report["trials"] if t["kind"] == "full_evaluation")
     assert table["trials"] == f"5 (+ {fulls} full evaluations)"
     assert report["num_trials"] == 5
-    assert int(done) == 5 + fulls  # each trial and each full evaluation is one step of the display
+    rescored = len(report["rescored"]["candidates"])  # MIPROv2's finalists, re-scored on the train rows too
+    assert int(done) == 5 + fulls + rescored  # each trial, full evaluation and re-scoring is one step
 
 
 def test_saved_artifacts_hold_no_host_name_or_pid(task: str, tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ The rules, in order:
 - otherwise the LM calls each candidate costs are projected from the valset size, and the time they
   take from ``seconds_per_call`` (measured by the caller, or 0.5 s for the embedded model and 2 s
   for an API model). If ``MIPROv2(auto="light")``'s estimate fits ``time_budget`` seconds it is
-  chosen (it searches instructions, demos and prompt formats, the widest space); else
+  chosen (it searches instructions, demos and prompt formats, the widest space, and makes its final
+  choice on the train and valset rows together, not on the valset alone; the estimate counts that); else
   ``BootstrapFewShot`` (one pass over the trainset) when that fits; else ``LabeledFewShot``.
 
 Every choice keeps the student unless it wins on the valset beyond noise (see ``selection``).

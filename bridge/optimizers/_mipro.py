@@ -13,6 +13,10 @@
    on a minibatch of the valset; every ``minibatch_full_eval_steps`` trials the candidate with the
    best mean minibatch score is scored on the whole valset. The best full score wins; the unchanged
    student is scored first, as the baseline, then the seeded simple recipes (``seeded``).
+4. Final choice (``rescore_top``, beyond DSPy): the best few candidates by valset score, the seeded
+   recipes and the student are scored again on the train and valset rows together, each never on its
+   own demos, and the paired rule picks (within noise, the cheaper one): a choice made on 30 valset
+   rows alone does not carry to new rows (``rescore.py``; ``rescore_top=0`` turns it off).
 
 ``auto`` sets the size: "light", "medium", "heavy" mean 6, 12, 18 candidates and a valset of at
 most 100, 300, 1000 examples; the number of trials follows from the number of dimensions.
@@ -43,6 +47,7 @@ from lmbridge.optimizers._support.budget import StudyCounter
 from lmbridge.optimizers._support.checkpoint import fingerprint, storage_url
 from lmbridge.optimizers._support.mipro_search import Search
 from lmbridge.optimizers._support.proposer import GroundedProposer
+from lmbridge.optimizers._support.rescore import RESCORE_TOP, finalists, rescore
 from lmbridge.optimizers._support.search_space import (
     SearchSpace,
     StudyCheckpoint,
@@ -77,7 +82,7 @@ class MIPROv2(Optimizer):
                  max_errors: int | None = None, seed: int = 9, init_temperature: float = 1.0,
                  metric_threshold: float | None = None, *,
                  formats: Sequence[PromptFormat] | None = None, proposal_templates: bool = True,
-                 search_labels: bool = True,
+                 search_labels: bool = True, rescore_top: int = RESCORE_TOP,
                  max_lm_calls: int | None = None, max_cost: float | None = None,
                  display_progress: bool = True) -> None:
         super().__init__(seed=seed, num_threads=num_threads, max_lm_calls=max_lm_calls, max_cost=max_cost,
@@ -88,6 +93,8 @@ class MIPROv2(Optimizer):
             raise ValueError("with auto set, num_candidates comes from auto: pass auto=None to set it")
         if auto is None and num_candidates is None:
             raise ValueError("with auto=None, pass num_candidates (and num_trials to compile)")
+        if isinstance(rescore_top, bool) or not isinstance(rescore_top, int) or rescore_top < 0:
+            raise ValueError(f"rescore_top must be an int >= 0 (0: no re-scoring), not {rescore_top!r}")
         self.metric = metric
         self.prompt_model = prompt_model
         self.task_model = task_model
@@ -102,6 +109,7 @@ class MIPROv2(Optimizer):
         self.formats: list[PromptFormat] = list(default_formats() if formats is None else formats)
         self.proposal_templates = proposal_templates
         self.search_labels = search_labels
+        self.rescore_top = rescore_top
 
     # -- sizes -------------------------------------------------------------------------------------
     def _split(self, trainset: Sequence[Example], valset: Sequence[Example] | None,
@@ -145,11 +153,14 @@ class MIPROv2(Optimizer):
         fulls = (trials // steps + 2) * len(val) * per_run if batch < len(val) else 0
         baseline = (1 + (0 if zero_shot else SEEDED)) * len(val) * per_run  # the student, the seeded recipes
         twin = len(val) * per_run if any(f.scoring == "calibrated" for f in self.formats) else 0  # the tie rule
-        total = boot + proposals + trial_calls + fulls + baseline + twin
+        # the final choice: its finalists on the trainset rows (their valset scores are known)
+        finalists = self.rescore_top + (0 if zero_shot else SEEDED) + 1 if self.rescore_top else 0
+        rescored = finalists * len(train) * per_run
+        total = boot + proposals + trial_calls + fulls + baseline + twin + rescored
         price = price_per_call(student, train[0] if train else None, self.max_bootstrapped_demos)
         return Estimate(total, None if price is None else price * total,
                         {"bootstrap": boot, "proposals": proposals, "trials": trial_calls,
-                         "full_evaluations": fulls + baseline + twin})
+                         "full_evaluations": fulls + baseline + twin, "rescore": rescored})
 
     # -- compile ------------------------------------------------------------------------------------
     def compile(self, student: Module, *, trainset: Sequence[Example], teacher: Module | None = None,
@@ -179,6 +190,7 @@ class MIPROv2(Optimizer):
             tip_aware=tip_aware_proposer, fewshot_aware=fewshot_aware_proposer,
             templates=self.proposal_templates, init_temperature=self.init_temperature, seed=seed)
         total = trials + (trials // max(1, minibatch_full_eval_steps) + 2 if batch < len(val) else 1) + SEEDED
+        total += self.rescore_top + SEEDED + 1 if self.rescore_top else 0
         # a calibrated format takes its prior from the trainset's inputs (labels unused), here and in the result
         with calibrating(train, seed=seed) as pool:
             with CompileRun(self, student, train, val, total=total, unit="evaluations") as run:
@@ -202,9 +214,13 @@ class MIPROv2(Optimizer):
                     search = Search(self.metric, self.max_errors, run, study, store, space, val, batch,
                                     minibatch_full_eval_steps, seed)
                     search.baseline()
-                    search.seeded(seeded(space))
+                    recipes = seeded(space)
+                    search.seeded(recipes)
                     search.trials(trials)
                     search.finish()
+                    if self.rescore_top:
+                        rescore(run, space, finalists(store, space, recipes, self.rescore_top), train, val,
+                                self.metric)
             with context(lm=self.task_model) if self.task_model is not None else context():
                 return with_priors(run.finish(), pool)
 

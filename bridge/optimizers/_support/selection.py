@@ -13,7 +13,9 @@ compile scored on the same rows (fewer demos, no calibration: ``cost``), and aga
 uncalibrated twin when it is calibrated. When the paired interval of winner - simpler includes 0,
 the winner's lead is noise and the simplest such candidate (then the best scoring) takes its place;
 ``report["selection"]["simpler"]`` says which and why. A calibrated candidate is therefore kept only
-when it beats the same candidate uncalibrated beyond noise.
+when it beats the same candidate uncalibrated beyond noise. After MIPROv2's re-scoring
+(``rescore.py``), which applied this rule to its finalists on the train and valset rows, only the
+uncalibrated twin is weighed here: the valset alone must not undo a choice made on more rows.
 
 ``stratified_sample`` draws a valset (or demos) with the classes of a label field in proportion,
 or ``balanced=True`` in equal numbers.
@@ -114,11 +116,13 @@ def select(run: CompileRun, metric: Any, *, confidence: float = 0.9) -> None:
     warning = small_valset_warning(len(val))
     if warning:
         warnings.warn(warning, RuntimeWarning, stacklevel=4)
-    winner = _row_scores(run, run.best_state, val, metric)
-    simpler = prefer_simpler(run, metric, val, winner, base_state, confidence=confidence)
+    winner = scores_on(run, run.best_state, val, metric)
+    rescored = run.notes.get("rescored")  # the tie rule already weighed the finalists on more rows than these
+    others = not (isinstance(rescored, dict) and "candidates" in rescored)
+    simpler = prefer_simpler(run, metric, val, winner, base_state, confidence=confidence, others=others)
     if simpler is not None and simpler["kept"] == "simpler":
         winner = simpler.pop("scores")
-    baseline = _row_scores(run, base_state, val, metric)
+    baseline = scores_on(run, base_state, val, metric)
     decision = decide(baseline, winner, confidence=confidence, seed=run.optimizer.seed)
     note = {**decision.to_dict(), "winner_state": describe_state(run.best_state)}
     if simpler is not None:
@@ -159,13 +163,14 @@ def uncalibrated(state: ProgramState) -> ProgramState | None:
 
 
 def prefer_simpler(run: CompileRun, metric: Any, val: Sequence[Example], winner: list[float],
-                   student: ProgramState, *, confidence: float = 0.9) -> dict[str, Any] | None:
+                   student: ProgramState, *, confidence: float = 0.9, others: bool = True) -> dict[str, Any] | None:
     """The tie rule: replace ``run.best_state`` by the simplest candidate whose gap to it is within
     noise. Candidates are those the compile scored on all of ``val`` (the student aside: the
-    never-worse comparison handles it) and the winner's uncalibrated twin (scored here). Returns the
+    never-worse comparison handles it; all of them left out when ``others`` is False, as after
+    MIPROv2's re-scoring on more rows) and the winner's uncalibrated twin (scored here). Returns the
     report entry (with the kept scores under ``"scores"``), or None when there is nothing simpler."""
     best = run.best_state
-    options = [s for s in run.scored_states(val) if s != student and simpler_than(s, best)]
+    options = [s for s in run.scored_states(val) if others and s != student and simpler_than(s, best)]
     twin = uncalibrated(best)
     if twin is not None and twin not in options:
         options.append(twin)
@@ -173,7 +178,7 @@ def prefer_simpler(run: CompileRun, metric: Any, val: Sequence[Example], winner:
         return None
     tied = []
     for state in options:
-        scores = _row_scores(run, state, val, metric)
+        scores = scores_on(run, state, val, metric)
         diff, low, high = paired_bootstrap(scores, winner, confidence=confidence, seed=run.optimizer.seed)
         if low <= 0:
             tied.append((cost(state), -sum(scores), state, scores, diff, (low, high)))
@@ -212,9 +217,9 @@ def selection_key(state: str, val: Sequence[Example]) -> str:
     return "selection:" + hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def _row_scores(run: CompileRun, state: ProgramState, val: Sequence[Example], metric: Any) -> list[float]:
-    """Per-row valset scores of ``state``; kept in the compile's checkpoint when it has one, so a
-    resumed compile does not run them again."""
+def scores_on(run: CompileRun, state: ProgramState, val: Sequence[Example], metric: Any) -> list[float]:
+    """Per-row scores of ``state`` on ``val`` (the valset, or other rows); kept in the compile's
+    checkpoint when it has one, so a resumed compile does not run them again."""
     store = run.store
     key = selection_key(state_key(state), val)
     saved = store.get(key) if store is not None else None
