@@ -115,3 +115,19 @@ def test_a_row_shown_as_a_demo_never_scores_its_own_candidate() -> None:
     demo = lmbridge.Example(context="passage", text=rows[1].text, label="number")
     assert shown_as_demo(rows[1], {"answer": PredictorState(rag, (demo,))})
     assert not shown_as_demo(rows[2], {"answer": PredictorState(rag, (demo,))})
+
+
+def test_a_budget_spent_during_the_rescoring_keeps_the_search_winner_and_says_so() -> None:
+    pytest.importorskip("optuna")
+    whole = _compile(rescore_top=3)
+    assert whole.report is not None
+    opt = _optimizer(3)
+    opt.max_lm_calls = whole.report["lm_calls"] - 30  # runs out among the finalists' trainset rows
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = opt.compile(lmbridge.Predict(Kind, lm=ScriptedLM(_lucky_on_the_valset)),
+                              trainset=_rows(40, "t"), valset=_rows(20, "v"), num_trials=8)
+    report = program.report
+    assert report is not None and report["lm_calls"] == opt.max_lm_calls
+    assert report["stopped_early"] == f"max_lm_calls={opt.max_lm_calls} reached"
+    assert "stopped before the re-scoring finished" in report["rescored"]["reason"]
