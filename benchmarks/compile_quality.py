@@ -55,6 +55,7 @@ def make_splits(task: str, args: argparse.Namespace) -> dict[str, Any]:
             "labels": sorted({r["label"] for r in train_rows}),
             "train": pick(train_rows[:args.train]), "val": pick(train_rows[args.train:args.train + args.val]),
             "test": pick(test_rows[:args.test]),
+            "heldout": pick(train_rows[args.train + args.val:args.train + args.val + args.heldout]),
             "sizes": {"k": args.k, "gepa_metric_calls": args.gepa_metric_calls}, "model": args.model}
 
 
@@ -70,7 +71,7 @@ def run_lmbridge(splits: dict[str, Any], optimizers: list[str], keep: Any) -> li
     def rows(name: str) -> list[lmbridge.Example]:
         return [lmbridge.Example(**r).with_inputs("text") for r in splits[name]]
 
-    train, val, test = rows("train"), rows("val"), rows("test")
+    train, val, test, heldout = rows("train"), rows("val"), rows("test"), rows("heldout")
     size, seed = splits["sizes"], splits["seed"]
     out = []
     for name in optimizers:
@@ -90,9 +91,15 @@ def run_lmbridge(splits: dict[str, Any], optimizers: list[str], keep: Any) -> li
         with lmbridge.context(lm=lm):
             scored = result(program)
         chosen = _describe(program)
+        unseen = None
+        if heldout:  # rows of the train split no optimizer saw: does the choice carry within the distribution?
+            with lmbridge.context(lm=lm):
+                unseen = lmbridge.Evaluate(devset=heldout, metric=metric, num_threads=1,
+                                           display_progress=False)(program).score
         out.append({"system": "lmbridge", "task": splits["task"], "optimizer": name, "test_accuracy": scored.score,
                     "compile_lm_calls": compile_usage.usage.calls, "compile_seconds": round(compile_seconds, 1),
                     "eval_lm_calls": scored.usage.calls, "eval_seconds": round(scored.elapsed, 1),
+                    "heldout_accuracy": unseen, "heldout_rows": len(heldout),
                     "error": error, "program": chosen})
         keep(out[-1])
     return out
@@ -173,15 +180,17 @@ def stop_server(port: int, workdir: Path) -> None:
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = f"{'task':<6} {'system':<9} {'optimizer':<10} {'test acc':>8} {'LM calls':>9} {'compile':>8} " \
-           f"{'test':>6} {'wall s':>7}  note"
+           f"{'test':>6} {'wall s':>7} {'held-out':>8}  note"
     lines = [head, "-" * len(head)]
     for r in rows:
         acc = "-" if r.get("test_accuracy") is None else f"{r['test_accuracy']:.1f}%"
         total = (r.get("compile_lm_calls") or 0) + (r.get("eval_lm_calls") or 0)
         wall = (r.get("compile_seconds") or 0) + (r.get("eval_seconds") or 0)
         note = _one_line(r.get("error"))
+        held = "-" if r.get("heldout_accuracy") is None else f"{r['heldout_accuracy']:.1f}%"
         lines.append(f"{r['task']:<6} {r['system']:<9} {r['optimizer']:<10} {acc:>8} {total:>9} "
-                     f"{r.get('compile_lm_calls') or 0:>8} {r.get('eval_lm_calls') or 0:>6} {wall:>7.0f}  {note}")
+                     f"{r.get('compile_lm_calls') or 0:>8} {r.get('eval_lm_calls') or 0:>6} {wall:>7.0f} "
+                     f"{held:>8}  {note}")
     return "\n".join(lines)
 
 
@@ -283,6 +292,9 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=6, help="labeled demos (LabeledFewShot k, max_labeled_demos)")
     parser.add_argument("--gepa-metric-calls", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--heldout", type=int, default=0,
+                        help="also score each program on this many unseen rows of the train split (after train "
+                             "and val): the test split's distribution may differ from the train split's")
     parser.add_argument("--port", type=int, default=8011)
     parser.add_argument("--out", default=str(HERE / "results" / "compile_quality.txt"))
     parser.add_argument("--markdown", help="also write the table, as markdown, to this file")
