@@ -49,8 +49,11 @@ from lmbridge.adapters.llamaindex import from_query_engine
 from lmbridge.optimizers._support.state import setting_options
 from lmbridge.testing import ScriptedLM
 
-if not (squad_dir() / "corpus.jsonl").is_file():
-    pytest.skip("the SQuAD dataset is not available", allow_module_level=True)
+try:
+    if not (squad_dir() / "corpus.jsonl").is_file():
+        raise FileNotFoundError(squad_dir())
+except FileNotFoundError as missing:
+    pytest.skip(f"the SQuAD dataset is not available ({missing})", allow_module_level=True)
 
 
 def one_passage_answer(prompt: str) -> str:
