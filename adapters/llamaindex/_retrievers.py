@@ -269,7 +269,7 @@ def engine_retrievers(obj: Any, search_k: Sequence[int] | bool) -> tuple[dict[st
         return {}, None
     private = getattr(obj, "__pydantic_private__", None) or {}
     found = {key.lstrip("_"): value for key, value in [*vars(obj).items(), *private.items()]
-             if isinstance(value, LIRetriever) and _top_k(value) is not None}
+             if isinstance(value, LIRetriever) and (_top_k(value) or 0) >= 1}
     if not found:
         return {}, None
     knobs = {name: Knob(int(_top_k(r) or 0), _capacity(r)) for name, r in found.items()}
