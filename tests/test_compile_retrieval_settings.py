@@ -42,7 +42,7 @@ from llama_index.retrievers.bm25 import BM25Retriever as LlamaBM25
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from llamaindex_fixtures import read_jsonl, squad_dir, squad_nodes
+from llamaindex_fixtures import hashing_index, read_jsonl, squad_dir, squad_nodes
 
 from lmbridge.adapters.langchain import from_chain
 from lmbridge.adapters.llamaindex import from_query_engine
@@ -168,6 +168,26 @@ def test_a_saved_k_the_retriever_cannot_return_is_refused_on_load(tmp_path: Path
         with pytest.raises(lmbridge.StateError, match=message):
             fresh.load(tmp_path / "bad.json")
         assert fresh.retriever_k is not None and fresh.retriever_k.settings() == {"k": 2}
+
+
+def test_a_vector_index_engine_and_a_fusion_engine_run_the_chosen_k_on_copies() -> None:
+    from llama_index.core.retrievers import QueryFusionRetriever
+
+    questions, nodes = squad_rows(4)
+    vector = hashing_index(nodes).as_query_engine(llm=OnePassageLLM())  # VectorIndexRetriever, top-k 2
+    program = from_query_engine(vector)
+    assert program.retriever_k is not None and program.retriever_k.setting_options() == {"k": [2, 1, 3, 5]}
+    program.retriever_k.apply_settings({"k": 3})
+    query = QueryBundle(questions[0]["question"])
+    assert len(program.to_query_engine().retrieve(query)) == 3 and len(vector.retrieve(query)) == 2
+    subs = [LlamaBM25.from_defaults(nodes=nodes, similarity_top_k=1), hashing_index(nodes).as_retriever()]
+    fusion = QueryFusionRetriever(subs, llm=OnePassageLLM(), similarity_top_k=2, num_queries=1, use_async=False)
+    program = from_query_engine(RetrieverQueryEngine.from_args(fusion, llm=OnePassageLLM()))
+    assert program.retriever_k is not None and program.retriever_k.settings() == {"k": 2}
+    program.retriever_k.apply_settings({"k": 5})
+    built = program.to_query_engine().retriever
+    assert built.similarity_top_k == 5 and all(r.similarity_top_k == 5 for r in built._retrievers)
+    assert fusion.similarity_top_k == 2 and [r.similarity_top_k for r in subs] == [1, 2]
 
 
 def test_an_engine_without_a_retriever_k_knob_has_no_setting() -> None:
