@@ -38,6 +38,7 @@ from lmbridge import (
     Usage,
 )
 from lmbridge.adapters._flow import Call, Flow, arun, run
+from lmbridge.adapters._retriever_k import RetrieverK
 from lmbridge.adapters._templates import plain
 from lmbridge.adapters.langchain._chain_prompt import TemplateShape, shape_of
 from lmbridge.adapters.langchain._chain_walk import TAG, StepRecorder, find_prompts, rewrite, same
@@ -46,6 +47,7 @@ from lmbridge.adapters.langchain._graph import is_graph, without_checkpointer
 from lmbridge.adapters.langchain._learnable import KEY as LEARNABLE_KEY
 from lmbridge.adapters.langchain._learnable import find_learnables, opted_pairs
 from lmbridge.adapters.langchain._lm import lm_error
+from lmbridge.adapters.langchain._retrievers import chain_retrievers, with_k
 from lmbridge.adapters.langchain._trace import langchain_config
 from lmbridge.evaluate import Metric
 from lmbridge.lm import TransientError
@@ -102,7 +104,7 @@ class ChainProgram(Module):
     """The user's chain as an lmbridge program whose predictors are the chain's prompts."""
 
     def __init__(self, chain: Runnable[Any, Any], *, output: str = DEFAULT_OUTPUT,
-                 input_key: str | None = None) -> None:
+                 input_key: str | None = None, search_k: Sequence[int] | bool = True) -> None:
         if not isinstance(chain, Runnable):
             raise TypeError(f"from_chain takes a LangChain Runnable, not a {type(chain).__name__}")
         found, others = find_prompts(chain)
@@ -129,6 +131,7 @@ class ChainProgram(Module):
         self._lm = _bridge_lm(chain)
         for prompt in self._prompts.values():  # so that a compile meters the chain's calls (``CompileRun.guard``)
             prompt.lm = self._lm
+        self._retrievers, self._k = chain_retrievers(chain, search_k)
         self._cache: dict[bool, tuple[tuple[Any, ...], Runnable[Any, Any]]] = {}
         self._lock = threading.Lock()
 
@@ -137,15 +140,21 @@ class ChainProgram(Module):
         """The user's chain, unchanged."""
         return self._chain
 
+    @property
+    def retriever_k(self) -> RetrieverK | None:
+        """The searched ``k`` of the chain's retrievers (None when the chain has no retriever with a k knob)."""
+        return self._k
+
     def named_predictors(self) -> list[tuple[str, Predict]]:
         return list(self._prompts.items())
 
     def named_modules(self) -> list[tuple[str, Module]]:
-        return list(self._prompts.items())
+        return [*self._prompts.items(), *([("retriever_k", self._k)] if self._k is not None else [])]
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ChainProgram:
         new = copy.copy(self)  # the user's chain is shared, never copied
         new._prompts = {n: copy.deepcopy(p, memo) for n, p in self._prompts.items()}
+        new._k = copy.deepcopy(self._k, memo)
         new._cache, new._lock = {}, threading.Lock()
         new.report = copy.deepcopy(self.report, memo)
         return new
@@ -165,18 +174,20 @@ class ChainProgram(Module):
     def to_chain(self) -> Runnable[Any, Any]:
         """The user's chain with each prompt replaced by its compiled version; every other object is the user's own."""
         templates = {name: p.template() for name, p in self._prompts.items()}
-        return self._bind(rewrite(self._chain, lambda name, t: templates[name]), templates)
+        return self._bind(rewrite(self._chain, lambda name, t: templates[name], self._k_swap(same)), templates)
 
     def _running_chain(self, traced: bool) -> Runnable[Any, Any]:
         """The chain for the current state (built once per state); when traced, each prompt is tagged
         for the recorder. A graph runs without its checkpointer: each call is a run of its own."""
-        token = tuple(x for p in self._prompts.values() for x in (p.signature, p.format, p.lm, *p.demos, None))
+        token: tuple[Any, ...] = tuple(x for p in self._prompts.values()
+                                       for x in (p.signature, p.format, p.lm, *p.demos, None))
+        token += (self._k.chosen,) if self._k is not None else ()
         cached = self._cache.get(traced)
         if cached is not None and len(cached[0]) == len(token) and all(a is b for a, b in zip(cached[0], token)):
             return cached[1]
         templates = {name: p.template().with_config(tags=[TAG + name]) if traced else p.template()
                      for name, p in self._prompts.items()}
-        built = rewrite(self._chain, lambda name, t: templates[name], self._model_swap())
+        built = rewrite(self._chain, lambda name, t: templates[name], self._k_swap(self._model_swap()))
         built = self._bind(without_checkpointer(built), templates)
         with self._lock:
             self._cache[traced] = (token, built)
@@ -201,6 +212,15 @@ class ChainProgram(Module):
                 return node.model_copy(update={"lm": lm})
             return node
         return swap
+
+    def _k_swap(self, leaf: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """``leaf``, with each of the user's retrievers whose searched ``k`` differs from its own
+        replaced by a copy holding that ``k``."""
+        changed = self._k.changed() if self._k is not None else {}
+        if not changed:
+            return leaf
+        copies = {id(self._retrievers[name]): with_k(self._retrievers[name], k) for name, k in changed.items()}
+        return lambda node: copies.get(id(node), leaf(node))
 
     def _start(self) -> tuple[Runnable[Any, Any], dict[str, Any], StepRecorder]:
         """The chain to run, its config, and the recorder of its steps: a run outside any trace (a plain
@@ -293,11 +313,13 @@ def _raised_in_model(exc: BaseException) -> str | None:
 
 
 def from_chain(chain: Runnable[Any, Any], *, output: str = DEFAULT_OUTPUT,
-               input_key: str | None = None) -> ChainProgram:
+               input_key: str | None = None, search_k: Sequence[int] | bool = True) -> ChainProgram:
     """The chain as an lmbridge program; ``output`` names each prompt's output field (the key of the
     model's reply in demos; for a one-prompt chain, the label field of your examples). A chain invoked
-    with a bare value (``chain.invoke("a question")``) takes ``input_key``: the examples' one input."""
-    return ChainProgram(chain, output=output, input_key=input_key)
+    with a bare value (``chain.invoke("a question")``) takes ``input_key``: the examples' one input.
+    The ``k`` of each retriever in the chain with a k knob is a searched setting: ``search_k`` lists
+    the values to try (default 1, 3, 5 and the retriever's own), ``False`` leaves every ``k`` alone."""
+    return ChainProgram(chain, output=output, input_key=input_key, search_k=search_k)
 
 
 def label_field(trainset: Sequence[Example]) -> str | None:
@@ -324,7 +346,7 @@ def check_inputs(program: ChainProgram, trainset: Sequence[Example], where: str)
 
 def compile_chain(chain: Runnable[Any, Any], *, trainset: Sequence[Example], metric: Metric,
                   optimizer: Optimizer | None = None, valset: Sequence[Example] | None = None,
-                  input_key: str | None = None) -> Runnable[Any, Any]:
+                  input_key: str | None = None, search_k: Sequence[int] | bool = True) -> Runnable[Any, Any]:
     """``from_chain``, ``optimizer.compile``, ``to_chain`` in one call; see ``docs/compile-chain.md``.
 
     The default optimizer is ``BootstrapFewShot(metric, max_bootstrapped_demos=4, max_labeled_demos=4)``;
@@ -333,10 +355,10 @@ def compile_chain(chain: Runnable[Any, Any], *, trainset: Sequence[Example], met
     compiled chain must beat the original beyond noise to be kept.
     """
     train = list(trainset)
-    program = from_chain(chain, input_key=input_key)
+    program = from_chain(chain, input_key=input_key, search_k=search_k)
     label = label_field(train)
     if label is not None and len(program.named_predictors()) == 1:
-        program = from_chain(chain, output=label, input_key=input_key)
+        program = from_chain(chain, output=label, input_key=input_key, search_k=search_k)
     if valset is None and len(train) >= 8:
         train, valset = train[:len(train) * 2 // 3], train[len(train) * 2 // 3:]
     if input_key is None:

@@ -14,17 +14,24 @@ Search kwargs (``search_kwargs=`` here, or keyword options of one ``Retrieve`` c
 keyword arguments when the retriever takes them; a retriever that takes neither refuses them with a
 ``TypeError``. A failing retriever raises ``lmbridge.RetrievalError`` naming it.
 
+``chain_retrievers``, ``k_knob`` and ``with_k`` find, read and set the same knob for ``from_chain``,
+which searches the ``k`` of the retrievers found inside the user's chain.
+
 This module imports langchain-core; ``lmbridge.adapters.langchain`` imports it on first use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import inspect
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import Runnable
 
 from lmbridge import Passage, RetrievalError
+from lmbridge.adapters._retriever_k import Knob, RetrieverK
+from lmbridge.adapters.langchain._chain_walk import rewrite
 from lmbridge.retrieval import register_retriever_converter
 
 K_FIELDS = ("k", "top_k")
@@ -108,6 +115,80 @@ def from_langchain_retriever(retriever: Any, k: int | None = None, *,
     return LangChainRetriever(retriever, k=k, search_kwargs=search_kwargs)
 
 
+# -- the k of a retriever inside a chain (``from_chain`` searches it) ----------------------------------
+
+SEARCH_METHODS = {"similarity": "similarity_search", "mmr": "max_marginal_relevance_search",
+                  "similarity_score_threshold": "similarity_search_with_relevance_scores"}
+"""The vector store method each ``search_type`` calls: its ``k`` default is the retriever's k when
+``search_kwargs`` gives none."""
+
+
+def k_knob(retriever: Any) -> Knob | None:
+    """The top-k knob of a LangChain retriever (its ``k`` now, and its size when it says), or None when
+    it has none we know: ``search_kwargs["k"]`` (else the vector store's own default for its search
+    type), then an integer field ``k`` or ``top_k``. The size is the number of ``docs`` it holds, or
+    of entries in an in-memory vector store."""
+    search = getattr(retriever, "search_kwargs", None)
+    if isinstance(search, Mapping):
+        store = getattr(retriever, "vectorstore", None)
+        own = search.get("k", _default_k(store, getattr(retriever, "search_type", "similarity")))
+        held = getattr(store, "store", None)
+        size = len(held) if isinstance(held, dict) else None
+    else:
+        field = next((f for f in K_FIELDS if isinstance(getattr(retriever, f, None), int)), None)
+        own = getattr(retriever, field) if field is not None else None
+        docs = getattr(retriever, "docs", None)
+        size = len(docs) if isinstance(docs, list) else None
+    if not isinstance(own, int) or isinstance(own, bool) or own < 1:
+        return None
+    return Knob(own, size)
+
+
+def _default_k(store: Any, search_type: Any) -> Any:
+    method = getattr(store, SEARCH_METHODS.get(str(search_type), ""), None)
+    if method is None:
+        return None
+    try:
+        parameter = inspect.signature(method).parameters.get("k")
+    except (TypeError, ValueError):
+        return None
+    return None if parameter is None else parameter.default
+
+
+def with_k(retriever: BaseRetriever, k: int) -> BaseRetriever:
+    """A copy of ``retriever`` whose top-k knob (as ``k_knob`` reads it) is ``k``; the user's is not changed."""
+    search = getattr(retriever, "search_kwargs", None)
+    if isinstance(search, Mapping):
+        return retriever.model_copy(update={"search_kwargs": {**search, "k": k}})
+    field = next(f for f in K_FIELDS if isinstance(getattr(retriever, f, None), int))
+    return retriever.model_copy(update={field: k})
+
+
+def chain_retrievers(chain: Runnable[Any, Any], search_k: Sequence[int] | bool
+                     ) -> tuple[dict[str, BaseRetriever], RetrieverK | None]:
+    """The retrievers in ``chain`` with a k knob, by name (their LangChain name, numbered when it
+    repeats), and the module searching their ``k``: None when there is none, or ``search_k=False``."""
+    found: dict[int, BaseRetriever] = {}
+
+    def look(node: Any) -> Any:
+        if isinstance(node, BaseRetriever) and k_knob(node) is not None:
+            found.setdefault(id(node), node)
+        return node
+
+    if search_k is False:
+        return {}, None
+    rewrite(chain, lambda name, t: t, look)
+    named: dict[str, BaseRetriever] = {}
+    for retriever in found.values():
+        name = retriever.get_name()
+        named[name if name not in named else f"{name}#{len(named)}"] = retriever
+    if not named:
+        return {}, None
+    knobs = {name: k_knob(r) for name, r in named.items()}
+    return named, RetrieverK({n: k for n, k in knobs.items() if k is not None},
+                             None if search_k is True else list(search_k))
+
+
 def convert(retriever: Any) -> Any:
     """The converter ``lmbridge.Retrieve`` uses for objects from langchain-core: a ``BaseRetriever`` is
     wrapped; any other object is left for ``Retrieve`` to judge."""
@@ -139,4 +220,5 @@ def _passage(document: Any) -> Passage:
 
 register_retriever_converter("langchain_core", convert)
 
-__all__ = ["K_FIELDS", "LangChainRetriever", "convert", "from_langchain_retriever"]
+__all__ = ["K_FIELDS", "LangChainRetriever", "chain_retrievers", "convert", "from_langchain_retriever", "k_knob",
+           "with_k"]

@@ -13,6 +13,9 @@ path to a changed prompt are copied (``copy.copy``), and the prompts are install
 copied module's own ``update_prompts``, one level at a time, so keys with several ``:`` work. The
 user's object is never changed. Demos come from LlamaIndex's instrumentation: each ``llm.predict``
 call's template, its arguments and the model's output.
+
+The ``k`` (``similarity_top_k``) of a retriever the object holds is a searched setting too
+(``RetrieverK``): a call runs on a copy of the object whose retriever is a copy carrying the chosen ``k``.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ from llama_index_instrumentation import get_dispatcher
 
 from lmbridge import ConfigurationError, Example, Module, Predict, Prediction, Usage
 from lmbridge.adapters._flow import Call, Flow, arun, run
+from lmbridge.adapters._retriever_k import RetrieverK
 from lmbridge.adapters._templates import demo_block, plain, split_instruction
+from lmbridge.adapters.llamaindex._retrievers import engine_retrievers, with_top_k
 from lmbridge.evaluate import Metric
 from lmbridge.optimizers import Optimizer
 from lmbridge.signatures import make_signature
@@ -190,7 +195,7 @@ def _variants(template: Any) -> set[str]:
 class QueryEngineProgram(Module):
     """The user's LlamaIndex object as an lmbridge program whose predictors are its prompts."""
 
-    def __init__(self, obj: Any, *, output: str = "output") -> None:
+    def __init__(self, obj: Any, *, output: str = "output", search_k: Sequence[int] | bool = True) -> None:
         if not isinstance(obj, PromptMixin):
             raise TypeError(f"from_query_engine takes a LlamaIndex PromptMixin (a query engine, chat engine, "
                             f"response synthesizer or agent), not a {type(obj).__name__}")
@@ -205,6 +210,7 @@ class QueryEngineProgram(Module):
             chosen = template.select(getattr(_owner(obj, path), "_llm", None)) \
                 if isinstance(template, SelectorPromptTemplate) else template
             self._prompts[key] = EnginePrompt(template, chosen, output)
+        self._retrievers, self._k = engine_retrievers(obj, search_k)
         self._cache: tuple[tuple[Any, ...], Any] | None = None
         _listen()
 
@@ -217,22 +223,33 @@ class QueryEngineProgram(Module):
         return list(self._prompts.items())
 
     def named_modules(self) -> list[tuple[str, Module]]:
-        return list(self._prompts.items())
+        return [*self._prompts.items(), *([("retriever_k", self._k)] if self._k is not None else [])]
+
+    @property
+    def retriever_k(self) -> RetrieverK | None:
+        """The searched ``k`` of the object's retriever (None when it holds no retriever with a top-k knob)."""
+        return self._k
 
     def __deepcopy__(self, memo: dict[int, Any]) -> QueryEngineProgram:
         new = copy.copy(self)  # the user's object is shared, never copied
         new._prompts = {k: copy.deepcopy(p, memo) for k, p in self._prompts.items()}
+        new._k = copy.deepcopy(self._k, memo)
         new._cache = None
         new.report = copy.deepcopy(self.report, memo)
         return new
 
     def to_query_engine(self) -> Any:
-        """A copy of the user's object, of the same class, with the compiled prompts installed."""
+        """A copy of the user's object, of the same class, with the compiled prompts installed and its
+        retriever replaced by a copy with the searched ``k`` when that differs from its own."""
         updates = {tuple(k.split(":")): p.template() for k, p in self._prompts.items()}
-        return with_prompts(self._obj, updates)
+        built = with_prompts(self._obj, updates)
+        for name, k in (self._k.changed() if self._k is not None else {}).items():
+            _relink(built, self._retrievers[name], with_top_k(self._retrievers[name], k))
+        return built
 
     def _running(self) -> Any:
-        token = tuple(x for p in self._prompts.values() for x in (p.signature, *p.demos, None))
+        token: tuple[Any, ...] = tuple(x for p in self._prompts.values() for x in (p.signature, *p.demos, None))
+        token += (self._k.chosen,) if self._k is not None else ()
         cached = self._cache
         if cached is not None and len(cached[0]) == len(token) and all(a is b for a, b in zip(cached[0], token)):
             return cached[1]
@@ -309,13 +326,15 @@ def _mapped(exc: Exception) -> Exception:
     return exc
 
 
-def from_query_engine(obj: Any, *, output: str = "output") -> QueryEngineProgram:
-    """The LlamaIndex object as an lmbridge program; ``output`` names each prompt's output field."""
-    return QueryEngineProgram(obj, output=output)
+def from_query_engine(obj: Any, *, output: str = "output", search_k: Sequence[int] | bool = True) -> QueryEngineProgram:
+    """The LlamaIndex object as an lmbridge program; ``output`` names each prompt's output field. The
+    ``k`` of the retriever the object holds (its ``similarity_top_k``) is a searched setting:
+    ``search_k`` lists the values to try (default 1, 3, 5 and its own), ``False`` leaves it alone."""
+    return QueryEngineProgram(obj, output=output, search_k=search_k)
 
 
 def compile_query_engine(obj: Any, *, trainset: Sequence[Example], metric: Metric, optimizer: Optimizer | None = None,
-                         valset: Sequence[Example] | None = None) -> Any:
+                         valset: Sequence[Example] | None = None, search_k: Sequence[int] | bool = True) -> Any:
     """``from_query_engine``, ``optimizer.compile``, ``to_query_engine`` in one call (defaults as
     ``compile_chain``'s: BootstrapFewShot with ``metric``; the last third of 8+ rows as the valset)."""
     from lmbridge import BootstrapFewShot, InputError
@@ -327,7 +346,7 @@ def compile_query_engine(obj: Any, *, trainset: Sequence[Example], metric: Metri
                 raise InputError(f"{where} example {i}: a query engine's example has one input, the query "
                                  f"(Example(query=..., answer=...).with_inputs('query')); it has "
                                  f"{list(example.input_keys or [])}")
-    program = from_query_engine(obj)
+    program = from_query_engine(obj, search_k=search_k)
     if valset is None and len(train) >= 8:
         train, valset = train[:len(train) * 2 // 3], train[len(train) * 2 // 3:]
     if optimizer is None:

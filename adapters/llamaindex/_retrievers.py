@@ -12,6 +12,9 @@ without a known knob is sliced to ``k``.
 With node postprocessors (rerankers), the retriever fetches its candidates (``candidates=``, else
 its own top-k, and never fewer than ``k``), the postprocessors run in order (a ``top_n`` among
 their settings is set to ``k`` per call, on a copy), and the result is cut to ``k``.
+
+``engine_retrievers`` and ``with_top_k`` find and set the same knob for ``from_query_engine``, which
+searches the ``k`` of the retriever a query engine holds.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from lmbridge import Passage, RetrievalError
+from lmbridge.adapters._retriever_k import Knob, RetrieverK
 from lmbridge.adapters.llamaindex._nodes import metadata_mode, record_nodes, require_llamaindex, to_passage
 from lmbridge.retrieval import register_retriever_converter
 
@@ -253,6 +257,31 @@ def _sized_post(post: Any, k: int) -> Any:
     return post
 
 
+# -- the k of a query engine's retriever (``from_query_engine`` searches it) --------------------------
+
+def engine_retrievers(obj: Any, search_k: Sequence[int] | bool) -> tuple[dict[str, Any], RetrieverK | None]:
+    """The retrievers ``obj`` holds as attributes (a query engine's or chat engine's ``_retriever``)
+    with a top-k knob, by attribute name, and the module searching their ``k``: None when there is
+    none, or ``search_k=False``."""
+    from llama_index.core.retrievers import BaseRetriever as LIRetriever
+
+    if search_k is False:
+        return {}, None
+    private = getattr(obj, "__pydantic_private__", None) or {}
+    found = {key.lstrip("_"): value for key, value in [*vars(obj).items(), *private.items()]
+             if isinstance(value, LIRetriever) and (_top_k(value) or 0) >= 1}
+    if not found:
+        return {}, None
+    knobs = {name: Knob(int(_top_k(r) or 0), _capacity(r)) for name, r in found.items()}
+    return found, RetrieverK(knobs, None if search_k is True else list(search_k))
+
+
+def with_top_k(retriever: Any, k: int) -> Any:
+    """A copy of ``retriever`` whose top-k is ``k`` (a fusion retriever's own retrievers raised to at
+    least ``k``); the user's is not changed."""
+    return _sized(retriever, k)
+
+
 def convert(retriever: Any) -> LlamaIndexRetriever:
     """The converter ``lmbridge.Retrieve`` uses for objects from llama_index: ``Retrieve(index.as_retriever())``."""
     return from_llamaindex_retriever(retriever)
@@ -260,4 +289,5 @@ def convert(retriever: Any) -> LlamaIndexRetriever:
 
 register_retriever_converter("llama_index", convert)
 
-__all__ = ["TOP_K_ATTRS", "AsyncLlamaIndexRetriever", "LlamaIndexRetriever", "convert", "from_llamaindex_retriever"]
+__all__ = ["TOP_K_ATTRS", "AsyncLlamaIndexRetriever", "LlamaIndexRetriever", "convert", "engine_retrievers",
+           "from_llamaindex_retriever", "with_top_k"]

@@ -7,7 +7,9 @@ Demos and formats also convert to and from JSON, for checkpoints.
 
 A module with searchable settings of its own (``Tunable``: a RAG module's ``k``, retriever and query
 rewrite) has them carried in the state of its first predictor (``PredictorState.settings``), so every
-optimizer passes them along unchanged and a search can vary them like any other dimension.
+optimizer passes them along unchanged and a search can vary them like any other dimension; one with
+no predictor of its own (the retriever ``k`` of a compiled chain or engine) by the program's first
+predictor that carries no other module's settings.
 """
 
 from __future__ import annotations
@@ -81,11 +83,18 @@ def tunables(program: Module) -> dict[str, Tunable]:
     modules: list[tuple[str, Any]] = [("", program), *program.named_modules()]
     names = [name for name, _ in program.named_predictors()]
     out: dict[str, Tunable] = {}
+    loose: list[Tunable] = []
     for path, module in modules:
         if isinstance(module, Tunable) and not isinstance(module, type):
             first = next((n for n in names if not path or n.startswith(path + ".")), None)
             if first is not None and first not in out:
                 out[first] = module
+            elif first is None:
+                loose.append(module)
+    for module in loose:  # no predictor of its own (an adapter's retriever k): the first free predictor carries it
+        free = next((n for n in names if n not in out), None)
+        if free is not None:
+            out[free] = module
     return out
 
 
