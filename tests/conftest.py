@@ -96,10 +96,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_settings() -> Iterator[None]:
-    """Each test starts, and leaves, with no LM and no format configured."""
-    lmbridge.configure(lm=None, format=None)
+    """Each test starts, and leaves, with no LM, no format and no callbacks configured (a docs page's
+    ``configure(callbacks=[...])`` must not reach the next test)."""
+    lmbridge.configure(lm=None, format=None, callbacks=None)
     yield
-    lmbridge.configure(lm=None, format=None)
+    lmbridge.configure(lm=None, format=None, callbacks=None)
 
 
 def _missing_real_model() -> str | None:
