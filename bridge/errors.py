@@ -19,7 +19,8 @@ so the original stays on ``__cause__``.
         ├── ContextWindowError    the prompt does not fit the model's context window
         ├── AuthenticationError   the provider refused the credentials
         ├── LMTimeoutError        the request timed out
-        └── TruncatedError        values were to be read from an answer cut off at its token limit
+        ├── TruncatedError        values were to be read from an answer cut off at its token limit
+        └── FineTuningError       a provider's fine-tuning job failed or was cancelled, or the file was refused
 
 The contract each entry point keeps (held by the property tests in ``tests/test_properties_*.py``):
 
@@ -160,6 +161,18 @@ class LMTimeoutError(LMError):
     """Raised when a request times out, once the retries are spent."""
 
 
+class FineTuningError(LMError):
+    """Raised when a provider's fine-tuning job failed or was cancelled, or when the provider refused
+    the training file or the job (``lmbridge.finetune.ProviderFinetune``). The message carries the
+    provider's own reason; ``job_id`` names the job when there is one, ``status`` its last status."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, model: str = "",
+                 job_id: str | None = None, status: str | None = None) -> None:
+        super().__init__(message, status_code=status_code, model=model)
+        self.job_id = job_id
+        self.status = status
+
+
 _CONTEXT = re.compile(r"context[ _-]?(length|window)|maximum context|too many tokens|prompt is too long", re.I)
 
 
@@ -203,6 +216,7 @@ __all__ = [
     "ConfigurationError",
     "ContextWindowError",
     "EvaluationError",
+    "FineTuningError",
     "InputError",
     "LMError",
     "LMTimeoutError",

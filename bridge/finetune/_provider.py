@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from lmbridge.errors import AuthenticationError, ConfigurationError, LMError, MissingDependencyError
+from lmbridge.errors import AuthenticationError, ConfigurationError, FineTuningError, LMError, MissingDependencyError
 from lmbridge.finetune._data import jsonl_text
 from lmbridge.finetune._protocol import TrainingCheckpoint, TrainingExample, TrainingProgress
 from lmbridge.lm import LM, BaseLM, header_wait
@@ -30,18 +30,6 @@ OPENAI_BASE = "https://api.openai.com/v1"
 ENDED = ("succeeded", "failed", "cancelled")
 MAX_POLL_WAIT = 60.0
 """The longest wait between two polls, whatever ``poll_interval`` has grown to."""
-
-
-class FineTuningError(LMError):
-    """Raised when a provider's fine-tuning job failed or was cancelled, or when the provider refused
-    the training file or the job. The message carries the provider's own reason; ``job_id`` names the
-    job when there is one, ``status`` its last status."""
-
-    def __init__(self, message: str, *, status_code: int | None = None, model: str = "",
-                 job_id: str | None = None, status: str | None = None) -> None:
-        super().__init__(message, status_code=status_code, model=model)
-        self.job_id = job_id
-        self.status = status
 
 
 class ProviderFinetune:

@@ -9,9 +9,10 @@ shared; calls to it are serialized with a lock, so threads may share it safely. 
 (``LM("local/smollm2", adapter="....gguf")``, a llama.cpp adapter file such as ``lmbridge.finetune``
 writes) the pair (model file, adapter file) is one loaded instance of its own.
 
-``training_tokens`` renders a chat for training exactly as ``chat`` sends it: the prompt tokens are
-captured from llama.cpp's own chat handler, so a fine-tuned model sees at run time what it saw in
-training.
+``training_tokens`` renders a chat for training exactly as ``chat`` sends it, and ``score`` (label
+scoring) feeds the model that same prompt: the prompt tokens are captured from llama.cpp's own chat
+handler, the one place a chat becomes tokens, so a fine-tuned model is asked and scored on what it saw
+in training.
 
 The runtime is quiet: llama.cpp's own log lines (loading, cache notes) are dropped, so that only the
 program's output reaches the terminal. Set ``LMBRIDGE_LOCAL_VERBOSE=1`` to see them.
@@ -100,7 +101,6 @@ class LocalModel:
         self._lock = threading.Lock()
         self._llama: Any = None
         self._grammars: OrderedDict[str, Any] = OrderedDict()  # bounded: extractive grammars change per call
-        self._formatter: Any = None
 
     @classmethod
     def for_name(cls, name: str, adapter: Path | None = None, adapter_sha256: str | None = None) -> LocalModel:
@@ -252,17 +252,17 @@ class LocalModel:
         return grammar
 
     def score(self, messages: list[Message], options: list[str], *, raw: bool = False) -> tuple[list[float], int]:
-        """The log-probability of each option as the model's whole answer to ``messages`` (written
-        through the chat template, or as a raw prompt when ``raw``), and the prompt's token count.
-        Evaluates the prompt once (reusing the KV cache prefix) and each option's tokens after it."""
+        """The log-probability of each option as the model's whole answer to ``messages``, and the
+        prompt's token count. The prompt is the one ``chat`` sends and ``training_tokens`` trains on
+        (built by llama.cpp's chat handler), or the raw prompt when ``raw``. Evaluates the prompt once
+        (reusing the KV cache prefix) and each option's tokens after it."""
         with self._lock:
             llama = self._load()
             if raw:
                 prompt = llama.tokenize(_prompt_text(messages).encode("utf-8"), add_bos=True, special=True)
                 lead = " "
             else:
-                text = self._chat_prompt(llama, messages)
-                prompt = llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+                prompt = self._captured_prompt(llama, list(messages))
                 lead = ""
             return self._guarded(lambda: [_option_logprob(llama, prompt, llama.tokenize(
                 (lead + o).encode("utf-8"), add_bos=False, special=False)) for o in options]), len(prompt)
@@ -306,22 +306,6 @@ class LocalModel:
         if tokens is None:
             raise LMError(f"local/{self.path.stem}: the chat handler built no prompt")
         return tokens
-
-    def _chat_prompt(self, llama: Any, messages: list[Message]) -> str:
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        if self._formatter is None:
-            spec = self.spec
-            if spec is not None and spec.chat_template is not None:
-                template, eos, bos = spec.chat_template, spec.eos_token, spec.bos_token
-            else:
-                template = str(llama.metadata.get("tokenizer.chat_template") or "")
-                if not template:
-                    raise LMError(f"local/{self.path.stem}: the model has no chat template; use TextFormat")
-                eos = llama.detokenize([llama.token_eos()], special=True).decode("utf-8", "replace")
-                bos = llama.detokenize([llama.token_bos()], special=True).decode("utf-8", "replace")
-            self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
-        return str(self._formatter(messages=list(messages)).prompt)
 
     def _chat_with_tools(self, messages: list[Message], options: dict[str, Any], tools: list[Any],
                          tool_choice: Any) -> RawResult:

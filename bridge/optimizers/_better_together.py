@@ -22,9 +22,9 @@ from typing import Any
 
 from lmbridge.evaluate import Metric, check_examples
 from lmbridge.optimizers._base import CompileRun, Estimate, Optimizer
-from lmbridge.optimizers._finetune import WeightsRun, compare, row_scores
 from lmbridge.optimizers._support.budget import BudgetExhausted, MeteredLM
 from lmbridge.optimizers._support.state import snapshot
+from lmbridge.optimizers._weights_selection import WeightsRun, compare, row_scores
 from lmbridge.programs import Module
 from lmbridge.types import Example
 

@@ -13,8 +13,11 @@ the prompts of their training examples. As with every optimizer, with a metric a
 fine-tuned program is kept only when it beats the student beyond noise, and the student is never
 changed. ``export`` writes the training set alone, as chat JSONL for a provider's fine-tuning API.
 
-``WeightsRun`` and ``compare`` are shared with BetterTogether: programs whose predictors hold
-fine-tuned LMs are not plain state, so these optimizers run the paired selection on the programs.
+With a teacher other than the student, the teacher is scored on the same valset rows and compared
+with the fine-tuned program by the same paired selection; the report shows it
+(``report["finetune"]["teacher"]``), and a teacher that wins beyond noise is a warning naming
+``BetterTogether``, which keeps the better stage. The selection on programs holding fine-tuned LMs is
+in ``_weights_selection``, shared with BetterTogether.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,52 +46,15 @@ from lmbridge.formats import PromptFormat
 from lmbridge.lm import LM, BaseLM
 from lmbridge.optimizers._base import CompileRun, Estimate, Optimizer, price_per_call, with_selection
 from lmbridge.optimizers._fewshot import Bootstrapper
-from lmbridge.optimizers._support.budget import BudgetExhausted, MeteredLM
+from lmbridge.optimizers._support.budget import BudgetExhausted
 from lmbridge.optimizers._support.checkpoint import Checkpoint, fingerprint, open_checkpoint
-from lmbridge.optimizers._support.selection import decide, small_valset_warning
+from lmbridge.optimizers._support.selection import decide
 from lmbridge.optimizers._support.state import ProgramState, build, snapshot
+from lmbridge.optimizers._weights_selection import WeightsRun, base_lm, judge, same_program, valset_scores
 from lmbridge.programs import DEFAULT_FORMAT, Module, Predict, program_state
 from lmbridge.settings import current
 from lmbridge.tracing import Progress
 from lmbridge.types import Example
-
-
-class WeightsRun(CompileRun):
-    """A compile whose result may hold fine-tuned LMs, which a ``ProgramState`` cannot carry: the
-    optimizer compares the programs themselves (``compare``) instead of the state-only selection."""
-
-    def _select(self) -> None:
-        return None
-
-
-def row_scores(run: CompileRun, program: Module, rows: Sequence[Example], metric: Metric) -> list[float]:
-    """``program``'s per-row scores on ``rows``, its LMs metered against the run's budget (on a copy)."""
-    return [o.score for o in run.evaluate(run.guard(program.deepcopy()), rows, metric)]
-
-
-def compare(run: CompileRun, metric: Metric | None, baseline: list[float] | Module, winner: list[float] | Module,
-            valset: Sequence[Example] | None) -> bool:
-    """Whether ``winner`` beats ``baseline`` on the valset beyond noise: the paired bootstrap every
-    optimizer's selection uses (``lmbridge.optimizers`` selection). Either side is a program or its
-    per-row valset scores. Records ``run.notes["selection"]``; True keeps the winner."""
-    val = list(valset or [])
-    if not run.optimizer.select or metric is None or not val:
-        why = "selection is off" if not run.optimizer.select else "no metric" if metric is None else "no valset"
-        run.notes["selection"] = {"kept": "winner", "reason": f"not compared: {why}"}
-        return True
-    warning = small_valset_warning(len(val))
-    try:
-        base = baseline if isinstance(baseline, list) else row_scores(run, baseline, val, metric)
-        win = winner if isinstance(winner, list) else row_scores(run, winner, val, metric)
-    except BudgetExhausted as exc:
-        run.stopped = exc.reason
-        run.notes["selection"] = {"kept": "winner", "reason": f"not compared: {exc.reason}"}
-        return True
-    decision = decide(base, win, seed=run.optimizer.seed)
-    run.notes["selection"] = {**decision.to_dict(), **({"warning": warning} if warning else {})}
-    run.baseline_score = decision.baseline
-    run.best_score = decision.winner if decision.kept == "winner" else decision.baseline
-    return decision.kept == "winner"
 
 
 class _StoreCheckpoint:
@@ -123,17 +90,6 @@ class _TrainingDisplay:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
-
-
-def base_lm(predictor: Predict) -> BaseLM:
-    """The LM ``predictor`` runs on, outside any compile's metering."""
-    lm = predictor.lm or current().lm
-    while isinstance(lm, MeteredLM):
-        lm = lm.inner
-    if lm is None:
-        raise ConfigurationError("no LM is configured: pass Predict(..., lm=...) or call "
-                                 "lmbridge.configure(lm=lmbridge.LM('local/smollm2')) first")
-    return lm
 
 
 def default_trainer(lm: BaseLM) -> WeightTrainer:
@@ -204,8 +160,12 @@ class BootstrapFinetune(Optimizer):
             examples = self._bootstrap(run, student, shape, rows, teacher, store)
             trained = self._train(run, groups, examples, store)
             state = {n: s for n, s in shape.items() if n in trained}  # a predictor with no example stays as it was
-            if compare(run, self.metric, student, _with_lms(build(student, state), trained), valset):
+            scored = valset_scores(run, self.metric, [student, _with_lms(build(student, state), trained)], valset)
+            if judge(run, scored, valset):
                 tuned, run.best_state = trained, state
+            if teacher is not None:
+                run.notes["finetune"]["teacher"] = self._teacher_note(run, student, teacher, scored, valset,
+                                                                      kept=bool(tuned))
         result = run.finish()
         for name, p in result.named_predictors():
             if name in tuned:
@@ -228,13 +188,22 @@ class BootstrapFinetune(Optimizer):
             raise EvaluationError(f"BootstrapFinetune.export stopped before any example passed: {run.stopped}")
         return export_examples(path, {name: found for name, found in examples.items() if found})
 
-    def estimate(self, student: Module, *, trainset: Sequence[Example],
-                 valset: Sequence[Example] | None = None) -> Estimate:
+    def estimate(self, student: Module, *, trainset: Sequence[Example], valset: Sequence[Example] | None = None,
+                 teacher: Module | None = None) -> Estimate:
+        """The LM calls of ``compile``: the teacher's runs over the trainset, the selection's runs of the
+        student and the fine-tuned program over the valset, and the teacher's own valset runs when it is
+        another program than the student. Training calls no LM."""
         rows = list(trainset)
         calls = len(rows) * max(1, len(student.predictors()))
         price = price_per_call(student, rows[0] if rows else None)
-        estimate = Estimate(calls, None if price is None else price * calls, {"bootstrap": calls, "training": 0})
-        return with_selection(self, student, valset, estimate, price)
+        estimate = with_selection(self, student, valset, Estimate(
+            calls, None if price is None else price * calls, {"bootstrap": calls, "training": 0}), price)
+        teacher = teacher if teacher is not None else self._teacher
+        if teacher is None or "selection" not in estimate.breakdown or same_program(teacher, student):
+            return estimate
+        extra = len(list(valset or [])) * max(1, len(teacher.predictors()))
+        cost = None if estimate.cost is None or price is None else estimate.cost + price * extra
+        return Estimate(estimate.lm_calls + extra, cost, {**estimate.breakdown, "teacher": extra})
 
     # -- the steps ---------------------------------------------------------------------------------
     def _shape(self, student: Module) -> ProgramState:
@@ -310,6 +279,31 @@ class BootstrapFinetune(Optimizer):
                 "so there is nothing to train on. Lower metric_threshold, give more training rows, or give a "
                 "stronger teacher (teacher=a prompt-compiled program, or one on a bigger model)")
         return examples
+
+    def _teacher_note(self, run: CompileRun, student: Module, teacher: Module, scored: list[list[float]] | str,
+                      valset: Sequence[Example] | None, *, kept: bool) -> dict[str, Any]:
+        """The teacher scored on the valset rows the fine-tuned program was, and the paired comparison of
+        the two. A teacher that wins beyond noise is also a warning: the weights lost to a prompt."""
+        if isinstance(scored, str):
+            return {"score": None, "rows": 0, "beats_fine_tuned": None, "reason": f"not scored: {scored}"}
+        same = same_program(teacher, student)
+        found = [scored[0]] if same else valset_scores(run, self.metric, [teacher], valset)
+        if isinstance(found, str):
+            return {"score": None, "rows": 0, "beats_fine_tuned": None, "reason": f"not scored: {found}"}
+        decision = decide(scored[1], found[0], seed=self.seed)
+        beats = decision.kept == "winner"
+        if beats and not same:
+            returned = "the fine-tuned program is returned" if kept else "the student is returned"
+            warnings.warn(
+                f"BootstrapFinetune: the teacher scores {decision.winner:.1f} on the {decision.rows} valset rows, "
+                f"beyond noise above the fine-tuned program's {decision.baseline:.1f} (difference "
+                f"{decision.difference:+.1f} points, interval [{decision.interval[0]:+.1f}, "
+                f"{decision.interval[1]:+.1f}]), and {returned}. Use the teacher, or compile with "
+                "lmbridge.BetterTogether(prompt_optimizer, BootstrapFinetune(...)), which keeps the better stage",
+                RuntimeWarning, stacklevel=3)
+        return {"score": round(decision.winner, 2), "rows": decision.rows, "beats_fine_tuned": beats,
+                "fine_tuned_score": round(decision.baseline, 2), "difference": round(decision.difference, 2),
+                "interval": [round(x, 2) for x in decision.interval], "same_as_student": same}
 
     def _train(self, run: CompileRun, groups: Mapping[str, tuple[BaseLM, WeightTrainer, list[str]]],
                examples: Mapping[str, list[TrainingExample]], store: Checkpoint) -> dict[str, BaseLM]:
