@@ -23,6 +23,7 @@ from lmbridge.programs._streaming import (
     ParseRetry,
     StreamEnd,
     StreamEvent,
+    StreamSink,
     atraced_events,
     find_sink,
     traced_events,
@@ -285,11 +286,8 @@ class Predict(Module, Learnable):
         if sink is not None:  # inside lmbridge.streamify: stream this answer to the sink
             prediction: Prediction | None = None
             for event in self._events(inputs, sink.name_of(self)):
-                if isinstance(event, StreamEnd):
-                    prediction = event.prediction
-                else:
-                    sink.put(event)
-            assert prediction is not None
+                prediction = _into(sink, event)
+            assert prediction is not None, "a stream ends with its prediction"
             return prediction
         if not watched(callbacks, "predictor"):
             return self.forward(**inputs)
@@ -304,11 +302,8 @@ class Predict(Module, Learnable):
         if sink is not None:
             prediction: Prediction | None = None
             async for event in self._aevents(inputs, sink.name_of(self)):
-                if isinstance(event, StreamEnd):
-                    prediction = event.prediction
-                else:
-                    sink.put(event)
-            assert prediction is not None
+                prediction = _into(sink, event)
+            assert prediction is not None, "a stream ends with its prediction"
             return prediction
         if not watched(callbacks, "predictor"):
             return await self.aforward(**inputs)
@@ -316,6 +311,14 @@ class Predict(Module, Learnable):
             prediction = await self.aforward(**inputs)
             run.end(prediction)
         return prediction
+
+
+def _into(sink: StreamSink, event: StreamEvent) -> Prediction | None:
+    """Put a field event into ``sink``; the prediction when ``event`` is the stream's end."""
+    if isinstance(event, StreamEnd):
+        return event.prediction
+    sink.put(event)
+    return None
 
 
 def _unconstrained(params: dict[str, Any]) -> dict[str, Any]:
