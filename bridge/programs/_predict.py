@@ -7,9 +7,9 @@ does not parse is re-asked once with the error shown, and the re-ask is counted 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
 from lmbridge.errors import ConfigurationError, InputError, ParseError
@@ -40,12 +40,13 @@ from lmbridge.signatures import (
     render,
     render_input,
 )
-from lmbridge.tracing import Callback, record_step, record_usage, start_run, watched
+from lmbridge.tracing import Callback, RunScope, record_step, record_usage, start_run, watched
 from lmbridge.types import Example, Message, Prediction, Usage
 
 DEFAULT_FORMAT: PromptFormat = ChatFormat()
 _PLAIN = (str, int, float, bool, type(None))
 _metadata: WeakKeyDictionary[type[Signature], Mapping[str, Any]] = WeakKeyDictionary()  # of predictor runs
+E = TypeVar("E", Iterator[StreamEvent], AsyncIterator[StreamEvent])  # a stream of events, sync or async
 
 
 class Predict(Module, Learnable):
@@ -354,16 +355,15 @@ class ChainOfThought(Module):
 
     def stream(self, **inputs: Any) -> Iterator[StreamEvent]:
         """The reasoning's deltas first, then the answer's fields (see ``Predict.stream``)."""
-        events = self.predict._events(inputs, "predict")
-        callbacks = current().callbacks
-        if not callbacks:
-            return events
-        return traced_events(start_run("module", type(self).__name__, inputs, callbacks=callbacks), events)
+        return self._as_run(inputs, self.predict._events(inputs, "predict"), traced_events)
 
     def astream(self, **inputs: Any) -> AsyncIterator[StreamEvent]:
         """The async twin of ``stream``."""
-        events = self.predict._aevents(inputs, "predict")
+        return self._as_run(inputs, self.predict._aevents(inputs, "predict"), atraced_events)
+
+    def _as_run(self, inputs: dict[str, Any], events: E, traced: Callable[[RunScope, E], E]) -> E:
+        """``events`` as this module's run when callbacks are installed (around the predictor's run)."""
         callbacks = current().callbacks
         if not callbacks:
             return events
-        return atraced_events(start_run("module", type(self).__name__, inputs, callbacks=callbacks), events)
+        return traced(start_run("module", type(self).__name__, inputs, callbacks=callbacks), events)
