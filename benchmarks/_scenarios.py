@@ -58,6 +58,16 @@ def time_calls(call: Callable[[], Any], n: int, repeats: int, warmup: int) -> li
     return out
 
 
+def checked_timing(name: str, call: Callable[[], Any], expected: dict[str, Any], n: int, repeats: int,
+                   warmup: int) -> list[float]:
+    """``time_calls`` of ``call``, after one call (which also fills a cache) that must answer ``expected``:
+    both halves time only a framework that reads the canned answer right."""
+    got = call()
+    for key, value in expected.items():
+        assert got[key] == value, (name, key, got[key], value)
+    return time_calls(call, n, repeats, warmup)
+
+
 def rss_bytes() -> int:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -35,18 +35,21 @@ class State(TypedDict, total=False):
 
 
 MODEL = FakeListChatModel(responses=["positive"])
+CLASSIFY = ChatPromptTemplate.from_messages([("system", "Classify the review."), ("human", "Review: {text}")])
 CHECK = learnable(ChatPromptTemplate.from_messages([("human", "Check: {label}")]), name="check")
 
 
-def check(state: State) -> State:
-    return {"checked": (CHECK | MODEL | StrOutputParser()).invoke({"label": state["label"]})}
+def build(model: Any = MODEL, classify: Any = CLASSIFY, check: Any = CHECK, reads: str = "label") -> Any:
+    """A compiled two-node graph: ``classify``, a chain node (``classify | model``, its text as
+    ``label``), then ``check``, a function node that runs the learnable ``check`` prompt on the
+    state's ``reads`` field into ``checked`` (tests/test_compile_graph_real.py builds its graph here)."""
 
+    def check_node(state: State) -> State:
+        return {"checked": (check | model | StrOutputParser()).invoke({reads: state[reads]})}  # type: ignore[literal-required]
 
-def build() -> Any:
-    prompt = ChatPromptTemplate.from_messages([("system", "Classify the review."), ("human", "Review: {text}")])
     graph = StateGraph(State)
-    graph.add_node("classify", prompt | MODEL | StrOutputParser() | RunnableLambda(lambda s: {"label": s}))
-    graph.add_node("check", check)
+    graph.add_node("classify", classify | model | StrOutputParser() | RunnableLambda(lambda s: {"label": s}))
+    graph.add_node("check", check_node)
     graph.add_edge(START, "classify")
     graph.add_edge("classify", "check")
     return graph.compile()

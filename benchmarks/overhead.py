@@ -58,6 +58,7 @@ from _scenarios import (  # noqa: E402 - the shared scenario data sits beside th
     TYPED_INPUTS,
     TYPED_OUTPUTS,
     CannedCompletion,
+    checked_timing,
     measure_memory,
     median,
     time_calls,
@@ -114,10 +115,7 @@ def bridge_worker(args: argparse.Namespace) -> None:
     result: dict[str, Any] = {"per_call": {}, "memory": {}}
     for name, (call, sig, expected) in scenarios.items():
         canned.answer(fmt.render_outputs(sig, expected))
-        got = call()  # also warms the cache in the cache_hit scenario
-        for key, value in expected.items():
-            assert got[key] == value, (name, key, got[key], value)
-        result["per_call"][name] = time_calls(call, args.n, args.repeats, args.warmup)
+        result["per_call"][name] = checked_timing(name, call, expected, args.n, args.repeats, args.warmup)
     # The tracing hook: the same Predict with one no-op callback, and with one that watches every
     # predictor and LM run (an exporter's floor: runs are made, its methods do nothing), alternating.
     class Watcher(lmbridge.Callback):

@@ -11,7 +11,6 @@ the chain with both prompts compiled. Printed: EM/F1 before and after, and each 
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
 import lmbridge
-from examples.data import load_jsonl
+from examples.data import em_f1, load_jsonl, squad_arguments, squad_examples
 from lmbridge.adapters.langchain import BridgeChatModel, from_chain
 
 REWRITE = ChatPromptTemplate.from_messages([
@@ -43,36 +42,27 @@ def build_chain(model: Any, retriever: lmbridge.BM25Retriever) -> Runnable[Any, 
     return RunnablePassthrough.assign(context=rewrite) | ANSWER | model | StrOutputParser()
 
 
+def as_prediction(output: Any) -> lmbridge.Prediction:
+    return lmbridge.Prediction(answer=str(output).strip())
+
+
 def f1(example: lmbridge.Example, output: Any, trace: Any = None) -> float:
     """SQuAD token F1 of the chain's own output (a string) against the gold answers."""
-    return lmbridge.metrics.f1("answer")(example, lmbridge.Prediction(answer=str(output).strip()))
+    return lmbridge.metrics.f1("answer")(example, as_prediction(output))
 
 
 def scores(chain: Any, examples: list[lmbridge.Example]) -> tuple[float, float]:
-    em = lmbridge.metrics.exact_match("answer")
-    outputs = [chain.invoke({"question": e.question}) for e in examples]
-    return (100.0 * sum(em(e, lmbridge.Prediction(answer=str(o).strip())) for e, o in zip(examples, outputs))
-            / len(examples), 100.0 * sum(f1(e, o) for e, o in zip(examples, outputs)) / len(examples))
+    return em_f1(examples, [as_prediction(chain.invoke({"question": e.question})) for e in examples])
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="local/smollm2")
-    parser.add_argument("--train", type=int, default=9, help="train questions (the last third is the valset)")
-    parser.add_argument("--n", type=int, default=8, help="dev questions scored before and after")
-    parser.add_argument("--corpus", type=int, default=200, help="other paragraphs in the corpus")
-    args = parser.parse_args(argv)
+    args = squad_arguments(__doc__.splitlines()[0], argv)
 
     dev, train = load_jsonl("squad", "dev")[:args.n], load_jsonl("squad", "train")[:args.train]
     corpus = [q["context"] for q in dev + train] + [r["text"] for r in load_jsonl("squad", "corpus")[:args.corpus]]
     model = BridgeChatModel(lm=lmbridge.LM(args.model, max_tokens=24, temperature=0.0))
     chain = build_chain(model, lmbridge.BM25Retriever(list(dict.fromkeys(corpus))))
-
-    def example(q: dict[str, Any]) -> lmbridge.Example:
-        return lmbridge.Example(question=q["question"], answer=q["answers"][0],
-                                answers=q["answers"]).with_inputs("question")
-
-    scored, trainset = [example(q) for q in dev], [example(q) for q in train]
+    scored, trainset = squad_examples(dev), squad_examples(train)
     cut = len(trainset) * 2 // 3
     before = scores(chain, scored)
     start = time.perf_counter()

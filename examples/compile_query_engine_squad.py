@@ -12,7 +12,6 @@ engine is a copy of the same class that answers through ``query()``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from llama_index.core.schema import TextNode
 from llama_index.retrievers.bm25 import BM25Retriever
 
 import lmbridge
-from examples.data import load_jsonl
+from examples.data import em_f1, load_jsonl, squad_arguments, squad_examples
 from lmbridge.adapters.llamaindex import compile_query_engine, from_query_engine
 
 
@@ -58,19 +57,11 @@ def f1(example: lmbridge.Example, response: Any, trace: Any = None) -> float:
 
 
 def scores(engine: Any, examples: list[lmbridge.Example]) -> tuple[float, float]:
-    em = lmbridge.metrics.exact_match("answer")
-    responses = [engine.query(e.query) for e in examples]
-    return (100.0 * sum(em(e, as_prediction(r)) for e, r in zip(examples, responses)) / len(examples),
-            100.0 * sum(f1(e, r) for e, r in zip(examples, responses)) / len(examples))
+    return em_f1(examples, [as_prediction(engine.query(e.query)) for e in examples])
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="local/smollm2")
-    parser.add_argument("--train", type=int, default=9, help="train questions (the last third is the valset)")
-    parser.add_argument("--n", type=int, default=8, help="dev questions scored before and after")
-    parser.add_argument("--corpus", type=int, default=200, help="other paragraphs in the corpus")
-    args = parser.parse_args(argv)
+    args = squad_arguments(__doc__.splitlines()[0], argv)
 
     dev, train = load_jsonl("squad", "dev")[:args.n], load_jsonl("squad", "train")[:args.train]
     gold = {q["context_id"] for q in dev + train}
@@ -81,11 +72,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     nodes = [TextNode(text=r["text"], id_=r["id"]) for r in rows]
     llm = EmbeddedLLM(lm=lmbridge.LM(args.model, max_tokens=24, temperature=0.0))
     engine = RetrieverQueryEngine.from_args(BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=1), llm=llm)
-
-    def example(q: dict[str, Any]) -> lmbridge.Example:
-        return lmbridge.Example(query=q["question"], answer=q["answers"][0], answers=q["answers"]).with_inputs("query")
-
-    scored, trainset = [example(q) for q in dev], [example(q) for q in train]
+    scored, trainset = squad_examples(dev, "query"), squad_examples(train, "query")
     before = scores(engine, scored)
     start = time.perf_counter()
     compiled = compile_query_engine(engine, trainset=trainset, metric=f1)

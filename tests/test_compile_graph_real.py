@@ -16,13 +16,10 @@ pytest.importorskip("langgraph")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from helpers import find_shared_datasets
-from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
-from langchain_core.runnables import RunnableLambda
-from langgraph.graph import START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from typing_extensions import TypedDict
 
+from benchmarks.compile_graph import build
 from examples.data import load_classification
 from lmbridge.adapters.langchain import BridgeChatModel, from_chain, learnable
 
@@ -34,31 +31,18 @@ def _datasets(monkeypatch: pytest.MonkeyPatch) -> None:
     find_shared_datasets(monkeypatch)
 
 
-class State(TypedDict, total=False):
-    text: str
-    label: str
-    second: str
-
-
 CHECK = learnable(ChatPromptTemplate.from_messages([
     ("system", "Is the movie review positive or negative? Answer with one word."),
     ("human", "Review: {text}")]), name="check")
+CLASSIFY = ChatPromptTemplate.from_messages([
+    ("system", "Decide whether the movie review is positive or negative. Answer with one word."),
+    ("human", "Review: {text}")])
 
 
 def graph(model: BridgeChatModel) -> Any:
-    classify = ChatPromptTemplate.from_messages([
-        ("system", "Decide whether the movie review is positive or negative. Answer with one word."),
-        ("human", "Review: {text}")])
-
-    def check(state: State) -> State:  # a function node: its prompt is reached through learnable
-        return {"second": (CHECK | model | StrOutputParser()).invoke({"text": state["text"]})}
-
-    built = StateGraph(State)
-    built.add_node("classify", classify | model | StrOutputParser() | RunnableLambda(lambda s: {"label": s}))
-    built.add_node("check", check)
-    built.add_edge(START, "classify")
-    built.add_edge("classify", "check")
-    return built.compile()
+    """The benchmark's two-node graph (a chain node, then a function node whose prompt is reached
+    through ``learnable``), here with sentiment prompts on the embedded model."""
+    return build(model, CLASSIFY, CHECK, reads="text")
 
 
 def test_a_two_prompt_graph_compiles_on_the_embedded_model_and_its_export_answers_as_the_program() -> None:

@@ -3,15 +3,18 @@
 ``ReAct._loop`` is a generator: it yields the I/O it needs (``Call`` a module, ``Ask`` an LM,
 ``Use`` a tool) and receives each answer by ``send``, or its exception thrown in at the ``yield``,
 so the loop's own ``try``/``except`` decides what a tool error or a context overflow means. ``drive``
-runs it with the sync calls and ``adrive`` with the async ones. Sync callers never touch asyncio.
+runs it with the sync calls and ``adrive`` with the async ones, both through the core's one flow loop
+(``lmbridge._drive``). Sync callers never touch asyncio.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Awaitable, Generator
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
+from lmbridge._drive import adrive as arun_flow
+from lmbridge._drive import drive as run_flow
 from lmbridge.agents._tools import Tool
 from lmbridge.lm import BaseLM
 from lmbridge.programs import Module
@@ -47,46 +50,30 @@ T = TypeVar("T")
 Flow = Generator[Call | Ask | Use, Any, T]
 
 
+def _perform(step: Call | Ask | Use) -> Any:
+    if isinstance(step, Call):
+        return step.module(**step.inputs)
+    if isinstance(step, Ask):
+        return step.lm.complete(step.messages, step.params)
+    return step.tool.call_with(step.args)
+
+
+def _aperform(step: Call | Ask | Use) -> Awaitable[Any]:
+    if isinstance(step, Call):
+        return step.module.acall(**step.inputs)
+    if isinstance(step, Ask):
+        return step.lm.acomplete(step.messages, step.params)
+    return step.tool.acall_with(step.args)
+
+
 def drive(flow: Flow[T]) -> T:
     """Run the loop with the sync calls."""
-    reply: Any = None
-    error: Exception | None = None
-    while True:
-        try:
-            step = flow.throw(error) if error is not None else flow.send(reply)
-        except StopIteration as done:
-            return cast(T, done.value)
-        reply, error = None, None
-        try:
-            if isinstance(step, Call):
-                reply = step.module(**step.inputs)
-            elif isinstance(step, Ask):
-                reply = step.lm.complete(step.messages, step.params)
-            else:
-                reply = step.tool.call_with(step.args)
-        except Exception as exc:  # the loop decides: thrown in where it asked
-            error = exc
+    return run_flow(flow, _perform)
 
 
 async def adrive(flow: Flow[T]) -> T:
     """Run the loop with the async calls: the mirror of ``drive``, differing only in ``await``."""
-    reply: Any = None
-    error: Exception | None = None
-    while True:
-        try:
-            step = flow.throw(error) if error is not None else flow.send(reply)
-        except StopIteration as done:
-            return cast(T, done.value)
-        reply, error = None, None
-        try:
-            if isinstance(step, Call):
-                reply = await step.module.acall(**step.inputs)
-            elif isinstance(step, Ask):
-                reply = await step.lm.acomplete(step.messages, step.params)
-            else:
-                reply = await step.tool.acall_with(step.args)
-        except Exception as exc:
-            error = exc
+    return await arun_flow(flow, _aperform)
 
 
 __all__ = ["Ask", "Call", "Flow", "Use", "adrive", "drive"]

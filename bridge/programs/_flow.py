@@ -2,18 +2,21 @@
 
 ``Predict._flow`` is a generator: it yields the I/O it needs (``Ask`` an LM, ``Score`` the labels)
 and the stream events it makes, receives each answer by ``send``, and returns the Prediction.
-``drive`` runs it with the sync LM methods, ``adrive`` with the async ones; both yield the events
-and end with ``StreamEnd(prediction)``, and ``run``/``arun`` keep only that prediction. Sync
-callers never touch asyncio.
+A plain call's flow (no parser, no events) is run by ``run`` with the sync LM methods and by
+``arun`` with the async ones, through the core's one flow loop (``lmbridge._drive``). A streamed
+call's flow is run by ``drive``/``adrive``, which yield its events and end with
+``StreamEnd(prediction)``. Sync callers never touch asyncio.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from lmbridge._drive import adrive as adrive_flow
+from lmbridge._drive import drive as drive_flow
 from lmbridge.formats import PromptFormat
 from lmbridge.lm import BaseLM
 from lmbridge.programs._streaming import FieldParser, StreamEnd, StreamEvent
@@ -46,8 +49,41 @@ Step = Ask | Score | StreamEvent
 Flow = Generator[Step, Any, Prediction]
 
 
+def _perform(step: Step) -> Any:
+    if isinstance(step, Ask):
+        return step.lm.complete(step.messages, step.params, signature=step.signature, fmt=step.fmt)
+    if isinstance(step, Score):
+        return step.call()
+    return None  # a stream event: a plain call has no reader for it
+
+
+def _aperform(step: Step) -> Awaitable[Any]:
+    if isinstance(step, Ask):
+        return step.lm.acomplete(step.messages, step.params, signature=step.signature, fmt=step.fmt)
+    if isinstance(step, Score):
+        return asyncio.to_thread(step.call)
+    return _nothing()
+
+
+async def _nothing() -> None:
+    return None
+
+
+def run(flow: Flow) -> Prediction:
+    """The prediction ``flow`` returns, run with the sync LM methods (a plain call: no parser)."""
+    return drive_flow(flow, _perform)
+
+
+async def arun(flow: Flow) -> Prediction:
+    """The async twin of ``run``."""
+    return await adrive_flow(flow, _aperform)
+
+
+# The streamed shells are generators that pass events out between steps, so they cannot be a
+# ``perform`` of the one flow loop; they stream an ``Ask`` through its parser and leave every
+# other step to ``_perform``. A step's error leaves the stream at once (it is not thrown in).
 def drive(flow: Flow) -> Iterator[StreamEvent]:
-    """Run ``flow`` with the sync LM methods."""
+    """Run ``flow`` with the sync LM methods, yielding its events, then ``StreamEnd(prediction)``."""
     reply: Any = None
     while True:
         try:
@@ -56,16 +92,14 @@ def drive(flow: Flow) -> Iterator[StreamEvent]:
             yield StreamEnd(done.value)
             return
         reply = None
-        if isinstance(step, Score):
-            reply = step.call()
-        elif isinstance(step, Ask) and (parser := step.parser) is not None:
+        if isinstance(step, Ask) and (parser := step.parser) is not None:
             for item in step.lm.stream(step.messages, step.params, signature=step.signature, fmt=step.fmt):
                 if isinstance(item, str):
                     yield from parser.feed(item)
                 else:
                     reply = item
-        elif isinstance(step, Ask):
-            reply = step.lm.complete(step.messages, step.params, signature=step.signature, fmt=step.fmt)
+        elif isinstance(step, (Ask, Score)):
+            reply = _perform(step)
         else:
             yield step
 
@@ -80,32 +114,14 @@ async def adrive(flow: Flow) -> AsyncIterator[StreamEvent]:
             yield StreamEnd(done.value)
             return
         reply = None
-        if isinstance(step, Score):
-            reply = await asyncio.to_thread(step.call)
-        elif isinstance(step, Ask) and (parser := step.parser) is not None:
+        if isinstance(step, Ask) and (parser := step.parser) is not None:
             async for item in step.lm.astream(step.messages, step.params, signature=step.signature, fmt=step.fmt):
                 if isinstance(item, str):
                     for event in parser.feed(item):
                         yield event
                 else:
                     reply = item
-        elif isinstance(step, Ask):
-            reply = await step.lm.acomplete(step.messages, step.params, signature=step.signature, fmt=step.fmt)
+        elif isinstance(step, (Ask, Score)):
+            reply = await _aperform(step)
         else:
             yield step
-
-
-def run(flow: Flow) -> Prediction:
-    """The prediction ``flow`` returns, run with the sync LM methods (a plain call yields no event)."""
-    for event in drive(flow):
-        if isinstance(event, StreamEnd):
-            return event.prediction
-    raise AssertionError("a flow ends with its prediction")
-
-
-async def arun(flow: Flow) -> Prediction:
-    """The async twin of ``run``."""
-    async for event in adrive(flow):
-        if isinstance(event, StreamEnd):
-            return event.prediction
-    raise AssertionError("a flow ends with its prediction")

@@ -7,9 +7,9 @@ does not parse is re-asked once with the error shown, and the re-ask is counted 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
 from lmbridge.errors import ConfigurationError, InputError, ParseError
@@ -23,6 +23,7 @@ from lmbridge.programs._streaming import (
     ParseRetry,
     StreamEnd,
     StreamEvent,
+    StreamSink,
     atraced_events,
     find_sink,
     traced_events,
@@ -39,12 +40,13 @@ from lmbridge.signatures import (
     render,
     render_input,
 )
-from lmbridge.tracing import Callback, record_step, record_usage, start_run, watched
+from lmbridge.tracing import Callback, RunScope, record_step, record_usage, start_run, watched
 from lmbridge.types import Example, Message, Prediction, Usage
 
 DEFAULT_FORMAT: PromptFormat = ChatFormat()
 _PLAIN = (str, int, float, bool, type(None))
 _metadata: WeakKeyDictionary[type[Signature], Mapping[str, Any]] = WeakKeyDictionary()  # of predictor runs
+E = TypeVar("E", Iterator[StreamEvent], AsyncIterator[StreamEvent])  # a stream of events, sync or async
 
 
 class Predict(Module, Learnable):
@@ -285,11 +287,8 @@ class Predict(Module, Learnable):
         if sink is not None:  # inside lmbridge.streamify: stream this answer to the sink
             prediction: Prediction | None = None
             for event in self._events(inputs, sink.name_of(self)):
-                if isinstance(event, StreamEnd):
-                    prediction = event.prediction
-                else:
-                    sink.put(event)
-            assert prediction is not None
+                prediction = _into(sink, event)
+            assert prediction is not None, "a stream ends with its prediction"
             return prediction
         if not watched(callbacks, "predictor"):
             return self.forward(**inputs)
@@ -304,11 +303,8 @@ class Predict(Module, Learnable):
         if sink is not None:
             prediction: Prediction | None = None
             async for event in self._aevents(inputs, sink.name_of(self)):
-                if isinstance(event, StreamEnd):
-                    prediction = event.prediction
-                else:
-                    sink.put(event)
-            assert prediction is not None
+                prediction = _into(sink, event)
+            assert prediction is not None, "a stream ends with its prediction"
             return prediction
         if not watched(callbacks, "predictor"):
             return await self.aforward(**inputs)
@@ -316,6 +312,14 @@ class Predict(Module, Learnable):
             prediction = await self.aforward(**inputs)
             run.end(prediction)
         return prediction
+
+
+def _into(sink: StreamSink, event: StreamEvent) -> Prediction | None:
+    """Put a field event into ``sink``; the prediction when ``event`` is the stream's end."""
+    if isinstance(event, StreamEnd):
+        return event.prediction
+    sink.put(event)
+    return None
 
 
 def _unconstrained(params: dict[str, Any]) -> dict[str, Any]:
@@ -351,16 +355,15 @@ class ChainOfThought(Module):
 
     def stream(self, **inputs: Any) -> Iterator[StreamEvent]:
         """The reasoning's deltas first, then the answer's fields (see ``Predict.stream``)."""
-        events = self.predict._events(inputs, "predict")
-        callbacks = current().callbacks
-        if not callbacks:
-            return events
-        return traced_events(start_run("module", type(self).__name__, inputs, callbacks=callbacks), events)
+        return self._as_run(inputs, self.predict._events(inputs, "predict"), traced_events)
 
     def astream(self, **inputs: Any) -> AsyncIterator[StreamEvent]:
         """The async twin of ``stream``."""
-        events = self.predict._aevents(inputs, "predict")
+        return self._as_run(inputs, self.predict._aevents(inputs, "predict"), atraced_events)
+
+    def _as_run(self, inputs: dict[str, Any], events: E, traced: Callable[[RunScope, E], E]) -> E:
+        """``events`` as this module's run when callbacks are installed (around the predictor's run)."""
         callbacks = current().callbacks
         if not callbacks:
             return events
-        return atraced_events(start_run("module", type(self).__name__, inputs, callbacks=callbacks), events)
+        return traced(start_run("module", type(self).__name__, inputs, callbacks=callbacks), events)
