@@ -5,13 +5,14 @@
 Reads the rows ``benchmarks/compile_quality.py`` wrote, one file per model, task and seed
 (``benchmarks/results/<prefix>_<model>_<task>_s<seed>.jsonl``; make them with ``--out
 benchmarks/results/<prefix>_<model>_<task>_s<seed>.txt``), and the hand-written ceilings of
-``benchmarks/ceiling.py`` (``results/ceiling.jsonl``, seed 0). For each model and task it prints every
+``benchmarks/ceiling.py`` (``results/ceiling*.jsonl``, per seed). For each model and task it prints every
 optimizer's test accuracy per seed, the mean and the spread (min to max), the mean held-out accuracy
 where ``--heldout`` was given (unseen rows of the train split), and LM calls. Then the goals of issue 26
 for the recommended optimizer, on the mean over the seeds every compared optimizer has:
 
 * at or above the best other optimizer, within 2 points;
-* at or above the hand ceiling minus 3 (the ceiling was measured on seed 0's splits);
+* at or above the hand ceiling minus 3, over the seeds the ceiling was measured on (``benchmarks/ceiling.py
+  --seed N``; every ``results/ceiling*.jsonl`` is read);
 * never below zero-shot, on any seed.
 
 Printed, and written to ``benchmarks/results/<prefix>_summary.txt``.
@@ -47,12 +48,15 @@ def load(prefix: str) -> dict[tuple[str, str], dict[str, dict[int, dict[str, Any
     return grid
 
 
-def ceilings() -> dict[tuple[str, str], float]:
-    path = RESULTS / "ceiling.jsonl"
-    if not path.exists():
-        return {}
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("{")]
-    return {(r["model"], r["task"]): float(r["test_accuracy"]) for r in rows}
+def ceilings() -> dict[tuple[str, str, int], float]:
+    """(model, task, seed) -> the hand-written ceiling's test accuracy, from every ``results/ceiling*.jsonl``."""
+    found: dict[tuple[str, str, int], float] = {}
+    for path in sorted(RESULTS.glob("ceiling*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("{"):
+                r = json.loads(line)
+                found[(r["model"], r["task"], int(r.get("seed", 0)))] = float(r["test_accuracy"])
+    return found
 
 
 def _calls(row: dict[str, Any]) -> int:
@@ -75,7 +79,7 @@ def table(model: str, task: str, by_opt: dict[str, dict[int, dict[str, Any]]]) -
 
 
 def goals(model: str, task: str, by_opt: dict[str, dict[int, dict[str, Any]]], recommended: str,
-          ceiling: float | None) -> list[str]:
+          ceiling: dict[tuple[str, str, int], float]) -> list[str]:
     if recommended not in by_opt:
         return [f"{model} {task}: {recommended} not run"]
     seeds = sorted(by_opt[recommended])
@@ -90,10 +94,17 @@ def goals(model: str, task: str, by_opt: dict[str, dict[int, dict[str, Any]]], r
         diff = mean(ours[s]["test_accuracy"] for s in common) - mean(runs[s]["test_accuracy"] for s in common)
         out.append(f"{model} {task}: {recommended} - {name} = {diff:+.1f} over seeds {common} "
                    f"(goal >= -2): {'met' if diff >= -2 else 'MISSED'}")
-    rec_mean = mean(ours[s]["test_accuracy"] for s in seeds)
-    if ceiling is not None:
-        out.append(f"{model} {task}: {recommended} mean {rec_mean:.1f} vs hand ceiling {ceiling:.1f} - 3 "
-                   f"(seed 0's splits): {'met' if rec_mean >= ceiling - 3 else 'MISSED'}")
+    if (model, task, 0) in ceiling:  # the issue's reading: the mean over seeds against seed 0's ceiling
+        every = mean(ours[s]["test_accuracy"] for s in seeds)
+        top0 = ceiling[(model, task, 0)]
+        out.append(f"{model} {task}: {recommended} mean {every:.1f} over seeds {seeds} vs seed 0's hand ceiling "
+                   f"{top0:.1f} - 3: {'met' if every >= top0 - 3 else 'MISSED'}")
+    with_ceiling = [s for s in seeds if (model, task, s) in ceiling]
+    if with_ceiling:  # the ceiling is per seed: each seed shuffles the test rows differently
+        rec_mean = mean(ours[s]["test_accuracy"] for s in with_ceiling)
+        top = mean(ceiling[(model, task, s)] for s in with_ceiling)
+        out.append(f"{model} {task}: {recommended} mean {rec_mean:.1f} vs hand ceiling {top:.1f} - 3 over seeds "
+                   f"{with_ceiling}: {'met' if rec_mean >= top - 3 else 'MISSED'}")
     zero = by_opt.get("zero-shot", {})
     below = [s for s in seeds if s in zero and ours[s]["test_accuracy"] < zero[s]["test_accuracy"]]
     out.append(f"{model} {task}: never below zero-shot: {'met' if not below else f'MISSED on seeds {below}'}")
@@ -113,7 +124,7 @@ def main() -> None:
     for (model, task), by_opt in sorted(grid.items()):
         lines += [*table(model, task, by_opt), ""]
     for (model, task), by_opt in sorted(grid.items()):
-        lines += goals(model, task, by_opt, args.recommended, ceiling.get((model, task)))
+        lines += goals(model, task, by_opt, args.recommended, ceiling)
     text = "\n".join(lines) + "\n"
     print(text, end="")
     (RESULTS / f"{args.prefix}_summary.txt").write_text(text, encoding="utf-8")
