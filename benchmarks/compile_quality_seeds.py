@@ -5,14 +5,14 @@
 Reads the rows ``benchmarks/compile_quality.py`` wrote, one file per model, task and seed
 (``benchmarks/results/<prefix>_<model>_<task>_s<seed>.jsonl``; make them with ``--out
 benchmarks/results/<prefix>_<model>_<task>_s<seed>.txt``), and the hand-written ceilings of
-``benchmarks/ceiling.py`` (``results/ceiling*.jsonl``, per seed). For each model and task it prints every
+``benchmarks/ceiling.py`` (``results/ceiling*``, per seed). For each model and task it prints every
 optimizer's test accuracy per seed, the mean and the spread (min to max), the mean held-out accuracy
 where ``--heldout`` was given (unseen rows of the train split), and LM calls. Then the goals of issue 26
 for the recommended optimizer, on the mean over the seeds every compared optimizer has:
 
 * at or above the best other optimizer, within 2 points;
 * at or above the hand ceiling minus 3, over the seeds the ceiling was measured on (``benchmarks/ceiling.py
-  --seed N``; every ``results/ceiling*.jsonl`` is read);
+  --seed N``; the rows of every ``results/ceiling*.jsonl`` and ``ceiling*.txt`` are read);
 * never below zero-shot, on any seed.
 
 Printed, and written to ``benchmarks/results/<prefix>_summary.txt``.
@@ -49,9 +49,10 @@ def load(prefix: str) -> dict[tuple[str, str], dict[str, dict[int, dict[str, Any
 
 
 def ceilings() -> dict[tuple[str, str, int], float]:
-    """(model, task, seed) -> the hand-written ceiling's test accuracy, from every ``results/ceiling*.jsonl``."""
+    """(model, task, seed) -> the hand-written ceiling's test accuracy, from the JSON rows of every
+    ``results/ceiling*.jsonl`` and ``results/ceiling*.txt`` (``ceiling.py --out`` writes its rows there)."""
     found: dict[tuple[str, str, int], float] = {}
-    for path in sorted(RESULTS.glob("ceiling*.jsonl")):
+    for path in sorted([*RESULTS.glob("ceiling*.jsonl"), *RESULTS.glob("ceiling*.txt")]):
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.startswith("{"):
                 r = json.loads(line)
