@@ -136,3 +136,23 @@ def read_or_none(run: Callable[[], Any], *errors: type[BaseException]) -> Any:
         return run()
     except (lmbridge.ParseError, lmbridge.TruncatedError, *errors):
         return None
+
+
+def trec_signature() -> Any:
+    """TREC's question-type task as the real-model optimizer tests declare it: ``text -> label`` with the
+    six kinds as a ``Literal``, the instruction as the benchmarks write it."""
+    import sys
+    from typing import Literal
+
+    import lmbridge
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from examples.data import labels_of
+
+    class Kind(lmbridge.Signature):
+        """Classify what kind of answer the question asks for."""
+
+        text: str = lmbridge.InputField()
+        label: str = lmbridge.OutputField()
+
+    return Kind.with_updated_field("label", annotation=Literal[tuple(labels_of("trec"))])  # type: ignore[misc]

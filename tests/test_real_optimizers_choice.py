@@ -16,6 +16,8 @@ from lmbridge.optimizers._support.search_space import field_labels
 from lmbridge.optimizers._support.state import build, snapshot
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from helpers import trec_signature
+
 from examples.data import labels_of, load_classification
 
 pytestmark = pytest.mark.real_model
@@ -47,14 +49,7 @@ def test_a_compile_on_gemma_does_not_trust_a_prior_from_one_repeated_input(tmp_p
 
 def test_trec_field_labels_reach_the_prompt_and_survive_save_and_load(tmp_path: Path) -> None:
     kinds = labels_of("trec")
-
-    class Kind(lmbridge.Signature):
-        """Classify what kind of answer the question asks for."""
-
-        text: str = lmbridge.InputField()
-        label: str = lmbridge.OutputField()
-
-    sig = Kind.with_updated_field("label", annotation=Literal[tuple(kinds)])  # type: ignore[misc]
+    sig = trec_signature()
     rows = load_classification("trec", "train", 40)
     lm = lmbridge.LM("local/gemma3", max_tokens=8, cache=lmbridge.lm._cache.Cache(tmp_path))
     student = lmbridge.Predict(sig, lm=lm, format=lmbridge.TextFormat())

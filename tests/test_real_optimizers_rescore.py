@@ -7,13 +7,14 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
-from typing import Literal
 
 import pytest
 
 import lmbridge
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from helpers import trec_signature
+
 from examples.data import labels_of, load_classification
 
 pytestmark = pytest.mark.real_model
@@ -22,14 +23,7 @@ pytestmark = pytest.mark.real_model
 def test_mipro_rescores_its_finalists_on_smollm2_trec(tmp_path: Path) -> None:
     pytest.importorskip("optuna")
     kinds = labels_of("trec")
-
-    class Kind(lmbridge.Signature):
-        """Classify what kind of answer the question asks for."""
-
-        text: str = lmbridge.InputField()
-        label: str = lmbridge.OutputField()
-
-    sig = Kind.with_updated_field("label", annotation=Literal[tuple(kinds)])  # type: ignore[misc]
+    sig = trec_signature()
     rows = load_classification("trec", "train", 22)
     train, val = rows[:14], rows[14:]
     lm = lmbridge.LM("local/smollm2", max_tokens=8, cache=lmbridge.lm._cache.Cache(tmp_path))
